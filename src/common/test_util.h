@@ -1,0 +1,68 @@
+// Test helpers shared by the unit tests of every component (test code only).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "common/status.h"
+
+namespace clicklake::testing {
+
+// A fresh directory under $TMPDIR, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "clicklake-test-XXXXXX").string();
+    char* p = ::mkdtemp(tmpl.data());
+    if (p == nullptr) std::abort();
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// ../shared (test data), from the environment ctest sets, else relative to the source tree.
+inline std::string SharedDir() {
+  if (const char* d = std::getenv("CLICKLAKE_SHARED_DIR")) return d;
+  return "../shared";
+}
+
+inline std::string SourceDir() {
+  if (const char* d = std::getenv("CLICKLAKE_SOURCE_DIR")) return d;
+  return ".";
+}
+
+}  // namespace clicklake::testing
+
+#define ASSERT_OK(expr)                                                 \
+  do {                                                                  \
+    ::clicklake::Status _s = ::clicklake::internal::ToStatus(expr);     \
+    ASSERT_TRUE(_s.ok()) << _s.ToString();                              \
+  } while (0)
+#define EXPECT_OK(expr)                                                 \
+  do {                                                                  \
+    ::clicklake::Status _s = ::clicklake::internal::ToStatus(expr);     \
+    EXPECT_TRUE(_s.ok()) << _s.ToString();                              \
+  } while (0)
+// Asserts a specific error code.
+#define EXPECT_STATUS(expr, status_code)                                \
+  do {                                                                  \
+    ::clicklake::Status _s = ::clicklake::internal::ToStatus(expr);     \
+    EXPECT_EQ(_s.code(), ::clicklake::StatusCode::status_code) << _s.ToString(); \
+  } while (0)
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) ASSERT_OK_AND_ASSIGN_IMPL(CL_CONCAT(_cl_r_, __LINE__), lhs, expr)
+#define ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                              \
+  ASSERT_TRUE(tmp.ok()) << tmp.status().ToString(); \
+  lhs = std::move(tmp).value()

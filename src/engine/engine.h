@@ -1,0 +1,139 @@
+// engine: clicklake's embedded SQL engine (DuckDB through its C API).
+//
+// This is the only component that includes duckdb.h. Everything else runs SQL,
+// reads and writes Parquet through these types, and gets DuckDB's errors back
+// as Status values.
+//
+//   Database    one DuckDB instance (in-memory or a file). Thread-safe.
+//   Connection  a session on a Database. Not thread-safe: one per thread.
+//   QueryResult a fully materialised result: column names, types, and values as
+//               text (NULL kept distinct), with renderers for the CLI formats.
+//   Appender    fast row-wise bulk insert into a table.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace clicklake::engine {
+
+struct DatabaseOptions {
+  std::string path;            // "" = in-memory
+  int threads = 0;             // 0 = DuckDB's default (all cores)
+  std::string memory_limit;    // e.g. "2GB"; "" = DuckDB's default
+  bool allow_external_access = true;  // false: no file reads/writes, ATTACH, extensions
+  std::string temp_directory;  // spill location; "" = DuckDB's default
+};
+
+// Logical column types as clicklake cares about them (for formatting).
+enum class ColumnKind { kBoolean, kInteger, kFloat, kDecimal, kString, kDate, kTimestamp, kBlob, kNested, kOther };
+
+class QueryResult {
+ public:
+  size_t column_count() const { return names_.size(); }
+  size_t row_count() const { return rows_; }
+  const std::string& column_name(size_t col) const { return names_[col]; }
+  ColumnKind column_kind(size_t col) const { return kinds_[col]; }
+  const std::string& column_type_name(size_t col) const { return type_names_[col]; }
+  bool IsNull(size_t row, size_t col) const { return !cells_[col][row].has_value(); }
+  // The value as text ("" for NULL; check IsNull).
+  const std::string& GetString(size_t row, size_t col) const;
+  // The value as an integer/double; fallback when NULL or not numeric.
+  int64_t GetInt64(size_t row, size_t col, int64_t fallback = 0) const;
+  double GetDouble(size_t row, size_t col, double fallback = 0) const;
+  const std::optional<std::string>& Cell(size_t row, size_t col) const { return cells_[col][row]; }
+
+  // A header row then RFC 4180 rows (CRLF line ends, quotes doubled).
+  std::string ToCsv() const;
+  // A JSON array of objects, numbers and booleans unquoted, NULL as null.
+  std::string ToJson() const;
+  // An aligned text table for terminals.
+  std::string ToTable() const;
+
+ private:
+  friend class Connection;
+  std::vector<std::string> names_;
+  std::vector<ColumnKind> kinds_;
+  std::vector<std::string> type_names_;
+  std::vector<std::vector<std::optional<std::string>>> cells_;  // [col][row]
+  size_t rows_ = 0;
+};
+
+class Appender {
+ public:
+  ~Appender();
+  Appender(const Appender&) = delete;
+  Appender& operator=(const Appender&) = delete;
+
+  // Each Append* fills the next column of the current row; EndRow() finishes it.
+  Status AppendNull();
+  Status AppendBool(bool v);
+  Status AppendInt32(int32_t v);
+  Status AppendInt64(int64_t v);
+  Status AppendDouble(double v);
+  Status AppendString(std::string_view v);
+  Status AppendTimestampMicros(int64_t micros_since_epoch);
+  Status AppendDate(int32_t days_since_epoch);
+  Status EndRow();
+  Status Flush();
+  // Flushes and releases; further appends fail.
+  Status Close();
+
+ private:
+  friend class Connection;
+  struct Impl;
+  explicit Appender(std::unique_ptr<Impl> impl);
+  Status Check(bool failed);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Connection {
+ public:
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Runs one or more statements, discarding results.
+  Status Execute(const std::string& sql);
+  // Runs a statement and materialises its result.
+  Result<QueryResult> Query(const std::string& sql);
+  // A bulk appender into schema.table (schema "" = main).
+  Result<std::unique_ptr<Appender>> CreateAppender(const std::string& schema, const std::string& table);
+  // COPY (query) TO path as Parquet, zstd-compressed. Returns rows written.
+  Result<int64_t> WriteParquet(const std::string& query, const std::string& path, int64_t row_group_size = 122880);
+
+ private:
+  friend class Database;
+  struct Impl;
+  explicit Connection(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Database {
+ public:
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  static Result<std::unique_ptr<Database>> Open(const DatabaseOptions& options = {});
+  Result<std::unique_ptr<Connection>> Connect();
+
+ private:
+  struct Impl;
+  explicit Database(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// SQL quoting: 'it''s' and "a""b".
+std::string QuoteLiteral(std::string_view s);
+std::string QuoteIdentifier(std::string_view s);
+
+// The DuckDB library version, e.g. "v1.4.4".
+std::string EngineVersion();
+
+}  // namespace clicklake::engine

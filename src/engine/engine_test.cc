@@ -1,0 +1,101 @@
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+
+namespace clicklake::engine {
+namespace {
+
+using clicklake::testing::TempDir;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(db_, Database::Open());
+    ASSERT_OK_AND_ASSIGN(conn_, db_->Connect());
+  }
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<Connection> conn_;
+};
+
+TEST_F(EngineTest, QueriesTypedValues) {
+  ASSERT_OK_AND_ASSIGN(QueryResult r, conn_->Query(
+      "SELECT 42::BIGINT AS n, 1.5::DOUBLE AS d, 'a,b' AS s, NULL::VARCHAR AS z, DATE '2024-05-01' AS dt, true AS b"));
+  ASSERT_EQ(r.row_count(), 1u);
+  ASSERT_EQ(r.column_count(), 6u);
+  EXPECT_EQ(r.column_name(0), "n");
+  EXPECT_EQ(r.GetInt64(0, 0), 42);
+  EXPECT_DOUBLE_EQ(r.GetDouble(0, 1), 1.5);
+  EXPECT_EQ(r.GetString(0, 2), "a,b");
+  EXPECT_TRUE(r.IsNull(0, 3));
+  EXPECT_EQ(r.column_kind(4), ColumnKind::kDate);
+  EXPECT_EQ(r.GetString(0, 4), "2024-05-01");
+  EXPECT_EQ(r.ToCsv(), "n,d,s,z,dt,b\r\n42,1.5,\"a,b\",,2024-05-01,true\r\n");
+  EXPECT_EQ(r.ToJson(), "[{\"n\":42,\"d\":1.5,\"s\":\"a,b\",\"z\":null,\"dt\":\"2024-05-01\",\"b\":true}]\n");
+}
+
+TEST_F(EngineTest, ErrorsBecomeStatus) {
+  auto r = conn_->Query("SELEKT 1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("syntax error"), std::string::npos) << r.status();
+  EXPECT_STATUS(conn_->Execute("SELECT * FROM no_such_table"), kInvalidArgument);
+}
+
+TEST_F(EngineTest, AppenderAndParquetRoundTrip) {
+  TempDir dir;
+  ASSERT_OK(conn_->Execute("CREATE TABLE t (id BIGINT, name VARCHAR, ts TIMESTAMP, d DATE, v DOUBLE)"));
+  ASSERT_OK_AND_ASSIGN(auto app, conn_->CreateAppender("", "t"));
+  for (int i = 0; i < 1000; i++) {
+    ASSERT_OK(app->AppendInt64(i));
+    if (i % 10 == 0) {
+      ASSERT_OK(app->AppendNull());
+    } else {
+      ASSERT_OK(app->AppendString("user-" + std::to_string(i)));
+    }
+    ASSERT_OK(app->AppendTimestampMicros(1714564800LL * 1000000 + i));
+    ASSERT_OK(app->AppendDate(19844));
+    ASSERT_OK(app->AppendDouble(i * 0.5));
+    ASSERT_OK(app->EndRow());
+  }
+  ASSERT_OK(app->Close());
+  std::string path = dir.Sub("t.parquet");
+  ASSERT_OK_AND_ASSIGN(int64_t rows, conn_->WriteParquet("SELECT * FROM t", path));
+  EXPECT_EQ(rows, 1000);
+  ASSERT_OK_AND_ASSIGN(QueryResult r, conn_->Query(
+      "SELECT count(*), count(name), max(ts)::VARCHAR, sum(v) FROM read_parquet(" + QuoteLiteral(path) + ")"));
+  EXPECT_EQ(r.GetInt64(0, 0), 1000);
+  EXPECT_EQ(r.GetInt64(0, 1), 900);
+  EXPECT_EQ(r.GetString(0, 2), "2024-05-01 12:00:00.000999");
+  EXPECT_DOUBLE_EQ(r.GetDouble(0, 3), 249750.0);
+  ASSERT_OK_AND_ASSIGN(QueryResult meta, conn_->Query(
+      "SELECT DISTINCT compression FROM parquet_metadata(" + QuoteLiteral(path) + ")"));
+  ASSERT_EQ(meta.row_count(), 1u);
+  EXPECT_EQ(meta.GetString(0, 0), "ZSTD");
+}
+
+TEST_F(EngineTest, AppenderReportsTypeErrors) {
+  ASSERT_OK(conn_->Execute("CREATE TABLE t (id BIGINT)"));
+  ASSERT_OK_AND_ASSIGN(auto app, conn_->CreateAppender("", "t"));
+  ASSERT_OK(app->AppendInt64(1));
+  auto extra = app->AppendInt64(2);  // one column too many
+  EXPECT_STATUS(extra, kInvalidArgument);
+  EXPECT_NE(extra.message().find("Too many appends"), std::string::npos) << extra;
+  EXPECT_STATUS(conn_->CreateAppender("", "missing"), kInvalidArgument);
+}
+
+TEST(EngineSandboxTest, ExternalAccessCanBeDisabled) {
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open({.allow_external_access = false}));
+  ASSERT_OK_AND_ASSIGN(auto conn, db->Connect());
+  EXPECT_FALSE(conn->Query("SELECT * FROM read_csv('/etc/passwd')").ok());
+  EXPECT_OK(conn->Query("SELECT 1"));
+}
+
+TEST(QuoteTest, EscapesQuotes) {
+  EXPECT_EQ(QuoteLiteral("it's"), "'it''s'");
+  EXPECT_EQ(QuoteIdentifier("a\"b"), "\"a\"\"b\"");
+}
+
+}  // namespace
+}  // namespace clicklake::engine

@@ -1,0 +1,101 @@
+// EventLog: the durable, partitioned log between the collector and the processor.
+//
+// The collector appends events; an append is acknowledged (its callback runs
+// with OK) only once the records are durable by the log's configured durability.
+// The processor reads partitions from offsets, and after committing a
+// micro-batch to Delta records its consumer-group offsets here (the Delta log is
+// the source of truth on restart; the group offsets serve lag reporting and
+// retention).
+//
+// Offsets are per partition, dense, starting at 0, and never reused. Records of
+// one partition are read back in append order. Records with the same key always
+// go to the same partition.
+//
+// Implementations: LocalLog (segment files under a directory; the embedded
+// default) and KafkaLog (librdkafka). Open them with OpenEventLog().
+//
+// Thread safety: all methods are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/file_system.h"
+#include "common/status.h"
+
+namespace clicklake::log {
+
+// One record to append. `key` chooses the partition (hash of the user identity).
+struct LogEntry {
+  std::string key;
+  std::string value;
+};
+
+// One record read back.
+struct LogRecord {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = 0;  // when the log stored it
+  std::string key;
+  std::string value;
+};
+
+struct PartitionInfo {
+  int32_t partition = 0;
+  int64_t start_offset = 0;  // oldest offset still retained
+  int64_t end_offset = 0;    // next offset to be written
+};
+
+// Called once per AppendAsync, from a log thread, when the whole batch is durable
+// (OK) or has failed (Unavailable when the log is overloaded or its backend is
+// down; IOError on a storage fault). Must not block.
+using AppendCallback = std::function<void(Status)>;
+
+class EventLog {
+ public:
+  virtual ~EventLog() = default;
+
+  virtual int32_t num_partitions() const = 0;
+  // The partition a key maps to (stable across restarts and implementations).
+  virtual int32_t PartitionFor(std::string_view key) const = 0;
+
+  // Appends entries; `done` runs once all of them are durable or one failed.
+  // Entries of one call may land in several partitions.
+  virtual void AppendAsync(std::vector<LogEntry> entries, AppendCallback done) = 0;
+  // Blocking convenience wrapper around AppendAsync.
+  Status Append(std::vector<LogEntry> entries);
+
+  // Up to max_records / about max_bytes records of `partition` from `offset`
+  // (inclusive). Empty when offset == end offset. OutOfRange-like requests (below
+  // the retained start) return InvalidArgument.
+  virtual Result<std::vector<LogRecord>> Read(int32_t partition, int64_t offset, size_t max_records,
+                                              size_t max_bytes) = 0;
+  virtual Result<PartitionInfo> GetPartitionInfo(int32_t partition) = 0;
+
+  // Consumer-group offsets: the next offset the group will read, per partition.
+  virtual Status CommitOffsets(const std::string& group, const std::map<int32_t, int64_t>& next_offsets) = 0;
+  virtual Result<std::map<int32_t, int64_t>> CommittedOffsets(const std::string& group) = 0;
+
+  // Applies retention (age/size); returns after deleting what it may.
+  virtual Status EnforceRetention() = 0;
+
+  // Waits for in-flight appends and releases resources. Idempotent.
+  virtual Status Close() = 0;
+};
+
+// The partition for a key: a stable hash (the same for every implementation).
+int32_t PartitionForKey(std::string_view key, int32_t num_partitions);
+
+// Opens the log configured in `config` ("log.kind" = "local" | "kafka").
+// The local log lives in <lake>/_clicklake/log unless "log.dir" says otherwise.
+Result<std::unique_ptr<EventLog>> OpenEventLog(const Config& config, FileSystem* fs = FileSystem::Default(),
+                                               Clock* clock = SystemClock());
+
+}  // namespace clicklake::log
