@@ -52,3 +52,29 @@ TEST(StatusTest, ResultPropagates) {
 
 }  // namespace
 }  // namespace clicklake
+
+#include "common/raw_event.h"
+
+namespace clicklake {
+namespace {
+
+TEST(RawEventTest, RoundTripsAndRejectsGarbage) {
+  RawEvent in{1714564800123456, "web", "segment", "203.0.113.9", "Mozilla/5.0", R"({"type":"track"})"};
+  std::string buf;
+  EncodeRawEvent(in, &buf);
+  RawEvent out;
+  ASSERT_OK(DecodeRawEvent(buf, &out));
+  EXPECT_EQ(out.received_at_us, in.received_at_us);
+  EXPECT_EQ(out.source, "web");
+  EXPECT_EQ(out.protocol, "segment");
+  EXPECT_EQ(out.client_ip, in.client_ip);
+  EXPECT_EQ(out.user_agent, in.user_agent);
+  EXPECT_EQ(out.payload, in.payload);
+  for (size_t cut = 0; cut < buf.size(); cut++) {
+    EXPECT_FALSE(DecodeRawEvent(std::string_view(buf).substr(0, cut), &out).ok()) << cut;
+  }
+  EXPECT_STATUS(DecodeRawEvent("{\"json\":1}", &out), kCorruption);
+}
+
+}  // namespace
+}  // namespace clicklake
