@@ -3,6 +3,7 @@
 #include <duckdb.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <sstream>
 
@@ -377,6 +378,67 @@ std::string QuoteIdentifier(std::string_view s) {
     out.push_back(c);
   }
   out.push_back('"');
+  return out;
+}
+
+std::string QualifySchemaReferences(std::string_view sql, std::string_view schema, std::string_view catalog) {
+  auto ident_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$'; };
+  auto iequals = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); i++)
+      if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    return true;
+  };
+  std::string out;
+  out.reserve(sql.size() + 16);
+  size_t i = 0;
+  char prev_sig = 0;  // last non-space character emitted outside literals
+  while (i < sql.size()) {
+    char c = sql[i];
+    if (c == '\'' || c == '"') {  // literal or quoted identifier: copy through the closing quote
+      size_t j = i + 1;
+      while (j < sql.size()) {
+        if (sql[j] == c) {
+          if (j + 1 < sql.size() && sql[j + 1] == c) {
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        j++;
+      }
+      size_t end = std::min(sql.size(), j + 1);
+      out.append(sql.substr(i, end - i));
+      prev_sig = c;
+      i = end;
+    } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+      size_t j = sql.find('\n', i);
+      j = j == std::string_view::npos ? sql.size() : j;
+      out.append(sql.substr(i, j - i));
+      i = j;
+    } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
+      size_t j = sql.find("*/", i + 2);
+      j = j == std::string_view::npos ? sql.size() : j + 2;
+      out.append(sql.substr(i, j - i));
+      i = j;
+    } else if (ident_char(c)) {
+      size_t j = i;
+      while (j < sql.size() && ident_char(sql[j])) j++;
+      std::string_view word = sql.substr(i, j - i);
+      size_t k = j;
+      while (k < sql.size() && std::isspace(static_cast<unsigned char>(sql[k]))) k++;
+      if (prev_sig != '.' && k < sql.size() && sql[k] == '.' && iequals(word, schema)) {
+        out.append(catalog).append(".");
+      }
+      out.append(word);
+      prev_sig = word.back();
+      i = j;
+    } else {
+      out.push_back(c);
+      if (!std::isspace(static_cast<unsigned char>(c))) prev_sig = c;
+      i++;
+    }
+  }
   return out;
 }
 

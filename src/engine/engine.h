@@ -133,6 +133,12 @@ class Database {
 std::string QuoteLiteral(std::string_view s);
 std::string QuoteIdentifier(std::string_view s);
 
+// DuckDB reserves the catalog name `system`, so a schema of that name (the lake's
+// system.* tables) cannot be referenced as `system.x`. This rewrites unquoted
+// references `<schema>.` (case-insensitive, not already qualified, outside string
+// literals, quoted identifiers and comments) to `<catalog>.<schema>.`.
+std::string QualifySchemaReferences(std::string_view sql, std::string_view schema, std::string_view catalog);
+
 // The DuckDB library version, e.g. "v1.4.4".
 std::string EngineVersion();
 

@@ -92,6 +92,28 @@ TEST(EngineSandboxTest, ExternalAccessCanBeDisabled) {
   EXPECT_OK(conn->Query("SELECT 1"));
 }
 
+TEST(QualifySchemaTest, RewritesOnlyBareReferences) {
+  EXPECT_EQ(QualifySchemaReferences("SELECT * FROM system.batches", "system", "memory"),
+            "SELECT * FROM memory.system.batches");
+  EXPECT_EQ(QualifySchemaReferences("select count(*) from SYSTEM . batches b join bronze.events e on true", "system",
+                                    "memory"),
+            "select count(*) from memory.SYSTEM . batches b join bronze.events e on true");
+  // Already qualified, inside literals, quoted identifiers, comments, or another word: unchanged.
+  for (const char* same : {"SELECT * FROM memory.system.batches", "SELECT 'system.batches'",
+                           "SELECT \"system.x\" FROM t", "SELECT 1 -- system.batches", "SELECT 1 /* system.x */",
+                           "SELECT mysystem.x FROM mysystem", "SELECT system FROM t"}) {
+    EXPECT_EQ(QualifySchemaReferences(same, "system", "memory"), same);
+  }
+}
+
+TEST_F(EngineTest, QualifiedSystemSchemaIsQueryable) {
+  ASSERT_OK(conn_->Execute("CREATE SCHEMA memory.system; CREATE VIEW memory.system.batches AS SELECT 7 AS n"));
+  EXPECT_FALSE(conn_->Query("SELECT n FROM system.batches").ok());
+  ASSERT_OK_AND_ASSIGN(QueryResult r,
+                       conn_->Query(QualifySchemaReferences("SELECT n FROM system.batches", "system", "memory")));
+  EXPECT_EQ(r.GetInt64(0, 0), 7);
+}
+
 TEST(QuoteTest, EscapesQuotes) {
   EXPECT_EQ(QuoteLiteral("it's"), "'it''s'");
   EXPECT_EQ(QuoteIdentifier("a\"b"), "\"a\"\"b\"");
