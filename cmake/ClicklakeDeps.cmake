@@ -25,3 +25,5 @@ set(CMAKE_INSTALL_RPATH ${CLICKLAKE_DEPS_DIR}/duckdb/lib)
 
 # shared/ sits beside the checkout (../shared) for sessions and CI.
 get_filename_component(CLICKLAKE_SHARED_DIR ${CMAKE_SOURCE_DIR}/../shared ABSOLUTE)
+
+find_package(simdjson REQUIRED)

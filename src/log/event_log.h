@@ -55,7 +55,13 @@ struct PartitionInfo {
 
 // Called once per AppendAsync, from a log thread, when the whole batch is durable
 // (OK) or has failed (Unavailable when the log is overloaded or its backend is
-// down; IOError on a storage fault). Must not block.
+// down; IOError on a storage fault). Must not block (nor call Close()).
+// A failure known at once (overloaded: the bounded buffer is full; closed;
+// invalid) is reported inline, on the caller's thread, before AppendAsync
+// returns, so a caller must not hold a lock its callback takes. A call whose
+// entries span partitions may fail in one partition and succeed in another; the
+// callback then gets the error (a retry may duplicate the others, which the
+// processor's event_id dedup absorbs).
 using AppendCallback = std::function<void(Status)>;
 
 class EventLog {
@@ -83,6 +89,11 @@ class EventLog {
   virtual Status CommitOffsets(const std::string& group, const std::map<int32_t, int64_t>& next_offsets) = 0;
   virtual Result<std::map<int32_t, int64_t>> CommittedOffsets(const std::string& group) = 0;
 
+  // Lag of a consumer group per partition: end offset - committed offset (a
+  // partition the group never committed counts from the retained start).
+  // Implemented on top of GetPartitionInfo + CommittedOffsets.
+  Result<std::map<int32_t, int64_t>> Lag(const std::string& group);
+
   // Applies retention (age/size); returns after deleting what it may.
   virtual Status EnforceRetention() = 0;
 
@@ -95,6 +106,15 @@ int32_t PartitionForKey(std::string_view key, int32_t num_partitions);
 
 // Opens the log configured in `config` ("log.kind" = "local" | "kafka").
 // The local log lives in <lake>/_clicklake/log unless "log.dir" says otherwise.
+//
+// Settings (defaults in brackets):
+//   log.kind ["local"], log.partitions [8]
+//   local: log.dir, log.durability ["fsync" | "none"], log.segment_bytes [64 MiB],
+//          log.retention_hours [168], log.retention_bytes [-1 = unlimited, per partition],
+//          log.max_pending_bytes [64 MiB: beyond it AppendAsync fails with Unavailable]
+//   kafka: log.brokers ["127.0.0.1:9092"], log.topic ["clicklake-events"],
+//          log.group_prefix [""], log.max_pending_bytes [64 MiB], log.linger_ms [5]
+// `fs` and `clock` are used by the local log only.
 Result<std::unique_ptr<EventLog>> OpenEventLog(const Config& config, FileSystem* fs = FileSystem::Default(),
                                                Clock* clock = SystemClock());
 

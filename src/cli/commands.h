@@ -1,0 +1,37 @@
+// The `clicklake` command: one function per subcommand.
+//
+// Each Run*Command parses its own flags (CLI11), does its work, and returns the
+// process exit code; failures print one clear line on `err`. main.cc only
+// dispatches. Shared flags (--config, --lake, --port, --trigger, --write-key)
+// are folded into a Config by LoadConfig so every setting can come from the
+// TOML file or a flag.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/status.h"
+
+namespace clicklake::cli {
+
+// Flags shared by up / collect / process.
+struct ServiceFlags {
+  std::string config_path;
+  std::string lake;
+  int port = -1;
+  std::string trigger;
+  std::vector<std::string> write_keys;  // KEY or KEY=SOURCE
+  std::string log_level = "info";
+};
+
+// File (if any) + flags → Config.
+Result<Config> LoadConfig(const ServiceFlags& flags);
+
+int RunInitCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int RunServiceCommand(const std::string& mode, const std::vector<std::string>& args, std::ostream& out,
+                      std::ostream& err);  // mode: up | collect | process
+int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+}  // namespace clicklake::cli

@@ -1,0 +1,50 @@
+// clicklake: the command-line entry point. Dispatches to one subcommand.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/table_command.h"
+#include "simulate/simulator.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(clicklake: clickstream → Delta Lake, in one program.
+
+usage: clicklake <command> [flags]
+
+commands:
+  init       write a commented configuration file (and the PII key file)
+  up         run the collector and the processor
+  collect    run the collector only
+  process    run the processor only (--once: drain the log, then exit)
+  simulate   send realistic Segment traffic to a collector
+  sql        query the lake's tables with SQL
+  table      Delta table maintenance: history, describe, files, optimize, vacuum
+
+Run `clicklake <command> --help` for a command's flags.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  std::string command = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (command == "init") return clicklake::cli::RunInitCommand(args, std::cout, std::cerr);
+    if (command == "up" || command == "collect" || command == "process")
+      return clicklake::cli::RunServiceCommand(command, args, std::cout, std::cerr);
+    if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
+    if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
+    if (command == "table") return clicklake::cli::RunTableCommand(args, std::cout, std::cerr);
+  } catch (const std::exception& e) {
+    std::cerr << "clicklake " << command << ": " << e.what() << "\n";
+    return 1;
+  }
+  std::cerr << "clicklake: unknown command '" << command << "'\n\n" << kUsage;
+  return 2;
+}

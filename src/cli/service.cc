@@ -1,0 +1,143 @@
+// clicklake up | collect | process: the long-running services.
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "collector/collector.h"
+#include "common/logging.h"
+#include "log/event_log.h"
+#include "pipeline/pipeline.h"
+
+namespace clicklake::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+}  // namespace
+
+Result<Config> LoadConfig(const ServiceFlags& flags) {
+  Config config;
+  if (!flags.config_path.empty()) {
+    ASSIGN_OR_RETURN(config, Config::LoadFile(flags.config_path));
+  }
+  if (!flags.lake.empty()) config.Set("lake.dir", flags.lake);
+  if (flags.port >= 0) config.Set("collector.port", std::to_string(flags.port));
+  if (!flags.trigger.empty()) {
+    int64_t us;
+    if (!ParseDurationMicros(flags.trigger, &us))
+      return Status::InvalidArgument("--trigger " + flags.trigger + ": expected a duration like 5s, 500ms or 1m");
+    config.Set("processor.trigger", flags.trigger);
+  }
+  for (const auto& wk : flags.write_keys) {
+    auto eq = wk.find('=');
+    std::string key = wk.substr(0, eq);
+    std::string source = eq == std::string::npos ? "default" : wk.substr(eq + 1);
+    if (key.empty()) return Status::InvalidArgument("--write-key needs KEY or KEY=SOURCE");
+    config.Set("collector.write_keys." + key, source);
+  }
+  return config;
+}
+
+int RunServiceCommand(const std::string& mode, const std::vector<std::string>& args, std::ostream& out,
+                      std::ostream& err) {
+  CLI::App app("clicklake " + mode, "clicklake " + mode);
+  ServiceFlags flags;
+  bool once = false;
+  app.add_option("--config", flags.config_path, "TOML configuration file");
+  app.add_option("--lake", flags.lake, "lake directory (default ./lake)");
+  app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
+  if (mode != "process") {
+    app.add_option("--port", flags.port, "collector port (default 8080)");
+    app.add_option("--write-key", flags.write_keys, "accepted write key, KEY or KEY=SOURCE (repeatable)");
+  }
+  if (mode != "collect") app.add_option("--trigger", flags.trigger, "micro-batch interval, e.g. 60s");
+  if (mode == "process") app.add_flag("--once", once, "drain what is in the log, then exit");
+  if (int rc = ParseArgs(app, args, out, err); rc >= 0) return rc;
+
+  InitLogging(flags.log_level);
+  auto config = LoadConfig(flags);
+  if (!config.ok()) {
+    err << "clicklake " << mode << ": " << config.status().message() << "\n";
+    return 2;
+  }
+
+  auto event_log = log::OpenEventLog(*config);
+  if (!event_log.ok()) {
+    err << "clicklake " << mode << ": opening the event log: " << event_log.status().ToString() << "\n";
+    return 1;
+  }
+
+  std::unique_ptr<collector::Collector> collector;
+  if (mode != "process") {
+    auto c = collector::Collector::Create(*config, event_log->get());
+    if (!c.ok()) {
+      err << "clicklake " << mode << ": " << c.status().ToString() << "\n";
+      return 1;
+    }
+    collector = std::move(c).value();
+    if (Status s = collector->Start(); !s.ok()) {
+      err << "clicklake " << mode << ": starting the collector: " << s.ToString() << "\n";
+      return 1;
+    }
+    spdlog::info("collector listening on port {}", collector->port());
+  }
+
+  std::unique_ptr<pipeline::MicroBatchRunner> runner;
+  if (mode != "collect") {
+    auto r = pipeline::MicroBatchRunner::Create(pipeline::PipelineOptions::FromConfig(*config), event_log->get());
+    if (!r.ok()) {
+      err << "clicklake " << mode << ": starting the processor: " << r.status().ToString() << "\n";
+      if (collector) collector->Stop().IgnoreError();
+      return 1;
+    }
+    runner = std::move(r).value();
+  }
+
+  if (once) {
+    Status s = runner->Drain();
+    Status c = (*event_log)->Close();
+    if (!s.ok()) {
+      err << "clicklake process: " << s.ToString() << "\n";
+      return 1;
+    }
+    if (!c.ok()) err << "clicklake process: closing the log: " << c.ToString() << "\n";
+    return 0;
+  }
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  Status run_status;
+  std::thread processor;
+  if (runner) processor = std::thread([&] { run_status = runner->Run(); });
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  spdlog::info("{}: shutting down", mode);
+  int rc = 0;
+  // The collector first (drains in-flight requests into the log), then the
+  // processor (its final drain picks up what the collector acknowledged).
+  if (collector) {
+    if (Status s = collector->Stop(); !s.ok()) {
+      err << "clicklake " << mode << ": stopping the collector: " << s.ToString() << "\n";
+      rc = 1;
+    }
+  }
+  if (runner) {
+    runner->Stop();
+    processor.join();
+    if (!run_status.ok()) {
+      err << "clicklake " << mode << ": processor: " << run_status.ToString() << "\n";
+      rc = 1;
+    }
+  }
+  if (Status s = (*event_log)->Close(); !s.ok()) {
+    err << "clicklake " << mode << ": closing the log: " << s.ToString() << "\n";
+    rc = 1;
+  }
+  spdlog::info("{}: stopped", mode);
+  return rc;
+}
+
+}  // namespace clicklake::cli

@@ -1,0 +1,62 @@
+// clicklake sql: SQL over the lake's Delta tables.
+#include <iostream>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "delta/table.h"
+#include "engine/engine.h"
+
+namespace clicklake::cli {
+
+int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app("clicklake sql", "clicklake sql");
+  std::string lake = "./lake";
+  std::string config_path;
+  std::vector<std::string> attach;
+  int64_t version = -1;
+  std::string format = "table";
+  std::string sql;
+  app.add_option("--config", config_path, "TOML configuration file (for lake.dir)");
+  app.add_option("--lake", lake, "lake directory (default ./lake)");
+  app.add_option("--attach", attach, "NAME=PATH: query the Delta table at PATH as NAME (repeatable)");
+  app.add_option("--version", version, "read every table as of this Delta version (time travel)");
+  app.add_option("--format", format, "table|csv|json")->check(CLI::IsMember({"table", "csv", "json"}));
+  app.add_option("sql", sql, "the query")->required();
+  if (int rc = ParseArgs(app, args, out, err); rc >= 0) return rc;
+  if (!config_path.empty() && app.count("--lake") == 0) {
+    auto config = Config::LoadFile(config_path);
+    if (!config.ok()) {
+      err << "clicklake sql: " << config.status().message() << "\n";
+      return 2;
+    }
+    lake = config->lake_dir();
+  }
+
+  auto fail = [&](const Status& s) {
+    err << "clicklake sql: " << s.message() << "\n";
+    return 1;
+  };
+  auto db = engine::Database::Open();
+  if (!db.ok()) return fail(db.status());
+  auto conn = (*db)->Connect();
+  if (!conn.ok()) return fail(conn.status());
+  std::optional<int64_t> at;
+  if (version >= 0) at = version;
+  if (Status s = delta::RegisterLakeViews(conn->get(), lake, at); !s.ok()) return fail(s);
+  for (const auto& a : attach) {
+    auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == a.size()) {
+      err << "clicklake sql: --attach expects NAME=PATH, got '" << a << "'\n";
+      return 2;
+    }
+    if (Status s = delta::AttachTable(conn->get(), a.substr(0, eq), a.substr(eq + 1), at); !s.ok()) return fail(s);
+  }
+  auto result = (*conn)->Query(engine::QualifySchemaReferences(sql, "system", "memory"));
+  if (!result.ok()) return fail(result.status());
+  if (format == "csv") out << result->ToCsv();
+  else if (format == "json") out << result->ToJson();
+  else out << result->ToTable();
+  return 0;
+}
+
+}  // namespace clicklake::cli

@@ -1,0 +1,376 @@
+// delta: clicklake's Delta Lake table library (the public face of src/delta/).
+//
+// A Table is a directory holding Parquet data files and a `_delta_log/` of
+// commits (see ../shared/delta-lake.md and Delta's PROTOCOL.md). This header
+// gives:
+//   - Table: open/create, load snapshots (latest, by version, by timestamp),
+//     start transactions, and the maintenance operations (history, describe,
+//     optimize, vacuum, replace-partitions, delete-where, schema evolution,
+//     checkpoints, log cleanup).
+//   - Transaction: optimistic, put-if-absent commits with Delta's conflict
+//     checks and bounded retries; writes Parquet data files with exact stats.
+//   - ScanSql / RegisterLakeViews / AttachTable: SQL over snapshots for DuckDB.
+//
+// delta knows nothing of layers or models: it depends on common and engine.
+//
+// Ownership: a Table borrows its engine::Database, FileSystem and Clock; they
+// must outlive it. A Transaction borrows its Table.
+// Thread safety: Table's methods may be called from several threads at once
+// (they share no mutable state besides the FileSystem and Database, both
+// thread-safe); a Transaction is used by one thread. Concurrent writers, in
+// this process or others, are serialised by the log's put-if-absent commits.
+//
+// Paths: AddFile::path is the table-relative URI exactly as in the log (it may
+// hold %-escapes); use DecodePath() to get the file-system-relative path.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/file_system.h"
+#include "common/status.h"
+#include "engine/engine.h"
+
+namespace clicklake::delta {
+
+// One column. `type` is a Delta primitive type name ("string", "long",
+// "integer", "short", "byte", "float", "double", "boolean", "binary", "date",
+// "timestamp", "timestamp_ntz", "decimal(p,s)") or the JSON of a nested type
+// ({"type":"struct"|"array"|"map",...}).
+struct Field {
+  std::string name;
+  std::string type;
+  bool nullable = true;
+  std::string metadata_json = "{}";  // the field's "metadata" object, as JSON
+};
+
+struct Schema {
+  std::vector<Field> fields;
+  // Spark StructType JSON: {"type":"struct","fields":[...]}.
+  std::string ToJson() const;
+  static Result<Schema> FromJson(std::string_view json);
+  const Field* Find(std::string_view name) const;
+};
+
+struct Protocol {
+  int min_reader_version = 1;
+  int min_writer_version = 2;
+  std::optional<std::vector<std::string>> reader_features;  // reader version 3 only
+  std::optional<std::vector<std::string>> writer_features;  // writer version 7 only
+};
+
+struct Metadata {
+  std::string id;
+  std::optional<std::string> name;
+  std::optional<std::string> description;
+  std::string format_provider = "parquet";
+  std::map<std::string, std::string> format_options;
+  std::string schema_string;  // as stored (JSON text)
+  Schema schema;              // parsed from schema_string
+  std::vector<std::string> partition_columns;
+  std::map<std::string, std::string> configuration;
+  std::optional<int64_t> created_time;
+};
+
+struct AddFile {
+  std::string path;  // relative URI as in the log (see DecodePath)
+  std::map<std::string, std::optional<std::string>> partition_values;
+  int64_t size = 0;
+  int64_t modification_time = 0;
+  bool data_change = true;
+  std::string stats;  // JSON text ("" = none)
+  std::map<std::string, std::string> tags;
+};
+
+struct RemoveFile {
+  std::string path;
+  int64_t deletion_timestamp = 0;
+  bool data_change = true;
+  bool extended_file_metadata = false;
+  std::map<std::string, std::optional<std::string>> partition_values;
+  std::optional<int64_t> size;
+};
+
+struct Snapshot {
+  int64_t version = -1;
+  Protocol protocol;
+  Metadata metadata;
+  std::vector<AddFile> files;          // live files, sorted by path
+  std::vector<RemoveFile> tombstones;  // removes still in the reconciled state
+  std::map<std::string, int64_t> app_txn_versions;  // txn appId -> version
+  std::map<std::string, int64_t> app_txn_last_updated;
+  int64_t timestamp_ms = 0;  // commit time of `version` (see LoadSnapshotAsOf)
+
+  const Schema& schema() const { return metadata.schema; }
+  const std::vector<std::string>& partition_columns() const { return metadata.partition_columns; }
+  // The configuration value for `key`, or `fallback`.
+  std::string Config(const std::string& key, const std::string& fallback) const;
+  int64_t TotalBytes() const;
+};
+
+// One entry of a table's history (newest first in History()).
+struct CommitSummary {
+  int64_t version = 0;
+  int64_t timestamp_ms = 0;
+  std::string operation;
+  std::string operation_parameters_json = "{}";
+  std::string operation_metrics_json = "{}";
+  std::string commit_info_json;  // the whole commitInfo object ("" if none)
+};
+
+struct OptimizeOptions {
+  int64_t target_size = 256LL * 1024 * 1024;
+  // Columns to sort rows by inside each output file; empty = the table's
+  // `delta.clicklake.zOrderBy` / `delta.clicklake.sortBy` property (comma-separated).
+  std::vector<std::string> sort_by;
+  // Only files in partitions with these values (column -> value); empty = all.
+  std::map<std::string, std::optional<std::string>> partition_filter;
+  // Files at least this big are left alone (default: target_size * 3/4 is "big").
+  std::optional<int64_t> min_file_size;
+};
+
+struct OptimizeResult {
+  int64_t version = -1;  // -1: nothing to do, no commit
+  int64_t files_removed = 0;
+  int64_t files_added = 0;
+  int64_t bytes_removed = 0;
+  int64_t bytes_added = 0;
+  int64_t rows = 0;
+};
+
+struct VacuumOptions {
+  std::optional<double> retain_hours;  // default: delta.deletedFileRetentionDuration (7 days)
+  bool force = false;                  // allow retain_hours < 168
+  bool dry_run = false;
+};
+
+struct VacuumResult {
+  std::vector<std::string> deleted;  // table-relative paths
+  int64_t bytes_deleted = 0;
+};
+
+struct TableDescription {
+  std::string path;
+  int64_t version = 0;
+  Protocol protocol;
+  Metadata metadata;
+  int64_t num_files = 0;
+  int64_t size_bytes = 0;
+  int64_t num_records = -1;  // -1 if some file has no stats
+};
+
+// A simple predicate `column op literal` for ScanSql pruning; op is one of
+// = != < <= > >=. `literal` is the value as text (NULL not supported).
+struct Predicate {
+  std::string column;
+  std::string op;
+  std::string literal;
+};
+
+class Transaction;
+
+class Table {
+ public:
+  ~Table();
+  Table(const Table&) = delete;
+  Table& operator=(const Table&) = delete;
+
+  // Opens an existing table (NotFound if there is no _delta_log).
+  static Result<std::unique_ptr<Table>> Open(const std::string& path, engine::Database* db,
+                                             FileSystem* fs = FileSystem::Default(),
+                                             Clock* clock = SystemClock());
+  // Opens, or creates with version 0 (protocol 1/2 + metaData) if absent. Safe
+  // when several processes race to create: the loser opens the winner's table.
+  // An existing table's schema is not changed (see EvolveSchema).
+  static Result<std::unique_ptr<Table>> OpenOrCreate(
+      const std::string& path, const Schema& schema, const std::vector<std::string>& partition_columns,
+      const std::map<std::string, std::string>& configuration, engine::Database* db,
+      FileSystem* fs = FileSystem::Default(), Clock* clock = SystemClock());
+
+  const std::string& path() const { return path_; }
+  std::string log_dir() const;
+
+  // The latest snapshot, or the one at `version` (NotFound if the log no
+  // longer/not yet holds it). Unsupported if the protocol needs reader
+  // features clicklake lacks.
+  Result<Snapshot> LoadSnapshot(std::optional<int64_t> version = std::nullopt);
+  // The latest version whose commit time is <= timestamp_ms (InvalidArgument
+  // if the timestamp is before the first commit).
+  Result<Snapshot> LoadSnapshotAsOf(int64_t timestamp_ms);
+  // The newest version in the log (-1 if none), by listing only.
+  Result<int64_t> LatestVersion();
+
+  // A transaction reading the latest snapshot. On error (unreadable table) the
+  // transaction's Commit() returns that error.
+  std::unique_ptr<Transaction> StartTransaction();
+  // A transaction reading the given snapshot.
+  std::unique_ptr<Transaction> StartTransaction(Snapshot read_snapshot);
+
+  // ---- operations (each is one commit) ----
+  Result<std::vector<CommitSummary>> History(std::optional<int64_t> limit = std::nullopt);
+  Result<TableDescription> Describe(std::optional<int64_t> version = std::nullopt);
+  Result<OptimizeResult> Optimize(const OptimizeOptions& options = {});
+  Result<VacuumResult> Vacuum(const VacuumOptions& options = {});
+  // Atomically replaces every file whose partition values equal one of
+  // `partitions` with the rows of `query` (run on `conn`), which must only hold
+  // rows of those partitions. Returns the committed version.
+  Result<int64_t> ReplacePartitions(engine::Connection* conn, const std::string& query,
+                                    const std::vector<std::map<std::string, std::optional<std::string>>>& partitions);
+  // Copy-on-write delete: rewrites every file holding rows where the SQL
+  // `predicate` is true (over the table's columns) without those rows.
+  // Returns the number of rows deleted (0: nothing matched, no commit).
+  Result<int64_t> DeleteWhere(engine::Connection* conn, const std::string& predicate);
+  // Adds the nullable fields of `desired` missing from the current schema in a
+  // commit of its own (returns its version, or the current version if nothing
+  // to add). InvalidArgument if `desired` changes a column's type, drops a
+  // column, or adds a non-nullable one.
+  Result<int64_t> EvolveSchema(const Schema& desired);
+
+  // Writes a checkpoint of `version` (and _last_checkpoint). Done automatically
+  // after commits every delta.checkpointInterval versions.
+  Status Checkpoint(int64_t version);
+  // Deletes log entries and checkpoints older than delta.logRetentionDuration
+  // that no retained version needs, and commit temp files older than
+  // `temp_max_age_ms`.
+  Status CleanupLog(int64_t temp_max_age_ms = 3600 * 1000);
+
+  engine::Database* db() const { return db_; }
+  FileSystem* fs() const { return fs_; }
+  Clock* clock() const { return clock_; }
+
+ private:
+  friend class Transaction;
+  Table(std::string path, engine::Database* db, FileSystem* fs, Clock* clock);
+  std::string path_;
+  engine::Database* db_;
+  FileSystem* fs_;
+  Clock* clock_;
+};
+
+class Transaction {
+ public:
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  const Snapshot& read_snapshot() const { return read_snapshot_; }
+  int64_t read_version() const { return read_snapshot_.version; }
+
+  // Writes the rows of `query` (run on `conn`) as zstd Parquet data files of
+  // this table, one per partition (partition columns not stored in the files,
+  // Hive-escaped directories, URI-encoded add.path), computes exact per-file
+  // stats and stages the adds. Returns them. Columns are matched by name; a
+  // schema column missing from the query is written as NULL; a query column
+  // not in the schema is InvalidArgument. Sets the connection's TimeZone to UTC.
+  Result<std::vector<AddFile>> WriteFiles(engine::Connection* conn, const std::string& query);
+  // As above, for rows that all belong to one partition with these values
+  // (the query then needs no partition columns and is read in one pass).
+  // REQUIRES: every row of `query` has exactly these partition values.
+  Result<std::vector<AddFile>> WriteFiles(engine::Connection* conn, const std::string& query,
+                                          const std::map<std::string, std::optional<std::string>>& partition_values);
+  void AddFiles(std::vector<AddFile> files);
+  // Stages a remove of a live file, with dataChange as set by SetDataChange
+  // (call that first). The file's partition counts as read.
+  void RemoveFile(const AddFile& file);
+  // The txn action (idempotent streaming writes).
+  void SetAppTransaction(const std::string& app_id, int64_t version);
+  void SetOperation(const std::string& op, std::map<std::string, std::string> params);
+  void SetOperationMetrics(std::map<std::string, std::string> metrics);
+  // Extra commitInfo field; `json_value` is raw JSON (object, string, number).
+  void SetCommitInfoField(const std::string& key, const std::string& json_value);
+  // A blind append only adds files and reads nothing: it never conflicts with
+  // concurrent file changes.
+  void SetBlindAppend(bool blind) { blind_append_ = blind; }
+  // dataChange of the staged removes and of the adds WriteFiles makes (false
+  // for rearrangements such as optimize).
+  void SetDataChange(bool data_change) { data_change_ = data_change; }
+  // Declares that the transaction read the whole table / one partition
+  // (concurrent changes there then conflict).
+  void ReadWholeTable() { read_whole_table_ = true; }
+  void ReadPartition(const std::map<std::string, std::optional<std::string>>& values);
+  // Stages a new metaData (schema evolution). The commit then conflicts with
+  // every concurrent commit.
+  void UpdateMetadata(Metadata metadata);
+
+  // Commits; returns the committed version. Conflict if a concurrent commit
+  // conflicts (re-read and retry), IOError on storage failure (the commit may
+  // or may not have happened: use txn versions to make retries idempotent).
+  Result<int64_t> Commit();
+
+  const std::vector<AddFile>& staged_adds() const { return adds_; }
+
+ private:
+  friend class Table;
+  Transaction(Table* table, Snapshot snapshot, Status read_status);
+  Result<std::vector<AddFile>> WriteFilesImpl(
+      engine::Connection* conn, const std::string& query,
+      const std::optional<std::map<std::string, std::optional<std::string>>>& known_partition);
+
+  Table* table_;
+  Snapshot read_snapshot_;
+  Status read_status_;
+  std::vector<AddFile> adds_;
+  std::vector<delta::RemoveFile> removes_;
+  std::map<std::string, int64_t> txns_;
+  std::string operation_ = "WRITE";
+  std::map<std::string, std::string> operation_params_;
+  std::map<std::string, std::string> operation_metrics_;
+  std::vector<std::pair<std::string, std::string>> extra_commit_info_;
+  std::optional<Metadata> new_metadata_;
+  bool blind_append_ = false;
+  bool data_change_ = true;
+  bool read_whole_table_ = false;
+  std::vector<std::string> read_partitions_;  // canonical partition keys
+  bool committed_ = false;
+};
+
+// SQL text scanning `snapshot` of the table at `table_path`: the schema's
+// columns in order, typed, partition columns taken from partitionValues. Usable
+// as `CREATE VIEW x AS <sql>`. Zero files give an empty result with the right columns.
+// Timestamps are TIMESTAMPTZ: run it on a connection whose TimeZone is UTC
+// (RegisterLakeViews and AttachTable set that) so naive Parquet timestamps
+// and partition values read as UTC.
+Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot);
+// As above, scanning only the files that may hold rows matching all
+// `predicates` (partition pruning and min/max stats skipping), and filtering
+// rows by them too.
+Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot,
+                            const std::vector<Predicate>& predicates);
+// The files of `snapshot` that may hold rows matching all `predicates`.
+std::vector<AddFile> PruneFiles(const Snapshot& snapshot, const std::vector<Predicate>& predicates);
+
+// Loads a snapshot of the table at `path` without a Table; `conn` reads
+// checkpoints (it may be null for tables without checkpoints).
+Result<Snapshot> LoadSnapshotAt(const std::string& path, engine::Connection* conn, std::optional<int64_t> version,
+                                FileSystem* fs = FileSystem::Default());
+
+// Reads the commitInfo of commit `version` as JSON text (NotFound if the commit
+// or its commitInfo is absent).
+Result<std::string> ReadCommitInfo(const std::string& table_path, int64_t version,
+                                   FileSystem* fs = FileSystem::Default());
+
+// Creates a schema per layer and a view `layer.table` for every Delta table at
+// `<lake_dir>/<layer>/<table>/_delta_log`. With `version`, tables that have no
+// such version are skipped. Directories starting with '_' or '.' are ignored.
+Status RegisterLakeViews(engine::Connection* conn, const std::string& lake_dir, std::optional<int64_t> version,
+                         FileSystem* fs = FileSystem::Default());
+// Makes the Delta table at `path` queryable as view `name` ("x" or "schema.x").
+Status AttachTable(engine::Connection* conn, const std::string& name, const std::string& path,
+                   std::optional<int64_t> version, FileSystem* fs = FileSystem::Default());
+
+// Path encoding helpers (exposed for tests and tools).
+std::string HiveEscape(std::string_view value);
+std::string UriEncodePath(std::string_view path);
+std::string DecodePath(std::string_view uri_path);  // decodes %XX once
+// DuckDB type for a Delta type ("long" -> BIGINT, nested JSON -> STRUCT/LIST/MAP).
+Result<std::string> DuckDbType(const std::string& delta_type);
+// The log file name of a commit: 00000000000000000007.json
+std::string CommitFileName(int64_t version);
+
+}  // namespace clicklake::delta

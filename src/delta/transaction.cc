@@ -1,0 +1,525 @@
+// Transaction: data file writing with exact stats, optimistic commits, conflict checks.
+
+#include <algorithm>
+#include <set>
+
+#include <simdjson.h>
+
+#include <spdlog/spdlog.h>
+#include "delta/internal.h"
+
+namespace clicklake::delta {
+namespace {
+
+// Appended to a cut string max so that it stays >= every value with that
+// prefix (U+FFFF, as UTF-8).
+constexpr std::string_view kTieBreaker = "\xEF\xBF\xBF";
+constexpr size_t kStringPrefixChars = 32;
+
+// The first `n` UTF-8 code points of `s`; *cut tells whether anything was dropped.
+std::string Utf8Prefix(const std::string& s, size_t n, bool* cut) {
+  size_t chars = 0, i = 0;
+  while (i < s.size()) {
+    if (chars == n) {
+      *cut = true;
+      return s.substr(0, i);
+    }
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+    i += len;
+    chars++;
+  }
+  *cut = false;
+  return s;
+}
+
+std::string FormatMillis(int64_t micros) {
+  int64_t ms = micros >= 0 ? micros / 1000 : -((-micros + 999) / 1000);
+  int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86400000 - 1) / 86400000);
+  int64_t rem = ms - days * 86400000;
+  std::string date = FormatDate(days);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%sT%02lld:%02lld:%02lld.%03lldZ", date.c_str(), static_cast<long long>(rem / 3600000),
+                static_cast<long long>(rem / 60000 % 60), static_cast<long long>(rem / 1000 % 60),
+                static_cast<long long>(rem % 1000));
+  return buf;
+}
+
+// A leaf column of the stats: its path and Delta type.
+struct Leaf {
+  std::vector<std::string> path;
+  std::string type;  // primitive name, or "" for array/map (nullCount only)
+};
+
+void CollectLeaves(const std::vector<std::string>& prefix, const std::string& type, std::vector<Leaf>* out) {
+  if (!type.empty() && type[0] == '{') {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    std::string_view kind;
+    if (parser.parse(type.data(), type.size()).get(doc) || doc["type"].get_string().get(kind)) return;
+    if (kind == "struct") {
+      simdjson::dom::array fields;
+      if (doc["fields"].get_array().get(fields)) return;
+      for (simdjson::dom::element f : fields) {
+        std::string_view name;
+        simdjson::dom::element ft;
+        if (f["name"].get_string().get(name) || f["type"].get(ft)) continue;
+        std::string_view ts;
+        std::string t = ft.is_string() && !ft.get_string().get(ts) ? std::string(ts) : simdjson::minify(ft);
+        auto p = prefix;
+        p.emplace_back(name);
+        CollectLeaves(p, t, out);
+      }
+      return;
+    }
+    out->push_back({prefix, ""});
+    return;
+  }
+  out->push_back({prefix, type});
+}
+
+bool HasMinMax(const std::string& t) {
+  static const std::set<std::string> kTypes = {"string", "long",  "integer",   "short",        "byte", "float",
+                                               "double", "date", "timestamp", "timestamp_ntz"};
+  return kTypes.count(t) || t.rfind("decimal", 0) == 0;
+}
+
+std::string LeafExpr(const Leaf& leaf) {
+  std::string e = engine::QuoteIdentifier(leaf.path[0]);
+  for (size_t i = 1; i < leaf.path.size(); i++) e = "struct_extract(" + e + ", " + engine::QuoteLiteral(leaf.path[i]) + ")";
+  return e;
+}
+
+// A JSON object tree for nested stats.
+struct JsonTree {
+  std::map<std::string, JsonTree> children;
+  std::vector<std::string> order;
+  std::optional<std::string> value;
+  void Set(const std::vector<std::string>& path, size_t i, std::string v) {
+    if (i == path.size()) {
+      value = std::move(v);
+      return;
+    }
+    if (!children.count(path[i])) order.push_back(path[i]);
+    children[path[i]].Set(path, i + 1, std::move(v));
+  }
+  std::string ToJson() const {
+    if (value) return *value;
+    std::string out = "{";
+    for (size_t i = 0; i < order.size(); i++) {
+      if (i) out.push_back(',');
+      internal::AppendJsonString(&out, order[i]);
+      out.push_back(':');
+      out += children.at(order[i]).ToJson();
+    }
+    return out + "}";
+  }
+};
+
+// Computes Delta stats over the rows of `source` (a FROM clause).
+Result<std::string> ComputeStats(engine::Connection* conn, const std::string& source, const std::string& where,
+                                 const std::vector<Leaf>& leaves, int64_t* num_records,
+                                 std::vector<std::string>* non_null_violations, const Schema& schema) {
+  std::string sql = "SELECT count(*)";
+  for (const Leaf& l : leaves) {
+    std::string e = LeafExpr(l);
+    sql += ", count(*) - count(" + e + ")";
+    if (HasMinMax(l.type)) {
+      if (l.type == "timestamp" || l.type == "timestamp_ntz") {
+        sql += ", epoch_us(min(" + e + ")), epoch_us(max(" + e + "))";
+      } else if (l.type == "float" || l.type == "double") {
+        sql += ", min(" + e + ") FILTER (WHERE NOT isnan(" + e + "))::VARCHAR, max(" + e + ") FILTER (WHERE NOT isnan(" +
+               e + "))::VARCHAR";
+      } else {
+        sql += ", min(" + e + ")::VARCHAR, max(" + e + ")::VARCHAR";
+      }
+    }
+  }
+  sql += " FROM " + source + (where.empty() ? "" : " WHERE " + where);
+  ASSIGN_OR_RETURN(engine::QueryResult r, conn->Query(sql));
+  if (r.row_count() != 1) return Status::Internal("stats query returned no row");
+  *num_records = r.GetInt64(0, 0);
+  JsonTree mins, maxs, nulls;
+  size_t col = 1;
+  for (const Leaf& l : leaves) {
+    int64_t nc = r.GetInt64(0, col++);
+    nulls.Set(l.path, 0, std::to_string(nc));
+    if (nc > 0 && l.path.size() == 1) {
+      const Field* f = schema.Find(l.path[0]);
+      if (f && !f->nullable) non_null_violations->push_back(l.path[0]);
+    }
+    if (!HasMinMax(l.type)) continue;
+    const auto& mn = r.Cell(0, col++);
+    const auto& mx = r.Cell(0, col++);
+    if (!mn || !mx) continue;
+    std::string jmin, jmax;
+    if (l.type == "string") {
+      bool cut = false;
+      jmin = internal::JsonString(Utf8Prefix(*mn, kStringPrefixChars, &cut));
+      std::string p = Utf8Prefix(*mx, kStringPrefixChars, &cut);
+      if (cut) p += kTieBreaker;
+      jmax = internal::JsonString(p);
+    } else if (l.type == "timestamp" || l.type == "timestamp_ntz") {
+      jmin = internal::JsonString(FormatMillis(std::stoll(*mn)));
+      jmax = internal::JsonString(FormatMillis(std::stoll(*mx)));
+    } else if (l.type == "date") {
+      jmin = internal::JsonString(*mn);
+      jmax = internal::JsonString(*mx);
+    } else {
+      auto finite = [](const std::string& v) { return v.find("inf") == std::string::npos && v.find("nan") == std::string::npos; };
+      if (!finite(*mn) || !finite(*mx)) continue;
+      jmin = *mn;
+      jmax = *mx;
+    }
+    mins.Set(l.path, 0, jmin);
+    maxs.Set(l.path, 0, jmax);
+  }
+  return "{\"numRecords\":" + std::to_string(*num_records) + ",\"minValues\":" + mins.ToJson() +
+         ",\"maxValues\":" + maxs.ToJson() + ",\"nullCount\":" + nulls.ToJson() + "}";
+}
+
+// The SQL expression giving a partition column's value as Delta's partition-value text.
+std::string PartitionValueExpr(const Field& f, const std::string& duck_type) {
+  std::string c = engine::QuoteIdentifier(f.name);
+  if (f.type == "timestamp") return "CAST(CAST(CAST(" + c + " AS TIMESTAMPTZ) AS TIMESTAMP) AS VARCHAR)";
+  return "CAST(CAST(" + c + " AS " + duck_type + ") AS VARCHAR)";
+}
+
+// Drops a temp table when it goes out of scope.
+struct TempTable {
+  TempTable(engine::Connection* c, std::string n) : conn(c), name(std::move(n)) {}
+  ~TempTable() { conn->Execute("DROP TABLE IF EXISTS " + name).IgnoreError(); }
+  TempTable(const TempTable&) = delete;
+  TempTable& operator=(const TempTable&) = delete;
+  engine::Connection* conn;
+  std::string name;
+};
+
+}  // namespace
+
+Transaction::Transaction(Table* table, Snapshot snapshot, Status read_status)
+    : table_(table), read_snapshot_(std::move(snapshot)), read_status_(std::move(read_status)) {}
+Transaction::~Transaction() = default;
+
+void Transaction::AddFiles(std::vector<AddFile> files) {
+  for (auto& f : files) adds_.push_back(std::move(f));
+}
+
+void Transaction::RemoveFile(const AddFile& file) {
+  delta::RemoveFile r;
+  r.path = file.path;
+  r.deletion_timestamp = table_->clock()->NowMillis();
+  r.data_change = data_change_;
+  r.extended_file_metadata = true;
+  r.partition_values = file.partition_values;
+  r.size = file.size;
+  removes_.push_back(std::move(r));
+  ReadPartition(file.partition_values);
+}
+
+void Transaction::ReadPartition(const std::map<std::string, std::optional<std::string>>& values) {
+  read_partitions_.push_back(internal::PartitionKey(values));
+}
+
+void Transaction::SetAppTransaction(const std::string& app_id, int64_t version) { txns_[app_id] = version; }
+
+void Transaction::SetOperation(const std::string& op, std::map<std::string, std::string> params) {
+  operation_ = op;
+  operation_params_ = std::move(params);
+}
+
+void Transaction::SetOperationMetrics(std::map<std::string, std::string> metrics) {
+  operation_metrics_ = std::move(metrics);
+}
+
+void Transaction::SetCommitInfoField(const std::string& key, const std::string& json_value) {
+  for (auto& [k, v] : extra_commit_info_) {
+    if (k == key) {
+      v = json_value;
+      return;
+    }
+  }
+  extra_commit_info_.emplace_back(key, json_value);
+}
+
+void Transaction::UpdateMetadata(Metadata metadata) { new_metadata_ = std::move(metadata); }
+
+Result<std::vector<AddFile>> Transaction::WriteFiles(engine::Connection* conn, const std::string& query) {
+  return WriteFilesImpl(conn, query, std::nullopt);
+}
+
+Result<std::vector<AddFile>> Transaction::WriteFiles(
+    engine::Connection* conn, const std::string& query,
+    const std::map<std::string, std::optional<std::string>>& partition_values) {
+  return WriteFilesImpl(conn, query, partition_values);
+}
+
+Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
+    engine::Connection* conn, const std::string& query,
+    const std::optional<std::map<std::string, std::optional<std::string>>>& known_partition) {
+  RETURN_IF_ERROR(read_status_);
+  const Metadata& md = new_metadata_ ? *new_metadata_ : read_snapshot_.metadata;
+  RETURN_IF_ERROR(internal::CheckWritable(read_snapshot_.protocol, md));
+  const Schema& schema = md.schema;
+  RETURN_IF_ERROR(conn->Execute("SET TimeZone='UTC'"));
+
+  ASSIGN_OR_RETURN(engine::QueryResult desc, conn->Query("DESCRIBE SELECT * FROM (" + query + ")"));
+  std::set<std::string> present;
+  for (size_t r = 0; r < desc.row_count(); r++) {
+    const std::string& name = desc.GetString(r, 0);
+    if (schema.Find(name) == nullptr) {
+      return Status::InvalidArgument("column " + name + " is not in the schema of " + table_->path() +
+                                     " (evolve the schema first)");
+    }
+    present.insert(name);
+  }
+  std::set<std::string> partition_set(md.partition_columns.begin(), md.partition_columns.end());
+  if (!known_partition) {
+    for (const auto& p : md.partition_columns) {
+      if (!present.count(p)) return Status::InvalidArgument("the rows to write lack partition column " + p);
+    }
+  } else {
+    for (const auto& p : md.partition_columns) {
+      if (!known_partition->count(p)) return Status::InvalidArgument("no value given for partition column " + p);
+    }
+  }
+
+  // The data columns (schema order), typed as the schema says.
+  std::string select;
+  std::vector<Leaf> leaves;
+  int64_t max_indexed = 32;
+  auto it = md.configuration.find("delta.dataSkippingNumIndexedCols");
+  if (it != md.configuration.end()) max_indexed = std::strtoll(it->second.c_str(), nullptr, 10);
+  for (const Field& f : schema.fields) {
+    if (partition_set.count(f.name)) continue;
+    ASSIGN_OR_RETURN(std::string t, DuckDbType(f.type));
+    if (!select.empty()) select += ", ";
+    if (present.count(f.name)) {
+      select += "CAST(" + engine::QuoteIdentifier(f.name) + " AS " + t + ") AS " + engine::QuoteIdentifier(f.name);
+    } else {
+      if (!f.nullable) return Status::InvalidArgument("non-nullable column " + f.name + " missing from the rows to write");
+      select += "CAST(NULL AS " + t + ") AS " + engine::QuoteIdentifier(f.name);
+    }
+    CollectLeaves({f.name}, f.type, &leaves);
+  }
+  if (max_indexed >= 0 && static_cast<int64_t>(leaves.size()) > max_indexed) leaves.resize(max_indexed);
+  if (select.empty()) return Status::InvalidArgument("table " + table_->path() + " has only partition columns");
+
+  // Where the rows come from: the query itself when there is a single known
+  // partition (one pass), else a temp table split by distinct partition values.
+  std::string source;
+  std::optional<TempTable> temp;
+  std::vector<std::vector<std::optional<std::string>>> partitions;
+  std::vector<std::string> pexprs;
+  if (known_partition || md.partition_columns.empty()) {
+    source = "(" + query + ")";
+    std::vector<std::optional<std::string>> values;
+    for (const auto& p : md.partition_columns) values.push_back(known_partition->at(p));
+    partitions.push_back(values);
+  } else {
+    std::string uuid = internal::NewUuid();
+    std::string name = "__clicklake_delta_write_";
+    for (char c : uuid) name.push_back(c == '-' ? '_' : c);
+    RETURN_IF_ERROR(conn->Execute("CREATE TEMP TABLE " + name + " AS " + query));
+    temp.emplace(conn, name);
+    source = name;
+    std::string sql = "SELECT DISTINCT ";
+    for (size_t i = 0; i < md.partition_columns.size(); i++) {
+      const Field* f = schema.Find(md.partition_columns[i]);
+      ASSIGN_OR_RETURN(std::string t, DuckDbType(f->type));
+      pexprs.push_back(PartitionValueExpr(*f, t));
+      sql += (i ? ", " : "") + pexprs.back();
+    }
+    ASSIGN_OR_RETURN(engine::QueryResult r, conn->Query(sql + " FROM " + source));
+    for (size_t row = 0; row < r.row_count(); row++) {
+      std::vector<std::optional<std::string>> values;
+      for (size_t c = 0; c < r.column_count(); c++) values.push_back(r.Cell(row, c));
+      partitions.push_back(std::move(values));
+    }
+  }
+
+  std::vector<AddFile> written;
+  auto cleanup = [&](const std::string& extra) {
+    if (!extra.empty()) table_->fs()->DeleteFile(extra).IgnoreError();
+    for (const auto& a : written) table_->fs()->DeleteFile(JoinPath(table_->path(), DecodePath(a.path))).IgnoreError();
+  };
+  for (const auto& values : partitions) {
+    std::string dir, where;
+    AddFile add;
+    for (size_t i = 0; i < values.size(); i++) {
+      const std::string& col = md.partition_columns[i];
+      dir += HiveEscape(col) + "=" + (values[i] ? HiveEscape(*values[i]) : "__HIVE_DEFAULT_PARTITION__") + "/";
+      if (!pexprs.empty()) {
+        if (!where.empty()) where += " AND ";
+        where += values[i] ? "(" + pexprs[i] + ") = " + engine::QuoteLiteral(*values[i]) : "(" + pexprs[i] + ") IS NULL";
+      }
+      add.partition_values[col] = values[i];
+      if (!values[i]) {
+        const Field* f = schema.Find(col);
+        if (f && !f->nullable) {
+          cleanup("");
+          return Status::InvalidArgument("NULL in non-nullable partition column " + col);
+        }
+      }
+    }
+    std::string rel = dir + "part-00000-" + internal::NewUuid() + ".c000.zstd.parquet";
+    std::string abs = JoinPath(table_->path(), rel);
+    if (!dir.empty()) RETURN_IF_ERROR(table_->fs()->CreateDirs(DirName(abs)));
+    auto rows = conn->WriteParquet("SELECT " + select + " FROM " + source + (where.empty() ? "" : " WHERE " + where), abs);
+    if (!rows.ok()) {
+      cleanup(abs);
+      return rows.status();
+    }
+    if (*rows == 0) {  // an empty result adds no file
+      table_->fs()->DeleteFile(abs).IgnoreError();
+      continue;
+    }
+    // Stats from the file just written: exactly what readers will see.
+    int64_t num_records = 0;
+    std::vector<std::string> violations;
+    auto stats = ComputeStats(conn, "read_parquet(" + engine::QuoteLiteral(abs) + ")", "", leaves, &num_records,
+                              &violations, schema);
+    if (!stats.ok() || !violations.empty() || num_records != *rows) {
+      cleanup(abs);
+      if (!stats.ok()) return stats.status();
+      if (!violations.empty()) {
+        return Status::InvalidArgument("NULL values in non-nullable column " + violations[0] + " of " + table_->path());
+      }
+      return Status::Internal("wrote " + std::to_string(*rows) + " rows but counted " + std::to_string(num_records));
+    }
+    add.stats = std::move(*stats);
+    RETURN_IF_ERROR(internal::SyncExternalFile(table_->fs(), abs));
+    ASSIGN_OR_RETURN(FileInfo info, table_->fs()->Stat(abs));
+    add.path = UriEncodePath(rel);
+    add.size = static_cast<int64_t>(info.size);
+    add.modification_time = info.mtime_ms;
+    add.data_change = data_change_;
+    written.push_back(add);
+  }
+  // Make the new directory entries durable before any commit refers to them.
+  std::set<std::string> dirs;
+  for (const auto& a : written) dirs.insert(DirName(JoinPath(table_->path(), DecodePath(a.path))));
+  for (const auto& d : dirs) RETURN_IF_ERROR(table_->fs()->SyncDir(d));
+  for (const auto& a : written) adds_.push_back(a);
+  return written;
+}
+
+Result<int64_t> Transaction::Commit() {
+  RETURN_IF_ERROR(read_status_);
+  if (committed_) return Status::InvalidArgument("transaction already committed");
+  const Metadata& md = new_metadata_ ? *new_metadata_ : read_snapshot_.metadata;
+  RETURN_IF_ERROR(internal::CheckWritable(read_snapshot_.protocol, md));
+  bool any_data_change = new_metadata_.has_value();
+  std::set<std::string> my_removed, my_added;
+  for (const auto& r : removes_) {
+    if (!my_removed.insert(DecodePath(r.path)).second) {
+      return Status::InvalidArgument("file " + r.path + " removed twice in one commit");
+    }
+    any_data_change |= r.data_change;
+  }
+  for (const auto& a : adds_) {
+    if (!my_added.insert(DecodePath(a.path)).second) {
+      return Status::InvalidArgument("file " + a.path + " added twice in one commit");
+    }
+    any_data_change |= a.data_change;
+  }
+  if (read_snapshot_.Config("delta.appendOnly", "false") == "true") {
+    for (const auto& r : removes_) {
+      if (r.data_change) {
+        return Status::InvalidArgument("table " + table_->path() + " is append-only (delta.appendOnly=true): " +
+                                       "cannot remove data");
+      }
+    }
+  }
+  bool blind = blind_append_ && removes_.empty() && !new_metadata_ && !read_whole_table_ && read_partitions_.empty();
+  std::string isolation = any_data_change ? "WriteSerializable" : "SnapshotIsolation";
+  std::set<std::string> read_keys(read_partitions_.begin(), read_partitions_.end());
+  std::set<std::string> read_files;
+  if (!blind) {
+    for (const auto& f : read_snapshot_.files) {
+      if (read_whole_table_ || read_keys.count(internal::PartitionKey(f.partition_values))) {
+        read_files.insert(DecodePath(f.path));
+      }
+    }
+  }
+
+  std::string body;
+  if (new_metadata_) body += internal::SerializeMetadata(*new_metadata_) + "\n";
+  int64_t now = table_->clock()->NowMillis();
+  for (const auto& [app, v] : txns_) body += internal::SerializeTxn({app, v, now}) + "\n";
+  for (const auto& r : removes_) body += internal::SerializeRemove(r) + "\n";
+  for (const auto& a : adds_) body += internal::SerializeAdd(a) + "\n";
+
+  std::string log_dir = table_->log_dir();
+  int64_t version = read_snapshot_.version + 1;
+  for (int attempt = 1;; attempt++) {
+    std::string content = internal::CommitInfoJson(table_->clock()->NowMillis(), operation_, operation_params_,
+                                                   read_snapshot_.version, isolation, blind, operation_metrics_,
+                                                   extra_commit_info_) +
+                          "\n" + body;
+    Status st = internal::PutIfAbsent(table_->fs(), log_dir, version, content);
+    if (st.ok()) break;
+    if (!st.IsAlreadyExists()) return st;
+    if (attempt >= internal::kMaxCommitAttempts) {
+      return Status::Conflict("gave up committing to " + table_->path() + " after " + std::to_string(attempt) +
+                              " attempts lost to concurrent writers");
+    }
+    // Check every winning commit since our read version.
+    ASSIGN_OR_RETURN(int64_t latest, table_->LatestVersion());
+    for (int64_t v = version; v <= latest; v++) {
+      ASSIGN_OR_RETURN(std::string text, table_->fs()->ReadFile(JoinPath(log_dir, CommitFileName(v))));
+      internal::CommitActions w;
+      RETURN_IF_ERROR(internal::ParseActions(text, &w).WithContext("commit " + std::to_string(v)));
+      std::string where = "concurrent commit " + std::to_string(v) + " of " + table_->path();
+      if (w.protocol) return Status::Conflict(where + " changed the protocol; re-read the table and retry");
+      if (w.metadata) return Status::Conflict(where + " changed the table metadata; re-read the table and retry");
+      if (new_metadata_) return Status::Conflict(where + " raced a metadata change; re-read the table and retry");
+      for (const auto& t : w.txns) {
+        if (txns_.count(t.app_id)) {
+          return Status::Conflict(where + " committed for application " + t.app_id + " (txn version " +
+                                  std::to_string(t.version) + "); re-read the txn version before retrying");
+        }
+      }
+      if (!blind && isolation != "SnapshotIsolation") {
+        bool winner_blind = w.is_blind_append.value_or(false);
+        for (const auto& a : w.adds) {
+          if (!a.data_change || winner_blind) continue;
+          if (read_whole_table_ || read_keys.count(internal::PartitionKey(a.partition_values))) {
+            return Status::Conflict(where + " added files to data this transaction read; re-read and retry");
+          }
+        }
+      }
+      for (const auto& r : w.removes) {
+        std::string key = DecodePath(r.path);
+        if (my_removed.count(key)) {
+          return Status::Conflict(where + " also removed " + r.path + "; re-read and retry");
+        }
+        if (read_files.count(key)) {
+          return Status::Conflict(where + " removed " + r.path + ", which this transaction read; re-read and retry");
+        }
+      }
+    }
+    version = latest + 1;
+  }
+  committed_ = true;
+
+  // Post-commit: checkpoint every delta.checkpointInterval versions. A failure
+  // here does not undo the commit.
+  int64_t interval = std::strtoll(md.configuration.count("delta.checkpointInterval")
+                                      ? md.configuration.at("delta.checkpointInterval").c_str()
+                                      : "10",
+                                  nullptr, 10);
+  if (interval <= 0) interval = 10;
+  if (version != 0 && version % interval == 0) {
+    Status st = table_->Checkpoint(version);
+    if (!st.ok()) {
+      spdlog::warn("delta: checkpoint {} of {} failed (the commit stands): {}", version, table_->path(), st.ToString());
+    } else {
+      Status c = table_->CleanupLog();
+      if (!c.ok()) spdlog::warn("delta: log cleanup of {} failed: {}", table_->path(), c.ToString());
+    }
+  }
+  return version;
+}
+
+}  // namespace clicklake::delta

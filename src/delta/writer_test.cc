@@ -1,0 +1,576 @@
+// Writer tests: tables clicklake writes pass the independent validator and
+// read back exactly; conflicts, txn, checkpoints, cleanup and operations.
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/clock.h"
+#include "common/test_util.h"
+#include "delta/internal.h"
+#include "delta/table.h"
+#include "delta/testing/validator.h"
+
+namespace clicklake::delta {
+namespace {
+
+namespace fs = std::filesystem;
+
+Schema EventSchema() {
+  Schema s;
+  s.fields = {{"event_id", "string", false},  {"n", "long"},          {"i", "integer"},
+              {"x", "double"},                {"flag", "boolean"},    {"ts", "timestamp"},
+              {"event_date", "date"},         {"amount", "decimal(10,2)"},
+              {"src", "string"},
+              {"props", R"({"type":"struct","fields":[{"name":"a","type":"string","nullable":true,"metadata":{}},{"name":"b","type":"long","nullable":true,"metadata":{}}]})"}};
+  return s;
+}
+
+class WriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = engine::Database::Open();
+    ASSERT_OK(db.status());
+    db_ = std::move(*db);
+    auto conn = db_->Connect();
+    ASSERT_OK(conn.status());
+    conn_ = std::move(*conn);
+    path_ = tmp_.Sub("events");
+  }
+
+  std::unique_ptr<Table> Create(std::map<std::string, std::string> config = {},
+                                std::vector<std::string> partitions = {"event_date", "src"}, Clock* clock = SystemClock()) {
+    auto t = Table::OpenOrCreate(path_, EventSchema(), partitions, config, db_.get(), FileSystem::Default(), clock);
+    EXPECT_OK(t.status());
+    return t.ok() ? std::move(*t) : nullptr;
+  }
+
+  // Rows with id prefix `tag`, `count` of them, spread over a few partitions.
+  std::string Rows(const std::string& tag, int count) {
+    return "SELECT '" + tag + "-' || i AS event_id, i::BIGINT AS n, (i % 7)::INTEGER AS i, i / 3.0 AS x, i % 2 = 0 AS flag, "
+           "TIMESTAMPTZ '2024-05-01 12:00:00.123456+00' + to_seconds(i) AS ts, DATE '2024-05-01' + (i % 3)::INTEGER AS event_date, "
+           "(i * 1.25)::DECIMAL(10,2) AS amount, CASE i % 4 WHEN 0 THEN 'web' WHEN 1 THEN 'a:b/c=d%e f' WHEN 2 THEN NULL "
+           "ELSE 'ios' END AS src, {'a': 'v' || i, 'b': i::BIGINT} AS props FROM range(" + std::to_string(count) + ") t(i)";
+  }
+
+  Result<int64_t> Append(Table* t, const std::string& query, bool blind = true) {
+    auto tx = t->StartTransaction();
+    auto files = tx->WriteFiles(conn_.get(), query);
+    if (!files.ok()) return files.status();
+    tx->SetBlindAppend(blind);
+    tx->SetOperation("WRITE", {{"mode", "Append"}});
+    return tx->Commit();
+  }
+
+  int64_t Count(Table* t, std::optional<int64_t> version = std::nullopt) {
+    auto snap = t->LoadSnapshot(version);
+    EXPECT_OK(snap.status());
+    auto sql = ScanSql(t->path(), *snap);
+    EXPECT_OK(sql.status());
+    auto r = conn_->Query("SELECT count(*) FROM (" + *sql + ")");
+    EXPECT_OK(r.status());
+    return r.ok() ? r->GetInt64(0, 0) : -1;
+  }
+
+  void ExpectValid() {
+    test::LogValidator v(path_, conn_.get());
+    auto problems = v.Validate();
+    for (const auto& p : problems) ADD_FAILURE() << p;
+  }
+
+  testing::TempDir tmp_;
+  std::string path_;
+  std::unique_ptr<engine::Database> db_;
+  std::unique_ptr<engine::Connection> conn_;
+};
+
+TEST_F(WriterTest, CreateAppendValidateAndReadBack) {
+  auto t = Create();
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK_AND_ASSIGN(int64_t v, Append(t.get(), Rows("a", 50)));
+  EXPECT_EQ(v, 1);
+  ASSERT_OK_AND_ASSIGN(v, Append(t.get(), Rows("b", 30)));
+  EXPECT_EQ(v, 2);
+  ExpectValid();
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  EXPECT_EQ(snap.files.size(), 24u);  // 12 partitions x 2 appends
+  ASSERT_OK_AND_ASSIGN(std::string sql, ScanSql(path_, snap));
+  // Every row reads back exactly (both directions of EXCEPT are empty).
+  ASSERT_OK(conn_->Execute("SET TimeZone='UTC'; CREATE TABLE expected AS " + Rows("a", 50) + " UNION ALL " + Rows("b", 30)));
+  auto diff = conn_->Query("SELECT count(*) FROM ((SELECT * FROM expected EXCEPT ALL SELECT * FROM (" + sql +
+                           ")) UNION ALL (SELECT * FROM (" + sql + ") EXCEPT ALL SELECT * FROM expected))");
+  ASSERT_OK(diff.status());
+  EXPECT_EQ(diff->GetInt64(0, 0), 0);
+  EXPECT_EQ(Count(t.get()), 80);
+  EXPECT_EQ(Count(t.get(), 1), 50);
+  EXPECT_EQ(Count(t.get(), 0), 0);  // empty table: right columns, no rows
+  // Partition values are strings; the special characters are escaped once in
+  // the directory and once more in add.path.
+  bool found = false;
+  for (const auto& f : snap.files) {
+    auto it = f.partition_values.find("src");
+    if (it->second == "a:b/c=d%e f") {
+      found = true;
+      EXPECT_NE(f.path.find("src=a%253Ab%252Fc%253Dd%2525e%20f/"), std::string::npos) << f.path;
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(WriterTest, StringStatsUseThe32CharacterRule) {
+  auto t = Create({}, {});
+  ASSERT_NE(t, nullptr);
+  std::string long_a(40, 'a'), long_z = "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz";  // 38
+  std::string q = "SELECT * REPLACE (CASE n WHEN 0 THEN '" + long_a + "' WHEN 1 THEN '" + long_z +
+                  "' ELSE 'm' END AS event_id) FROM (" + Rows("s", 3) + ")";
+  ASSERT_OK(Append(t.get(), q).status());
+  ExpectValid();
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  ASSERT_EQ(snap.files.size(), 1u);
+  const std::string& stats = snap.files[0].stats;
+  EXPECT_NE(stats.find("\"event_id\":\"" + std::string(32, 'a') + "\""), std::string::npos) << stats;
+  EXPECT_NE(stats.find("\"event_id\":\"" + std::string(32, 'z') + "\xEF\xBF\xBF\""), std::string::npos) << stats;
+  EXPECT_NE(stats.find("\"ts\":\"2024-05-01T12:00:00.123Z\""), std::string::npos) << stats;
+  EXPECT_NE(stats.find("\"props\":{\"a\":\"v0\""), std::string::npos) << stats;
+}
+
+TEST_F(WriterTest, SchemaViolationsRefused) {
+  auto t = Create();
+  ASSERT_NE(t, nullptr);
+  auto tx = t->StartTransaction();
+  EXPECT_STATUS(tx->WriteFiles(conn_.get(), "SELECT 1 AS nope").status(), kInvalidArgument);
+  EXPECT_STATUS(tx->WriteFiles(conn_.get(), "SELECT * REPLACE (NULL::VARCHAR AS event_id) FROM (" + Rows("x", 2) + ")")
+                    .status(),
+                kInvalidArgument);
+  EXPECT_STATUS(tx->WriteFiles(conn_.get(), "SELECT * EXCLUDE (event_date) FROM (" + Rows("x", 2) + ")").status(),
+                kInvalidArgument);
+}
+
+TEST_F(WriterTest, TxnVersionsAndReplaySkip) {
+  auto t = Create();
+  ASSERT_NE(t, nullptr);
+  for (int64_t batch = 0; batch < 3; batch++) {
+    auto tx = t->StartTransaction();
+    ASSERT_OK(tx->WriteFiles(conn_.get(), Rows("t" + std::to_string(batch), 4)).status());
+    tx->SetAppTransaction("pipeline", batch);
+    tx->SetBlindAppend(true);
+    tx->SetCommitInfoField("clicklake", "{\"batch_id\":" + std::to_string(batch) + ",\"offsets\":{\"0\":" +
+                                            std::to_string(batch * 10) + "}}");
+    ASSERT_OK(tx->Commit().status());
+  }
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  EXPECT_EQ(snap.app_txn_versions.at("pipeline"), 2);
+  ASSERT_OK_AND_ASSIGN(std::string info, ReadCommitInfo(path_, snap.version));
+  EXPECT_NE(info.find("\"clicklake\":{\"batch_id\":2,\"offsets\":{\"0\":20}}"), std::string::npos) << info;
+  // A replayed batch is skipped by the caller: batch 2 <= the txn version.
+  EXPECT_LE(2, snap.app_txn_versions.at("pipeline"));
+  // Two writers racing with the same app id: the loser gets Conflict.
+  auto a = t->StartTransaction();
+  auto b = t->StartTransaction();
+  ASSERT_OK(a->WriteFiles(conn_.get(), Rows("ra", 2)).status());
+  ASSERT_OK(b->WriteFiles(conn_.get(), Rows("rb", 2)).status());
+  a->SetAppTransaction("pipeline", 3);
+  b->SetAppTransaction("pipeline", 3);
+  a->SetBlindAppend(true);
+  b->SetBlindAppend(true);
+  ASSERT_OK(a->Commit().status());
+  EXPECT_STATUS(b->Commit().status(), kConflict);
+  ExpectValid();
+}
+
+TEST_F(WriterTest, ConflictRules) {
+  auto t = Create();
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("base", 8)).status());
+  // Blind appends from the same read version never conflict.
+  auto a = t->StartTransaction();
+  auto b = t->StartTransaction();
+  ASSERT_OK(a->WriteFiles(conn_.get(), Rows("a", 4)).status());
+  ASSERT_OK(b->WriteFiles(conn_.get(), Rows("b", 4)).status());
+  a->SetBlindAppend(true);
+  b->SetBlindAppend(true);
+  ASSERT_OK_AND_ASSIGN(int64_t va, a->Commit());
+  ASSERT_OK_AND_ASSIGN(int64_t vb, b->Commit());
+  EXPECT_EQ(vb, va + 1);
+
+  // Both removing one file: the second conflicts.
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  auto r1 = t->StartTransaction(snap);
+  auto r2 = t->StartTransaction(snap);
+  r1->RemoveFile(snap.files[0]);
+  r2->RemoveFile(snap.files[0]);
+  ASSERT_OK(r1->Commit().status());
+  EXPECT_STATUS(r2->Commit().status(), kConflict);
+
+  // A metadata change conflicts with a concurrent append, and vice versa.
+  ASSERT_OK_AND_ASSIGN(snap, t->LoadSnapshot());
+  auto m = t->StartTransaction(snap);
+  Metadata md = snap.metadata;
+  md.configuration["k"] = "v";
+  m->UpdateMetadata(md);
+  auto ap = t->StartTransaction(snap);
+  ASSERT_OK(ap->WriteFiles(conn_.get(), Rows("c", 2)).status());
+  ap->SetBlindAppend(true);
+  ASSERT_OK(ap->Commit().status());
+  EXPECT_STATUS(m->Commit().status(), kConflict);
+  auto m2 = t->StartTransaction();
+  m2->UpdateMetadata(md);
+  auto ap2 = t->StartTransaction();
+  ASSERT_OK(ap2->WriteFiles(conn_.get(), Rows("d", 2)).status());
+  ap2->SetBlindAppend(true);
+  ASSERT_OK(m2->Commit().status());
+  EXPECT_STATUS(ap2->Commit().status(), kConflict);
+
+  // A non-blind write that read a partition conflicts with a non-blind add there.
+  ASSERT_OK_AND_ASSIGN(snap, t->LoadSnapshot());
+  std::map<std::string, std::optional<std::string>> part = {{"event_date", "2024-05-01"}, {"src", "web"}};
+  auto w1 = t->StartTransaction(snap);
+  w1->ReadPartition(part);
+  ASSERT_OK(w1->WriteFiles(conn_.get(), "SELECT * FROM (" + Rows("w1", 1) + ")").status());
+  auto w2 = t->StartTransaction(snap);
+  w2->ReadPartition(part);
+  ASSERT_OK(w2->WriteFiles(conn_.get(), "SELECT * FROM (" + Rows("w2", 1) + ")").status());
+  ASSERT_OK(w1->Commit().status());
+  EXPECT_STATUS(w2->Commit().status(), kConflict);
+  ExpectValid();
+}
+
+TEST_F(WriterTest, AppendRacingOptimize) {
+  auto t = Create({}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  for (int i = 0; i < 5; i++) ASSERT_OK(Append(t.get(), Rows("o" + std::to_string(i), 20)).status());
+  // An append that read before the optimize commits after it, and vice versa.
+  auto ap = t->StartTransaction();
+  ASSERT_OK(ap->WriteFiles(conn_.get(), Rows("late", 10)).status());
+  ap->SetBlindAppend(true);
+  ASSERT_OK_AND_ASSIGN(OptimizeResult opt, t->Optimize({.sort_by = {"event_id"}}));
+  EXPECT_EQ(opt.files_removed, 15);
+  EXPECT_EQ(opt.files_added, 3);
+  EXPECT_EQ(opt.rows, 100);
+  ASSERT_OK(ap->Commit().status());
+  EXPECT_EQ(Count(t.get()), 110);
+  ASSERT_OK_AND_ASSIGN(auto history, t->History(1));
+  EXPECT_EQ(history[0].operation, "WRITE");
+  ASSERT_OK_AND_ASSIGN(history, t->History());
+  EXPECT_EQ(history[1].operation, "OPTIMIZE");
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot(history[1].version));
+  for (const auto& f : snap.files) EXPECT_FALSE(f.data_change);
+  ExpectValid();
+}
+
+TEST_F(WriterTest, CheckpointsEveryIntervalAndReadBack) {
+  auto t = Create({{"delta.checkpointInterval", "5"}}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  for (int i = 0; i < 11; i++) {
+    auto tx = t->StartTransaction();
+    ASSERT_OK(tx->WriteFiles(conn_.get(), Rows("c" + std::to_string(i), 3)).status());
+    tx->SetAppTransaction("app", i);
+    tx->SetBlindAppend(true);
+    ASSERT_OK(tx->Commit().status());
+    if (i == 6) {
+      ASSERT_OK_AND_ASSIGN(Snapshot s, t->LoadSnapshot());
+      auto tx2 = t->StartTransaction(s);
+      tx2->RemoveFile(s.files[0]);
+      ASSERT_OK(tx2->Commit().status());
+    }
+  }
+  // Versions: 0 create, 1..7 appends, 8 remove, 9..12 appends -> checkpoints at 5 and 10.
+  std::string log = path_ + "/_delta_log/";
+  EXPECT_TRUE(fs::exists(log + "00000000000000000005.checkpoint.parquet"));
+  EXPECT_TRUE(fs::exists(log + "00000000000000000010.checkpoint.parquet"));
+  std::ifstream in(log + "_last_checkpoint");
+  std::string last((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(last.rfind("{\"version\":10,\"size\":", 0), 0u) << last;
+  EXPECT_EQ(last.find("parts"), std::string::npos);
+  // The checkpoint's columns are nullable structs; absent ones are NULL structs.
+  std::string ck = engine::QuoteLiteral(log + "00000000000000000010.checkpoint.parquet");
+  auto r = conn_->Query("SELECT count(*) FILTER (WHERE add IS NOT NULL), count(*) FILTER (WHERE remove IS NOT NULL), "
+                        "count(*) FILTER (WHERE txn IS NOT NULL), count(*) FILTER (WHERE metaData IS NOT NULL), "
+                        "count(*) FILTER (WHERE protocol IS NOT NULL), "
+                        "count(*) FILTER (WHERE add IS NOT NULL AND add.path IS NULL), count(*), "
+                        "max(add.partitionValues['event_date']) FROM read_parquet(" + ck + ")");
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->GetInt64(0, 0), 26);  // 9 appends x 3 partitions - 1 removed
+  EXPECT_EQ(r->GetInt64(0, 1), 1);
+  EXPECT_EQ(r->GetInt64(0, 2), 1);
+  EXPECT_EQ(r->GetInt64(0, 3), 1);
+  EXPECT_EQ(r->GetInt64(0, 4), 1);
+  EXPECT_EQ(r->GetInt64(0, 5), 0);
+  EXPECT_EQ(r->GetInt64(0, 6), 30);
+  EXPECT_EQ(r->GetString(0, 7), "2024-05-03");
+  auto kv = conn_->Query("SELECT name, repetition_type FROM parquet_schema(" + ck + ") WHERE name IN ('key_value', 'key')");
+  ASSERT_OK(kv.status());
+  EXPECT_GT(kv->row_count(), 0u);
+  // The snapshot from the checkpoint equals one replayed from the JSON log.
+  ASSERT_OK_AND_ASSIGN(Snapshot with_ck, t->LoadSnapshot());
+  std::string copy = tmp_.Sub("copy");
+  fs::copy(path_, copy, fs::copy_options::recursive);
+  for (auto& e : fs::directory_iterator(copy + "/_delta_log")) {
+    if (e.path().string().find("checkpoint") != std::string::npos) fs::remove(e.path());
+  }
+  ASSERT_OK_AND_ASSIGN(Snapshot without, LoadSnapshotAt(copy, nullptr, std::nullopt));
+  ASSERT_EQ(with_ck.files.size(), without.files.size());
+  for (size_t i = 0; i < with_ck.files.size(); i++) {
+    EXPECT_EQ(with_ck.files[i].path, without.files[i].path);
+    EXPECT_EQ(with_ck.files[i].stats, without.files[i].stats);
+    EXPECT_EQ(with_ck.files[i].size, without.files[i].size);
+    EXPECT_EQ(with_ck.files[i].partition_values, without.files[i].partition_values);
+  }
+  EXPECT_EQ(with_ck.app_txn_versions, without.app_txn_versions);
+  EXPECT_EQ(with_ck.metadata.schema_string, without.metadata.schema_string);
+  EXPECT_EQ(with_ck.metadata.id, without.metadata.id);
+  EXPECT_EQ(Count(t.get()), 32);  // 33 rows minus the removed file's
+  ExpectValid();
+}
+
+TEST_F(WriterTest, LogCleanupAfterRetention) {
+  auto t = Create({{"delta.checkpointInterval", "4"}, {"delta.logRetentionDuration", "interval 1 days"}}, {});
+  ASSERT_NE(t, nullptr);
+  for (int i = 0; i < 4; i++) ASSERT_OK(Append(t.get(), Rows("l" + std::to_string(i), 2)).status());
+  // Versions 0..4 and checkpoint 4 were written two days ago.
+  std::string log = path_ + "/_delta_log/";
+  for (auto& e : fs::directory_iterator(log)) {
+    auto n = internal::ParseLogFileName(e.path().filename().string());
+    if (n.kind != internal::LogFileKind::kOther && n.version <= 4) {
+      fs::last_write_time(e.path(), fs::last_write_time(e.path()) - std::chrono::hours(48));
+    }
+  }
+  for (int i = 0; i < 4; i++) ASSERT_OK(Append(t.get(), Rows("m" + std::to_string(i), 2)).status());
+  // Checkpoint 8 ran cleanup: versions before 4 (the newest expired checkpoint) are gone.
+  EXPECT_FALSE(fs::exists(log + CommitFileName(0)));
+  EXPECT_FALSE(fs::exists(log + CommitFileName(3)));
+  EXPECT_TRUE(fs::exists(log + CommitFileName(4)));
+  EXPECT_EQ(Count(t.get()), 16);
+  EXPECT_EQ(Count(t.get(), 4), 8);
+  EXPECT_STATUS(t->LoadSnapshot(2).status(), kNotFound);
+  // Leftover commit temp files are ignored by readers and cleaned up.
+  { std::ofstream(log + ".deadbeef.tmp") << "{garbage"; }
+  EXPECT_EQ(Count(t.get()), 16);
+  ASSERT_OK(t->CleanupLog(0));
+  EXPECT_FALSE(fs::exists(log + ".deadbeef.tmp"));
+}
+
+TEST_F(WriterTest, VacuumDeletesOnlyUnreferencedOldFiles) {
+  FakeClock clock(SystemClock()->NowMicros());
+  auto t = Create({}, {"event_date"}, &clock);
+  ASSERT_NE(t, nullptr);
+  for (int i = 0; i < 3; i++) ASSERT_OK(Append(t.get(), Rows("v" + std::to_string(i), 9)).status());
+  ASSERT_OK(t->Optimize().status());
+  EXPECT_STATUS(t->Vacuum({.retain_hours = 1}).status(), kInvalidArgument);
+  // Within the default retention nothing goes.
+  ASSERT_OK_AND_ASSIGN(VacuumResult none, t->Vacuum({}));
+  EXPECT_TRUE(none.deleted.empty());
+  clock.Advance(8LL * 86400 * 1000 * 1000);
+  ASSERT_OK_AND_ASSIGN(VacuumResult dry, t->Vacuum({.dry_run = true}));
+  EXPECT_EQ(dry.deleted.size(), 9u);
+  ASSERT_OK_AND_ASSIGN(VacuumResult res, t->Vacuum({}));
+  EXPECT_EQ(res.deleted.size(), 9u);
+  EXPECT_EQ(Count(t.get()), 27);
+  ASSERT_OK_AND_ASSIGN(auto history, t->History(2));
+  EXPECT_EQ(history[0].operation, "VACUUM END");
+  EXPECT_EQ(history[1].operation, "VACUUM START");
+  ASSERT_OK_AND_ASSIGN(VacuumResult forced, t->Vacuum({.retain_hours = 0, .force = true}));
+  EXPECT_TRUE(forced.deleted.empty());
+  ExpectValid();
+}
+
+TEST_F(WriterTest, ReplacePartitionsAndDeleteWhere) {
+  auto t = Create({}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("r", 30)).status());
+  ASSERT_OK_AND_ASSIGN(
+      int64_t v, t->ReplacePartitions(conn_.get(), "SELECT * FROM (" + Rows("new", 6) + ") WHERE event_date = DATE '2024-05-02'",
+                                      {{{"event_date", "2024-05-02"}}}));
+  EXPECT_EQ(v, 2);
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  ASSERT_OK_AND_ASSIGN(std::string sql, ScanSql(path_, snap));
+  auto r = conn_->Query("SELECT count(*), count(*) FILTER (WHERE event_id LIKE 'new-%') FROM (" + sql + ")");
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->GetInt64(0, 0), 22);  // 30 - 10 + 2
+  EXPECT_EQ(r->GetInt64(0, 1), 2);
+  // Rows outside the replaced partitions are refused.
+  EXPECT_STATUS(t->ReplacePartitions(conn_.get(), Rows("bad", 3), {{{"event_date", "2024-05-02"}}}).status(),
+                kInvalidArgument);
+  EXPECT_STATUS(t->ReplacePartitions(conn_.get(), Rows("bad", 3), {{{"nope", "1"}}}).status(), kInvalidArgument);
+
+  ASSERT_OK_AND_ASSIGN(int64_t deleted, t->DeleteWhere(conn_.get(), "src = 'web' OR n = 1"));
+  // web (n % 4 == 0): old rows 0, 8, 12, 20, 24 and new row 4; n = 1: new row 1.
+  EXPECT_EQ(deleted, 7);
+  ASSERT_OK_AND_ASSIGN(int64_t none, t->DeleteWhere(conn_.get(), "n > 1000"));
+  EXPECT_EQ(none, 0);
+  ASSERT_OK_AND_ASSIGN(auto history, t->History(1));
+  EXPECT_EQ(history[0].operation, "DELETE");
+  EXPECT_NE(history[0].operation_metrics_json.find("\"numDeletedRows\":\"7\""), std::string::npos);
+  EXPECT_EQ(Count(t.get()), 22 - 7);
+  ExpectValid();
+}
+
+TEST_F(WriterTest, SchemaEvolution) {
+  auto t = Create({}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("e", 4)).status());
+  Schema wider = EventSchema();
+  wider.fields.push_back({"added", "string"});
+  ASSERT_OK_AND_ASSIGN(int64_t v, t->EvolveSchema(wider));
+  EXPECT_EQ(v, 2);
+  ASSERT_OK_AND_ASSIGN(int64_t same, t->EvolveSchema(wider));
+  EXPECT_EQ(same, 2);
+  ASSERT_OK(Append(t.get(), "SELECT *, 'new' AS added FROM (" + Rows("f", 4) + ")").status());
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  ASSERT_OK_AND_ASSIGN(std::string sql, ScanSql(path_, snap));
+  auto r = conn_->Query("SELECT count(*), count(added) FROM (" + sql + ")");
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->GetInt64(0, 0), 8);
+  EXPECT_EQ(r->GetInt64(0, 1), 4);
+  Schema changed = wider;
+  changed.fields[1].type = "string";
+  EXPECT_STATUS(t->EvolveSchema(changed).status(), kInvalidArgument);
+  Schema dropped = wider;
+  dropped.fields.pop_back();
+  EXPECT_STATUS(t->EvolveSchema(dropped).status(), kInvalidArgument);
+  Schema required = wider;
+  required.fields.push_back({"must", "long", false});
+  EXPECT_STATUS(t->EvolveSchema(required).status(), kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(auto history, t->History(2));
+  EXPECT_EQ(history[1].operation, "ADD COLUMNS");
+  ExpectValid();
+}
+
+TEST_F(WriterTest, DescribeAndLakeViews) {
+  std::string lake = tmp_.Sub("lake");
+  path_ = lake + "/bronze/events";
+  auto t = Create();
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("d", 10)).status());
+  ASSERT_OK(Append(t.get(), Rows("e", 5)).status());
+  ASSERT_OK_AND_ASSIGN(TableDescription d, t->Describe());
+  EXPECT_EQ(d.version, 2);
+  EXPECT_EQ(d.num_records, 15);
+  EXPECT_GT(d.size_bytes, 0);
+  EXPECT_EQ(d.metadata.partition_columns, (std::vector<std::string>{"event_date", "src"}));
+  fs::create_directories(lake + "/_clicklake/log");
+  fs::create_directories(lake + "/gold/not_a_table");
+  ASSERT_OK(RegisterLakeViews(conn_.get(), lake, std::nullopt));
+  auto r = conn_->Query("SELECT count(*) FROM bronze.events");
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->GetInt64(0, 0), 15);
+  ASSERT_OK(RegisterLakeViews(conn_.get(), lake, 1));
+  r = conn_->Query("SELECT count(*) FROM bronze.events");
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->GetInt64(0, 0), 10);
+  ASSERT_OK(AttachTable(conn_.get(), "ev", path_, std::nullopt));
+  r = conn_->Query("SELECT count(*) FROM ev WHERE src IS NULL");
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->GetInt64(0, 0), 2 + 1);
+  EXPECT_STATUS(AttachTable(conn_.get(), "nope", tmp_.Sub("missing"), std::nullopt), kNotFound);
+  // Pruned scan: one partition value and a stats range.
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  EXPECT_EQ(PruneFiles(snap, {{"src", "=", "web"}}).size(), 5u);  // (date, web) files: 3 + 2
+  EXPECT_EQ(PruneFiles(snap, {{"n", ">", "100"}}).size(), 0u);
+  ASSERT_OK_AND_ASSIGN(std::string pruned, ScanSql(path_, snap, {{"src", "=", "web"}, {"n", ">=", "4"}}));
+  r = conn_->Query("SELECT count(*) FROM (" + pruned + ")");
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->GetInt64(0, 0), 3);  // n 4 and 8 of the first append, 4 of the second
+}
+
+TEST_F(WriterTest, UnknownWriterFeatureRefused) {
+  auto t = Create();
+  ASSERT_NE(t, nullptr);
+  std::string log = path_ + "/_delta_log/";
+  {
+    std::ofstream out(log + CommitFileName(1));
+    out << "{\"commitInfo\":{\"timestamp\":1,\"operation\":\"UPGRADE\"}}\n"
+        << "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":7,\"writerFeatures\":[\"changeDataFeed\"]}}\n";
+  }
+  EXPECT_OK(t->LoadSnapshot().status());
+  auto tx = t->StartTransaction();
+  EXPECT_STATUS(tx->WriteFiles(conn_.get(), Rows("u", 1)).status(), kUnsupported);
+  EXPECT_STATUS(tx->Commit().status(), kUnsupported);
+  {
+    std::ofstream out(log + CommitFileName(2));
+    out << "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"deletionVectors\"],"
+           "\"writerFeatures\":[\"deletionVectors\"]}}\n";
+  }
+  auto snap = t->LoadSnapshot();
+  EXPECT_STATUS(snap.status(), kUnsupported);
+  EXPECT_NE(snap.status().message().find("deletionVectors"), std::string::npos);
+}
+
+TEST_F(WriterTest, OpenOrCreateRaceAndOpenMissing) {
+  EXPECT_STATUS(Table::Open(tmp_.Sub("missing"), db_.get()).status(), kNotFound);
+  auto a = Create();
+  auto b = Create();  // opens the existing table
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_OK_AND_ASSIGN(Snapshot sa, a->LoadSnapshot());
+  ASSERT_OK_AND_ASSIGN(Snapshot sb, b->LoadSnapshot());
+  EXPECT_EQ(sa.metadata.id, sb.metadata.id);
+  EXPECT_EQ(sa.version, 0);
+  // A lost creation race (version 0 already linked by someone else) opens theirs.
+  std::string other = tmp_.Sub("other");
+  ASSERT_OK(FileSystem::Default()->CreateDirs(other + "/_delta_log"));
+  ASSERT_OK(internal::PutIfAbsent(FileSystem::Default(), other + "/_delta_log", 0,
+                                  internal::SerializeProtocol({}) + "\n" +
+                                      internal::SerializeMetadata([] {
+                                        Metadata m;
+                                        m.id = "00000000-0000-4000-8000-000000000000";
+                                        m.schema = EventSchema();
+                                        m.schema_string = m.schema.ToJson();
+                                        return m;
+                                      }()) + "\n"));
+  EXPECT_STATUS(internal::PutIfAbsent(FileSystem::Default(), other + "/_delta_log", 0, "x"), kAlreadyExists);
+}
+
+}  // namespace
+}  // namespace clicklake::delta
+
+namespace clicklake::delta {
+namespace {
+
+TEST_F(WriterTest, ValidatorCatchesTampering) {
+  auto t = Create();
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("v", 8)).status());
+  std::string commit = path_ + "/_delta_log/" + CommitFileName(1);
+  std::ifstream in(commit);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  size_t pos = text.find("numRecords\\\":");
+  ASSERT_NE(pos, std::string::npos);
+  text.replace(pos + 13, 1, "9");
+  pos = text.find("\"size\":");
+  text.replace(pos + 7, 1, "9");
+  { std::ofstream(commit, std::ios::trunc) << text; }
+  test::LogValidator v(path_, conn_.get());
+  auto problems = v.Validate();
+  bool records = false, size = false;
+  for (const auto& p : problems) {
+    records |= p.find("numRecords wrong") != std::string::npos;
+    size |= p.find("size mismatch") != std::string::npos;
+  }
+  EXPECT_TRUE(records);
+  EXPECT_TRUE(size);
+}
+
+}  // namespace
+}  // namespace clicklake::delta
+
+namespace clicklake::delta {
+namespace {
+
+TEST_F(WriterTest, SnapshotCacheNoticesARewrittenVersion) {
+  auto t = Create({}, {});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("a", 2)).status());
+  EXPECT_EQ(Count(t.get()), 2);  // caches version 1
+  // A crash lost version 1; another writer then committed a different version 1.
+  fs::remove(path_ + "/_delta_log/" + CommitFileName(1));
+  EXPECT_EQ(Count(t.get()), 0);
+  ASSERT_OK(Append(t.get(), Rows("b", 5)).status());
+  EXPECT_EQ(Count(t.get()), 5);
+  ASSERT_OK(Append(t.get(), Rows("c", 1)).status());
+  EXPECT_EQ(Count(t.get()), 6);  // incremental from the cached version 2
+  EXPECT_EQ(Count(t.get(), 1), 5);
+}
+
+}  // namespace
+}  // namespace clicklake::delta
