@@ -1,5 +1,8 @@
 # The two commands that matter: `make demo` and `make test`. Both set up first.
 JOBS ?= $(shell nproc)
+# ccache hits across clones in other folders (CI builds a fresh clone each time).
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 

@@ -60,12 +60,18 @@ int main(int argc, char** argv) {
   int port = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
-    if (a == "--dir") dir = v;
-    else if (a == "--log") kind = v;
-    else if (a == "--threads") threads = v;
-    else if (a == "--partitions") partitions = v;
-    else if (a == "--port") port = std::stoi(v);
-    else if (a == "--durability") durability = v;
+    if (a == "--dir")
+      dir = v;
+    else if (a == "--log")
+      kind = v;
+    else if (a == "--threads")
+      threads = v;
+    else if (a == "--partitions")
+      partitions = v;
+    else if (a == "--port")
+      port = std::stoi(v);
+    else if (a == "--durability")
+      durability = v;
     else {
       std::cerr << "unknown argument " << a << "\n";
       return 2;
@@ -89,8 +95,8 @@ int main(int argc, char** argv) {
     }
     log = std::move(opened).value();
   } else if (kind == "file") {
-    auto opened = collector::testing::FileEventLog::Open(dir + "/events.bin",
-                                                         collector::testing::FileEventLog::Format::kBinary);
+    auto opened =
+        collector::testing::FileEventLog::Open(dir + "/events.bin", collector::testing::FileEventLog::Format::kBinary);
     if (!opened.ok()) {
       std::cerr << opened.status() << "\n";
       return 1;

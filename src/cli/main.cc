@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/table_command.h"
+#include "enrich/parse_ua_tool.h"
 #include "simulate/simulator.h"
 
 namespace {
@@ -21,6 +22,7 @@ commands:
   simulate   send realistic Segment traffic to a collector
   sql        query the lake's tables with SQL
   table      Delta table maintenance: history, describe, files, optimize, vacuum
+  tools      parse-ua: user agents on stdin → one JSON object per line (uap-core rules)
 
 Run `clicklake <command> --help` for a command's flags.
 )";
@@ -41,6 +43,13 @@ int main(int argc, char** argv) {
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
     if (command == "table") return clicklake::cli::RunTableCommand(args, std::cout, std::cerr);
+    if (command == "tools") {
+      if (!args.empty() && args[0] == "parse-ua") {
+        return clicklake::enrich::RunParseUaTool({args.begin() + 1, args.end()}, std::cin, std::cout, std::cerr);
+      }
+      std::cerr << "clicklake tools: expected a tool name: parse-ua\n";
+      return 2;
+    }
   } catch (const std::exception& e) {
     std::cerr << "clicklake " << command << ": " << e.what() << "\n";
     return 1;

@@ -1,12 +1,37 @@
 // clicklake sql: SQL over the lake's Delta tables.
+#include <algorithm>
 #include <iostream>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "delta/table.h"
+#include "common/file_system.h"
 #include "engine/engine.h"
 
 namespace clicklake::cli {
+namespace {
+
+// DuckDB's messages span lines (the error, then the query line and a caret);
+// the CLI prints one: "<error> (LINE 1: SELEKT 1)", without caret lines.
+std::string OneLine(const std::string& message) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= message.size()) {
+    size_t end = std::min(message.find('\n', start), message.size());
+    std::string line = message.substr(start, end - start);
+    start = end + 1;
+    // Skip blank and caret-only lines, and repeats (DuckDB may quote the query line twice).
+    if (line.find_first_not_of(" ^\t") == std::string::npos) continue;
+    if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
+  }
+  if (lines.empty()) return message;
+  std::string out = lines[0];
+  for (size_t i = 1; i < lines.size(); i++) out += (i == 1 ? " (" : "; ") + lines[i];
+  if (lines.size() > 1) out += ")";
+  return out;
+}
+
+}  // namespace
 
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app("clicklake sql", "clicklake sql");
@@ -33,7 +58,7 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
   }
 
   auto fail = [&](const Status& s) {
-    err << "clicklake sql: " << s.message() << "\n";
+    err << "clicklake sql: " << OneLine(s.message()) << "\n";
     return 1;
   };
   auto db = engine::Database::Open();
@@ -52,7 +77,12 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
     if (Status s = delta::AttachTable(conn->get(), a.substr(0, eq), a.substr(eq + 1), at); !s.ok()) return fail(s);
   }
   auto result = (*conn)->Query(engine::QualifySchemaReferences(sql, "system", "memory"));
-  if (!result.ok()) return fail(result.status());
+  if (!result.ok()) {
+    if (result.status().message().find("Catalog Error") != std::string::npos && !FileSystem::Default()->Exists(lake)) {
+      return fail(result.status().WithContext("lake directory " + lake + " does not exist (--lake)"));
+    }
+    return fail(result.status());
+  }
   if (format == "csv") out << result->ToCsv();
   else if (format == "json") out << result->ToJson();
   else out << result->ToTable();

@@ -31,11 +31,10 @@ bool GlobMatch(std::string_view pattern, std::string_view text) {
 
 AdmissionQueue::AdmissionQueue(AdmissionOptions options)
     : options_(std::move(options)),
-      high_water_bytes_(options_.max_events > 0
-                            ? static_cast<int64_t>(static_cast<double>(options_.max_bytes) *
-                                                   static_cast<double>(options_.high_water_events) /
-                                                   static_cast<double>(options_.max_events))
-                            : options_.max_bytes) {}
+      high_water_bytes_(options_.max_events > 0 ? static_cast<int64_t>(static_cast<double>(options_.max_bytes) *
+                                                                       static_cast<double>(options_.high_water_events) /
+                                                                       static_cast<double>(options_.max_events))
+                                                : options_.max_bytes) {}
 
 bool AdmissionQueue::IsLowPriority(std::string_view event_name) const {
   if (event_name.empty()) return false;

@@ -39,11 +39,11 @@ class AdmissionQueue {
     bool low_priority = false;
   };
   struct Decision {
-    bool admitted = false;      // false: nothing was queued; answer 503
-    std::vector<bool> shed;     // per item: dropped as low priority (only when admitted)
+    bool admitted = false;   // false: nothing was queued; answer 503
+    std::vector<bool> shed;  // per item: dropped as low priority (only when admitted)
     int64_t shed_count = 0;
-    int64_t events = 0;         // queued events (release these)
-    int64_t bytes = 0;          // queued bytes
+    int64_t events = 0;  // queued events (release these)
+    int64_t bytes = 0;   // queued bytes
   };
   // Reserves slots for the items that are kept.
   Decision Admit(const std::vector<Item>& items);

@@ -9,13 +9,12 @@
 // connection's io_context.
 #include "collector/collector.h"
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -124,11 +123,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     buffer_.reserve(kReadBufferBytes);
     if constexpr (kTls) {
       Lowest().expires_after(std::chrono::microseconds(impl_->options().read_timeout_us));
-      stream_.async_handshake(ssl::stream_base::server,
-                              [self = this->shared_from_this()](beast::error_code ec) {
-                                if (ec) return self->Close();
-                                self->ReadHeader();
-                              });
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) return self->Close();
+        self->ReadHeader();
+      });
     } else {
       ReadHeader();
     }
@@ -138,8 +136,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(impl_->options().max_request_bytes);
-    Lowest().expires_after(std::chrono::microseconds(first_ ? impl_->options().read_timeout_us
-                                                            : impl_->options().idle_timeout_us));
+    Lowest().expires_after(
+        std::chrono::microseconds(first_ ? impl_->options().read_timeout_us : impl_->options().idle_timeout_us));
     first_ = false;
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -405,7 +403,8 @@ Result<std::unique_ptr<Collector>> Collector::Create(CollectorOptions options, l
   if (log == nullptr) return Status::InvalidArgument("the collector needs an event log");
   if (clock == nullptr) clock = SystemClock();
   ASSIGN_OR_RETURN(ProxyList proxies, ProxyList::Parse(options.trusted_proxies));
-  return std::unique_ptr<Collector>(new Collector(std::make_unique<Impl>(std::move(options), std::move(proxies), log, clock)));
+  return std::unique_ptr<Collector>(
+      new Collector(std::make_unique<Impl>(std::move(options), std::move(proxies), log, clock)));
 }
 
 Status Collector::Start() { return impl_->Start(); }

@@ -31,23 +31,23 @@
 namespace clicklake::collector {
 
 struct CollectorOptions {
-  std::string host = "127.0.0.1";                  // collector.host
-  int port = 8080;                                 // collector.port; 0 = ephemeral (see Collector::port())
-  int threads = 2;                                 // collector.threads: I/O threads
-  std::map<std::string, std::string> write_keys;   // collector.write_keys: key → source
-  std::vector<std::string> trusted_proxies;        // collector.trusted_proxies: IPs or CIDRs allowed to set X-Forwarded-For
-  size_t max_event_bytes = 32 * 1024;              // collector.max_event_bytes
-  size_t max_request_bytes = 500 * 1024;           // collector.max_request_bytes (compressed and decompressed)
-  int64_t queue_max_events = 100000;               // collector.queue_max_events: events awaiting the log's ack
-  int64_t queue_max_bytes = 256LL << 20;           // collector.queue_max_bytes
-  int64_t queue_high_water = 80000;                // collector.queue_high_water: shed low-priority events past it
+  std::string host = "127.0.0.1";                 // collector.host
+  int port = 8080;                                // collector.port; 0 = ephemeral (see Collector::port())
+  int threads = 2;                                // collector.threads: I/O threads
+  std::map<std::string, std::string> write_keys;  // collector.write_keys: key → source
+  std::vector<std::string> trusted_proxies;  // collector.trusted_proxies: IPs or CIDRs allowed to set X-Forwarded-For
+  size_t max_event_bytes = 32 * 1024;        // collector.max_event_bytes
+  size_t max_request_bytes = 500 * 1024;     // collector.max_request_bytes (compressed and decompressed)
+  int64_t queue_max_events = 100000;         // collector.queue_max_events: events awaiting the log's ack
+  int64_t queue_max_bytes = 256LL << 20;     // collector.queue_max_bytes
+  int64_t queue_high_water = 80000;          // collector.queue_high_water: shed low-priority events past it
   std::vector<std::string> low_priority_events = {  // collector.low_priority_events (glob patterns)
       "*debug*", "*diagnostic*", "*heartbeat*", "page_ping"};
-  std::string tls_cert;                            // collector.tls_cert (PEM chain file)
-  std::string tls_key;                             // collector.tls_key (PEM private key file)
-  int64_t read_timeout_us = 10'000'000;            // collector.read_timeout: a request must arrive within it
-  int64_t idle_timeout_us = 60'000'000;            // collector.idle_timeout: keep-alive connections idle longer are closed
-  int retry_after_s = 1;                           // collector.retry_after: Retry-After on 503
+  std::string tls_cert;                  // collector.tls_cert (PEM chain file)
+  std::string tls_key;                   // collector.tls_key (PEM private key file)
+  int64_t read_timeout_us = 10'000'000;  // collector.read_timeout: a request must arrive within it
+  int64_t idle_timeout_us = 60'000'000;  // collector.idle_timeout: keep-alive connections idle longer are closed
+  int retry_after_s = 1;                 // collector.retry_after: Retry-After on 503
   std::map<std::string, std::string> snowplow_app_ids;  // collector.snowplow_app_ids: aid → source
   // collector.snowplow_default_source: source for Snowplow events whose aid is not
   // mapped. Default "snowplow"; set it to "" to refuse unmapped app ids (401).

@@ -10,20 +10,23 @@ Result<CollectorOptions> CollectorOptions::FromConfig(const Config& config) {
   o.threads = static_cast<int>(config.GetInt("collector.threads", o.threads));
   o.write_keys = config.GetStringMap("collector.write_keys");
   o.trusted_proxies = config.GetStringList("collector.trusted_proxies");
-  o.max_event_bytes = static_cast<size_t>(config.GetInt("collector.max_event_bytes", static_cast<int64_t>(o.max_event_bytes)));
+  o.max_event_bytes =
+      static_cast<size_t>(config.GetInt("collector.max_event_bytes", static_cast<int64_t>(o.max_event_bytes)));
   o.max_request_bytes =
       static_cast<size_t>(config.GetInt("collector.max_request_bytes", static_cast<int64_t>(o.max_request_bytes)));
   o.queue_max_events = config.GetInt("collector.queue_max_events", o.queue_max_events);
   o.queue_max_bytes = config.GetInt("collector.queue_max_bytes", o.queue_max_bytes);
   o.queue_high_water =
-      config.GetInt("collector.queue_high_water", config.Has("collector.queue_max_events") ? o.queue_max_events * 8 / 10
-                                                                                           : o.queue_high_water);
-  if (config.Has("collector.low_priority_events")) o.low_priority_events = config.GetStringList("collector.low_priority_events");
+      config.GetInt("collector.queue_high_water",
+                    config.Has("collector.queue_max_events") ? o.queue_max_events * 8 / 10 : o.queue_high_water);
+  if (config.Has("collector.low_priority_events"))
+    o.low_priority_events = config.GetStringList("collector.low_priority_events");
   o.tls_cert = config.GetString("collector.tls_cert", "");
   o.tls_key = config.GetString("collector.tls_key", "");
   o.read_timeout_us = config.GetDurationMicros("collector.read_timeout", o.read_timeout_us);
   o.idle_timeout_us = config.GetDurationMicros("collector.idle_timeout", o.idle_timeout_us);
-  o.retry_after_s = static_cast<int>(config.GetDurationMicros("collector.retry_after", o.retry_after_s * 1'000'000LL) / 1'000'000);
+  o.retry_after_s =
+      static_cast<int>(config.GetDurationMicros("collector.retry_after", o.retry_after_s * 1'000'000LL) / 1'000'000);
   o.snowplow_app_ids = config.GetStringMap("collector.snowplow_app_ids");
   o.snowplow_default_source = config.GetString("collector.snowplow_default_source", o.snowplow_default_source);
 

@@ -105,13 +105,27 @@ void AppendJsonString(std::string_view s, std::string* out) {
     out->append(s.data() + run, i - run);
     run = i + 1;
     switch (u) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
       default:
         out->append("\\u00");
         out->push_back(kHex[u >> 4]);
@@ -239,14 +253,30 @@ bool DecodeJsonScalar(std::string_view raw, std::string* out) {
     }
     if (++i >= s.size()) return false;
     switch (s[i]) {
-      case '"': out->push_back('"'); break;
-      case '\\': out->push_back('\\'); break;
-      case '/': out->push_back('/'); break;
-      case 'b': out->push_back('\b'); break;
-      case 'f': out->push_back('\f'); break;
-      case 'n': out->push_back('\n'); break;
-      case 'r': out->push_back('\r'); break;
-      case 't': out->push_back('\t'); break;
+      case '"':
+        out->push_back('"');
+        break;
+      case '\\':
+        out->push_back('\\');
+        break;
+      case '/':
+        out->push_back('/');
+        break;
+      case 'b':
+        out->push_back('\b');
+        break;
+      case 'f':
+        out->push_back('\f');
+        break;
+      case 'n':
+        out->push_back('\n');
+        break;
+      case 'r':
+        out->push_back('\r');
+        break;
+      case 't':
+        out->push_back('\t');
+        break;
       case 'u': {
         uint32_t cp;
         if (!ReadHex4(s, i + 1, &cp)) return false;
@@ -316,8 +346,7 @@ std::string ScalarAsKey(od::value value) {
   return "";
 }
 
-Status ReadJsonMembers(std::string_view raw, const char* buffer_end, od::parser* parser,
-                       std::vector<JsonMember>* out) {
+Status ReadJsonMembers(std::string_view raw, const char* buffer_end, od::parser* parser, std::vector<JsonMember>* out) {
   size_t capacity = static_cast<size_t>(buffer_end - raw.data());
   od::document doc;
   if (auto e = parser->iterate(raw.data(), raw.size(), capacity).get(doc)) return Invalid(e);

@@ -3,7 +3,7 @@
 // The parsers validate a body completely (syntax, UTF-8, nesting depth) before
 // they take anything from it, then slice the raw text of each event out of it so
 // that the stored payload is the event as received (no number reformatting, big
-// integers kept). Built on simdjson On-Demand.
+// integers kept). Built on simdjson (DOM for validation, On-Demand for slicing).
 //
 // Thread safety: free functions; a JsonDocument is used by one thread at a time.
 #pragma once
@@ -31,7 +31,9 @@ bool IsValidUtf8(std::string_view s);
 
 // Checks that `json` (padded) is one complete, valid JSON value: syntax, UTF-8,
 // string escapes, nesting no deeper than kMaxJsonDepth, nothing after it.
-// InvalidArgument naming the problem otherwise.
+// InvalidArgument naming the problem otherwise. One SIMD pass of simdjson's DOM
+// parser (thread-local, reused); only a body with an integer beyond 64 bits (valid
+// JSON that DOM refuses) is walked again with On-Demand via `parser`.
 Status ValidateJson(const simdjson::padded_string& json, simdjson::ondemand::parser* parser);
 
 // The raw JSON text of `value` (an object/array with its brackets, a scalar

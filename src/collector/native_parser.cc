@@ -39,11 +39,16 @@ Status BuildEvent(std::string_view raw, const char* buffer_end, std::string_view
   bool first = true;
   for (const JsonMember& m : members) {
     if (m.key == "writeKey") continue;
-    if (m.key == "userId" && m.raw != "null") DecodeJsonScalar(m.raw, &user_id);
-    else if (m.key == "anonymousId" && m.raw != "null") DecodeJsonScalar(m.raw, &anonymous_id);
-    else if (m.key == "event") DecodeJsonScalar(m.raw, &name);
-    else if (m.key == "type") DecodeJsonScalar(m.raw, &type);
-    else if (m.key == "sentAt") has_sent_at = true;
+    if (m.key == "userId" && m.raw != "null")
+      DecodeJsonScalar(m.raw, &user_id);
+    else if (m.key == "anonymousId" && m.raw != "null")
+      DecodeJsonScalar(m.raw, &anonymous_id);
+    else if (m.key == "event")
+      DecodeJsonScalar(m.raw, &name);
+    else if (m.key == "type")
+      DecodeJsonScalar(m.raw, &type);
+    else if (m.key == "sentAt")
+      has_sent_at = true;
     AppendMember(m.key, m.raw, &first, &out);
   }
   if (!has_sent_at && !sent_at.empty()) AppendMember("sentAt", sent_at, &first, &out);

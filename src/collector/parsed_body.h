@@ -16,7 +16,7 @@
 namespace clicklake::collector {
 
 struct BodyLimits {
-  size_t max_event_bytes = 32 * 1024;    // collector.max_event_bytes
+  size_t max_event_bytes = 32 * 1024;     // collector.max_event_bytes
   size_t max_request_bytes = 500 * 1024;  // collector.max_request_bytes (after decompression)
 };
 

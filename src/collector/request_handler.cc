@@ -24,10 +24,10 @@ struct RequestHandler::Route {
 namespace {
 
 // A 1×1 transparent GIF, the answer to GET /i.
-constexpr unsigned char kPixel[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0xff,
-                                    0xff, 0xff, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c,
-                                    0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00,
-                                    0x3b};
+constexpr unsigned char kPixel[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80,
+                                    0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04,
+                                    0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01,
+                                    0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
 
 int64_t SteadyMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -45,10 +45,14 @@ HttpReply JsonError(int status, std::string_view message) {
 
 HttpReply ErrorFromStatus(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kResourceExhausted: return JsonError(413, s.message());
-    case StatusCode::kInvalidArgument: return JsonError(400, s.message());
-    case StatusCode::kUnsupported: return JsonError(415, s.message());
-    default: return JsonError(500, s.message());
+    case StatusCode::kResourceExhausted:
+      return JsonError(413, s.message());
+    case StatusCode::kInvalidArgument:
+      return JsonError(400, s.message());
+    case StatusCode::kUnsupported:
+      return JsonError(415, s.message());
+    default:
+      return JsonError(500, s.message());
   }
 }
 
@@ -110,9 +114,12 @@ bool AcceptableContentType(std::string_view content_type) {
 
 std::string_view ProtocolName(int p) {
   switch (p) {
-    case 0: return "segment";
-    case 1: return "snowplow";
-    default: return "native";
+    case 0:
+      return "segment";
+    case 1:
+      return "snowplow";
+    default:
+      return "native";
   }
 }
 
@@ -198,11 +205,14 @@ RequestHandler::RequestHandler(CollectorOptions options, ProxyList proxies, log:
   for (const auto& [k, v] : options_.write_keys) write_keys_[k] = v;
   const std::string shed_help = "Events the collector refused or dropped under load, by reason";
   bytes_received_ = metrics_->GetCounter("clicklake_collector_request_bytes_total", "Request body bytes received");
-  shed_low_priority_ = metrics_->GetCounter("clicklake_collector_shed_events_total", shed_help, {{"reason", "low_priority"}});
-  shed_queue_full_ = metrics_->GetCounter("clicklake_collector_shed_events_total", shed_help, {{"reason", "queue_full"}});
+  shed_low_priority_ =
+      metrics_->GetCounter("clicklake_collector_shed_events_total", shed_help, {{"reason", "low_priority"}});
+  shed_queue_full_ =
+      metrics_->GetCounter("clicklake_collector_shed_events_total", shed_help, {{"reason", "queue_full"}});
   failed_log_unavailable_ =
       metrics_->GetCounter("clicklake_collector_shed_events_total", shed_help, {{"reason", "log_unavailable"}});
-  failed_log_error_ = metrics_->GetCounter("clicklake_collector_shed_events_total", shed_help, {{"reason", "log_error"}});
+  failed_log_error_ =
+      metrics_->GetCounter("clicklake_collector_shed_events_total", shed_help, {{"reason", "log_error"}});
   const std::string err_help = "Collector responses with an error status, by class";
   errors_4xx_ = metrics_->GetCounter("clicklake_collector_errors_total", err_help, {{"class", "4xx"}});
   errors_5xx_ = metrics_->GetCounter("clicklake_collector_errors_total", err_help, {{"class", "5xx"}});
@@ -282,8 +292,10 @@ bool RequestHandler::Ready(std::string* why) const {
 
 void RequestHandler::Finish(const std::string& route, int64_t start_us, ReplyFn& reply, HttpReply r) {
   RequestCounter(route, r.status)->Increment();
-  if (r.status >= 500) errors_5xx_->Increment();
-  else if (r.status >= 400) errors_4xx_->Increment();
+  if (r.status >= 500)
+    errors_5xx_->Increment();
+  else if (r.status >= 400)
+    errors_4xx_->Increment();
   Histogram* h;
   {
     std::lock_guard<std::mutex> lock(metrics_mu_);
@@ -383,8 +395,9 @@ void RequestHandler::Handle(HttpRequest request, ReplyFn reply) {
     return;
   }
   std::string name = route.name;
-  Ingest(route, std::move(request),
-         [finish, name, reply = std::move(reply)](HttpReply r) mutable { finish(name, std::move(reply), std::move(r)); });
+  Ingest(route, std::move(request), [finish, name, reply = std::move(reply)](HttpReply r) mutable {
+    finish(name, std::move(reply), std::move(r));
+  });
 }
 
 void RequestHandler::Ingest(const Route& route, HttpRequest request, ReplyFn reply) {
@@ -412,8 +425,8 @@ void RequestHandler::Ingest(const Route& route, HttpRequest request, ReplyFn rep
       }
     }
     if (request.body.size() > options_.max_request_bytes) {
-      reply(JsonError(413, "request body of " + std::to_string(request.body.size()) +
-                               " bytes exceeds the limit of " + std::to_string(options_.max_request_bytes) +
+      reply(JsonError(413, "request body of " + std::to_string(request.body.size()) + " bytes exceeds the limit of " +
+                               std::to_string(options_.max_request_bytes) +
                                " bytes per request (collector.max_request_bytes)"));
       return;
     }
@@ -432,9 +445,15 @@ void RequestHandler::Ingest(const Route& route, HttpRequest request, ReplyFn rep
       return;
     }
     switch (route.protocol) {
-      case Protocol::kSegment: s = ParseSegmentBody(body, *route.segment_call, limits_, &parsed); break;
-      case Protocol::kSnowplow: s = ParseSnowplowPost(body, limits_, &parsed); break;
-      case Protocol::kNative: s = ParseNativeBody(body, limits_, &parsed); break;
+      case Protocol::kSegment:
+        s = ParseSegmentBody(body, *route.segment_call, limits_, &parsed);
+        break;
+      case Protocol::kSnowplow:
+        s = ParseSnowplowPost(body, limits_, &parsed);
+        break;
+      case Protocol::kNative:
+        s = ParseNativeBody(body, limits_, &parsed);
+        break;
     }
     if (s.ok() && route.protocol != Protocol::kSnowplow && key_from_header.empty()) {
       std::string ignored;

@@ -59,7 +59,7 @@ class ProxyList {
 
  private:
   struct Net {
-    int family = 0;            // AF_INET / AF_INET6
+    int family = 0;  // AF_INET / AF_INET6
     unsigned char addr[16] = {};
     int prefix = 0;
   };
@@ -117,9 +117,9 @@ class RequestHandler {
   // Metrics (owned by MetricsRegistry::Global()).
   MetricsRegistry* const metrics_;
   std::mutex metrics_mu_;
-  std::map<std::pair<std::string, int>, Counter*> request_counters_;           // GUARDED_BY(metrics_mu_)
-  std::map<std::pair<std::string, std::string>, Counter*> event_counters_;    // GUARDED_BY(metrics_mu_)
-  std::map<std::string, Histogram*> latency_;                                 // GUARDED_BY(metrics_mu_)
+  std::map<std::pair<std::string, int>, Counter*> request_counters_;        // GUARDED_BY(metrics_mu_)
+  std::map<std::pair<std::string, std::string>, Counter*> event_counters_;  // GUARDED_BY(metrics_mu_)
+  std::map<std::string, Histogram*> latency_;                               // GUARDED_BY(metrics_mu_)
   Counter* bytes_received_;
   Counter* shed_low_priority_;
   Counter* shed_queue_full_;

@@ -195,7 +195,8 @@ Status ReadBatch(od::object root, Reader* r, std::string* write_key) {
     if (key == "batch") {
       od::json_type type;
       if (auto e = v.type().get(type)) return Malformed(e);
-      if (type != od::json_type::array) return Status::InvalidArgument("a batch body needs a \"batch\" array of events");
+      if (type != od::json_type::array)
+        return Status::InvalidArgument("a batch body needs a \"batch\" array of events");
       r->saw_batch = true;
       od::array items;
       if (auto e = v.get_array().get(items)) return Malformed(e);
@@ -220,9 +221,12 @@ Status ReadBatch(od::object root, Reader* r, std::string* write_key) {
       std::string_view raw;
       if (auto e = RawJson(v, &raw)) return Malformed(e);
       if (raw == "null") continue;
-      if (is_integrations) r->integrations = raw;
-      else if (is_sent_at) r->sent_at = raw;
-      else if (raw.front() == '"') DecodeJsonScalar(raw, write_key);
+      if (is_integrations)
+        r->integrations = raw;
+      else if (is_sent_at)
+        r->sent_at = raw;
+      else if (raw.front() == '"')
+        DecodeJsonScalar(raw, write_key);
     }
   }
   if (!r->saw_batch) return Status::InvalidArgument("a batch body needs a \"batch\" array of events");
@@ -233,13 +237,13 @@ Status ReadBatch(od::object root, Reader* r, std::string* write_key) {
 
 std::optional<SegmentCall> SegmentCallForPath(std::string_view path) {
   static const std::pair<std::string_view, SegmentCall> kRoutes[] = {
-      {"/v1/batch", SegmentCall::kBatch},       {"/v1/import", SegmentCall::kImport},
-      {"/v1/track", SegmentCall::kTrack},       {"/v1/page", SegmentCall::kPage},
-      {"/v1/screen", SegmentCall::kScreen},     {"/v1/identify", SegmentCall::kIdentify},
-      {"/v1/group", SegmentCall::kGroup},       {"/v1/alias", SegmentCall::kAlias},
-      {"/v1/b", SegmentCall::kBatch},           {"/v1/t", SegmentCall::kTrack},
-      {"/v1/p", SegmentCall::kPage},            {"/v1/i", SegmentCall::kIdentify},
-      {"/v1/g", SegmentCall::kGroup},           {"/v1/a", SegmentCall::kAlias},
+      {"/v1/batch", SegmentCall::kBatch},   {"/v1/import", SegmentCall::kImport},
+      {"/v1/track", SegmentCall::kTrack},   {"/v1/page", SegmentCall::kPage},
+      {"/v1/screen", SegmentCall::kScreen}, {"/v1/identify", SegmentCall::kIdentify},
+      {"/v1/group", SegmentCall::kGroup},   {"/v1/alias", SegmentCall::kAlias},
+      {"/v1/b", SegmentCall::kBatch},       {"/v1/t", SegmentCall::kTrack},
+      {"/v1/p", SegmentCall::kPage},        {"/v1/i", SegmentCall::kIdentify},
+      {"/v1/g", SegmentCall::kGroup},       {"/v1/a", SegmentCall::kAlias},
   };
   if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   for (const auto& [p, call] : kRoutes) {
@@ -250,14 +254,22 @@ std::optional<SegmentCall> SegmentCallForPath(std::string_view path) {
 
 std::string_view SegmentCallName(SegmentCall call) {
   switch (call) {
-    case SegmentCall::kBatch: return "batch";
-    case SegmentCall::kImport: return "import";
-    case SegmentCall::kTrack: return "track";
-    case SegmentCall::kPage: return "page";
-    case SegmentCall::kScreen: return "screen";
-    case SegmentCall::kIdentify: return "identify";
-    case SegmentCall::kGroup: return "group";
-    case SegmentCall::kAlias: return "alias";
+    case SegmentCall::kBatch:
+      return "batch";
+    case SegmentCall::kImport:
+      return "import";
+    case SegmentCall::kTrack:
+      return "track";
+    case SegmentCall::kPage:
+      return "page";
+    case SegmentCall::kScreen:
+      return "screen";
+    case SegmentCall::kIdentify:
+      return "identify";
+    case SegmentCall::kGroup:
+      return "group";
+    case SegmentCall::kAlias:
+      return "alias";
   }
   return "unknown";
 }

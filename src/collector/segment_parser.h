@@ -1,4 +1,5 @@
-// Segment HTTP Tracking API bodies → events (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/).
+// Segment HTTP Tracking API bodies → events
+// (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/).
 //
 // /v1/batch and /v1/import take {"batch":[...], "context":{}, "integrations":{},
 // "sentAt":..., "writeKey":...}; the single-event routes take one event object.

@@ -95,7 +95,9 @@ Status ParseSnowplowPost(std::string_view body, const BodyLimits& limits, Parsed
     if (m.key == "data") data_raw = m.raw;
   }
   if (schema.find("payload_data") == std::string::npos) {
-    return Status::InvalidArgument("expected a self-describing payload_data envelope (\"schema\": \"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4\")");
+    return Status::InvalidArgument(
+        "expected a self-describing payload_data envelope (\"schema\": "
+        "\"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4\")");
   }
   if (data_raw.empty() || data_raw.front() != '[') {
     return Status::InvalidArgument("payload_data needs a \"data\" array of events");
@@ -129,11 +131,16 @@ Status ParseSnowplowPost(std::string_view body, const BodyLimits& limits, Parsed
     }
     std::string e, se_ac, uid, duid, aid;
     for (const JsonMember& f : fields) {
-      if (f.key == "e") DecodeJsonScalar(f.raw, &e);
-      else if (f.key == "se_ac") DecodeJsonScalar(f.raw, &se_ac);
-      else if (f.key == "uid") DecodeJsonScalar(f.raw, &uid);
-      else if (f.key == "duid") DecodeJsonScalar(f.raw, &duid);
-      else if (f.key == "aid") DecodeJsonScalar(f.raw, &aid);
+      if (f.key == "e")
+        DecodeJsonScalar(f.raw, &e);
+      else if (f.key == "se_ac")
+        DecodeJsonScalar(f.raw, &se_ac);
+      else if (f.key == "uid")
+        DecodeJsonScalar(f.raw, &uid);
+      else if (f.key == "duid")
+        DecodeJsonScalar(f.raw, &duid);
+      else if (f.key == "aid")
+        DecodeJsonScalar(f.raw, &aid);
     }
     ParsedEvent event;
     event.payload.assign(raw);
@@ -172,11 +179,16 @@ Status ParseSnowplowQuery(std::string_view query, const BodyLimits& limits, Pars
     AppendJsonString(key, &payload);
     payload.push_back(':');
     AppendJsonString(value, &payload);
-    if (key == "e") e = value;
-    else if (key == "se_ac") se_ac = value;
-    else if (key == "uid") uid = value;
-    else if (key == "duid") duid = value;
-    else if (key == "aid") aid = value;
+    if (key == "e")
+      e = value;
+    else if (key == "se_ac")
+      se_ac = value;
+    else if (key == "uid")
+      uid = value;
+    else if (key == "duid")
+      duid = value;
+    else if (key == "aid")
+      aid = value;
   }
   payload.push_back('}');
   if (first) return Status::InvalidArgument("GET /i needs tracker-protocol query parameters (e, tv, ...)");

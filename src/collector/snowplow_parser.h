@@ -1,4 +1,5 @@
-// Snowplow tracker protocol bodies → events (https://docs.snowplow.io/docs/sources/trackers/snowplow-tracker-protocol/).
+// Snowplow tracker protocol bodies → events
+// (https://docs.snowplow.io/docs/sources/trackers/snowplow-tracker-protocol/).
 //
 // POST /com.snowplowanalytics.snowplow/tp2 carries a self-describing
 // payload_data envelope {"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/...",

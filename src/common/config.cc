@@ -159,7 +159,8 @@ bool ParseDurationMicros(const std::string& text, int64_t* micros) {
 }
 
 std::string DefaultConfigToml() {
-  return R"(# clicklake configuration. Every setting can also be given as a flag.
+  return R"(# clicklake configuration. Every setting can also be given as a flag; commented
+# lines show the default.
 
 [lake]
 # Where tables, the embedded log and state live.
@@ -167,25 +168,54 @@ dir = "./lake"
 
 [collector]
 port = 8080
+# host = "127.0.0.1"
+# threads = 2                    # I/O threads
+# max_event_bytes = 32768        # 413 beyond it
+# max_request_bytes = 512000     # 413 beyond it (compressed and decompressed)
+# queue_max_events = 100000      # events awaiting the log's acknowledgement; 503 + Retry-After beyond
+# queue_max_bytes = 268435456
+# queue_high_water = 80000       # past it, low-priority events are shed (and counted)
+# low_priority_events = ["*debug*", "*diagnostic*", "*heartbeat*", "page_ping"]
+# read_timeout = "10s"           # a request must arrive within it
+# idle_timeout = "60s"           # idle keep-alive connections are closed
+# retry_after = "1s"
+# trusted_proxies = []           # peers whose X-Forwarded-For is believed
+# tls_cert = ""                  # serve HTTPS when both are set
+# tls_key = ""
+# snowplow_default_source = "snowplow"
+
 # Write keys map to sources: the Basic-auth user name (or writeKey in the body) picks the source.
 [collector.write_keys]
 # "my-write-key" = "web"
+
+# Snowplow trackers send no write key: their app id (aid) picks the source.
+[collector.snowplow_app_ids]
+# "shop-web" = "web"
 
 [processor]
 # How often a micro-batch runs.
 trigger = "60s"
 # Upper bound on events in one micro-batch.
 max_batch_events = 500000
+# threads = 0                    # DuckDB threads (0 = all cores)
+# memory_limit = ""              # e.g. "2GB"
 
 [log]
 # "local" (embedded segment files under <lake>/_clicklake/log) or "kafka".
 kind = "local"
 partitions = 8
-# "fsync": acknowledge an event only after its fsync (group commit).
+# "fsync": acknowledge an event only after its fsync (group commit); "none": after the write.
 durability = "fsync"
-
-[api]
-port = 8081
+# dir = "<lake>/_clicklake/log"
+# segment_bytes = 67108864
+# retention_hours = 168
+# retention_bytes = -1           # per partition; -1 = unlimited
+# max_pending_bytes = 67108864   # appends beyond it fail fast (the collector answers 503)
+# Kafka (kind = "kafka"): the topic must exist with `partitions` partitions.
+# brokers = "127.0.0.1:9092"
+# topic = "clicklake-events"
+# group_prefix = ""
+# linger_ms = 5
 )";
 }
 

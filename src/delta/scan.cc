@@ -240,7 +240,7 @@ Status RegisterLakeViews(engine::Connection* conn, const std::string& lake_dir, 
                          FileSystem* fs) {
   auto layers = fs->ListDir(lake_dir);
   if (!layers.ok()) {
-    if (!fs->Exists(lake_dir)) return Status::NotFound("lake directory " + lake_dir + " does not exist");
+    if (!fs->Exists(lake_dir)) return Status::OK();  // no lake yet: no tables to show
     return layers.status();
   }
   for (const FileInfo& layer : *layers) {

@@ -357,7 +357,8 @@ Result<std::string> ReadCommitInfo(const std::string& table_path, int64_t versio
 
 // Creates a schema per layer and a view `layer.table` for every Delta table at
 // `<lake_dir>/<layer>/<table>/_delta_log`. With `version`, tables that have no
-// such version are skipped. Directories starting with '_' or '.' are ignored.
+// such version are skipped. Directories starting with '_' or '.' are ignored;
+// a missing lake directory registers nothing (OK).
 Status RegisterLakeViews(engine::Connection* conn, const std::string& lake_dir, std::optional<int64_t> version,
                          FileSystem* fs = FileSystem::Default());
 // Makes the Delta table at `path` queryable as view `name` ("x" or "schema.x").

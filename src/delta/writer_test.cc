@@ -450,6 +450,7 @@ TEST_F(WriterTest, DescribeAndLakeViews) {
   fs::create_directories(lake + "/_clicklake/log");
   fs::create_directories(lake + "/gold/not_a_table");
   ASSERT_OK(RegisterLakeViews(conn_.get(), lake, std::nullopt));
+  EXPECT_OK(RegisterLakeViews(conn_.get(), tmp_.Sub("no-lake"), std::nullopt));
   auto r = conn_->Query("SELECT count(*) FROM bronze.events");
   ASSERT_OK(r.status());
   EXPECT_EQ(r->GetInt64(0, 0), 15);

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -45,6 +46,7 @@ void SplitAuthority(std::string_view authority, UrlParts* out) {
     host = host.substr(0, colon);
   }
   while (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  if (host.size() > kMaxHostLength) return;  // no DNS name is longer: garbage, not a host
   out->host = SanitizeUtf8(ToLowerAscii(host));
 }
 
@@ -68,11 +70,19 @@ bool LooksLikeHost(std::string_view segment) {
   return true;
 }
 
+// Trimmed, valid UTF-8, at most `max_len` bytes (cut at a code point
+// boundary), absent when empty.
 std::optional<std::string> NonEmpty(std::string_view s, size_t max_len) {
   s = TrimWhitespace(s);
   if (s.empty()) return std::nullopt;
-  if (s.size() > max_len) s = s.substr(0, max_len);
-  return SanitizeUtf8(s);  // repairs a code point cut in half by the limit
+  // Repairing first: each invalid byte becomes a 3-byte U+FFFD.
+  std::string out = SanitizeUtf8(s.substr(0, std::min(s.size(), max_len)));
+  if (out.size() > max_len) {
+    size_t cut = max_len;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out.resize(cut);
+  }
+  return out;
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {

@@ -21,6 +21,7 @@ namespace clicklake::enrich {
 // and trailing dot.
 //   "https://User@WWW.Example.com:8443/a/b?x=1#top" → scheme "https",
 //   host "www.example.com", port "8443", path "/a/b", query "x=1", fragment "top".
+// A host longer than kMaxHostLength (253, the DNS limit) is dropped as garbage.
 // Without a scheme: "//host/p" and "host.tld/p" (first segment with a dot and
 // only host characters) give a host; anything else is a path ("/p?x", "p").
 struct UrlParts {
@@ -32,6 +33,7 @@ struct UrlParts {
   std::string fragment;  // without '#'
   bool has_query = false;
 };
+inline constexpr size_t kMaxHostLength = 253;
 UrlParts SplitUrl(std::string_view url);
 
 // Decodes %XX escapes (an invalid escape stays as it is), and '+' as a space
@@ -44,7 +46,8 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view que
 
 // What a page URL tells about the visit (silver.events page_* and utm_*).
 // UTM parameter names match case-insensitively; the first non-empty value of
-// each wins; values are decoded, trimmed and cut to kMaxParamLength bytes.
+// each wins; values are decoded, trimmed and cut to kMaxParamLength bytes (at a
+// code point boundary; page_path to kMaxPathLength).
 struct PageInfo {
   std::optional<std::string> host;       // lower-case
   std::optional<std::string> page_path;  // raw path, "/" when the URL has a host but no path

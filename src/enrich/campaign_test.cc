@@ -19,6 +19,8 @@ TEST(SplitUrlTest, Parts) {
   EXPECT_EQ(p.query, "x=1&y=2");
   EXPECT_EQ(p.fragment, "frag?not=query");
 
+  EXPECT_EQ(SplitUrl("https://" + std::string(254, 'a') + "/x").host, "");
+  EXPECT_EQ(SplitUrl("https://" + std::string(253, 'a') + "/x").host, std::string(253, 'a'));
   EXPECT_EQ(SplitUrl("http://[2001:db8::1]:8080/x").host, "[2001:db8::1]");
   EXPECT_EQ(SplitUrl("http://[2001:db8::1]:8080/x").port, "8080");
   EXPECT_EQ(SplitUrl("//cdn.example.com/lib.js").host, "cdn.example.com");
@@ -92,6 +94,19 @@ TEST(ParsePageUrlTest, EdgeCases) {
   EXPECT_EQ(rel.campaign_id, "b2c9097371453a98");
   // Empty.
   EXPECT_EQ(ParsePageUrl(""), PageInfo{});
+}
+
+// Found by url_fuzzer: a path of invalid bytes grew 3x past the limit when
+// repaired after cutting. Limits hold in bytes, cut at a code point boundary.
+TEST(ParsePageUrlTest, LimitsHoldAfterUtf8Repair) {
+  PageInfo p = ParsePageUrl("/" + std::string(3000, '\xa4') + "?utm_source=" + std::string(2000, '\xff') +
+                            "&utm_term=" + std::string(1023, 'a') + "%C3%A9");
+  ASSERT_TRUE(p.page_path && p.utm_source && p.utm_term);
+  EXPECT_LE(p.page_path->size(), kMaxPathLength);
+  EXPECT_TRUE(IsValidUtf8(*p.page_path));
+  EXPECT_LE(p.utm_source->size(), kMaxParamLength);
+  EXPECT_TRUE(IsValidUtf8(*p.utm_source));
+  EXPECT_EQ(*p.utm_term, std::string(1023, 'a'));  // "é" would pass the limit: dropped whole
 }
 
 TEST(CampaignIdTest, StableAndNormalized) {
@@ -214,10 +229,10 @@ TEST(GarbageUrlTest, NeverCrashesAndStaysValid) {
       }
     }
     if (p.utm_source) {
-      EXPECT_LE(p.utm_source->size(), kMaxParamLength + 3);
+      EXPECT_LE(p.utm_source->size(), kMaxParamLength);
     }
     if (p.page_path) {
-      EXPECT_LE(p.page_path->size(), kMaxPathLength + 3);
+      EXPECT_LE(p.page_path->size(), kMaxPathLength);
     }
     ReferrerInfo r = ClassifyReferrer(in, "example.com", p.utm_medium);
     if (r.referrer_host) {

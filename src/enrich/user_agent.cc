@@ -375,7 +375,7 @@ DeviceType ClassifyDeviceType(const UserAgent& ua, std::string_view raw_ua) {
   const std::string ua_family = ua.ua_family.value_or("Other");
   const std::string os = ua.os_family.value_or("Other");
 
-  // Bots: uap-core gives crawlers the "Spider" device family; some UA rules
+  // 1. Bots: uap-core gives crawlers the "Spider" device family; some UA rules
   // name bots without a device rule.
   if (family == "Spider") return DeviceType::kBot;
   {
@@ -388,7 +388,7 @@ DeviceType ClassifyDeviceType(const UserAgent& ua, std::string_view raw_ua) {
     }
   }
 
-  // Tablets.
+  // 2. Devices named as tablets.
   if (family.rfind("iPad", 0) == 0 || family.rfind("Kindle", 0) == 0 || family == "Generic Tablet" ||
       family == "HP TouchPad" || os == "BlackBerry Tablet OS" || ContainsIgnoreCase(family, "tablet") ||
       ContainsIgnoreCase(model, "tablet") || family.find("Galaxy Tab") != std::string::npos ||
@@ -396,21 +396,20 @@ DeviceType ClassifyDeviceType(const UserAgent& ua, std::string_view raw_ua) {
       ContainsIgnoreCase(ua_family, "Silk")) {
     return DeviceType::kTablet;
   }
-  // Android without "Mobile" is a tablet (Google's guidance for site owners),
-  // unless it says it is a TV.
-  if (os == "Android" && raw_ua.find("Mobile") == std::string_view::npos && !ContainsIgnoreCase(raw_ua, "TV") &&
-      family != "Other") {
+
+  // 3. TVs, consoles, cars and headsets.
+  for (std::string_view other : {"TV", "PlayStation", "Xbox", "Nintendo", "Wii", "Inettv", "Tesla", "Quest"}) {
+    if (ContainsIgnoreCase(family, other)) return DeviceType::kOther;
+  }
+  if (os == "tvOS" || os == "Web0S" || ContainsIgnoreCase(os, "TV")) return DeviceType::kOther;
+
+  // 4. Mobile operating systems. An Android *browser* without "Mobile" in its
+  // UA is a tablet (the convention Chrome and Google's guidance follow); app
+  // UAs (no "Safari") say nothing either way and count as phones.
+  if (os == "Android" && family != "Generic Smartphone" && raw_ua.find("Safari") != std::string_view::npos &&
+      raw_ua.find("Mobile") == std::string_view::npos) {
     return DeviceType::kTablet;
   }
-
-  // Desktops by OS.
-  if (OneOf(ua.os_family,
-            {"Windows", "Mac OS X",  "Mac OS",   "macOS",   "Linux",      "Ubuntu",    "Debian",   "Fedora", "Red Hat",
-             "Mint",    "SUSE",      "openSUSE", "Gentoo",  "Arch Linux", "Slackware", "Mandriva", "CentOS", "Kubuntu",
-             "Xubuntu", "Chrome OS", "ChromeOS", "FreeBSD", "OpenBSD",    "NetBSD",    "Solaris",  "SunOS"})) {
-    return DeviceType::kDesktop;
-  }
-  // Mobile by OS.
   if (OneOf(ua.os_family,
             {"iOS",          "Android",    "Windows Phone", "Windows Mobile",  "Windows CE",      "BlackBerry OS",
              "KaiOS",        "Symbian OS", "Symbian^3",     "Symbian^3 Anna",  "Symbian^3 Belle", "Tizen",
@@ -418,14 +417,18 @@ DeviceType ClassifyDeviceType(const UserAgent& ua, std::string_view raw_ua) {
              "Ubuntu Touch", "HarmonyOS",  "WatchOS",       "Nokia Series 40", "Series 60"})) {
     return DeviceType::kMobile;
   }
-  // A device uap-core recognised that is none of the above: phones, except
-  // TVs and consoles.
-  if (family != "Other") {
-    for (std::string_view other : {"TV", "PlayStation", "Xbox", "Nintendo", "Wii", "Inettv", "Tesla"}) {
-      if (ContainsIgnoreCase(family, other)) return DeviceType::kOther;
-    }
-    if (family == "Mac") return DeviceType::kDesktop;
-    return DeviceType::kMobile;
+
+  // 5. Any other device uap-core recognised is a phone (its device rules name
+  // phones, tablets and bots; desktops stay "Other"), except Macs.
+  if (family == "Mac") return DeviceType::kDesktop;
+  if (family != "Other") return DeviceType::kMobile;
+
+  // 6. Desktop operating systems.
+  if (OneOf(ua.os_family, {"Windows",   "Mac OS X", "Mac OS", "macOS",   "Linux",    "Ubuntu",    "Debian",
+                           "Fedora",    "Red Hat",  "Mint",   "SUSE",    "openSUSE", "Gentoo",    "Arch Linux",
+                           "Slackware", "Mandriva", "CentOS", "Kubuntu", "Xubuntu",  "Chrome OS", "ChromeOS",
+                           "FreeBSD",   "OpenBSD",  "NetBSD", "BSD",     "Solaris",  "SunOS"})) {
+    return DeviceType::kDesktop;
   }
   return DeviceType::kOther;
 }

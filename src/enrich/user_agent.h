@@ -28,19 +28,21 @@
 
 namespace clicklake::enrich {
 
-// silver.events `device_type`. Rules (ClassifyDeviceType):
-//   bot     device family "Spider" (uap-core's crawler family) or a UA family
-//           that uap-core names as a bot/crawler/spider;
-//   tablet  iPad, Kindle/Silk, device families or models that uap-core names
-//           as tablets ("Tablet", "Tab", Galaxy Tab, Nexus 7/9/10, ...), or
-//           Android without "Mobile" in the UA (Google's rule for tablets);
-//   mobile  a mobile OS (iOS, Android, Windows Phone, BlackBerry, KaiOS,
-//           Symbian, Tizen, Firefox OS, ...), or a device family other than
-//           "Other" that is not a tablet (uap-core only names devices it
-//           recognised as phones, tablets or bots; desktops stay "Other");
-//   desktop Windows, Mac OS X / macOS, Linux distributions, Chrome OS,
-//           FreeBSD/OpenBSD/NetBSD/Solaris;
-//   other   everything else (unknown OS and device, TVs, consoles, libraries).
+// silver.events `device_type`. Rules (ClassifyDeviceType), first that applies:
+//   1. bot     device family "Spider" (uap-core's crawler family), or a UA
+//              family ending in "bot" or containing "crawler"/"spider";
+//   2. tablet  iPad, Kindle/Silk, "Generic Tablet", HP TouchPad, BlackBerry
+//              Tablet OS, families/models naming a tablet (Galaxy Tab, Nexus 7/9/10);
+//   3. other   TVs, consoles, cars, headsets (family with TV, PlayStation, Xbox,
+//              Nintendo, Wii, Tesla, Quest; tvOS, Web0S);
+//   4. tablet  an Android browser UA ("Safari") without "Mobile" (Chrome's
+//              convention); mobile: a mobile OS (iOS, Android, Windows Phone,
+//              BlackBerry, KaiOS, Symbian, Tizen, Firefox OS, webOS, ...);
+//   5. desktop device family "Mac"; mobile: any other device family uap-core
+//              recognised (its device rules name phones, tablets and bots;
+//              desktops stay "Other");
+//   6. desktop Windows, Mac OS X / macOS, Linux distributions, Chrome OS, *BSD, Solaris;
+//   7. other   everything else (unknown OS and device, libraries, feeds).
 enum class DeviceType { kDesktop, kMobile, kTablet, kBot, kOther };
 
 // "desktop", "mobile", "tablet", "bot", "other".

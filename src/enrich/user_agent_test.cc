@@ -185,6 +185,14 @@ TEST_F(UapCoreTest, WellKnownDevicesAndTypes) {
        "SM-X710", "Generic_Android_Tablet", DeviceType::kTablet},
       {"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Spider", "Spider",
        DeviceType::kBot},
+      // Android app UAs (no "Safari") without "Mobile" are phones, not tablets.
+      {"ArcGISRuntime-Android/100.1.1 (Android 7.0; arm64-v8a; SAMSUNG-SM-G930F) arcgis-workforce/17.0.1",
+       "Samsung SM-G930F", "Samsung", DeviceType::kMobile},
+      // A recognised phone on an OS uap-core calls Linux.
+      {"MQQBrowser/20 (Linux; U; 2.3.3; en-us; HTC Desire S Build/GRI40;480*800)", "HTC Desire S", "HTC",
+       DeviceType::kMobile},
+      {"HbbTV/1.2.1 (;Panasonic;VIERA 2013;3.672;4101-0003 0002-0000;)", "HbbTV", "Panasonic", DeviceType::kOther},
+      {"Mozilla/5.0 (PLAYSTATION 3; 3.55)", "PlayStation 3", "Sony", DeviceType::kOther},
       {"", "Other", nullptr, DeviceType::kOther},
       {"curl/8.4.0", "Other", nullptr, DeviceType::kOther},
   };

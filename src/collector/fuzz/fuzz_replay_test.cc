@@ -16,9 +16,7 @@ namespace {
 
 using FuzzFn = int (*)(const uint8_t*, size_t);
 
-void Feed(FuzzFn fn, const std::string& input) {
-  fn(reinterpret_cast<const uint8_t*>(input.data()), input.size());
-}
+void Feed(FuzzFn fn, const std::string& input) { fn(reinterpret_cast<const uint8_t*>(input.data()), input.size()); }
 
 size_t ReplayCorpus(const std::string& name, FuzzFn fn) {
   std::string dir = clicklake::testing::SourceDir() + "/src/collector/fuzz/corpus/" + name;

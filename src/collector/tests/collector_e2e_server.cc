@@ -6,15 +6,15 @@
 //
 // Prints "PORT <n>" on stdout once listening; stops cleanly (draining) on
 // SIGTERM/SIGINT or when stdin closes.
+#include <poll.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <thread>
-
-#include <poll.h>
-#include <unistd.h>
 
 #include "collector/collector.h"
 #include "collector/tests/file_event_log.h"
@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
       ++i;
     } else if (arg == "--write-key") {
       size_t eq = value.find('=');
-      config.Set("collector.write_keys." + value.substr(0, eq), eq == std::string::npos ? "default" : value.substr(eq + 1));
+      config.Set("collector.write_keys." + value.substr(0, eq),
+                 eq == std::string::npos ? "default" : value.substr(eq + 1));
       ++i;
     } else if (arg == "--set") {
       size_t eq = value.find('=');

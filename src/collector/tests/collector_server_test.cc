@@ -118,10 +118,12 @@ TEST_F(CollectorServerTest, BatchMergesContextIntegrationsAndSentAt) {
   ASSERT_EQ(r.status, 200) << r.body;
   auto events = log_.events();
   ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[0].payload,
-            R"({"type":"track","event":"A","userId":"u1","context":{"ip":"1.2.3.4","page":{"path":"/a"},"library":{"name":"analytics-node"}},"integrations":{"All":true},"sentAt":"2024-05-01T12:00:00Z"})");
-  EXPECT_EQ(events[1].payload,
-            R"({"type":"track","event":"B","anonymousId":"a2","integrations":{"All":false},"sentAt":"2024-05-01T11:59:00Z","context":{"library":{"name":"analytics-node"},"ip":"9.9.9.9"}})");
+  EXPECT_EQ(
+      events[0].payload,
+      R"({"type":"track","event":"A","userId":"u1","context":{"ip":"1.2.3.4","page":{"path":"/a"},"library":{"name":"analytics-node"}},"integrations":{"All":true},"sentAt":"2024-05-01T12:00:00Z"})");
+  EXPECT_EQ(
+      events[1].payload,
+      R"({"type":"track","event":"B","anonymousId":"a2","integrations":{"All":false},"sentAt":"2024-05-01T11:59:00Z","context":{"library":{"name":"analytics-node"},"ip":"9.9.9.9"}})");
   EXPECT_EQ(events[0].payload.find("writeKey"), std::string::npos);
 }
 
@@ -167,7 +169,8 @@ TEST_F(CollectorServerTest, BadInputGetsAClear4xxAndNothingIsStored) {
   EXPECT_EQ(PostAuth("/v1/batch", R"([1,2,3])").status, 400);
   EXPECT_EQ(PostAuth("/v1/batch", R"({"batch":[1]})").status, 400);
   // Wrong content type.
-  r = Post("/v1/track", R"({"userId":"u"})", {{"Authorization", auth}, {"Content-Type", "application/x-www-form-urlencoded"}});
+  r = Post("/v1/track", R"({"userId":"u"})",
+           {{"Authorization", auth}, {"Content-Type", "application/x-www-form-urlencoded"}});
   EXPECT_EQ(r.status, 415);
   // Truncated gzip.
   std::string gz = Gzip(R"({"userId":"u","event":"gz"})");
@@ -206,7 +209,8 @@ TEST_F(CollectorServerTest, OversizedEventsAndRequestsAre413NamingTheLimit) {
   EXPECT_EQ(r.status, 413);
   EXPECT_NE(r.body.find("collector.max_event_bytes"), std::string::npos) << r.body;
   std::string batch = R"({"batch":[)";
-  std::string item = R"({"type":"track","userId":"u","event":"e","properties":{"blob":")" + std::string(20000, 'y') + "\"}}";
+  std::string item =
+      R"({"type":"track","userId":"u","event":"e","properties":{"blob":")" + std::string(20000, 'y') + "\"}}";
   for (int i = 0; i < 30; ++i) batch += (i ? "," : "") + item;
   batch += "]}";
   r = PostAuth("/v1/batch", batch);
@@ -317,7 +321,8 @@ TEST_F(CollectorServerTest, ShedsLowPriorityPastHighWaterAnd503sWhenFull) {
   log_.Hold();
   auto batch = [](int n, const std::string& name) {
     std::string b = R"({"batch":[)";
-    for (int i = 0; i < n; ++i) b += std::string(i ? "," : "") + R"({"type":"track","userId":"u","event":")" + name + "\"}";
+    for (int i = 0; i < n; ++i)
+      b += std::string(i ? "," : "") + R"({"type":"track","userId":"u","event":")" + name + "\"}";
     return b + "]}";
   };
   // 3 events queued (held by the log): at the high-water mark.
@@ -351,12 +356,13 @@ TEST_F(CollectorServerTest, MixedRequestPastHighWaterStoresHighPriorityButIsNot2
   options.queue_high_water = 1;
   StartWith(options);
   log_.Hold();
-  auto first = std::async(std::launch::async,
-                          [&] { return PostAuth("/v1/track", R"({"userId":"u","event":"Signed Up"})"); });
+  auto first =
+      std::async(std::launch::async, [&] { return PostAuth("/v1/track", R"({"userId":"u","event":"Signed Up"})"); });
   while (log_.held() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   auto mixed = std::async(std::launch::async, [&] {
-    return PostAuth("/v1/batch",
-                    R"({"batch":[{"type":"track","userId":"u","event":"debug_log"},{"type":"track","userId":"u","event":"Order Completed"}]})");
+    return PostAuth(
+        "/v1/batch",
+        R"({"batch":[{"type":"track","userId":"u","event":"debug_log"},{"type":"track","userId":"u","event":"Order Completed"}]})");
   });
   while (log_.held() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   log_.Release();
@@ -376,9 +382,12 @@ TEST_F(CollectorServerTest, SnowplowPostAndPixel) {
   std::string body = R"({"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[
       {"e":"pv","eid":"e1","aid":"shop","duid":"d1","url":"https://shop.example/a","tv":"js-4"},
       {"e":"pp","eid":"e2","aid":"other","uid":"u9","tv":"js-4"}]})";
-  RawResponse r = Post("/com.snowplowanalytics.snowplow/tp2", body, {{"Content-Type", "application/json; charset=UTF-8"}});
+  RawResponse r =
+      Post("/com.snowplowanalytics.snowplow/tp2", body, {{"Content-Type", "application/json; charset=UTF-8"}});
   EXPECT_EQ(r.status, 200) << r.body;
-  r = Request(port_, "GET", "/i?e=se&se_ca=shop&se_ac=add%20to%20cart&eid=e3&aid=shop&tv=js-4&url=https%3A%2F%2Fx.example%2F%3Fa%3D1", "");
+  r = Request(port_, "GET",
+              "/i?e=se&se_ca=shop&se_ac=add%20to%20cart&eid=e3&aid=shop&tv=js-4&url=https%3A%2F%2Fx.example%2F%3Fa%3D1",
+              "");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.headers["content-type"], "image/gif");
   EXPECT_EQ(r.body.substr(0, 6), "GIF89a");
@@ -387,9 +396,11 @@ TEST_F(CollectorServerTest, SnowplowPostAndPixel) {
   EXPECT_EQ(events[0].protocol, "snowplow");
   EXPECT_EQ(events[0].source, "web-shop");
   EXPECT_EQ(events[1].source, "snowplow");  // unmapped aid: the default source
-  EXPECT_EQ(events[0].payload, R"({"e":"pv","eid":"e1","aid":"shop","duid":"d1","url":"https://shop.example/a","tv":"js-4"})");
-  EXPECT_EQ(events[2].payload,
-            R"({"e":"se","se_ca":"shop","se_ac":"add to cart","eid":"e3","aid":"shop","tv":"js-4","url":"https://x.example/?a=1"})");
+  EXPECT_EQ(events[0].payload,
+            R"({"e":"pv","eid":"e1","aid":"shop","duid":"d1","url":"https://shop.example/a","tv":"js-4"})");
+  EXPECT_EQ(
+      events[2].payload,
+      R"({"e":"se","se_ca":"shop","se_ac":"add to cart","eid":"e3","aid":"shop","tv":"js-4","url":"https://x.example/?a=1"})");
   EXPECT_EQ(log_.entries()[0].key, "d1");
   EXPECT_EQ(log_.entries()[1].key, "u9");
   // Not a payload_data envelope.
@@ -408,16 +419,18 @@ TEST_F(CollectorServerTest, SnowplowUnmappedAppIdRefusedWhenNoDefault) {
 
 TEST_F(CollectorServerTest, NativeCollect) {
   StartWith({});
-  RawResponse r = PostAuth("/collect",
-                           R"({"sentAt":"2024-05-01T12:00:01Z","events":[{"type":"track","event":"signup","userId":"u1","messageId":"n1","timestamp":"2024-05-01T12:00:00Z","properties":{"plan":"pro"}},{"type":"page","anonymousId":"a1","messageId":"n2"}]})");
+  RawResponse r = PostAuth(
+      "/collect",
+      R"({"sentAt":"2024-05-01T12:00:01Z","events":[{"type":"track","event":"signup","userId":"u1","messageId":"n1","timestamp":"2024-05-01T12:00:00Z","properties":{"plan":"pro"}},{"type":"page","anonymousId":"a1","messageId":"n2"}]})");
   EXPECT_EQ(r.status, 200) << r.body;
   r = Post("/collect", R"({"type":"identify","userId":"u2","messageId":"n3","writeKey":"wk_web","traits":{}})");
   EXPECT_EQ(r.status, 200) << r.body;
   auto events = log_.events();
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].protocol, "native");
-  EXPECT_EQ(events[0].payload,
-            R"({"type":"track","event":"signup","userId":"u1","messageId":"n1","timestamp":"2024-05-01T12:00:00Z","properties":{"plan":"pro"},"sentAt":"2024-05-01T12:00:01Z"})");
+  EXPECT_EQ(
+      events[0].payload,
+      R"({"type":"track","event":"signup","userId":"u1","messageId":"n1","timestamp":"2024-05-01T12:00:00Z","properties":{"plan":"pro"},"sentAt":"2024-05-01T12:00:01Z"})");
   EXPECT_EQ(events[2].payload, R"({"type":"identify","userId":"u2","messageId":"n3","traits":{}})");
 }
 
@@ -497,8 +510,8 @@ TEST_F(CollectorServerTest, ExpectContinueIsHonoured) {
 TEST_F(CollectorServerTest, StopDrainsInFlightRequests) {
   StartWith({});
   log_.Hold();
-  auto pending = std::async(std::launch::async,
-                            [&] { return PostAuth("/v1/track", R"({"userId":"u","event":"drain"})"); });
+  auto pending =
+      std::async(std::launch::async, [&] { return PostAuth("/v1/track", R"({"userId":"u","event":"drain"})"); });
   while (log_.held() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   auto stopped = std::async(std::launch::async, [&] { return collector_->Stop(); });
   EXPECT_EQ(stopped.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);  // waiting for the ack

@@ -1,8 +1,8 @@
 // TLS: the collector serves HTTPS when collector.tls_cert/tls_key are set. The
 // certificate is self-signed, generated here with the openssl CLI.
 #define CPPHTTPLIB_OPENSSL_SUPPORT
-#include <httplib.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <cstdlib>
 
@@ -17,8 +17,9 @@ namespace {
 TEST(CollectorTlsTest, ServesSegmentOverTls) {
   clicklake::testing::TempDir dir;
   std::string cert = dir.Sub("cert.pem"), key = dir.Sub("key.pem");
-  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
-                    key + " -out " + cert + " >/dev/null 2>&1";
+  std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   testing::FakeEventLog log;

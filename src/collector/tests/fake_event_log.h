@@ -138,7 +138,7 @@ class FakeEventLog final : public log::EventLog {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Pending> queue_;         // GUARDED_BY(mu_)
+  std::deque<Pending> queue_;          // GUARDED_BY(mu_)
   std::vector<log::LogEntry> stored_;  // GUARDED_BY(mu_)
   Status fail_;                        // GUARDED_BY(mu_)
   Status fail_inline_;                 // GUARDED_BY(mu_)

@@ -19,7 +19,7 @@
 namespace clicklake::collector::testing {
 
 struct RawResponse {
-  int status = 0;  // 0: no response (connection closed or timed out)
+  int status = 0;                              // 0: no response (connection closed or timed out)
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   bool closed = false;  // the server closed the connection
@@ -149,7 +149,8 @@ inline std::string BasicAuth(const std::string& key) {
   std::string in = key + ":", out;
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
+    uint32_t v =
+        (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
     out += kChars[(v >> 18) & 63];
     out += kChars[(v >> 12) & 63];
     out += kChars[(v >> 6) & 63];

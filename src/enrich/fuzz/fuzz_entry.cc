@@ -31,24 +31,24 @@ void FuzzUrl(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   UrlParts parts = SplitUrl(in);
   Check(parts.path.size() <= size && parts.query.size() <= size, "SplitUrl parts within input");
-  Check(IsValidUtf8(parts.host), "SplitUrl host is UTF-8");
+  Check(IsValidUtf8(parts.host) && parts.host.size() <= kMaxHostLength * 3, "SplitUrl host");
   for (const auto& [k, v] : ParseQuery(in)) {
     Check(IsValidUtf8(k) && IsValidUtf8(v), "ParseQuery output is UTF-8");
   }
   Check(IsValidUtf8(PercentDecode(in, true)), "PercentDecode output is UTF-8");
   PageInfo page = ParsePageUrl(in);
-  CheckText(page.page_path, kMaxPathLength + 3, "page_path");
+  CheckText(page.page_path, kMaxPathLength, "page_path");
   for (const auto* f : {&page.utm_source, &page.utm_medium, &page.utm_campaign, &page.utm_term, &page.utm_content,
                         &page.gclid, &page.fbclid, &page.msclkid}) {
-    CheckText(*f, kMaxParamLength + 3, "utm/click id");
+    CheckText(*f, kMaxParamLength, "utm/click id");
   }
   if (page.campaign_id) Check(page.campaign_id->size() == 16, "campaign_id has 16 hex digits");
   // The input as referrer, and split in two as referrer + page.
   ReferrerInfo r = ClassifyReferrer(in, page.host.value_or(""), page.utm_medium);
-  CheckText(r.referrer_host, size * 3 + 3, "referrer_host");
+  CheckText(r.referrer_host, kMaxHostLength * 3, "referrer_host");
   size_t half = size / 2;
   ReferrerInfo r2 = ClassifyReferrer(in.substr(0, half), in.substr(half));
-  CheckText(r2.referrer_host, size * 3 + 3, "referrer_host (split)");
+  CheckText(r2.referrer_host, kMaxHostLength * 3, "referrer_host (split)");
 }
 
 void FuzzUserAgent(const UaParser& parser, const uint8_t* data, size_t size) {
