@@ -23,6 +23,7 @@ struct ServiceFlags {
   int port = -1;
   std::string trigger;
   std::vector<std::string> write_keys;  // KEY or KEY=SOURCE
+  std::vector<std::string> settings;    // --set KEY=VALUE: any setting of the TOML file
   std::string log_level = "info";
 };
 

@@ -24,6 +24,11 @@ Result<Config> LoadConfig(const ServiceFlags& flags) {
   if (!flags.config_path.empty()) {
     ASSIGN_OR_RETURN(config, Config::LoadFile(flags.config_path));
   }
+  for (const auto& kv : flags.settings) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return Status::InvalidArgument("--set expects KEY=VALUE, got '" + kv + "'");
+    config.Set(kv.substr(0, eq), kv.substr(eq + 1));
+  }
   if (!flags.lake.empty()) config.Set("lake.dir", flags.lake);
   if (flags.port >= 0) config.Set("collector.port", std::to_string(flags.port));
   if (!flags.trigger.empty()) {
@@ -50,6 +55,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
   app.add_option("--config", flags.config_path, "TOML configuration file");
   app.add_option("--lake", flags.lake, "lake directory (default ./lake)");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
+  app.add_option("--set", flags.settings, "override any setting: KEY=VALUE, e.g. log.partitions=4 (repeatable)");
   if (mode != "process") {
     app.add_option("--port", flags.port, "collector port (default 8080)");
     app.add_option("--write-key", flags.write_keys, "accepted write key, KEY or KEY=SOURCE (repeatable)");

@@ -67,16 +67,25 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
   if (!conn.ok()) return fail(conn.status());
   std::optional<int64_t> at;
   if (version >= 0) at = version;
-  if (Status s = delta::RegisterLakeViews(conn->get(), lake, at); !s.ok()) return fail(s);
+  // Views list only the files the query's simple filters can match (partition
+  // values and per-file stats), so a query over one day opens one day's files.
+  sql = engine::QualifySchemaReferences(sql, "system", "memory");
+  delta::TablePredicates pushdown = delta::PushdownPredicates(conn->get(), sql);
+  if (Status s = delta::RegisterLakeViews(conn->get(), lake, at, pushdown); !s.ok()) return fail(s);
   for (const auto& a : attach) {
     auto eq = a.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == a.size()) {
       err << "clicklake sql: --attach expects NAME=PATH, got '" << a << "'\n";
       return 2;
     }
-    if (Status s = delta::AttachTable(conn->get(), a.substr(0, eq), a.substr(eq + 1), at); !s.ok()) return fail(s);
+    std::string name = a.substr(0, eq);
+    auto pushed = pushdown.find(name);
+    Status s = pushed == pushdown.end()
+                   ? delta::AttachTable(conn->get(), name, a.substr(eq + 1), at)
+                   : delta::AttachTable(conn->get(), name, a.substr(eq + 1), at, pushed->second);
+    if (!s.ok()) return fail(s);
   }
-  auto result = (*conn)->Query(engine::QualifySchemaReferences(sql, "system", "memory"));
+  auto result = (*conn)->Query(sql);
   if (!result.ok()) {
     if (result.status().message().find("Catalog Error") != std::string::npos && !FileSystem::Default()->Exists(lake)) {
       return fail(result.status().WithContext("lake directory " + lake + " does not exist (--lake)"));

@@ -8,6 +8,8 @@
 // Thread safety: free functions; a JsonDocument is used by one thread at a time.
 #pragma once
 
+#include "common/json_string.h"
+
 #include <simdjson.h>
 
 #include <cstddef>
@@ -23,8 +25,6 @@ namespace clicklake::collector {
 // deep; this keeps validation cheap and bounded (no deep recursion on hostile input).
 inline constexpr int kMaxJsonDepth = 64;
 
-// Appends `s` as a JSON string literal (quotes included) to *out.
-void AppendJsonString(std::string_view s, std::string* out);
 
 // True if `s` is valid UTF-8.
 bool IsValidUtf8(std::string_view s);

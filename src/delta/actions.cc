@@ -197,35 +197,7 @@ Status ParseRemove(object o, RemoveFile* r) {
 
 }  // namespace
 
-void AppendJsonString(std::string* out, std::string_view s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
 
-std::string JsonString(std::string_view s) {
-  std::string out;
-  AppendJsonString(&out, s);
-  return out;
-}
 
 std::string JsonStringMap(const std::map<std::string, std::string>& m) {
   std::string out = "{";
@@ -233,9 +205,9 @@ std::string JsonStringMap(const std::map<std::string, std::string>& m) {
   for (const auto& [k, v] : m) {
     if (!first) out.push_back(',');
     first = false;
-    AppendJsonString(&out, k);
+    AppendJsonString(k, &out);
     out.push_back(':');
-    AppendJsonString(&out, v);
+    AppendJsonString(v, &out);
   }
   out.push_back('}');
   return out;
@@ -247,10 +219,10 @@ std::string JsonOptStringMap(const std::map<std::string, std::optional<std::stri
   for (const auto& [k, v] : m) {
     if (!first) out.push_back(',');
     first = false;
-    AppendJsonString(&out, k);
+    AppendJsonString(k, &out);
     out.push_back(':');
     if (v) {
-      AppendJsonString(&out, *v);
+      AppendJsonString(*v, &out);
     } else {
       out.append("null");
     }
@@ -263,7 +235,7 @@ std::string JsonStringArray(const std::vector<std::string>& v) {
   std::string out = "[";
   for (size_t i = 0; i < v.size(); i++) {
     if (i) out.push_back(',');
-    AppendJsonString(&out, v[i]);
+    AppendJsonString(v[i], &out);
   }
   out.push_back(']');
   return out;
@@ -461,8 +433,8 @@ std::string Schema::ToJson() const {
   for (size_t i = 0; i < fields.size(); i++) {
     const Field& f = fields[i];
     if (i) out.push_back(',');
-    out += "{\"name\":" + internal::JsonString(f.name) + ",\"type\":";
-    out += IsNestedType(f.type) ? f.type : internal::JsonString(f.type);
+    out += "{\"name\":" + JsonString(f.name) + ",\"type\":";
+    out += IsNestedType(f.type) ? f.type : JsonString(f.type);
     out += std::string(",\"nullable\":") + (f.nullable ? "true" : "false");
     out += ",\"metadata\":" + (f.metadata_json.empty() ? std::string("{}") : f.metadata_json) + "}";
   }

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_string.h"
 #include "delta/table.h"
 
 namespace clicklake::delta::internal {
@@ -19,8 +20,6 @@ inline constexpr int kMaxCommitAttempts = 15;
 inline constexpr const char* kEngineInfo = "clicklake/0.1";
 
 // ---- JSON writing ----
-void AppendJsonString(std::string* out, std::string_view s);
-std::string JsonString(std::string_view s);
 std::string JsonStringMap(const std::map<std::string, std::string>& m);
 std::string JsonOptStringMap(const std::map<std::string, std::optional<std::string>>& m);
 std::string JsonStringArray(const std::vector<std::string>& v);

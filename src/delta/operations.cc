@@ -296,8 +296,8 @@ Result<int64_t> Table::EvolveSchema(const Schema& desired_in) {
   tx->UpdateMetadata(md);
   std::string cols = "[";
   for (size_t i = 0; i < added.size(); i++) {
-    cols += (i ? "," : "") + std::string("{\"column\":{\"name\":") + internal::JsonString(added[i].name) +
-            ",\"type\":" + internal::JsonString(added[i].type) + ",\"nullable\":true}}";
+    cols += (i ? "," : "") + std::string("{\"column\":{\"name\":") + JsonString(added[i].name) +
+            ",\"type\":" + JsonString(added[i].type) + ",\"nullable\":true}}";
   }
   cols += "]";
   tx->SetOperation("ADD COLUMNS", {{"columns", cols}});

@@ -218,8 +218,31 @@ Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snaps
 
 Status AttachTable(engine::Connection* conn, const std::string& name, const std::string& path,
                    std::optional<int64_t> version, FileSystem* fs) {
+  return AttachTable(conn, name, path, version, {}, fs);
+}
+
+Status AttachTable(engine::Connection* conn, const std::string& name, const std::string& path,
+                   std::optional<int64_t> version, const std::vector<Predicate>& predicates, FileSystem* fs) {
   RETURN_IF_ERROR(conn->Execute("SET TimeZone='UTC'"));
   ASSIGN_OR_RETURN(Snapshot snap, internal::LoadSnapshotImpl(path, fs, conn, version));
+  // Only prune files here; the query applies its own filters with its own
+  // semantics. Predicates on names that are not columns of this table (outer
+  // references of a correlated subquery) say nothing about it.
+  // A predicate prunes only when its literal is already in the column's canonical
+  // form (the cast round-trips): '2024-05-01 10:00' compared with a DATE, or a
+  // TIMESTAMP literal against a DATE column, follow DuckDB's own coercions, which
+  // file pruning does not model, so they prune nothing.
+  std::vector<Predicate> own;
+  for (const Predicate& p : predicates) {
+    const Field* f = snap.schema().Find(p.column);
+    if (f == nullptr) continue;
+    auto type = DuckDbType(f->type);
+    if (!type.ok() || (!p.literal_type.empty() && p.literal_type != *type)) continue;
+    auto canonical = conn->Query("SELECT TRY_CAST(" + engine::QuoteLiteral(p.literal) + " AS " + *type + ")::VARCHAR");
+    if (!canonical.ok() || canonical->IsNull(0, 0) || canonical->GetString(0, 0) != p.literal) continue;
+    own.push_back(p);
+  }
+  if (!own.empty()) snap.files = PruneFiles(snap, own);
   ASSIGN_OR_RETURN(std::string sql, ScanSql(path, snap));
   std::string qualified;
   size_t dot = name.find('.');
@@ -238,6 +261,11 @@ Status AttachTable(engine::Connection* conn, const std::string& name, const std:
 
 Status RegisterLakeViews(engine::Connection* conn, const std::string& lake_dir, std::optional<int64_t> version,
                          FileSystem* fs) {
+  return RegisterLakeViews(conn, lake_dir, version, TablePredicates{}, fs);
+}
+
+Status RegisterLakeViews(engine::Connection* conn, const std::string& lake_dir, std::optional<int64_t> version,
+                         const TablePredicates& predicates, FileSystem* fs) {
   auto layers = fs->ListDir(lake_dir);
   if (!layers.ok()) {
     if (!fs->Exists(lake_dir)) return Status::OK();  // no lake yet: no tables to show
@@ -252,12 +280,167 @@ Status RegisterLakeViews(engine::Connection* conn, const std::string& lake_dir, 
       if (!t.is_dir || t.name.empty() || t.name[0] == '_' || t.name[0] == '.') continue;
       std::string table_dir = JoinPath(layer_dir, t.name);
       if (!fs->Exists(JoinPath(table_dir, "_delta_log"))) continue;
-      Status st = AttachTable(conn, layer.name + "." + t.name, table_dir, version, fs);
+      std::string view = layer.name + "." + t.name;
+      auto pushed = predicates.find(view);
+      Status st = pushed == predicates.end() ? AttachTable(conn, view, table_dir, version, fs)
+                                             : AttachTable(conn, view, table_dir, version, pushed->second, fs);
       if (st.IsNotFound()) continue;  // no commit yet, or no such version of this table
       RETURN_IF_ERROR(st.WithContext("table " + layer.name + "." + t.name));
     }
   }
   return Status::OK();
+}
+
+namespace {
+
+// Walks json_serialize_sql's AST. Counts base-table references per name and
+// collects, per SELECT whose FROM is a single base table, the column-vs-constant
+// conjuncts of its WHERE.
+class PredicateCollector {
+ public:
+  void Walk(simdjson::dom::element node) {
+    if (node.is_array()) {
+      for (auto child : node.get_array()) Walk(child);
+      return;
+    }
+    if (!node.is_object()) return;
+    simdjson::dom::object obj = node.get_object();
+    std::string_view type;
+    if (!obj["type"].get(type)) {
+      if (type == "BASE_TABLE") references_[TableName(obj)]++;
+      if (type == "SELECT_NODE") CollectSelect(obj);
+    }
+    for (auto field : obj) Walk(field.value);
+  }
+
+  TablePredicates Result() const {
+    TablePredicates out;
+    for (const auto& [name, preds] : candidates_) {
+      auto it = references_.find(name);
+      if (it != references_.end() && it->second == 1 && !preds.empty()) out[name] = preds;
+    }
+    return out;
+  }
+
+ private:
+  static std::string TableName(simdjson::dom::object table) {
+    std::string_view schema, name;
+    if (table["schema_name"].get(schema)) schema = "";
+    if (table["table_name"].get(name)) name = "";
+    return schema.empty() ? std::string(name) : std::string(schema) + "." + std::string(name);
+  }
+
+  void CollectSelect(simdjson::dom::object select) {
+    simdjson::dom::object from;
+    std::string_view from_type;
+    if (select["from_table"].get(from) || from["type"].get(from_type) || from_type != "BASE_TABLE") return;
+    simdjson::dom::element where;
+    if (select["where_clause"].get(where) || !where.is_object()) return;
+    std::string name = TableName(from);
+    std::string_view alias, table;
+    if (from["alias"].get(alias)) alias = "";
+    if (from["table_name"].get(table)) table = "";
+    std::vector<Predicate> preds;
+    Conjuncts(where, alias, table, &preds);
+    auto& slot = candidates_[name];
+    slot.insert(slot.end(), preds.begin(), preds.end());
+  }
+
+  static void Conjuncts(simdjson::dom::element e, std::string_view alias, std::string_view table,
+                        std::vector<Predicate>* out) {
+    std::string_view type;
+    if (e["type"].get(type)) return;
+    if (type == "CONJUNCTION_AND") {
+      simdjson::dom::array children;
+      if (e["children"].get(children)) return;
+      for (auto c : children) Conjuncts(c, alias, table, out);
+      return;
+    }
+    static const std::map<std::string_view, std::pair<std::string, std::string>> kOps = {
+        {"COMPARE_EQUAL", {"=", "="}},          {"COMPARE_NOTEQUAL", {"!=", "!="}},
+        {"COMPARE_LESSTHAN", {"<", ">"}},       {"COMPARE_GREATERTHAN", {">", "<"}},
+        {"COMPARE_LESSTHANOREQUALTO", {"<=", ">="}}, {"COMPARE_GREATERTHANOREQUALTO", {">=", "<="}}};
+    auto op = kOps.find(type);
+    if (op == kOps.end()) return;
+    simdjson::dom::element left, right;
+    if (e["left"].get(left) || e["right"].get(right)) return;
+    std::string column, literal, literal_type;
+    if (Column(left, alias, table, &column) && Constant(right, &literal, &literal_type)) {
+      out->push_back({column, op->second.first, literal, literal_type});
+    } else if (Column(right, alias, table, &column) && Constant(left, &literal, &literal_type)) {
+      out->push_back({column, op->second.second, literal, literal_type});  // 5 < x  →  x > 5
+    }
+  }
+
+  static bool Column(simdjson::dom::element e, std::string_view alias, std::string_view table, std::string* out) {
+    std::string_view type;
+    simdjson::dom::array names;
+    if (e["type"].get(type) || type != "COLUMN_REF" || e["column_names"].get(names)) return false;
+    std::vector<std::string_view> parts;
+    for (auto n : names) {
+      std::string_view part;
+      if (n.get(part)) return false;
+      parts.push_back(part);
+    }
+    if (parts.size() == 2 && (parts[0] == alias || (alias.empty() && parts[0] == table))) parts.erase(parts.begin());
+    if (parts.size() != 1) return false;
+    *out = std::string(parts[0]);
+    return true;
+  }
+
+  static bool Constant(simdjson::dom::element e, std::string* out, std::string* literal_type) {
+    std::string_view type;
+    if (e["type"].get(type)) return false;
+    if (type == "OPERATOR_CAST") {  // DATE '2024-05-01', '…'::TIMESTAMP
+      simdjson::dom::element child;
+      std::string_view cast_type;
+      if (e["cast_type"]["id"].get(cast_type) || e["child"].get(child)) return false;
+      std::string inner_type;
+      if (!Constant(child, out, &inner_type) || !inner_type.empty()) return false;  // one cast at most
+      *literal_type = std::string(cast_type);
+      return true;
+    }
+    if (type != "VALUE_CONSTANT") return false;
+    simdjson::dom::element value;
+    bool is_null = true;
+    if (e["value"].get(value) || value["is_null"].get(is_null) || is_null) return false;
+    simdjson::dom::element v;
+    if (value["value"].get(v)) return false;
+    if (v.is_string()) {
+      *out = std::string(v.get_string().value());
+    } else if (v.is_int64()) {
+      *out = std::to_string(v.get_int64().value());
+    } else if (v.is_uint64()) {
+      *out = std::to_string(v.get_uint64().value());
+    } else if (v.is_double()) {
+      *out = simdjson::to_string(v);
+    } else if (v.is_bool()) {
+      *out = v.get_bool().value() ? "true" : "false";
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  std::map<std::string, int> references_;
+  std::map<std::string, std::vector<Predicate>> candidates_;
+};
+
+}  // namespace
+
+TablePredicates PushdownPredicates(engine::Connection* conn, const std::string& sql) {
+  auto r = conn->Query("SELECT json_serialize_sql(" + engine::QuoteLiteral(sql) + ")");
+  if (!r.ok() || r->row_count() != 1 || r->IsNull(0, 0)) return {};
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(r->GetString(0, 0)).get(doc)) return {};
+  bool error = true;
+  if (doc["error"].get(error) || error) return {};
+  simdjson::dom::array statements;
+  if (doc["statements"].get(statements) || statements.size() != 1) return {};
+  PredicateCollector collector;
+  collector.Walk(doc["statements"]);
+  return collector.Result();
 }
 
 }  // namespace clicklake::delta

@@ -171,6 +171,7 @@ struct Predicate {
   std::string column;
   std::string op;
   std::string literal;
+  std::string literal_type;  // the SQL type the query cast the literal to ("" = none)
 };
 
 class Transaction;
@@ -361,9 +362,31 @@ Result<std::string> ReadCommitInfo(const std::string& table_path, int64_t versio
 // a missing lake directory registers nothing (OK).
 Status RegisterLakeViews(engine::Connection* conn, const std::string& lake_dir, std::optional<int64_t> version,
                          FileSystem* fs = FileSystem::Default());
+// Simple predicates (`column op constant`) that a query applies to every row it
+// reads from a table, keyed by the table's name as written ("layer.table" or
+// "name"). Extracted by PushdownPredicates; views built with them list only the
+// files that may hold matching rows (partition values and file stats).
+using TablePredicates = std::map<std::string, std::vector<Predicate>>;
+
+// Parses `sql` with the engine (json_serialize_sql) and returns, for each table
+// the query references exactly once as the only relation of a SELECT, the
+// top-level AND-ed comparisons of its WHERE between a column and a constant.
+// Conservative: anything else (joins, OR, functions, several references)
+// contributes nothing. A query that does not parse yields no predicates.
+TablePredicates PushdownPredicates(engine::Connection* conn, const std::string& sql);
+
+// RegisterLakeViews, with each view built from only the files `predicates`
+// leave for it (see PushdownPredicates).
+Status RegisterLakeViews(engine::Connection* conn, const std::string& lake_dir, std::optional<int64_t> version,
+                         const TablePredicates& predicates, FileSystem* fs = FileSystem::Default());
+
 // Makes the Delta table at `path` queryable as view `name` ("x" or "schema.x").
 Status AttachTable(engine::Connection* conn, const std::string& name, const std::string& path,
                    std::optional<int64_t> version, FileSystem* fs = FileSystem::Default());
+// AttachTable over only the files that may match `predicates`.
+Status AttachTable(engine::Connection* conn, const std::string& name, const std::string& path,
+                   std::optional<int64_t> version, const std::vector<Predicate>& predicates,
+                   FileSystem* fs = FileSystem::Default());
 
 // Path encoding helpers (exposed for tests and tools).
 std::string HiveEscape(std::string_view value);

@@ -108,7 +108,7 @@ struct JsonTree {
     std::string out = "{";
     for (size_t i = 0; i < order.size(); i++) {
       if (i) out.push_back(',');
-      internal::AppendJsonString(&out, order[i]);
+      AppendJsonString(order[i], &out);
       out.push_back(':');
       out += children.at(order[i]).ToJson();
     }
@@ -155,16 +155,16 @@ Result<std::string> ComputeStats(engine::Connection* conn, const std::string& so
     std::string jmin, jmax;
     if (l.type == "string") {
       bool cut = false;
-      jmin = internal::JsonString(Utf8Prefix(*mn, kStringPrefixChars, &cut));
+      jmin = JsonString(Utf8Prefix(*mn, kStringPrefixChars, &cut));
       std::string p = Utf8Prefix(*mx, kStringPrefixChars, &cut);
       if (cut) p += kTieBreaker;
-      jmax = internal::JsonString(p);
+      jmax = JsonString(p);
     } else if (l.type == "timestamp" || l.type == "timestamp_ntz") {
-      jmin = internal::JsonString(FormatMillis(std::stoll(*mn)));
-      jmax = internal::JsonString(FormatMillis(std::stoll(*mx)));
+      jmin = JsonString(FormatMillis(std::stoll(*mn)));
+      jmax = JsonString(FormatMillis(std::stoll(*mx)));
     } else if (l.type == "date") {
-      jmin = internal::JsonString(*mn);
-      jmax = internal::JsonString(*mx);
+      jmin = JsonString(*mn);
+      jmax = JsonString(*mx);
     } else {
       auto finite = [](const std::string& v) { return v.find("inf") == std::string::npos && v.find("nan") == std::string::npos; };
       if (!finite(*mn) || !finite(*mx)) continue;

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "common/json_string.h"
+
 namespace clicklake::engine {
 namespace {
 
@@ -57,27 +59,6 @@ ColumnKind KindOf(duckdb_type t) {
   }
 }
 
-void JsonEscape(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 }  // namespace
 
@@ -141,7 +122,7 @@ std::string QueryResult::ToJson() const {
     out.append(r ? ",{" : "{");
     for (size_t c = 0; c < names_.size(); c++) {
       if (c) out.push_back(',');
-      JsonEscape(names_[c], &out);
+      AppendJsonString(names_[c], &out);
       out.push_back(':');
       const auto& v = cells_[c][r];
       if (!v) {
@@ -151,7 +132,7 @@ std::string QueryResult::ToJson() const {
                  (kinds_[c] == ColumnKind::kFloat && *v != "nan" && *v != "inf" && *v != "-inf")) {
         out.append(*v);
       } else {
-        JsonEscape(*v, &out);
+        AppendJsonString(*v, &out);
       }
     }
     out.push_back('}');

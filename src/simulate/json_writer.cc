@@ -5,45 +5,6 @@
 
 namespace clicklake::simulate {
 
-void AppendJsonString(std::string* out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xf]);
-        } else {
-          out->push_back(ch);  // UTF-8 passes through
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 void JsonWriter::BeforeValue() {
   if (after_key_) {
@@ -84,7 +45,7 @@ JsonWriter& JsonWriter::EndArray() {
 
 JsonWriter& JsonWriter::Key(std::string_view key) {
   BeforeValue();
-  AppendJsonString(&out_, key);
+  AppendJsonString(key, &out_);
   out_.push_back(':');
   after_key_ = true;
   return *this;
@@ -92,7 +53,7 @@ JsonWriter& JsonWriter::Key(std::string_view key) {
 
 JsonWriter& JsonWriter::String(std::string_view value) {
   BeforeValue();
-  AppendJsonString(&out_, value);
+  AppendJsonString(value, &out_);
   return *this;
 }
 

@@ -10,10 +10,9 @@
 #include <string_view>
 #include <vector>
 
-namespace clicklake::simulate {
+#include "common/json_string.h"
 
-// Appends `s` as a quoted, escaped JSON string.
-void AppendJsonString(std::string* out, std::string_view s);
+namespace clicklake::simulate {
 
 class JsonWriter {
  public:

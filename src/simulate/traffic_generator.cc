@@ -1207,7 +1207,7 @@ class TrafficGenerator::Impl {
       std::string bad(kBad[static_cast<size_t>(rng_.Int(0, 3))]);
       std::string good = "\"timestamp\":\"" + rec.timestamp + "\"";
       std::string repl;
-      AppendJsonString(&repl, bad);
+      AppendJsonString(bad, &repl);
       rec.json.replace(rec.json.find(good), good.size(), "\"timestamp\":" + repl);
       rec.timestamp = bad;
     } else {
