@@ -58,7 +58,8 @@ int RunInitCommand(const std::vector<std::string>& args, std::ostream& out, std:
     out << "wrote " << key_path << " (0600)\n";
   }
   std::string toml = DefaultConfigToml();
-  toml += "\n[privacy]\n# HMAC-SHA256 key for hashing PII; keep it outside the lake.\nkey_file = \"" + key_path + "\"\n";
+  const std::string kDefaultKeyLine = "# key_file = \"/etc/clicklake/pii.key\"";
+  toml.replace(toml.find(kDefaultKeyLine), kDefaultKeyLine.size(), "key_file = \"" + key_path + "\"");
   if (Status s = fs->WriteFile(path, toml); !s.ok()) {
     err << "clicklake init: " << s.message() << "\n";
     return 1;

@@ -52,6 +52,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
   CLI::App app("clicklake " + mode, "clicklake " + mode);
   ServiceFlags flags;
   bool once = false;
+  bool accept_quarantine = false;
   app.add_option("--config", flags.config_path, "TOML configuration file");
   app.add_option("--lake", flags.lake, "lake directory (default ./lake)");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
@@ -62,8 +63,15 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
   }
   if (mode != "collect") app.add_option("--trigger", flags.trigger, "micro-batch interval, e.g. 60s");
   if (mode == "process") app.add_flag("--once", once, "drain what is in the log, then exit");
+  if (mode != "collect")
+    app.add_flag("--accept-quarantine", accept_quarantine,
+                 "commit the next batch even if its quarantine rate passes silver.quarantine_threshold");
   if (int rc = ParseArgs(app, args, out, err); rc >= 0) return rc;
 
+  // Handlers first: a SIGTERM while the services start up (loading rules, recovering
+  // state) must still end in a clean shutdown, not kill the process.
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
   InitLogging(flags.log_level);
   auto config = LoadConfig(flags);
   if (!config.ok()) {
@@ -94,7 +102,9 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
 
   std::unique_ptr<pipeline::MicroBatchRunner> runner;
   if (mode != "collect") {
-    auto r = pipeline::MicroBatchRunner::Create(pipeline::PipelineOptions::FromConfig(*config), event_log->get());
+    pipeline::PipelineOptions options = pipeline::PipelineOptions::FromConfig(*config);
+    options.accept_quarantine = accept_quarantine;
+    auto r = pipeline::MicroBatchRunner::Create(options, event_log->get());
     if (!r.ok()) {
       err << "clicklake " << mode << ": starting the processor: " << r.status().ToString() << "\n";
       if (collector) collector->Stop().IgnoreError();
@@ -114,8 +124,6 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     return 0;
   }
 
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
   Status run_status;
   std::thread processor;
   if (runner) processor = std::thread([&] { run_status = runner->Run(); });

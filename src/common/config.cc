@@ -200,6 +200,37 @@ max_batch_events = 500000
 # threads = 0                    # DuckDB threads (0 = all cores)
 # memory_limit = ""              # e.g. "2GB"
 
+[silver]
+# session_timeout = "30m"        # a longer gap between a user's activity starts a new session
+# dedup_window = "7d"            # the same event id again within it is a duplicate (first received wins)
+# allowed_lateness = "72h"       # later events are kept, flagged is_late, and counted
+# future_tolerance = "10m"       # event times further ahead are clamped to received_at and flagged
+# quarantine_threshold = 0.10    # a batch quarantining more than this share is refused ...
+# quarantine_min_batch = 100     # ... if it has at least this many events (release: process --accept-quarantine)
+# max_prop_columns = 200         # flattened prop_<path> columns in silver.events at most
+
+# Canonical event names for other spellings (after snake_casing).
+[silver.event_aliases]
+# "order_placed" = "order_completed"
+
+# Data contracts: a JSON Schema subset per canonical event name (type, required, properties,
+# items, enum, pattern, minimum, maximum, minLength, maxLength). Violations go to silver.quarantine.
+# [[contracts]]
+# event = "order_completed"
+# version = 1
+# schema = '''{"type":"object","required":["order_id"],"properties":{"revenue":{"type":"number","minimum":0}}}'''
+
+[enrich]
+# ua_regexes = "<deps>/npm/uap-core/regexes.yaml"   # uap-core rules
+# geoip_db = "<deps>/npm/geo-country-mmdb/…mmdb"    # any GeoLite2/DB-IP/ip-location-db .mmdb; "none" = off
+# experiment_paths = ["context.experiment.id|context.experiment.variant",
+#                     "properties.experiment_id|properties.experiment_variant"]
+
+[privacy]
+# HMAC-SHA256 key for hashing PII (ip_hash, emails/phones/cards in properties). Keep it outside
+# the lake; `clicklake init` creates one (0600). Default: $HOME/.clicklake/pii.key.
+# key_file = "/etc/clicklake/pii.key"
+
 [log]
 # "local" (embedded segment files under <lake>/_clicklake/log) or "kafka".
 kind = "local"

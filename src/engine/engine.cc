@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "common/clock.h"
 #include "common/json_string.h"
 
 namespace clicklake::engine {
@@ -59,6 +60,16 @@ ColumnKind KindOf(duckdb_type t) {
   }
 }
 
+
+// "2024-05-01 11:59:50.25+00": DuckDB's text form of a TIMESTAMPTZ in UTC.
+std::string FormatTimestampTz(int64_t micros) {
+  std::string iso = FormatTimestampMicros(micros);  // 2024-05-01T11:59:50.250000Z
+  iso[10] = ' ';
+  iso.pop_back();  // Z
+  while (iso.back() == '0') iso.pop_back();
+  if (iso.back() == '.') iso.pop_back();
+  return iso + "+00";
+}
 
 }  // namespace
 
@@ -267,6 +278,27 @@ Result<QueryResult> Connection::Query(const std::string& sql) {
     duckdb_destroy_logical_type(&lt);
     auto& column = out.cells_[c];
     column.reserve(rows);
+    if (t == DUCKDB_TYPE_TIMESTAMP_TZ) {
+      // The row-wise accessors render TIMESTAMPTZ as "" / 0: read the chunks and
+      // format the instants ourselves, in UTC, as DuckDB does with TimeZone=UTC.
+      idx_t chunks = duckdb_result_chunk_count(result);
+      for (idx_t k = 0; k < chunks; k++) {
+        duckdb_data_chunk chunk = duckdb_result_get_chunk(result, k);
+        idx_t size = duckdb_data_chunk_get_size(chunk);
+        duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
+        const auto* data = static_cast<const int64_t*>(duckdb_vector_get_data(vec));
+        uint64_t* validity = duckdb_vector_get_validity(vec);
+        for (idx_t i = 0; i < size; i++) {
+          if (validity && !duckdb_validity_row_is_valid(validity, i)) {
+            column.emplace_back(std::nullopt);
+          } else {
+            column.emplace_back(FormatTimestampTz(data[i]));
+          }
+        }
+        duckdb_destroy_data_chunk(&chunk);
+      }
+      continue;
+    }
     for (idx_t r = 0; r < rows; r++) {
       if (duckdb_value_is_null(&result, c, r)) {
         column.emplace_back(std::nullopt);

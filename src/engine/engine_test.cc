@@ -35,6 +35,17 @@ TEST_F(EngineTest, QueriesTypedValues) {
   EXPECT_EQ(r.ToJson(), "[{\"n\":42,\"d\":1.5,\"s\":\"a,b\",\"z\":null,\"dt\":\"2024-05-01\",\"b\":true}]\n");
 }
 
+TEST_F(EngineTest, TimestampTzRendersInUtc) {
+  ASSERT_OK(conn_->Execute("SET TimeZone='UTC'"));
+  ASSERT_OK_AND_ASSIGN(QueryResult r, conn_->Query(
+      "SELECT TIMESTAMPTZ '2024-05-01 11:59:50+00' AS a, TIMESTAMPTZ '2024-05-01 11:59:50.25+02' AS b, "
+      "NULL::TIMESTAMPTZ AS c"));
+  EXPECT_EQ(r.column_kind(0), ColumnKind::kTimestamp);
+  EXPECT_EQ(r.GetString(0, 0), "2024-05-01 11:59:50+00");
+  EXPECT_EQ(r.GetString(0, 1), "2024-05-01 09:59:50.25+00");
+  EXPECT_TRUE(r.IsNull(0, 2));
+}
+
 TEST_F(EngineTest, ErrorsBecomeStatus) {
   auto r = conn_->Query("SELEKT 1");
   ASSERT_FALSE(r.ok());

@@ -2,12 +2,18 @@
 //
 // A MicroBatchRunner repeatedly takes the records that arrived in the EventLog
 // since the last committed batch, decodes them, and commits them to
-// bronze.events (and, as later stages land, silver and gold) with exactly-once
-// semantics: each batch's Delta commit carries txn(appId = pipeline, version =
-// batch id) and the batch's source offsets in commitInfo, so a restart resumes
-// exactly after the last committed batch whatever the log's own consumer
-// offsets say. The log's consumer-group offsets are committed after the Delta
-// commit, for lag reporting and retention only.
+// bronze.events, silver.events, silver.quarantine and system.batches (in that
+// order) with exactly-once semantics: each table's commit carries txn(appId =
+// pipeline, version = batch id), and bronze's commitInfo records the batch's
+// source offsets. A restart resumes after the minimum last-committed batch over
+// those tables, re-reading exactly the recorded offsets of a batch that some
+// tables already hold and skipping the commits of the tables that hold it.
+// The log's consumer-group offsets are committed after the Delta commits, for
+// lag reporting and retention only.
+//
+// Silver is built before anything is committed: a batch whose quarantine rate
+// passes the threshold is refused (ResourceExhausted; nothing committed
+// anywhere) until a runner created with accept_quarantine commits it.
 //
 // Thread safety: a runner is driven by one thread (RunOnce / Run); Stop() may be
 // called from any thread.
@@ -26,6 +32,7 @@
 #include "common/file_system.h"
 #include "common/metrics.h"
 #include "common/status.h"
+#include "delta/table.h"
 #include "log/event_log.h"
 
 namespace clicklake::engine {
@@ -33,6 +40,8 @@ class Database;
 }
 
 namespace clicklake::pipeline {
+
+class SilverStage;
 
 struct PipelineOptions {
   std::string lake_dir = "./lake";
@@ -42,6 +51,10 @@ struct PipelineOptions {
   int64_t max_batch_events = 500'000;
   int engine_threads = 0;
   std::string engine_memory_limit;
+  // Everything else (silver.*, contracts, enrich.*, privacy.*).
+  Config config;
+  // Commit the next batch even if its quarantine rate passes the threshold.
+  bool accept_quarantine = false;
 
   static PipelineOptions FromConfig(const Config& config);
 };
@@ -52,8 +65,17 @@ struct BatchResult {
   int64_t events = 0;             // records read from the log
   int64_t bronze_rows = 0;
   int64_t undecodable = 0;        // records that were not RawEvents (counted, kept in bronze as-is)
+  int64_t silver_rows = 0;        // rows added to silver.events
+  int64_t quarantined = 0;        // rows added to silver.quarantine
+  int64_t duplicates = 0;         // valid events dropped as duplicates
+  int64_t silver_rewritten = 0;   // existing silver rows rewritten (re-keyed / re-sessioned partitions)
+  int64_t future_dated = 0;       // event times clamped to received_at
+  int64_t late = 0;               // events older than allowed_lateness (kept, flagged)
+  int64_t pii_redactions = 0;     // PII-looking strings replaced in properties
+  int64_t prop_type_conflicts = 0;  // property values left only in `properties`
+  std::map<std::string, int64_t> quarantine_by_code;
   std::map<int32_t, std::pair<int64_t, int64_t>> offsets;  // partition → [start, end)
-  int64_t read_us = 0, write_us = 0, commit_us = 0;
+  int64_t read_us = 0, write_us = 0, silver_us = 0, commit_us = 0;
 };
 
 class MicroBatchRunner {
@@ -77,8 +99,11 @@ class MicroBatchRunner {
 
  private:
   MicroBatchRunner(const PipelineOptions& options, log::EventLog* log, FileSystem* fs, Clock* clock);
-  // Reads the last committed batch id and offsets from the Delta log.
+  // Reads the last committed batch of every table and the offsets to resume from.
   Status Recover();
+  // Commits `txn` unless the table already holds batch `batch_id` (txn version
+  // >= batch_id); returns the version, or -1 when skipped.
+  Result<int64_t> CommitUnlessDone(delta::Transaction* txn, int64_t batch_id);
 
   PipelineOptions options_;
   log::EventLog* log_;
@@ -86,8 +111,14 @@ class MicroBatchRunner {
   Clock* clock_;
   std::unique_ptr<engine::Database> db_;
 
+  std::unique_ptr<SilverStage> silver_;
+  bool accept_quarantine_ = false;
+
   int64_t next_batch_id_ = 0;
   std::map<int32_t, int64_t> next_offsets_;
+  // Offset ranges of batches bronze.events already holds but other tables do
+  // not (re-run after a crash): batch id → partition → end offset.
+  std::map<int64_t, std::map<int32_t, int64_t>> recorded_ends_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -97,6 +128,14 @@ class MicroBatchRunner {
   Counter* events_ = nullptr;
   Gauge* last_batch_seconds_ = nullptr;
   Gauge* last_batch_unix_ = nullptr;
+  Counter* silver_rows_ = nullptr;
+  Counter* duplicates_ = nullptr;
+  Counter* future_dated_ = nullptr;
+  Counter* late_ = nullptr;
+  Counter* pii_redactions_ = nullptr;
+  Counter* prop_type_conflicts_ = nullptr;
+  Counter* refused_ = nullptr;
+  Gauge* refusing_ = nullptr;
 };
 
 }  // namespace clicklake::pipeline

@@ -2,10 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+#include <set>
+
 #include "common/raw_event.h"
 #include "common/test_util.h"
 #include "delta/table.h"
 #include "engine/engine.h"
+#include "pipeline/silver.h"
+#include "simulate/simulator.h"
 
 namespace clicklake::pipeline {
 namespace {
@@ -19,6 +25,8 @@ class PipelineTest : public ::testing::Test {
     config_.Set("log.partitions", "4");
     OpenLog();
     options_.lake_dir = dir_.path();
+    // The PII key lives outside the lake.
+    options_.config.Set("privacy.key_file", JoinPath(key_dir_.path(), "pii.key"));
   }
 
   void OpenLog() {
@@ -60,7 +68,53 @@ class PipelineTest : public ::testing::Test {
     return {r->GetInt64(0, 0), r->GetInt64(0, 1)};
   }
 
+  // Appends Segment payloads (one RawEvent each) received at `received_us`.
+  void AppendPayloads(const std::vector<std::string>& payloads, int64_t received_us = 1714564800000000LL,
+                      const std::string& protocol = "segment") {
+    std::vector<log::LogEntry> entries;
+    for (const auto& payload : payloads) {
+      RawEvent e;
+      e.received_at_us = received_us;
+      e.source = "web";
+      e.protocol = protocol;
+      e.client_ip = "203.0.113.7";
+      e.user_agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36";
+      e.payload = payload;
+      log::LogEntry entry;
+      entry.key = "k";
+      EncodeRawEvent(e, &entry.value);
+      entries.push_back(std::move(entry));
+    }
+    ASSERT_OK(log_->Append(std::move(entries)));
+  }
+
+  engine::QueryResult Query(const std::string& sql) {
+    auto db = engine::Database::Open();
+    EXPECT_TRUE(db.ok());
+    auto conn = (*db)->Connect();
+    EXPECT_TRUE(conn.ok());
+    EXPECT_OK(delta::RegisterLakeViews(conn->get(), dir_.path(), std::nullopt));
+    auto r = (*conn)->Query(engine::QualifySchemaReferences(sql, "system", "memory"));
+    EXPECT_TRUE(r.ok()) << r.status() << "\n" << sql;
+    return r.ok() ? std::move(r).value() : engine::QueryResult();
+  }
+  int64_t Count(const std::string& sql) { return Query(sql).GetInt64(0, 0, -1); }
+
+  // Removes the newest commit of a table, as if the process died before making it.
+  void DropLatestCommit(const std::string& table) {
+    std::string log_dir = JoinPath(JoinPath(dir_.path(), table), "_delta_log");
+    ASSERT_OK_AND_ASSIGN(auto names, FileSystem::Default()->ListDir(log_dir));
+    std::string latest;
+    for (const auto& f : names) {
+      const std::string& n = f.name;
+      if (n.size() == 25 && n.substr(20) == ".json" && n > latest) latest = n;
+    }
+    ASSERT_FALSE(latest.empty());
+    ASSERT_OK(FileSystem::Default()->DeleteFile(JoinPath(log_dir, latest)));
+  }
+
   TempDir dir_;
+  TempDir key_dir_;
   Config config_;
   PipelineOptions options_;
   std::unique_ptr<log::EventLog> log_;
@@ -76,6 +130,9 @@ TEST_F(PipelineTest, BatchLandsInBronzeWithOffsets) {
   EXPECT_EQ(BronzeCounts(), (std::pair<int64_t, int64_t>(100, 100)));
   ASSERT_OK_AND_ASSIGN(BatchResult empty, runner->RunOnce());
   EXPECT_EQ(empty.batch_id, -1);
+  std::string metrics = MetricsRegistry::Global()->RenderPrometheus();
+  EXPECT_NE(metrics.find("clicklake_processor_stage_seconds{stage=\"silver\"}"), std::string::npos);
+  EXPECT_NE(metrics.find("clicklake_silver_events_total"), std::string::npos);
   // system.batches has the batch, bronze.events' first commit is protocol 1/2.
   auto db = engine::Database::Open();
   ASSERT_OK_AND_ASSIGN(auto conn, (*db)->Connect());
@@ -122,6 +179,449 @@ TEST_F(PipelineTest, UndecodableRecordsAreKeptNotDropped) {
   EXPECT_EQ(r.events, 4);
   EXPECT_EQ(r.undecodable, 1);
   EXPECT_EQ(BronzeCounts().first, 4);
+}
+
+
+TEST_F(PipelineTest, SilverAndQuarantineCommittedWithBronze) {
+  options_.config.Set("silver.quarantine_min_batch", "1000");  // a small batch never fails
+  AppendPayloads({
+      R"({"type":"track","event":"Order Completed","userId":"u1","anonymousId":"a1","messageId":"m1",
+          "timestamp":"2024-05-01T11:59:00Z","sentAt":"2024-05-01T11:59:10Z",
+          "properties":{"order_id":"o1","total":20,"revenue":15.5,"currency":"USD","note":"mail me: x@y.example"},
+          "context":{"ip":"8.8.8.8","page":{"url":"https://shop.example/checkout?utm_source=news&utm_medium=email&utm_campaign=may",
+                     "referrer":"https://www.google.com/search?q=x"}}})",
+      R"({"type":"page","anonymousId":"a2","messageId":"m2","properties":{"path":"/","url":"https://shop.example/"}})",
+      R"({"type":"track","userId":"u1","messageId":"m3"})",
+      R"({"type":"track","event":"X","messageId":"m4"})",
+      R"({"type":"track","event":"X","userId":"u","messageId":"m5","timestamp":"2026-13-45T25:61:00Z"})",
+      R"({"type":"track","event":"Order Completed","userId":"u1","messageId":"m1"})",  // duplicate
+  });
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_EQ(r.events, 6);
+  EXPECT_EQ(r.bronze_rows, 6);
+  EXPECT_EQ(r.silver_rows, 2);
+  EXPECT_EQ(r.quarantined, 3);
+  EXPECT_EQ(r.duplicates, 1);
+  EXPECT_EQ(r.pii_redactions, 1);
+
+  auto silver = Query(
+      "SELECT event_id, event_type, event_name, CAST(event_ts AS TIMESTAMP), user_key, platform, page_path, referrer_host, utm_source, "
+      "campaign_id IS NOT NULL, ip_hash, revenue, currency, properties, event_date, geo_country "
+      "FROM silver.events ORDER BY event_id");
+  ASSERT_EQ(silver.row_count(), 2u);
+  EXPECT_EQ(silver.GetString(0, 0), "m1");
+  EXPECT_EQ(silver.GetString(0, 2), "order_completed");
+  EXPECT_EQ(silver.GetString(0, 3).substr(0, 19), "2024-05-01 11:59:50");  // received − (sentAt − timestamp)
+  EXPECT_EQ(silver.GetString(0, 4), "u1");
+  EXPECT_EQ(silver.GetString(0, 5), "web");
+  EXPECT_EQ(silver.GetString(0, 6), "/checkout");
+  EXPECT_EQ(silver.GetString(0, 7), "www.google.com");
+  EXPECT_EQ(silver.GetString(0, 8), "news");
+  EXPECT_EQ(silver.GetString(0, 9), "true");
+  EXPECT_EQ(silver.GetString(0, 10).size(), 64u);  // HMAC-SHA256 hex, never the raw IP
+  EXPECT_DOUBLE_EQ(silver.GetDouble(0, 11), 15.5);
+  EXPECT_EQ(silver.GetString(0, 12), "USD");
+  EXPECT_EQ(silver.GetString(0, 13).find("x@y.example"), std::string::npos);
+  EXPECT_NE(silver.GetString(0, 13).find("\"note\":\"mail me: hmac:"), std::string::npos);
+  EXPECT_EQ(silver.GetString(0, 14), "2024-05-01");
+  EXPECT_EQ(silver.GetString(1, 1), "page");
+  EXPECT_EQ(silver.GetString(1, 2), "page_viewed");
+  EXPECT_EQ(silver.GetString(1, 4), "anon:a2");
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE ip_hash LIKE '%203.0.113%' OR properties LIKE "
+                  "'%203.0.113%'"),
+            0);
+
+  auto q = Query("SELECT payload, error_code, error_detail, received_date, ingest_id, contract_version "
+                 "FROM silver.quarantine ORDER BY error_code");
+  ASSERT_EQ(q.row_count(), 3u);
+  EXPECT_EQ(q.GetString(0, 1), "bad_timestamp");
+  EXPECT_EQ(q.GetString(1, 1), "missing_event");
+  EXPECT_EQ(q.GetString(2, 1), "no_identity");
+  EXPECT_NE(q.GetString(2, 0).find("\"m4\""), std::string::npos);  // the payload exactly as in bronze
+  EXPECT_EQ(q.GetString(0, 3), "2024-05-01");
+  EXPECT_TRUE(q.IsNull(0, 5));
+
+  auto b = Query("SELECT silver_rows, quarantined, duplicates, quarantine_by_code FROM system.batches");
+  ASSERT_EQ(b.row_count(), 1u);
+  EXPECT_EQ(b.GetInt64(0, 0), 2);
+  EXPECT_EQ(b.GetInt64(0, 1), 3);
+  EXPECT_EQ(b.GetInt64(0, 2), 1);
+  EXPECT_EQ(b.GetString(0, 3), R"({"bad_timestamp":1,"missing_event":1,"no_identity":1})");
+}
+
+TEST_F(PipelineTest, ContractViolationsCarryTheContractVersion) {
+  ASSERT_OK_AND_ASSIGN(options_.config, Config::Parse(R"([silver]
+quarantine_min_batch = 1000
+[[contracts]]
+event = "Product Added"
+version = 3
+schema = '''{"type":"object","required":["product_id"],"properties":{"product_id":{"type":"string"},"price":{"type":"number","minimum":0}}}'''
+)"));
+  options_.config.Set("privacy.key_file", JoinPath(key_dir_.path(), "pii.key"));
+  AppendPayloads({
+      R"({"type":"track","event":"Product Added","userId":"u","messageId":"ok","properties":{"product_id":"p","price":1}})",
+      R"({"type":"track","event":"Product Added","userId":"u","messageId":"bad","properties":{"product_id":7,"price":"1"}})",
+  });
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_EQ(r.silver_rows, 1);
+  auto q = Query("SELECT error_code, contract_version, error_detail FROM silver.quarantine");
+  ASSERT_EQ(q.row_count(), 1u);
+  EXPECT_EQ(q.GetString(0, 0), "schema_violation");
+  EXPECT_EQ(q.GetInt64(0, 1), 3);
+  EXPECT_EQ(q.GetString(0, 2), "properties.price: expected number, got string");  // first violation, by key
+}
+
+TEST_F(PipelineTest, BatchOverQuarantineThresholdCommitsNothingUntilAccepted) {
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 100; i++) {
+    payloads.push_back(i % 5 == 0 ? R"({"type":"track","event":"E","messageId":"bad)" + std::to_string(i) + R"("})"
+                                  : R"({"type":"track","event":"E","userId":"u","messageId":"ok)" +
+                                        std::to_string(i) + R"("})");
+  }
+  AppendPayloads(payloads);  // 20% without identity
+  Gauge* refusing = MetricsRegistry::Global()->GetGauge("clicklake_processor_quarantine_refused", "");
+  {
+    ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+    for (int attempt = 0; attempt < 2; attempt++) {
+      auto r = runner->RunOnce();
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+      EXPECT_EQ(refusing->value(), 1);
+    }
+    EXPECT_EQ(runner->next_batch_id(), 0);
+  }
+  // Nothing of the batch in any table, bronze included.
+  for (const char* t : {"bronze/events", "silver/events", "silver/quarantine", "system/batches"})
+    EXPECT_FALSE(FileSystem::Default()->Exists(JoinPath(JoinPath(dir_.path(), t), "_delta_log"))) << t;
+  {
+    ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+    EXPECT_EQ(runner->RunOnce().status().code(), StatusCode::kResourceExhausted);  // still refused after restart
+  }
+  options_.accept_quarantine = true;  // clicklake process --accept-quarantine
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_EQ(r.quarantined, 20);
+  EXPECT_EQ(refusing->value(), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM bronze.events"), 100);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events"), 80);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.quarantine WHERE error_code = 'no_identity'"), 20);
+  // The release covers one batch: the next bad batch is refused again.
+  AppendPayloads(payloads);
+  EXPECT_EQ(runner->RunOnce().status().code(), StatusCode::kResourceExhausted);
+}
+
+TEST_F(PipelineTest, DuplicatesAcrossBatchesKeepTheFirstCopy) {
+  AppendPayloads({R"({"type":"track","event":"A","userId":"u","messageId":"m1","properties":{"copy":1}})"});
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  AppendPayloads({R"({"type":"track","event":"A","userId":"u","messageId":"m1","properties":{"copy":2}})",
+                  R"({"type":"track","event":"A","userId":"u","messageId":"m2"})"},
+                 1714564900000000LL);
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_EQ(r.duplicates, 1);
+  EXPECT_EQ(r.silver_rows, 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events"), 2);
+  EXPECT_EQ(Query("SELECT properties FROM silver.events WHERE event_id = 'm1'").GetString(0, 0), R"({"copy":1})");
+  EXPECT_EQ(Count("SELECT sum(duplicates) FROM system.batches"), 1);
+}
+
+TEST_F(PipelineTest, CrashBetweenBronzeAndSilverCommitsLeavesEveryEventOnce) {
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 90; i++) {
+    payloads.push_back(R"({"type":"track","event":"E","userId":"u)" + std::to_string(i % 4) + R"(","messageId":"m)" +
+                       std::to_string(i % 80) + R"("})");  // 10 duplicates
+  }
+  payloads.push_back(R"({"type":"track","event":"E","messageId":"noid"})");
+  AppendPayloads(payloads);
+  options_.max_batch_events = 40;
+  int64_t batches = 0;
+  for (int round = 0; round < 2; round++) {
+    {
+      ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+      ASSERT_OK(runner->Drain());
+      batches = runner->next_batch_id();
+      ASSERT_GE(batches, 3);
+    }
+    // Round 0: the process died after bronze (and the dedup state) but before
+    // silver.events of its last batch. Round 1: after silver.events, before
+    // silver.quarantine and system.batches.
+    if (round == 0) DropLatestCommit("silver/events");
+    DropLatestCommit("silver/quarantine");
+    DropLatestCommit("system/batches");
+    ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+    EXPECT_EQ(runner->next_batch_id(), batches - 1);  // the last batch re-runs
+    ASSERT_OK(runner->Drain());
+    EXPECT_EQ(runner->next_batch_id(), batches);
+    EXPECT_EQ(Count("SELECT count(*) FROM bronze.events"), 91);
+    EXPECT_EQ(Count("SELECT count(*) FROM silver.events"), 80);
+    EXPECT_EQ(Count("SELECT count(DISTINCT event_id) FROM silver.events"), 80);
+    EXPECT_EQ(Count("SELECT count(*) FROM silver.quarantine"), 1);
+    EXPECT_EQ(Count("SELECT count(*) FROM system.batches"), batches);
+    EXPECT_EQ(Count("SELECT sum(duplicates) FROM system.batches"), 10);
+  }
+}
+
+// Simulated Segment traffic with duplicates, malformed, PII, late and
+// out-of-order events: silver.events holds every unique valid event once,
+// quarantine every malformed one with its reason, revenue reconciles.
+TEST_F(PipelineTest, SimulatedTrafficLandsExactlyOnce) {
+  simulate::SimulatorOptions so;
+  so.users = 40;
+  so.seed = 7;
+  so.start_time_us = 1714550400000000LL;
+  so.duplicate_rate = 0.03;
+  so.malformed_rate = 0.01;
+  so.pii_rate = 0.02;
+  so.late_rate = 0.01;
+  so.out_of_order_rate = 0.02;
+  simulate::TrafficGenerator gen(so);
+  std::map<std::string, std::string> expected_codes = {{"malformed:no_identity", "no_identity"},
+                                                       {"malformed:missing_event", "missing_event"},
+                                                       {"malformed:bad_timestamp", "bad_timestamp"},
+                                                       {"malformed:wrong_types", "schema_violation"}};
+  std::set<std::string> valid_ids;
+  std::map<std::string, int64_t> codes;
+  double revenue = 0;
+  int64_t total = 0, pii = 0;
+  for (int b = 0; b < 60; b++) {
+    simulate::GeneratedBatch batch = gen.NextBatch();
+    int64_t sent = batch.DefaultSentAtMicros();
+    std::vector<std::string> payloads;
+    for (const auto& e : batch.events) {
+      std::string sent_at = simulate::FormatIsoMillis(sent + batch.clock_offset_us);
+      payloads.push_back("{\"sentAt\":\"" + sent_at + "\"," + e.json.substr(1));  // the collector's merge
+      std::string code;
+      for (const auto& f : e.faults) {
+        if (expected_codes.count(f)) code = expected_codes[f];
+        if (f == "pii") pii++;
+      }
+      if (!code.empty()) {
+        codes[code]++;
+      } else if (valid_ids.insert(e.message_id).second && e.has_revenue) {
+        revenue += e.revenue;
+      }
+    }
+    total += static_cast<int64_t>(payloads.size());
+    AppendPayloads(payloads, sent + 80000);
+  }
+  ASSERT_OK_AND_ASSIGN(options_.config, Config::Parse(R"([[contracts]]
+event = "product_added"
+version = 1
+schema = '''{"properties":{"product_id":{"type":"string"},"price":{"type":"number"},"quantity":{"type":"integer"}}}'''
+)"));
+  options_.config.Set("privacy.key_file", JoinPath(key_dir_.path(), "pii.key"));
+  options_.config.Set("silver.quarantine_min_batch", "1000000");
+  options_.max_batch_events = 400;
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  ASSERT_GT(pii, 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM bronze.events"), total);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events"), static_cast<int64_t>(valid_ids.size()));
+  EXPECT_EQ(Count("SELECT count(DISTINCT event_id) FROM silver.events"), static_cast<int64_t>(valid_ids.size()));
+  auto q = Query("SELECT error_code, count(*) FROM silver.quarantine GROUP BY 1 ORDER BY 1");
+  std::map<std::string, int64_t> got;
+  for (size_t i = 0; i < q.row_count(); i++) got[q.GetString(i, 0)] = q.GetInt64(i, 1);
+  EXPECT_EQ(got, codes);
+  EXPECT_NEAR(Query("SELECT sum(revenue) FROM silver.events").GetDouble(0, 0), revenue, 0.01);
+  auto leaks = Query("SELECT properties FROM silver.events WHERE regexp_matches(properties, "
+                     "'[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\\.[A-Za-z]{2,}') OR properties LIKE '%4111 1111%' OR "
+                     "properties LIKE '%415-555%'");
+  EXPECT_EQ(leaks.row_count(), 0u) << (leaks.row_count() ? leaks.GetString(0, 0) : "");
+  EXPECT_GT(Count("SELECT sum(pii_redactions) FROM system.batches"), 0);
+  EXPECT_GT(Count("SELECT count(*) FROM silver.events WHERE event_name = 'order_completed'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE device_type IS NULL AND platform <> 'server'"), 0);
+}
+
+
+// Identity stitching across batches: a later identify re-keys the anonymous
+// id's earlier events and joins their session; a 2-hour gap starts a new one.
+TEST_F(PipelineTest, LateIdentityLinkReKeysEarlierEventsAndSessions) {
+  AppendPayloads({
+      R"({"type":"page","anonymousId":"a1","messageId":"p1","timestamp":"2024-05-01T10:00:00Z"})",
+      R"({"type":"page","anonymousId":"a1","messageId":"p2","timestamp":"2024-05-01T10:10:00Z"})",
+      R"({"type":"page","anonymousId":"a2","messageId":"p3","timestamp":"2024-05-01T10:11:00Z"})",
+  });
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  EXPECT_EQ(Count("SELECT count(DISTINCT session_id) FROM silver.events WHERE user_key = 'anon:a1'"), 1);
+  AppendPayloads({
+      R"({"type":"identify","userId":"u1","anonymousId":"a1","messageId":"i1","timestamp":"2024-05-01T10:20:00Z"})",
+      R"({"type":"track","event":"Signed In","userId":"u1","messageId":"t1","timestamp":"2024-05-01T12:30:00Z"})",
+  });
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_GT(r.silver_rewritten, 0);
+  auto rows = Query("SELECT event_id, user_key, session_id, session_event_index FROM silver.events ORDER BY event_id");
+  ASSERT_EQ(rows.row_count(), 5u);
+  // i1, p1, p2, p3, t1
+  EXPECT_EQ(rows.GetString(1, 1), "u1");  // p1 re-keyed
+  EXPECT_EQ(rows.GetString(2, 1), "u1");  // p2 re-keyed
+  EXPECT_EQ(rows.GetString(3, 1), "anon:a2");
+  EXPECT_EQ(rows.GetString(0, 2), rows.GetString(1, 2));  // identify takes the open session
+  EXPECT_EQ(rows.GetString(1, 2), rows.GetString(2, 2));
+  EXPECT_TRUE(rows.IsNull(0, 3));
+  EXPECT_EQ(rows.GetInt64(1, 3), 1);
+  EXPECT_EQ(rows.GetInt64(2, 3), 2);
+  EXPECT_NE(rows.GetString(4, 2), rows.GetString(1, 2));  // 2 h later: a new session
+  EXPECT_EQ(rows.GetInt64(4, 3), 1);
+  EXPECT_EQ(rows.GetString(1, 2).size(), 32u);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE session_id IS NULL"), 0);
+}
+
+// The property of DESIGN.md §6: the same traffic (duplicates, late, out of
+// order, malformed, PII, identity changes) delivered in any order and batch
+// boundaries gives the same silver.events as one full rebuild.
+TEST_F(PipelineTest, AnyDeliveryOrderEqualsFullRebuild) {
+  simulate::SimulatorOptions so;
+  so.users = 25;
+  so.seed = 11;
+  so.start_time_us = 1714550400000000LL;
+  so.duplicate_rate = 0.03;
+  so.malformed_rate = 0.005;
+  so.pii_rate = 0.01;
+  so.late_rate = 0.02;
+  so.out_of_order_rate = 0.05;
+  simulate::TrafficGenerator gen(so);
+  std::vector<RawEvent> events;
+  std::map<std::string, size_t> first;  // messageId → index of the original
+  for (int b = 0; b < 40; b++) {
+    simulate::GeneratedBatch batch = gen.NextBatch();
+    int64_t sent = batch.DefaultSentAtMicros();
+    for (const auto& e : batch.events) {
+      if (!e.duplicate_of.empty() && first.count(e.duplicate_of)) {
+        events.push_back(events[first[e.duplicate_of]]);  // the same bytes again
+        continue;
+      }
+      RawEvent raw;
+      raw.received_at_us = sent + 80000;
+      raw.source = "web";
+      raw.protocol = "segment";
+      raw.client_ip = "203.0.113.7";
+      raw.payload = "{\"sentAt\":\"" + simulate::FormatIsoMillis(sent + batch.clock_offset_us) + "\"," + e.json.substr(1);
+      first.emplace(e.message_id, events.size());
+      events.push_back(std::move(raw));
+    }
+  }
+  const std::string columns =
+      "event_id, event_type, event_name, CAST(event_ts AS TIMESTAMP), CAST(original_ts AS TIMESTAMP), "
+      "CAST(sent_at AS TIMESTAMP), CAST(received_at AS TIMESTAMP), event_date, user_id, anonymous_id, user_key, "
+      "session_id, session_event_index, platform, page_url, page_path, page_title, referrer_url, referrer_host, "
+      "utm_source, utm_medium, utm_campaign, utm_term, utm_content, campaign_id, experiment_id, experiment_variant, "
+      "device_type, device_family, browser_family, browser_version, os_family, os_version, geo_country, geo_region, "
+      "geo_city, ip_hash, revenue, currency, properties, source, is_future_dated, is_late";
+  // Delivers `order` in chunks of random size, a micro-batch (of a random cap) after each.
+  auto deliver = [&](const std::vector<size_t>& order, std::mt19937* rng, int max_chunk) -> std::string {
+    TempDir lake;
+    Config config;
+    config.Set("lake.dir", lake.path());
+    config.Set("log.partitions", "3");
+    auto log = log::OpenEventLog(config);
+    EXPECT_TRUE(log.ok());
+    PipelineOptions options;
+    options.lake_dir = lake.path();
+    options.config.Set("privacy.key_file", JoinPath(key_dir_.path(), "pii.key"));
+    options.config.Set("silver.quarantine_min_batch", "1000000");
+    auto runner = MicroBatchRunner::Create(options, log->get());
+    EXPECT_TRUE(runner.ok()) << runner.status();
+    size_t i = 0;
+    while (i < order.size()) {
+      size_t n = std::min(order.size() - i, static_cast<size_t>(1 + (*rng)() % max_chunk));
+      std::vector<log::LogEntry> entries;
+      for (size_t j = i; j < i + n; j++) {
+        log::LogEntry entry;
+        entry.key = std::to_string(order[j] % 7);
+        EncodeRawEvent(events[order[j]], &entry.value);
+        entries.push_back(std::move(entry));
+      }
+      EXPECT_OK((*log)->Append(std::move(entries)));
+      i += n;
+      EXPECT_OK((*runner)->Drain());
+    }
+    auto db = engine::Database::Open();
+    auto conn = (*db)->Connect();
+    EXPECT_OK(delta::RegisterLakeViews(conn->get(), lake.path(), std::nullopt));
+    auto rows = (*conn)->Query("SELECT " + columns + " FROM silver.events ORDER BY ALL");
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    auto sessions = (*conn)->Query("SELECT count(DISTINCT session_id) FROM silver.events");
+    EXPECT_GT(sessions->GetInt64(0, 0), 10);
+    return rows->ToCsv();
+  };
+  std::vector<size_t> in_order(events.size());
+  for (size_t i = 0; i < events.size(); i++) in_order[i] = i;
+  std::mt19937 rng(42);
+  const std::string rebuild = deliver(in_order, &rng, static_cast<int>(events.size()));
+  ASSERT_GT(rebuild.size(), 1000u);
+  for (int trial = 0; trial < 2; trial++) {
+    std::vector<size_t> order = in_order;
+    std::shuffle(order.begin(), order.end(), rng);
+    std::string incremental = deliver(order, &rng, 150);
+    EXPECT_TRUE(incremental == rebuild) << "trial " << trial << ": silver.events differs from the full rebuild";
+  }
+}
+
+
+// Flattening: other properties become prop_<snake_path> columns by schema
+// evolution; a column keeps its first type and conflicting values stay only in
+// `properties` (counted).
+TEST_F(PipelineTest, PropertiesAreFlattenedWithSchemaEvolution) {
+  AppendPayloads({R"({"type":"track","event":"Product Viewed","userId":"u","messageId":"m1",
+      "properties":{"productId":"p-1","price":9.5,"in_stock":true,"dims":{"Width cm":3},"tags":["a"],"revenue":1}})"});
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  AppendPayloads({R"({"type":"track","event":"Product Viewed","userId":"u","messageId":"m2",
+      "properties":{"productId":7,"price":10,"color":"red"}})"},
+                 1714564900000000LL);
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_EQ(r.prop_type_conflicts, 1);  // productId: a number in a string column
+  auto rows = Query("SELECT event_id, prop_product_id, prop_price, prop_in_stock, prop_dims_width_cm, prop_color, "
+                    "properties FROM silver.events ORDER BY event_id");
+  ASSERT_EQ(rows.row_count(), 2u);
+  EXPECT_EQ(rows.GetString(0, 1), "p-1");
+  EXPECT_DOUBLE_EQ(rows.GetDouble(0, 2), 9.5);
+  EXPECT_EQ(rows.GetString(0, 3), "true");
+  EXPECT_DOUBLE_EQ(rows.GetDouble(0, 4), 3);
+  EXPECT_TRUE(rows.IsNull(0, 5));
+  EXPECT_TRUE(rows.IsNull(1, 1));  // the conflicting value...
+  EXPECT_NE(rows.GetString(1, 6).find("\"productId\":7"), std::string::npos);  // ...stays in properties
+  EXPECT_DOUBLE_EQ(rows.GetDouble(1, 2), 10);
+  EXPECT_EQ(rows.GetString(1, 5), "red");
+  // Well-known fields and arrays are not flattened.
+  EXPECT_EQ(Count("SELECT count(*) FROM (DESCRIBE silver.events) WHERE column_name IN ('prop_revenue', 'prop_tags')"),
+            0);
+  ASSERT_OK_AND_ASSIGN(auto db, engine::Database::Open());
+  auto table = delta::Table::Open(JoinPath(dir_.path(), "silver/events"), db.get());
+  ASSERT_OK(table.status());
+  ASSERT_OK_AND_ASSIGN(delta::Snapshot snap, (*table)->LoadSnapshot());
+  ASSERT_NE(snap.schema().Find("prop_price"), nullptr);
+  EXPECT_EQ(snap.schema().Find("prop_price")->type, "double");
+  EXPECT_EQ(snap.schema().Find("prop_product_id")->type, "string");
+  EXPECT_EQ(Count("SELECT sum(prop_type_conflicts) FROM system.batches"), 1);
+}
+
+
+TEST_F(PipelineTest, SnowplowEventsLandInSilver) {
+  AppendPayloads({R"({"e":"pv","eid":"sp-1","duid":"d-1","p":"web","url":"https://shop.example/a?utm_source=x&utm_medium=y&utm_campaign=z","page":"A","dtm":"1714564790000","stm":"1714564795000"})",
+                  R"({"e":"se","eid":"sp-2","duid":"d-1","uid":"u-1","se_ca":"shop","se_ac":"Add To Basket","dtm":"1714564791000"})",
+                  R"({"e":"tr","eid":"sp-3","uid":"u-1","tr_id":"o-1","tr_tt":"42.5","tr_cu":"EUR","dtm":"1714564792000"})",
+                  R"({"e":"pv","eid":"sp-4","dtm":"1714564792000"})"},
+                 1714564800000000LL, "snowplow");
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_EQ(r.silver_rows, 3);
+  EXPECT_EQ(r.quarantine_by_code, (std::map<std::string, int64_t>{{"no_identity", 1}}));
+  auto rows = Query("SELECT event_id, event_name, user_key, utm_campaign, revenue, currency, "
+                    "CAST(event_ts AS TIMESTAMP), session_id IS NOT NULL FROM silver.events ORDER BY event_id");
+  ASSERT_EQ(rows.row_count(), 3u);
+  EXPECT_EQ(rows.GetString(0, 1), "page_viewed");
+  EXPECT_EQ(rows.GetString(0, 2), "u-1");  // d-1 is linked to u-1 by sp-2
+  EXPECT_EQ(rows.GetString(0, 3), "z");
+  EXPECT_EQ(rows.GetString(0, 6), "2024-05-01 11:59:55");  // collector − (stm − dtm)
+  EXPECT_EQ(rows.GetString(1, 1), "add_to_basket");
+  EXPECT_EQ(rows.GetString(2, 1), "order_completed");
+  EXPECT_DOUBLE_EQ(rows.GetDouble(2, 4), 42.5);
+  EXPECT_EQ(rows.GetString(2, 5), "EUR");
+  EXPECT_EQ(rows.GetString(2, 7), "true");
 }
 
 }  // namespace

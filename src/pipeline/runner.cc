@@ -2,12 +2,16 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "delta/table.h"
 #include "engine/engine.h"
 #include "pipeline/bronze.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/silver.h"
+#include "pipeline/silver_sessions.h"
 
 namespace clicklake::pipeline {
 namespace {
@@ -22,6 +26,10 @@ delta::Schema BatchesSchema() {
       {"finished_at", "timestamp", false}, {"status", "string", false},  {"events", "long", false},
       {"bronze_rows", "long", false},   {"undecodable", "long", false},  {"offsets", "string", false},
       {"read_ms", "double", true},      {"write_ms", "double", true},    {"commit_ms", "double", true},
+      {"silver_rows", "long", true},    {"quarantined", "long", true},   {"duplicates", "long", true},
+      {"future_dated", "long", true},   {"late_events", "long", true},   {"pii_redactions", "long", true},
+      {"quarantine_by_code", "string", true}, {"silver_ms", "double", true},
+      {"prop_type_conflicts", "long", true},
   };
   return s;
 }
@@ -40,7 +48,7 @@ std::string OffsetsJson(const std::map<int32_t, std::pair<int64_t, int64_t>>& ra
 
 // Parses {"batch_id":N,"offsets":{"p":{"start":a,"end":b},...}} out of a commitInfo.
 bool ParseBatchInfo(const std::string& commit_info, const std::string& app_id, int64_t* batch_id,
-                    std::map<int32_t, int64_t>* ends) {
+                    std::map<int32_t, int64_t>* ends, std::map<int32_t, int64_t>* starts = nullptr) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (parser.parse(commit_info).get(doc)) return false;
@@ -53,9 +61,10 @@ bool ParseBatchInfo(const std::string& commit_info, const std::string& app_id, i
   simdjson::dom::object offsets;
   if (info["offsets"].get(offsets)) return false;
   for (auto [key, value] : offsets) {
-    int64_t end;
-    if (value["end"].get(end)) return false;
+    int64_t end, start;
+    if (value["end"].get(end) || value["start"].get(start)) return false;
     (*ends)[std::stoi(std::string(key))] = end;
+    if (starts) (*starts)[std::stoi(std::string(key))] = start;
   }
   *batch_id = id;
   return true;
@@ -72,17 +81,30 @@ PipelineOptions PipelineOptions::FromConfig(const Config& config) {
   o.max_batch_events = config.GetInt("processor.max_batch_events", o.max_batch_events);
   o.engine_threads = static_cast<int>(config.GetInt("processor.threads", 0));
   o.engine_memory_limit = config.GetString("processor.memory_limit", "");
+  o.config = config;
   return o;
 }
 
 MicroBatchRunner::MicroBatchRunner(const PipelineOptions& options, log::EventLog* log, FileSystem* fs, Clock* clock)
-    : options_(options), log_(log), fs_(fs), clock_(clock) {
+    : options_(options), log_(log), fs_(fs), clock_(clock), accept_quarantine_(options.accept_quarantine) {
   auto* m = MetricsRegistry::Global();
   batches_ = m->GetCounter("clicklake_processor_batches_total", "Micro-batches committed.");
   events_ = m->GetCounter("clicklake_processor_events_total", "Events committed to bronze.events.");
   last_batch_seconds_ = m->GetGauge("clicklake_processor_last_batch_seconds", "Duration of the last micro-batch.");
   last_batch_unix_ =
       m->GetGauge("clicklake_processor_last_batch_timestamp_seconds", "When the last micro-batch committed.");
+  silver_rows_ = m->GetCounter("clicklake_silver_events_total", "Rows committed to silver.events.");
+  duplicates_ = m->GetCounter("clicklake_silver_duplicates_total", "Events dropped as duplicates (same event_id).");
+  future_dated_ =
+      m->GetCounter("clicklake_silver_future_dated_total", "Future-dated event times clamped to received_at.");
+  late_ = m->GetCounter("clicklake_silver_late_events_total", "Events older than allowed_lateness (kept, flagged).");
+  pii_redactions_ = m->GetCounter("clicklake_silver_pii_redactions_total", "PII-looking strings replaced by hashes.");
+  prop_type_conflicts_ = m->GetCounter("clicklake_silver_prop_type_conflicts_total",
+                                      "Property values kept only in `properties`: their prop_ column has another type.");
+  refused_ = m->GetCounter("clicklake_processor_batches_refused_total",
+                           "Batch attempts refused because their quarantine rate passed the threshold.");
+  refusing_ = m->GetGauge("clicklake_processor_quarantine_refused",
+                          "1 while the processor refuses a batch over the quarantine threshold.");
 }
 
 MicroBatchRunner::~MicroBatchRunner() = default;
@@ -95,36 +117,70 @@ Result<std::unique_ptr<MicroBatchRunner>> MicroBatchRunner::Create(const Pipelin
   db_options.memory_limit = options.engine_memory_limit;
   ASSIGN_OR_RETURN(r->db_, engine::Database::Open(db_options));
   RETURN_IF_ERROR(fs->CreateDirs(options.lake_dir));
+  // The Silver stage (UA rules, geo DB, dedup state) is opened by the first
+  // batch: loading the UA rules takes a few hundred ms that `clicklake up`
+  // should not spend before it can handle signals. Contracts are checked now.
+  RETURN_IF_ERROR(ContractRegistry::FromConfig(options.config).status());
   RETURN_IF_ERROR(r->Recover());
   return r;
 }
 
 Status MicroBatchRunner::Recover() {
   for (int32_t p = 0; p < log_->num_partitions(); p++) next_offsets_[p] = 0;
-  std::string path = JoinPath(options_.lake_dir, kBronzeTable);
-  auto table = delta::Table::Open(path, db_.get(), fs_, clock_);
-  if (!table.ok()) {
-    if (table.status().IsNotFound()) return Status::OK();  // a fresh lake
-    return table.status();
-  }
-  ASSIGN_OR_RETURN(delta::Snapshot snap, (*table)->LoadSnapshot());
-  auto it = snap.app_txn_versions.find(options_.app_id);
-  if (it == snap.app_txn_versions.end()) return Status::OK();
-  int64_t last_batch = it->second;
-  // The commit carrying that txn is normally the newest; table maintenance may have added a few after it.
-  for (int64_t v = snap.version; v >= 0; v--) {
-    ASSIGN_OR_RETURN(std::string info, delta::ReadCommitInfo(path, v, fs_));
-    int64_t batch_id;
-    std::map<int32_t, int64_t> ends;
-    if (ParseBatchInfo(info, options_.app_id, &batch_id, &ends) && batch_id == last_batch) {
-      for (const auto& [p, end] : ends) next_offsets_[p] = end;
-      next_batch_id_ = last_batch + 1;
-      spdlog::info("processor: resuming after batch {} (bronze.events version {})", last_batch, v);
-      return Status::OK();
+  // The last batch each table holds (-1: none).
+  auto last_batch = [&](const char* table) -> Result<std::pair<int64_t, std::optional<delta::Snapshot>>> {
+    auto t = delta::Table::Open(JoinPath(options_.lake_dir, table), db_.get(), fs_, clock_);
+    if (!t.ok()) {
+      if (t.status().IsNotFound()) return std::pair<int64_t, std::optional<delta::Snapshot>>(-1, std::nullopt);
+      return t.status();
     }
+    ASSIGN_OR_RETURN(delta::Snapshot snap, (*t)->LoadSnapshot());
+    auto it = snap.app_txn_versions.find(options_.app_id);
+    int64_t last = it == snap.app_txn_versions.end() ? -1 : it->second;
+    return std::pair<int64_t, std::optional<delta::Snapshot>>(last, std::move(snap));
+  };
+  ASSIGN_OR_RETURN(auto bronze, last_batch(kBronzeTable));
+  int64_t min_last = bronze.first;
+  for (const char* table : {kSilverEventsTable, kQuarantineTable, "system/batches"}) {
+    ASSIGN_OR_RETURN(auto other, last_batch(table));
+    min_last = std::min(min_last, other.first);
   }
-  return Status::Corruption("bronze.events records batch " + std::to_string(last_batch) +
-                            " in a txn action but no commit carries its offsets");
+  if (bronze.first < 0) return Status::OK();  // a fresh lake
+  // Offsets: the end of batch min_last, and the recorded ranges of the batches
+  // bronze holds beyond it (they are re-run over exactly the same records).
+  const std::string path = JoinPath(options_.lake_dir, kBronzeTable);
+  bool found_resume = min_last < 0;
+  for (int64_t v = bronze.second->version; v >= 0; v--) {
+    ASSIGN_OR_RETURN(std::string info, delta::ReadCommitInfo(path, v, fs_));
+    int64_t batch_id = -1;
+    std::map<int32_t, int64_t> ends, starts;
+    if (!ParseBatchInfo(info, options_.app_id, &batch_id, &ends, &starts)) continue;
+    if (batch_id > min_last) recorded_ends_[batch_id] = ends;
+    if (batch_id == min_last + 1 && min_last < 0) {
+      for (const auto& [p, start] : starts) next_offsets_[p] = start;
+    }
+    if (batch_id == min_last) {
+      for (const auto& [p, end] : ends) next_offsets_[p] = end;
+      found_resume = true;
+    }
+    if (batch_id <= min_last || (min_last < 0 && batch_id == 0)) break;
+  }
+  if (!found_resume) {
+    return Status::Corruption("bronze.events records batch " + std::to_string(min_last) +
+                              " in a txn action but no commit carries its offsets");
+  }
+  next_batch_id_ = min_last + 1;
+  spdlog::info("processor: resuming after batch {} (bronze.events holds batch {}; {} batch(es) to re-run)", min_last,
+               bronze.first, recorded_ends_.size());
+  return Status::OK();
+}
+
+Result<int64_t> MicroBatchRunner::CommitUnlessDone(delta::Transaction* txn, int64_t batch_id) {
+  const auto& txns = txn->read_snapshot().app_txn_versions;
+  auto it = txns.find(options_.app_id);
+  if (it != txns.end() && it->second >= batch_id) return -1;
+  txn->SetAppTransaction(options_.app_id, batch_id);
+  return txn->Commit();
 }
 
 Result<BatchResult> MicroBatchRunner::RunOnce() {
@@ -132,79 +188,212 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
   const int64_t started_us = clock_->NowMicros();
   const int64_t t0 = clock_->MonotonicMicros();
 
-  // 1. Read what arrived since the last committed batch, fairly across partitions.
+  // 1. Read what arrived since the last committed batch, fairly across
+  //    partitions; a batch that bronze already holds is re-read exactly.
   std::vector<log::LogRecord> records;
   std::map<int32_t, int64_t> ends = next_offsets_;
-  int64_t budget = options_.max_batch_events;
   const int32_t parts = log_->num_partitions();
-  std::map<int32_t, int64_t> targets;
-  for (int32_t p = 0; p < parts; p++) {
-    ASSIGN_OR_RETURN(log::PartitionInfo info, log_->GetPartitionInfo(p));
-    if (ends[p] < info.start_offset) {
-      spdlog::error("processor: partition {} retained from offset {} but the next batch starts at {}: {} events "
-                    "expired from the log before processing",
-                    p, info.start_offset, ends[p], info.start_offset - ends[p]);
-      ends[p] = info.start_offset;
+  auto recorded = recorded_ends_.find(next_batch_id_);
+  if (recorded != recorded_ends_.end()) {
+    for (const auto& [p, end] : recorded->second) {
+      while (ends[p] < end) {
+        size_t want = static_cast<size_t>(std::min<int64_t>(end - ends[p], kReadChunkRecords));
+        ASSIGN_OR_RETURN(auto chunk, log_->Read(p, ends[p], want, kReadChunkBytes));
+        if (chunk.empty()) {
+          return Status::Corruption("re-running batch " + std::to_string(next_batch_id_) + ": partition " +
+                                    std::to_string(p) + " no longer holds offsets [" + std::to_string(ends[p]) +
+                                    ", " + std::to_string(end) + ") that bronze.events recorded");
+        }
+        ends[p] = chunk.back().offset + 1;
+        std::move(chunk.begin(), chunk.end(), std::back_inserter(records));
+      }
+      if (ends[p] > next_offsets_[p]) result.offsets[p] = {next_offsets_[p], ends[p]};
     }
-    targets[p] = info.end_offset;
-  }
-  const int64_t per_partition = std::max<int64_t>(1, budget / std::max(1, parts));
-  for (int32_t p = 0; p < parts && budget > 0; p++) {
-    int64_t start = ends[p];
-    int64_t limit = std::min(targets[p], start + std::max(per_partition, budget - per_partition * (parts - 1 - p)));
-    limit = std::min(limit, start + budget);
-    while (ends[p] < limit) {
-      size_t want = static_cast<size_t>(std::min<int64_t>(limit - ends[p], kReadChunkRecords));
-      ASSIGN_OR_RETURN(auto chunk, log_->Read(p, ends[p], want, kReadChunkBytes));
-      if (chunk.empty()) break;
-      ends[p] = chunk.back().offset + 1;
-      budget -= static_cast<int64_t>(chunk.size());
-      std::move(chunk.begin(), chunk.end(), std::back_inserter(records));
+  } else {
+    int64_t budget = options_.max_batch_events;
+    std::map<int32_t, int64_t> targets;
+    for (int32_t p = 0; p < parts; p++) {
+      ASSIGN_OR_RETURN(log::PartitionInfo info, log_->GetPartitionInfo(p));
+      if (ends[p] < info.start_offset) {
+        spdlog::error("processor: partition {} retained from offset {} but the next batch starts at {}: {} events "
+                      "expired from the log before processing",
+                      p, info.start_offset, ends[p], info.start_offset - ends[p]);
+        ends[p] = info.start_offset;
+      }
+      targets[p] = info.end_offset;
     }
-    if (ends[p] > next_offsets_[p]) result.offsets[p] = {next_offsets_[p], ends[p]};
+    const int64_t per_partition = std::max<int64_t>(1, budget / std::max(1, parts));
+    for (int32_t p = 0; p < parts && budget > 0; p++) {
+      int64_t start = ends[p];
+      int64_t limit = std::min(targets[p], start + std::max(per_partition, budget - per_partition * (parts - 1 - p)));
+      limit = std::min(limit, start + budget);
+      while (ends[p] < limit) {
+        size_t want = static_cast<size_t>(std::min<int64_t>(limit - ends[p], kReadChunkRecords));
+        ASSIGN_OR_RETURN(auto chunk, log_->Read(p, ends[p], want, kReadChunkBytes));
+        if (chunk.empty()) break;
+        ends[p] = chunk.back().offset + 1;
+        budget -= static_cast<int64_t>(chunk.size());
+        std::move(chunk.begin(), chunk.end(), std::back_inserter(records));
+      }
+      if (ends[p] > next_offsets_[p]) result.offsets[p] = {next_offsets_[p], ends[p]};
+    }
   }
   result.read_us = clock_->MonotonicMicros() - t0;
   if (records.empty()) return result;
 
   result.batch_id = next_batch_id_;
   result.events = static_cast<int64_t>(records.size());
+  if (!silver_) {
+    ASSIGN_OR_RETURN(silver_, SilverStage::Open(options_.config, options_.lake_dir));
+  }
 
-  // 2. Bronze: one Delta commit with txn(app, batch) and the offsets.
+  // 2. Bronze and Silver rows, in memory: nothing is committed before the
+  //    batch passes the quarantine threshold.
   const int64_t t1 = clock_->MonotonicMicros();
   ASSIGN_OR_RETURN(auto conn, db_->Connect());
   RETURN_IF_ERROR(LoadBronzeBatch(conn.get(), records, &result.undecodable));
+  const int64_t t_silver = clock_->MonotonicMicros();
+  std::optional<delta::Schema> silver_schema;
+  {
+    auto table = delta::Table::Open(JoinPath(options_.lake_dir, kSilverEventsTable), db_.get(), fs_, clock_);
+    if (table.ok()) {
+      ASSIGN_OR_RETURN(delta::Snapshot snap, (*table)->LoadSnapshot());
+      silver_schema = snap.schema();
+    } else if (!table.status().IsNotFound()) {
+      return table.status();
+    }
+  }
+  ASSIGN_OR_RETURN(SilverBatchStats stats, silver_->BuildBatch(conn.get(), records, result.batch_id,
+                                                               silver_schema ? &*silver_schema : nullptr));
+  result.silver_us = clock_->MonotonicMicros() - t_silver;
   records.clear();
   records.shrink_to_fit();
+  result.silver_rows = stats.silver_rows;
+  result.quarantined = stats.quarantined;
+  result.duplicates = stats.duplicates;
+  result.future_dated = stats.future_dated;
+  result.late = stats.late;
+  result.pii_redactions = stats.pii_redactions;
+  result.prop_type_conflicts = stats.prop_type_conflicts;
+  result.quarantine_by_code = stats.quarantine_by_code;
+
+  std::ostringstream reasons;
+  reasons << "{";
+  for (const auto& [code, n] : stats.quarantine_by_code)
+    reasons << (reasons.tellp() > 1 ? "," : "") << "\"" << code << "\":" << n;
+  reasons << "}";
+  const SilverOptions& so = silver_->options();
+  const double rate = static_cast<double>(stats.quarantined) / static_cast<double>(result.events);
+  if (result.events >= so.quarantine_min_batch && rate > so.quarantine_threshold) {
+    if (!accept_quarantine_) {
+      refused_->Increment();
+      refusing_->Set(1);
+      spdlog::error("processor: batch {} REFUSED: {} of {} events ({:.1f}%) failed their contract, over the {:.1f}% "
+                    "threshold; reasons {}. Nothing was committed. Inspect the producers, then run `clicklake "
+                    "process --accept-quarantine` to commit it anyway.",
+                    result.batch_id, stats.quarantined, result.events, rate * 100, so.quarantine_threshold * 100,
+                    reasons.str());
+      return Status::ResourceExhausted("batch " + std::to_string(result.batch_id) + ": quarantine rate " +
+                                       std::to_string(rate) + " over the threshold " +
+                                       std::to_string(so.quarantine_threshold) + " (" + reasons.str() +
+                                       "); nothing committed; release with clicklake process --accept-quarantine");
+    }
+    spdlog::warn("processor: batch {}: quarantine rate {:.1f}% over the threshold, committed as accepted",
+                 result.batch_id, rate * 100);
+  }
+  refusing_->Set(0);
+
+  // 3. Dedup state first (consistent on re-run, see dedup.h), then the tables:
+  //    bronze, silver + quarantine, system.batches.
+  RETURN_IF_ERROR(silver_->CommitState(stats));
 
   ASSIGN_OR_RETURN(auto bronze, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kBronzeTable), BronzeSchema(),
                                                            {"event_date"}, {}, db_.get(), fs_, clock_));
   auto txn = bronze->StartTransaction();
-  ASSIGN_OR_RETURN(auto adds, txn->WriteFiles(conn.get(), "SELECT * FROM bronze_batch"));
-  result.write_us = clock_->MonotonicMicros() - t1;
-  for (const auto& a : adds) (void)a;
+  {
+    // A re-run batch that bronze already holds writes no files there.
+    const auto& txns = txn->read_snapshot().app_txn_versions;
+    auto it = txns.find(options_.app_id);
+    if (it == txns.end() || it->second < result.batch_id) {
+      ASSIGN_OR_RETURN(auto adds, txn->WriteFiles(conn.get(), "SELECT * FROM bronze_batch"));
+      (void)adds;
+    }
+  }
+  result.write_us = clock_->MonotonicMicros() - t1 - result.silver_us;
   ASSIGN_OR_RETURN(auto count, conn->Query("SELECT count(*) FROM bronze_batch"));
   result.bronze_rows = count.GetInt64(0, 0);
 
   std::map<int32_t, std::pair<int64_t, int64_t>> all_ranges;
   for (const auto& [p, end] : ends) all_ranges[p] = {next_offsets_[p], end};
   const int64_t t2 = clock_->MonotonicMicros();
-  txn->SetAppTransaction(options_.app_id, result.batch_id);
+  const std::string batch_info = "{\"app_id\":\"" + options_.app_id + "\",\"batch_id\":" +
+                                 std::to_string(result.batch_id) + ",\"offsets\":" + OffsetsJson(all_ranges) + "}";
   txn->SetBlindAppend(true);
   txn->SetOperation("STREAMING UPDATE", {{"outputMode", "Append"},
                                          {"queryId", options_.app_id},
                                          {"epochId", std::to_string(result.batch_id)}});
-  txn->SetCommitInfoField("clicklake", "{\"app_id\":\"" + options_.app_id + "\",\"batch_id\":" +
-                                           std::to_string(result.batch_id) +
-                                           ",\"offsets\":" + OffsetsJson(all_ranges) + "}");
-  ASSIGN_OR_RETURN(int64_t version, txn->Commit());
+  txn->SetCommitInfoField("clicklake", batch_info);
+  ASSIGN_OR_RETURN(int64_t version, CommitUnlessDone(txn.get(), result.batch_id));
+
+  {
+    // silver.events: identities and sessions of the affected users are
+    // recomputed with the existing rows, and their event_date partitions replaced.
+    ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kSilverEventsTable),
+                                                            SilverEventsSchema(), {"event_date"}, {}, db_.get(), fs_,
+                                                            clock_));
+    if (!stats.new_prop_columns.empty()) {
+      // New prop_<path> columns: a schema-evolution commit of their own.
+      ASSIGN_OR_RETURN(delta::Snapshot snap, table->LoadSnapshot());
+      delta::Schema desired = snap.schema();
+      for (const auto& f : stats.new_prop_columns)
+        if (!desired.Find(f.name)) desired.fields.push_back(f);
+      ASSIGN_OR_RETURN(int64_t evolved, table->EvolveSchema(desired));
+      (void)evolved;
+    }
+    auto stxn = table->StartTransaction();
+    const auto& txns = stxn->read_snapshot().app_txn_versions;
+    auto it = txns.find(options_.app_id);
+    if (it == txns.end() || it->second < result.batch_id) {
+      ASSIGN_OR_RETURN(SilverMerge merge, MergeIdentityAndSessions(conn.get(), table->path(), stxn->read_snapshot(),
+                                                                   silver_->options().session_timeout_us));
+      std::set<std::string> partitions(merge.partitions.begin(), merge.partitions.end());
+      for (const auto& f : stxn->read_snapshot().files) {
+        auto pv = f.partition_values.find("event_date");
+        if (pv != f.partition_values.end() && pv->second && partitions.count(*pv->second)) stxn->RemoveFile(f);
+      }
+      ASSIGN_OR_RETURN(auto written, stxn->WriteFiles(conn.get(), "SELECT * FROM silver_out"));
+      (void)written;
+      result.silver_rewritten = merge.rows_rewritten;
+      stxn->SetOperation("STREAMING UPDATE", {{"outputMode", "Update"},
+                                              {"queryId", options_.app_id},
+                                              {"epochId", std::to_string(result.batch_id)}});
+      stxn->SetCommitInfoField("clicklake", batch_info);
+      ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(stxn.get(), result.batch_id));
+      (void)v;
+    }
+  }
+  {
+    ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kQuarantineTable),
+                                                            QuarantineSchema(), {"received_date"}, {}, db_.get(), fs_,
+                                                            clock_));
+    auto qtxn = table->StartTransaction();
+    const auto& txns = qtxn->read_snapshot().app_txn_versions;
+    auto it = txns.find(options_.app_id);
+    if (it == txns.end() || it->second < result.batch_id) {
+      ASSIGN_OR_RETURN(auto written, qtxn->WriteFiles(conn.get(), "SELECT * FROM quarantine_batch"));
+      (void)written;
+      qtxn->SetBlindAppend(true);
+      qtxn->SetOperation("STREAMING UPDATE", {{"outputMode", "Append"},
+                                              {"queryId", options_.app_id},
+                                              {"epochId", std::to_string(result.batch_id)}});
+      qtxn->SetCommitInfoField("clicklake", batch_info);
+      ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(qtxn.get(), result.batch_id));
+      (void)v;
+    }
+  }
   result.commit_us = clock_->MonotonicMicros() - t2;
 
-  next_offsets_ = ends;
-  next_batch_id_ = result.batch_id + 1;
-
-  // 3. Bookkeeping after the commit: consumer offsets (lag, retention) and system.batches.
-  Status s = log_->CommitOffsets(options_.consumer_group, next_offsets_);
-  if (!s.ok()) spdlog::warn("processor: committing consumer offsets: {}", s.ToString());
+  // 4. system.batches, the last commit of the batch.
   const int64_t finished_us = clock_->NowMicros();
   {
     std::ostringstream sql;
@@ -214,32 +403,70 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
         << result.bronze_rows << "::BIGINT AS bronze_rows, " << result.undecodable << "::BIGINT AS undecodable, "
         << engine::QuoteLiteral(OffsetsJson(all_ranges)) << " AS offsets, " << result.read_us / 1000.0
         << "::DOUBLE AS read_ms, " << result.write_us / 1000.0 << "::DOUBLE AS write_ms, "
-        << result.commit_us / 1000.0 << "::DOUBLE AS commit_ms";
-    auto batches = delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, "system/batches"), BatchesSchema(), {}, {},
-                                              db_.get(), fs_, clock_);
-    Status bs = batches.status();
-    if (bs.ok()) {
-      auto btxn = (*batches)->StartTransaction();
-      auto written = btxn->WriteFiles(conn.get(), sql.str());
-      bs = written.status();
-      if (bs.ok()) {
-        btxn->SetAppTransaction(options_.app_id, result.batch_id);
-        btxn->SetBlindAppend(true);
-        btxn->SetOperation("WRITE", {{"mode", "Append"}});
-        bs = btxn->Commit().status();
-      }
+        << result.commit_us / 1000.0 << "::DOUBLE AS commit_ms, " << result.silver_rows
+        << "::BIGINT AS silver_rows, " << result.quarantined << "::BIGINT AS quarantined, " << result.duplicates
+        << "::BIGINT AS duplicates, " << result.future_dated << "::BIGINT AS future_dated, " << result.late
+        << "::BIGINT AS late_events, " << result.pii_redactions << "::BIGINT AS pii_redactions, "
+        << engine::QuoteLiteral(reasons.str()) << " AS quarantine_by_code, " << result.silver_us / 1000.0
+        << "::DOUBLE AS silver_ms, " << result.prop_type_conflicts << "::BIGINT AS prop_type_conflicts";
+    ASSIGN_OR_RETURN(auto batches, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, "system/batches"),
+                                                              BatchesSchema(), {}, {}, db_.get(), fs_, clock_));
+    // Lakes from before the silver columns: add them (nullable) first.
+    ASSIGN_OR_RETURN(int64_t evolved, batches->EvolveSchema(BatchesSchema()));
+    (void)evolved;
+    auto btxn = batches->StartTransaction();
+    const auto& txns = btxn->read_snapshot().app_txn_versions;
+    auto it = txns.find(options_.app_id);
+    if (it == txns.end() || it->second < result.batch_id) {
+      ASSIGN_OR_RETURN(auto written, btxn->WriteFiles(conn.get(), sql.str()));
+      (void)written;
+      btxn->SetBlindAppend(true);
+      btxn->SetOperation("WRITE", {{"mode", "Append"}});
+      ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(btxn.get(), result.batch_id));
+      (void)v;
     }
-    if (!bs.ok()) spdlog::warn("processor: recording batch {} in system.batches: {}", result.batch_id, bs.ToString());
   }
+
+  next_offsets_ = ends;
+  next_batch_id_ = result.batch_id + 1;
+  recorded_ends_.erase(result.batch_id);
+  accept_quarantine_ = false;  // --accept-quarantine releases one batch
+
+  // 5. Bookkeeping after the commits: consumer offsets (lag, retention), metrics.
+  Status s = log_->CommitOffsets(options_.consumer_group, next_offsets_);
+  if (!s.ok()) spdlog::warn("processor: committing consumer offsets: {}", s.ToString());
 
   batches_->Increment();
   events_->Increment(result.events);
+  silver_rows_->Increment(result.silver_rows);
+  duplicates_->Increment(result.duplicates);
+  future_dated_->Increment(result.future_dated);
+  late_->Increment(result.late);
+  pii_redactions_->Increment(result.pii_redactions);
+  prop_type_conflicts_->Increment(result.prop_type_conflicts);
+  for (const auto& [code, n] : result.quarantine_by_code) {
+    MetricsRegistry::Global()
+        ->GetCounter("clicklake_silver_quarantined_total", "Events sent to silver.quarantine, by error_code.",
+                     {{"error_code", code}})
+        ->Increment(n);
+  }
+  for (const auto& [stage, us] : {std::pair<const char*, int64_t>{"read", result.read_us}, {"bronze", result.write_us},
+                                  {"silver", result.silver_us}, {"commit", result.commit_us}}) {
+    MetricsRegistry::Global()
+        ->GetGauge("clicklake_processor_stage_seconds", "Duration of each stage of the last micro-batch.",
+                   {{"stage", stage}})
+        ->Set(us / 1e6);
+  }
   last_batch_seconds_->Set((clock_->MonotonicMicros() - t0) / 1e6);
   last_batch_unix_->Set(finished_us / 1e6);
-  spdlog::info("processor: batch {} committed: {} events ({} undecodable) → bronze.events v{}; read {:.1f} ms, "
-               "write {:.1f} ms, commit {:.1f} ms",
-               result.batch_id, result.events, result.undecodable, version, result.read_us / 1000.0,
-               result.write_us / 1000.0, result.commit_us / 1000.0);
+  spdlog::info("processor: batch {} committed: {} events ({} undecodable) → bronze.events{}; silver.events +{}, "
+               "quarantine +{} {}, {} duplicates, {} future-dated, {} late, {} PII redactions; read {:.1f} ms, "
+               "bronze {:.1f} ms, silver {:.1f} ms, commit {:.1f} ms",
+               result.batch_id, result.events, result.undecodable,
+               version >= 0 ? " v" + std::to_string(version) : " (already committed)", result.silver_rows,
+               result.quarantined, reasons.str(), result.duplicates, result.future_dated, result.late,
+               result.pii_redactions, result.read_us / 1000.0, result.write_us / 1000.0, result.silver_us / 1000.0,
+               result.commit_us / 1000.0);
   return result;
 }
 

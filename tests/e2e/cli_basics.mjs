@@ -16,6 +16,7 @@ try {
   check((statSync(key).mode & 0o777) === 0o600, 'key file is 0600');
   check(/^[0-9a-f]{64}\n$/.test(readFileSync(key, 'utf8')), 'key is 32 random bytes in hex');
   check(readFileSync(cfg, 'utf8').includes('[collector.write_keys]'), 'config lists write keys');
+  check(readFileSync(cfg, 'utf8').includes(`key_file = "${key}"`), 'config points at the key file');
   r = run('init', '--config', cfg, '--key-file', key);
   check(r.status !== 0 && r.stderr.includes('--force'), 'init refuses to overwrite without --force');
 

@@ -1,0 +1,60 @@
+// Deduplication state: event_id → (first batch id, event_ts) in RocksDB under
+// <lake>/_clicklake/state/dedup.
+//
+// Consistency with the Delta commits (a crash between the state write and the
+// commit must neither lose nor double an event): when batch N is processed, an
+// event is a duplicate iff the store holds its id with a batch id < N, or it
+// was seen earlier in the same batch. A re-run of batch N after a crash thus
+// finds its own entries (batch id N) and treats them as first copies again.
+// Entries whose event_ts is older than the window (relative to the newest
+// received_at seen) are expired. Memory is bounded by RocksDB's options (a
+// small block cache and write buffer), not by the number of ids.
+//
+// Thread safety: a DedupStore is used by the runner's thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/status.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace clicklake::pipeline {
+
+class DedupStore {
+ public:
+  // Opens (creating) the store in `dir`. IOError when RocksDB cannot open it
+  // (e.g. another processor holds its lock).
+  static Result<std::unique_ptr<DedupStore>> Open(const std::string& dir, int64_t window_us);
+  ~DedupStore();
+
+  // Starts batch `batch_id` (forgets the previous batch's pending ids).
+  void BeginBatch(int64_t batch_id);
+  // True when `event_id` is a duplicate for the current batch; otherwise
+  // records it as first seen in this batch (pending until CommitBatch).
+  Result<bool> CheckAndAdd(std::string_view event_id, int64_t event_ts_us);
+  // Persists this batch's new ids (synced) and, now and then, expires entries
+  // with event_ts < newest_received_at − window.
+  Status CommitBatch(int64_t newest_received_at_us);
+  // Deletes entries older than `cutoff_us` (event_ts); returns how many.
+  Result<int64_t> Expire(int64_t cutoff_us);
+
+  int64_t window_us() const { return window_us_; }
+
+ private:
+  DedupStore(std::unique_ptr<rocksdb::DB> db, int64_t window_us);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  int64_t window_us_;
+  int64_t batch_id_ = -1;
+  int64_t batches_since_expiry_ = 0;
+  std::unordered_map<std::string, int64_t> pending_;  // event_id → event_ts, new in this batch
+};
+
+}  // namespace clicklake::pipeline

@@ -1,0 +1,604 @@
+#include "pipeline/silver.h"
+
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <re2/re2.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cctype>
+#include <tuple>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/clock.h"
+#include "common/file_system.h"
+#include "common/raw_event.h"
+#include "engine/engine.h"
+#include "enrich/enrich.h"
+
+namespace clicklake::pipeline {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+const char kHex[] = "0123456789abcdef";
+
+std::string ToHex(const unsigned char* p, size_t n) {
+  std::string out;
+  out.reserve(n * 2);
+  for (size_t i = 0; i < n; i++) {
+    out.push_back(kHex[p[i] >> 4]);
+    out.push_back(kHex[p[i] & 15]);
+  }
+  return out;
+}
+
+bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+bool LuhnValid(std::string_view digits) {
+  int sum = 0;
+  bool dbl = false;
+  for (size_t i = digits.size(); i-- > 0;) {
+    int d = digits[i] - '0';
+    if (dbl) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    dbl = !dbl;
+  }
+  return sum % 10 == 0;
+}
+
+const RE2& EmailPattern() {
+  static const RE2 re("([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,})");
+  return re;
+}
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': *out += "\\\""; break;
+      case '\\': *out += "\\\\"; break;
+      case '\n': *out += "\\n"; break;
+      case '\r': *out += "\\r"; break;
+      case '\t': *out += "\\t"; break;
+      case '\b': *out += "\\b"; break;
+      case '\f': *out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          snprintf(buf, sizeof buf, "\\u%04x", c);
+          *out += buf;
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+// Identify/group traits whose whole value is personal data.
+bool IsPersonalTrait(std::string_view key) {
+  static const char* kKeys[] = {"email", "phone", "name", "first_name", "last_name", "firstName", "lastName",
+                                "address", "street", "birthday", "mobile"};
+  for (const char* k : kKeys)
+    if (key == k) return true;
+  return false;
+}
+
+// Writes `e` as JSON with string values scrubbed; `traits` hashes personal traits whole.
+void WriteScrubbed(element e, const std::string& key, bool traits, std::string_view member, std::string* out,
+                   int64_t* redactions) {
+  switch (e.type()) {
+    case element_type::OBJECT: {
+      out->push_back('{');
+      bool first = true;
+      for (auto [k, v] : e.get_object()) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonString(k, out);
+        out->push_back(':');
+        WriteScrubbed(v, key, traits, k, out, redactions);
+      }
+      out->push_back('}');
+      return;
+    }
+    case element_type::ARRAY: {
+      out->push_back('[');
+      bool first = true;
+      for (element v : e.get_array()) {
+        if (!first) out->push_back(',');
+        first = false;
+        WriteScrubbed(v, key, traits, member, out, redactions);
+      }
+      out->push_back(']');
+      return;
+    }
+    case element_type::STRING: {
+      std::string_view s = e.get_string().value();
+      if (traits && IsPersonalTrait(member) && !s.empty()) {
+        AppendJsonString("hmac:" + HmacSha256Hex(key, s), out);
+        ++*redactions;
+        return;
+      }
+      std::string scrubbed;
+      int n = ScrubPii(s, key, &scrubbed);
+      *redactions += n;
+      AppendJsonString(n > 0 ? std::string_view(scrubbed) : s, out);
+      return;
+    }
+    default:
+      *out += simdjson::minify(e);
+  }
+}
+
+// Collects the scalar leaves of `e` as prop_<snake_path> → (JSON path, type).
+void CollectLeaves(element e, const std::string& column, const std::string& json_path, int depth,
+                   std::vector<std::tuple<std::string, std::string, std::string>>* out) {
+  switch (e.type()) {
+    case element_type::OBJECT:
+      if (depth >= 4) return;
+      for (auto [k, v] : e.get_object()) {
+        if (depth == 0) {
+          static const char* kKnown[] = {"revenue", "currency", "url", "path", "title", "referrer",
+                                         "experiment_id", "experiment_variant"};
+          bool known = false;
+          for (const char* kk : kKnown) known = known || k == kk;
+          if (known) continue;
+        }
+        if (k.find('"') != std::string_view::npos || k.find('\\') != std::string_view::npos) continue;
+        std::string part = CanonicalEventName(k);
+        if (part.empty()) continue;
+        CollectLeaves(v, column + "_" + part, json_path + ".\"" + std::string(k) + "\"", depth + 1, out);
+      }
+      return;
+    case element_type::STRING: out->emplace_back(column, json_path, "string"); return;
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: out->emplace_back(column, json_path, "double"); return;
+    case element_type::BOOL: out->emplace_back(column, json_path, "boolean"); return;
+    default: return;  // arrays and nulls stay in `properties`
+  }
+}
+
+std::string DefaultKeyPath() {
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.clicklake/pii.key";
+}
+
+// Appender helpers for optional values.
+Status AppendOpt(engine::Appender* app, const std::optional<std::string>& v) {
+  return v ? app->AppendString(*v) : app->AppendNull();
+}
+Status AppendOptTs(engine::Appender* app, const std::optional<int64_t>& v) {
+  return v ? app->AppendTimestampMicros(*v) : app->AppendNull();
+}
+
+// Replaces invalid UTF-8 so that DuckDB accepts the string.
+std::string ValidUtf8(std::string_view s) {
+  if (simdjson::validate_utf8(s.data(), s.size())) return std::string(s);
+  std::string out;
+  for (unsigned char c : s) out.push_back(c < 0x80 ? static_cast<char>(c) : '?');
+  return out;
+}
+
+}  // namespace
+
+delta::Schema SilverEventsSchema() {
+  delta::Schema s;
+  auto str = [](const char* n) { return delta::Field{n, "string", true}; };
+  s.fields = {
+      {"event_id", "string", false},
+      {"event_type", "string", false},
+      {"event_name", "string", false},
+      {"event_ts", "timestamp", false},
+      {"original_ts", "timestamp", true},
+      {"sent_at", "timestamp", true},
+      {"received_at", "timestamp", false},
+      {"event_date", "date", false},
+      str("user_id"),
+      str("anonymous_id"),
+      str("user_key"),
+      str("session_id"),
+      {"session_event_index", "long", true},
+      str("platform"),
+      str("page_url"),
+      str("page_path"),
+      str("page_title"),
+      str("referrer_url"),
+      str("referrer_host"),
+      str("utm_source"),
+      str("utm_medium"),
+      str("utm_campaign"),
+      str("utm_term"),
+      str("utm_content"),
+      str("campaign_id"),
+      str("experiment_id"),
+      str("experiment_variant"),
+      str("device_type"),
+      str("device_family"),
+      str("browser_family"),
+      str("browser_version"),
+      str("os_family"),
+      str("os_version"),
+      str("geo_country"),
+      str("geo_region"),
+      str("geo_city"),
+      str("ip_hash"),
+      {"revenue", "double", true},
+      str("currency"),
+      str("properties"),
+      str("source"),
+      {"log_partition", "integer", false},
+      {"log_offset", "long", false},
+      {"is_future_dated", "boolean", true},
+      {"is_late", "boolean", true},
+  };
+  return s;
+}
+
+delta::Schema QuarantineSchema() {
+  delta::Schema s;
+  s.fields = {
+      {"ingest_id", "string", false},  {"received_at", "timestamp", false}, {"event_date", "date", false},
+      {"source", "string", true},      {"protocol", "string", true},        {"client_ip", "string", true},
+      {"user_agent", "string", true},  {"payload", "string", true},         {"log_partition", "integer", false},
+      {"log_offset", "long", false},   {"received_date", "date", false},    {"error_code", "string", false},
+      {"error_detail", "string", true}, {"contract_version", "long", true},
+  };
+  return s;
+}
+
+SilverOptions SilverOptions::FromConfig(const Config& config) {
+  SilverOptions o;
+  o.parse = ParseOptions::FromConfig(config);
+  o.dedup_window_us = config.GetDurationMicros("silver.dedup_window", o.dedup_window_us);
+  o.session_timeout_us = config.GetDurationMicros("silver.session_timeout", o.session_timeout_us);
+  o.quarantine_threshold = config.GetDouble("silver.quarantine_threshold", o.quarantine_threshold);
+  o.quarantine_min_batch = config.GetInt("silver.quarantine_min_batch", o.quarantine_min_batch);
+  o.pii_key_file = config.GetString("privacy.key_file", "");
+  o.max_prop_columns = config.GetInt("silver.max_prop_columns", o.max_prop_columns);
+  return o;
+}
+
+std::string HmacSha256Hex(const std::string& key, std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), md, &len);
+  return ToHex(md, len);
+}
+
+int ScrubPii(std::string_view text, const std::string& key, std::string* out) {
+  out->clear();
+  int replaced = 0;
+  // Pass 1: emails (RE2).
+  std::string pass1;
+  {
+    re2::StringPiece input(text.data(), text.size());
+    re2::StringPiece match;
+    size_t pos = 0;
+    while (pos < text.size() &&
+           EmailPattern().Match(input, pos, text.size(), RE2::UNANCHORED, &match, 1)) {
+      size_t start = static_cast<size_t>(match.data() - text.data());
+      pass1.append(text.substr(pos, start - pos));
+      std::string lower(match.data(), match.size());
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      pass1 += "hmac:" + HmacSha256Hex(key, lower);
+      replaced++;
+      pos = start + match.size();
+    }
+    if (replaced == 0) pass1.assign(text);
+    else pass1.append(text.substr(std::min(pos, text.size())));
+  }
+  // Pass 2: digit runs (cards, phones) that do not touch a word character.
+  const std::string& s = pass1;
+  size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    bool starts = (std::isdigit(static_cast<unsigned char>(c)) ||
+                   ((c == '+' || c == '(') && i + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])))) &&
+                  (i == 0 || !IsWordChar(s[i - 1]));
+    if (!starts) {
+      out->push_back(c);
+      i++;
+      continue;
+    }
+    size_t j = i;
+    std::string digits;
+    bool separators = false;
+    while (j < s.size()) {
+      char d = s[j];
+      if (std::isdigit(static_cast<unsigned char>(d))) {
+        digits.push_back(d);
+      } else if (d == ' ' || d == '-' || d == '.' || d == '(' || d == ')' || (d == '+' && j == i)) {
+        // A separator only continues the run when a digit follows soon.
+        if (!(j + 1 < s.size() && (std::isdigit(static_cast<unsigned char>(s[j + 1])) || s[j + 1] == '(' ||
+                                   (d == ')' && s[j + 1] == ' ')))) break;
+        separators = separators || d != '+';
+      } else {
+        break;
+      }
+      j++;
+    }
+    size_t end = j;
+    while (end > i && !std::isdigit(static_cast<unsigned char>(s[end - 1]))) end--;
+    bool word_after = end < s.size() && IsWordChar(s[end]);
+    bool card = digits.size() >= 13 && digits.size() <= 19 && LuhnValid(digits);
+    bool phone = digits.size() >= 10 && digits.size() <= 15 && (separators || s[i] == '+');
+    if (!word_after && (card || phone)) {
+      *out += "hmac:" + HmacSha256Hex(key, digits);
+      replaced++;
+      i = end;
+    } else {
+      out->append(s, i, end - i);
+      i = end == i ? i + 1 : end;
+    }
+  }
+  return replaced;
+}
+
+Result<std::string> LoadOrCreatePiiKey(const std::string& path) {
+  FileSystem* fs = FileSystem::Default();
+  if (!fs->Exists(path)) {
+    spdlog::warn("privacy: no PII key at {}; creating one (0600). Keep it outside the lake and back it up: "
+                 "hashed identifiers cannot be matched without it",
+                 path);
+    RETURN_IF_ERROR(fs->CreateDirs(DirName(path)));
+    ::chmod(DirName(path).c_str(), 0700);
+    unsigned char key[32];
+    if (RAND_bytes(key, sizeof key) != 1) return Status::Internal("no randomness for the PII key");
+    mode_t old = ::umask(077);
+    Status s = fs->WriteFile(path, ToHex(key, sizeof key) + "\n");
+    ::umask(old);
+    RETURN_IF_ERROR(s);
+    if (::chmod(path.c_str(), 0600) != 0) return Status::FromErrno("chmod", path, errno);
+  }
+  ASSIGN_OR_RETURN(std::string text, fs->ReadFile(path));
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  if (text.empty()) return Status::InvalidArgument("PII key file " + path + " is empty");
+  bool hex = text.size() % 2 == 0;
+  for (char c : text) hex = hex && std::isxdigit(static_cast<unsigned char>(c));
+  if (!hex) return text;
+  std::string key;
+  for (size_t i = 0; i < text.size(); i += 2) key.push_back(static_cast<char>(std::stoi(text.substr(i, 2), nullptr, 16)));
+  return key;
+}
+
+SilverStage::~SilverStage() = default;
+
+Result<std::unique_ptr<SilverStage>> SilverStage::Open(const Config& config, const std::string& lake_dir) {
+  std::unique_ptr<SilverStage> s(new SilverStage());
+  s->options_ = SilverOptions::FromConfig(config);
+  s->parser_ = std::make_unique<EventParser>(s->options_.parse);
+  ASSIGN_OR_RETURN(s->contracts_, ContractRegistry::FromConfig(config));
+  ASSIGN_OR_RETURN(enrich::EnrichOptions eo, enrich::EnrichOptionsFromConfig(config));
+  ASSIGN_OR_RETURN(s->enricher_, enrich::Enricher::Open(eo));
+  ASSIGN_OR_RETURN(s->pii_key_, LoadOrCreatePiiKey(s->options_.pii_key_file.empty() ? DefaultKeyPath()
+                                                                                     : s->options_.pii_key_file));
+  std::string state_dir = JoinPath(lake_dir, "_clicklake/state");
+  RETURN_IF_ERROR(FileSystem::Default()->CreateDirs(state_dir));
+  ASSIGN_OR_RETURN(s->dedup_, DedupStore::Open(JoinPath(state_dir, "dedup"), s->options_.dedup_window_us));
+  return s;
+}
+
+Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const std::vector<log::LogRecord>& records,
+                                                 int64_t batch_id, const delta::Schema* silver_schema) {
+  SilverBatchStats stats;
+  // prop columns: name → type, existing ones from the table; batch_props: used by this batch → JSON path.
+  std::map<std::string, std::string> prop_types;
+  int64_t prop_count = 0;
+  if (silver_schema) {
+    for (const auto& f : silver_schema->fields) {
+      if (f.name.rfind("prop_", 0) == 0) {
+        prop_types[f.name] = f.type;
+        prop_count++;
+      }
+    }
+  }
+  std::map<std::string, std::string> batch_props;
+  std::vector<std::tuple<std::string, std::string, std::string>> leaves;
+  RETURN_IF_ERROR(conn->Execute(
+      "CREATE OR REPLACE TABLE silver_batch (event_id VARCHAR, event_type VARCHAR, event_name VARCHAR, "
+      "event_ts TIMESTAMP, original_ts TIMESTAMP, sent_at TIMESTAMP, received_at TIMESTAMP, event_date DATE, "
+      "user_id VARCHAR, anonymous_id VARCHAR, user_key VARCHAR, session_id VARCHAR, session_event_index BIGINT, "
+      "platform VARCHAR, page_url VARCHAR, page_path VARCHAR, page_title VARCHAR, referrer_url VARCHAR, "
+      "referrer_host VARCHAR, utm_source VARCHAR, utm_medium VARCHAR, utm_campaign VARCHAR, utm_term VARCHAR, "
+      "utm_content VARCHAR, campaign_id VARCHAR, experiment_id VARCHAR, experiment_variant VARCHAR, "
+      "device_type VARCHAR, device_family VARCHAR, browser_family VARCHAR, browser_version VARCHAR, "
+      "os_family VARCHAR, os_version VARCHAR, geo_country VARCHAR, geo_region VARCHAR, geo_city VARCHAR, "
+      "ip_hash VARCHAR, revenue DOUBLE, currency VARCHAR, properties VARCHAR, source VARCHAR, "
+      "log_partition INTEGER, log_offset BIGINT, is_future_dated BOOLEAN, is_late BOOLEAN);"
+      "CREATE OR REPLACE TABLE quarantine_reasons (log_partition INTEGER, log_offset BIGINT, "
+      "error_code VARCHAR, error_detail VARCHAR, contract_version BIGINT);"));
+  ASSIGN_OR_RETURN(auto rows, conn->CreateAppender("", "silver_batch"));
+  ASSIGN_OR_RETURN(auto reasons, conn->CreateAppender("", "quarantine_reasons"));
+  dedup_->BeginBatch(batch_id);
+
+  auto quarantine = [&](const log::LogRecord& r, const std::string& code, const std::string& detail,
+                        std::optional<int64_t> version) -> Status {
+    stats.quarantined++;
+    stats.quarantine_by_code[code]++;
+    RETURN_IF_ERROR(reasons->AppendInt32(r.partition));
+    RETURN_IF_ERROR(reasons->AppendInt64(r.offset));
+    RETURN_IF_ERROR(reasons->AppendString(code));
+    RETURN_IF_ERROR(reasons->AppendString(ValidUtf8(detail)));
+    RETURN_IF_ERROR(version ? reasons->AppendInt64(*version) : reasons->AppendNull());
+    return reasons->EndRow();
+  };
+
+  RawEvent raw;
+  CanonicalEvent ev;
+  ParseError perr;
+  std::string props;
+  for (const auto& r : records) {
+    if (!DecodeRawEvent(r.value, &raw).ok()) {
+      RETURN_IF_ERROR(quarantine(r, "undecodable", "the log record is not a RawEvent", std::nullopt));
+      continue;
+    }
+    stats.newest_received_at_us = std::max(stats.newest_received_at_us, raw.received_at_us);
+    std::string ingest_id = std::to_string(r.partition) + "-" + std::to_string(r.offset);
+    if (!parser_->Parse(raw, ingest_id, &ev, &perr)) {
+      RETURN_IF_ERROR(quarantine(r, perr.code, perr.detail, std::nullopt));
+      continue;
+    }
+    if (const Contract* contract = contracts_.Find(ev.event_name)) {
+      std::string violation = ContractRegistry::Validate(*contract, ev.has_properties ? &ev.properties : nullptr);
+      if (!violation.empty()) {
+        RETURN_IF_ERROR(quarantine(r, "schema_violation", violation, contract->version));
+        continue;
+      }
+    }
+    ASSIGN_OR_RETURN(bool duplicate, dedup_->CheckAndAdd(ev.event_id, ev.event_ts));
+    if (duplicate) {
+      stats.duplicates++;
+      continue;
+    }
+
+    enrich::EventContext ctx;
+    if (ev.user_agent) ctx.user_agent = *ev.user_agent;
+    if (ev.ip) ctx.client_ip = *ev.ip;
+    if (ev.page_url) ctx.page_url = *ev.page_url;
+    if (ev.referrer_url) ctx.referrer_url = *ev.referrer_url;
+    enrich::Enrichment en = enricher_->Enrich(ctx, ev.root);
+    // Snowplow and other flat payloads: experiments in the properties.
+    if (!en.experiment.experiment_id && ev.has_properties)
+      en.experiment = enrich::ExtractExperiment(enricher_->experiment_paths(), ev.properties);
+
+    props.clear();
+    int64_t redactions = 0;
+    if (ev.has_properties) {
+      WriteScrubbed(ev.properties, pii_key_, ev.event_type == "identify" || ev.event_type == "group", "", &props,
+                    &redactions);
+    }
+    stats.pii_redactions += redactions;
+    if (ev.has_properties && ev.properties.is_object()) {
+      leaves.clear();
+      CollectLeaves(ev.properties, "prop", "$", 0, &leaves);
+      for (const auto& [column, path, type] : leaves) {
+        if (column.size() > 128) continue;
+        auto it = prop_types.find(column);
+        if (it == prop_types.end()) {
+          if (prop_count >= options_.max_prop_columns) continue;
+          it = prop_types.emplace(column, type).first;
+          prop_count++;
+          stats.new_prop_columns.push_back({column, type, true});
+        }
+        if (it->second != type) {
+          stats.prop_type_conflicts++;
+          continue;
+        }
+        batch_props.emplace(column, path);
+      }
+    }
+    if (ev.future_dated) stats.future_dated++;
+    if (ev.late) stats.late++;
+
+    // Campaign: the page URL's UTM parameters, else context.campaign.
+    enrich::PageInfo& page = en.page;
+    if (!page.utm_source && !page.utm_medium && !page.utm_campaign &&
+        (ev.campaign_source || ev.campaign_medium || ev.campaign_name)) {
+      page.utm_source = ev.campaign_source;
+      page.utm_medium = ev.campaign_medium;
+      page.utm_campaign = ev.campaign_name;
+      page.utm_term = ev.campaign_term;
+      page.utm_content = ev.campaign_content;
+      page.campaign_id = enrich::CampaignId(page.utm_source, page.utm_medium, page.utm_campaign);
+    }
+    std::optional<std::string> page_path = ev.page_path ? ev.page_path : page.page_path;
+    std::optional<std::string> referrer_host;
+    if (ev.referrer_url) {
+      referrer_host =
+          enrich::ClassifyReferrer(*ev.referrer_url, page.host.value_or(""), page.utm_medium).referrer_host;
+    }
+    const enrich::UserAgent& ua = en.user_agent;
+    std::optional<std::string> user_key =
+        ev.user_id ? ev.user_id : std::optional<std::string>("anon:" + *ev.anonymous_id);
+
+    auto* a = rows.get();
+    RETURN_IF_ERROR(a->AppendString(ValidUtf8(ev.event_id)));
+    RETURN_IF_ERROR(a->AppendString(ev.event_type));
+    RETURN_IF_ERROR(a->AppendString(ValidUtf8(ev.event_name)));
+    RETURN_IF_ERROR(a->AppendTimestampMicros(ev.event_ts));
+    RETURN_IF_ERROR(AppendOptTs(a, ev.original_ts));
+    RETURN_IF_ERROR(AppendOptTs(a, ev.sent_at));
+    RETURN_IF_ERROR(a->AppendTimestampMicros(ev.received_at));
+    RETURN_IF_ERROR(a->AppendDate(static_cast<int32_t>(MicrosToDays(ev.event_ts))));
+    RETURN_IF_ERROR(AppendOpt(a, ev.user_id));
+    RETURN_IF_ERROR(AppendOpt(a, ev.anonymous_id));
+    RETURN_IF_ERROR(AppendOpt(a, user_key));
+    RETURN_IF_ERROR(a->AppendNull());  // session_id
+    RETURN_IF_ERROR(a->AppendNull());  // session_event_index
+    RETURN_IF_ERROR(a->AppendString(ev.platform));
+    RETURN_IF_ERROR(AppendOpt(a, ev.page_url));
+    RETURN_IF_ERROR(AppendOpt(a, page_path));
+    RETURN_IF_ERROR(AppendOpt(a, ev.page_title));
+    RETURN_IF_ERROR(AppendOpt(a, ev.referrer_url));
+    RETURN_IF_ERROR(AppendOpt(a, referrer_host));
+    RETURN_IF_ERROR(AppendOpt(a, page.utm_source));
+    RETURN_IF_ERROR(AppendOpt(a, page.utm_medium));
+    RETURN_IF_ERROR(AppendOpt(a, page.utm_campaign));
+    RETURN_IF_ERROR(AppendOpt(a, page.utm_term));
+    RETURN_IF_ERROR(AppendOpt(a, page.utm_content));
+    RETURN_IF_ERROR(AppendOpt(a, page.campaign_id));
+    RETURN_IF_ERROR(AppendOpt(a, en.experiment.experiment_id));
+    RETURN_IF_ERROR(AppendOpt(a, en.experiment.experiment_variant));
+    bool has_ua = ev.user_agent.has_value();
+    RETURN_IF_ERROR(has_ua ? a->AppendString(enrich::DeviceTypeName(ua.device_type)) : a->AppendNull());
+    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.device_family) : a->AppendNull());
+    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.ua_family) : a->AppendNull());
+    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.BrowserVersion()) : a->AppendNull());
+    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.os_family) : a->AppendNull());
+    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.OsVersion()) : a->AppendNull());
+    RETURN_IF_ERROR(AppendOpt(a, en.geo.country));
+    RETURN_IF_ERROR(AppendOpt(a, en.geo.region));
+    RETURN_IF_ERROR(AppendOpt(a, en.geo.city));
+    RETURN_IF_ERROR(ev.ip ? a->AppendString(HmacSha256Hex(pii_key_, *ev.ip)) : a->AppendNull());
+    RETURN_IF_ERROR(ev.revenue ? a->AppendDouble(*ev.revenue) : a->AppendNull());
+    RETURN_IF_ERROR(AppendOpt(a, ev.currency));
+    RETURN_IF_ERROR(ev.has_properties ? a->AppendString(ValidUtf8(props)) : a->AppendNull());
+    RETURN_IF_ERROR(a->AppendString(ValidUtf8(raw.source)));
+    RETURN_IF_ERROR(a->AppendInt32(r.partition));
+    RETURN_IF_ERROR(a->AppendInt64(r.offset));
+    RETURN_IF_ERROR(a->AppendBool(ev.future_dated));
+    RETURN_IF_ERROR(a->AppendBool(ev.late));
+    RETURN_IF_ERROR(a->EndRow());
+    stats.silver_rows++;
+  }
+  RETURN_IF_ERROR(rows->Close());
+  RETURN_IF_ERROR(reasons->Close());
+  // Flattened properties, extracted from the scrubbed JSON; a value whose JSON
+  // type does not match its column's type stays NULL there.
+  for (const auto& [column, path] : batch_props) {
+    const std::string& type = prop_types[column];
+    std::string col = engine::QuoteIdentifier(column), p = engine::QuoteLiteral(path);
+    std::string sql_type = type == "string" ? "VARCHAR" : type == "double" ? "DOUBLE" : "BOOLEAN";
+    std::string value =
+        type == "string"
+            ? "CASE WHEN json_type(properties, " + p + ") = 'VARCHAR' THEN json_extract_string(properties, " + p +
+                  ") END"
+        : type == "double"
+            ? "CASE WHEN json_type(properties, " + p + ") IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN "
+              "CAST(json_extract(properties, " + p + ") AS DOUBLE) END"
+            : "CASE WHEN json_type(properties, " + p + ") = 'BOOLEAN' THEN CAST(json_extract(properties, " + p +
+                  ") AS BOOLEAN) END";
+    RETURN_IF_ERROR(conn->Execute("ALTER TABLE silver_batch ADD COLUMN " + col + " " + sql_type + "; UPDATE silver_batch SET " +
+                                  col + " = " + value));
+  }
+  RETURN_IF_ERROR(conn->Execute(
+      "CREATE OR REPLACE TABLE quarantine_batch AS SELECT b.*, b.event_date AS received_date, q.error_code, "
+      "q.error_detail, q.contract_version FROM bronze_batch b JOIN quarantine_reasons q "
+      "USING (log_partition, log_offset)"));
+  enricher_->PublishMetrics(MetricsRegistry::Global());
+  return stats;
+}
+
+Status SilverStage::CommitState(const SilverBatchStats& stats) { return dedup_->CommitBatch(stats.newest_received_at_us); }
+
+}  // namespace clicklake::pipeline
