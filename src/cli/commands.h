@@ -33,6 +33,8 @@ Result<Config> LoadConfig(const ServiceFlags& flags);
 int RunInitCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunServiceCommand(const std::string& mode, const std::vector<std::string>& args, std::ostream& out,
                       std::ostream& err);  // mode: up | collect | process
+// backfill --from D --to D: rebuild Silver for those dates from Bronze.
+int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clicklake::cli

@@ -19,6 +19,7 @@ commands:
   up         run the collector and the processor
   collect    run the collector only
   process    run the processor only (--once: drain the log, then exit)
+  backfill   rebuild Silver for a range of event dates from Bronze (--from, --to)
   simulate   send realistic Segment traffic to a collector
   sql        query the lake's tables with SQL
   table      Delta table maintenance: history, describe, files, optimize, vacuum
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     if (command == "init") return clicklake::cli::RunInitCommand(args, std::cout, std::cerr);
     if (command == "up" || command == "collect" || command == "process")
       return clicklake::cli::RunServiceCommand(command, args, std::cout, std::cerr);
+    if (command == "backfill") return clicklake::cli::RunBackfillCommand(args, std::cout, std::cerr);
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
     if (command == "table") return clicklake::cli::RunTableCommand(args, std::cout, std::cerr);

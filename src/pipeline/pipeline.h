@@ -15,6 +15,9 @@
 // passes the threshold is refused (ResourceExhausted; nothing committed
 // anywhere) until a runner created with accept_quarantine commits it.
 //
+// RunBackfill (backfill.h, included here) rebuilds Silver for a range of dates
+// from bronze.events, equal to what the runner produced.
+//
 // Thread safety: a runner is driven by one thread (RunOnce / Run); Stop() may be
 // called from any thread.
 #pragma once
@@ -34,6 +37,7 @@
 #include "common/status.h"
 #include "delta/table.h"
 #include "log/event_log.h"
+#include "pipeline/backfill.h"
 
 namespace clicklake::engine {
 class Database;

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# bench/process: events/s of `clicklake process --once` over a prepared log of N
+# simulated events vs. a DuckDB SQL script (same libduckdb) over the same events:
+# read_json → dedup by messageId → sessionize with window functions → partitioned
+# Parquet. Both run in this one invocation, on the same machine. See README.md.
+#
+# usage: bench/process/run.sh [EVENTS=2000000]   (BUILD=build dir, default ./build)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="${BUILD:-$root/build}"
+events="${1:-2000000}"
+ninja -C "$build" clicklake process_bench_prepare process_bench_sql >/dev/null
+work="$(mktemp -d "${TMPDIR:-/tmp}/clicklake-bench-process-XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+lake="$work/lake"
+
+echo "preparing $events simulated events ..."
+n="$("$build/bench/process/process_bench_prepare" "$lake" "$events" "$work/events.ndjson")"
+echo "prepared $n events (log + $(du -h "$work/events.ndjson" | cut -f1) of NDJSON)"
+
+# clicklake process --once: Bronze + Silver (parse, contracts, dedup in RocksDB,
+# enrichment, PII, identity + sessions) + quarantine + system.batches.
+t0=$(date +%s.%N)
+"$build/src/cli/clicklake" process --lake "$lake" --once --log-level warn \
+  --set "privacy.key_file=$work/pii.key" --set silver.quarantine_min_batch=100000000
+t1=$(date +%s.%N)
+cl_secs=$(echo "$t1 - $t0" | bc -l)
+silver=$("$build/src/cli/clicklake" sql --lake "$lake" --format csv "SELECT count(*) FROM silver.events" | tail -1)
+stages=$("$build/src/cli/clicklake" sql --lake "$lake" --format csv \
+  "SELECT count(*) || ' batches; read ' || round(sum(read_ms)/1000, 1) || ' s, bronze ' || round(sum(write_ms)/1000, 1) ||
+          ' s, silver ' || round(sum(silver_ms)/1000, 1) || ' s, commit ' || round(sum(commit_ms)/1000, 1) || ' s'
+   FROM system.batches" | tail -1)
+
+sed -e "s|@EVENTS@|$work/events.ndjson|" -e "s|@OUT@|$work/duckdb_out|" "$root/bench/process/pipeline.sql" > "$work/script.sql"
+read -r sql_secs sql_rows < <("$build/bench/process/process_bench_sql" "$work/script.sql")
+
+cl_eps=$(echo "$n / $cl_secs" | bc -l)
+sql_eps=$(echo "$n / $sql_secs" | bc -l)
+printf 'clicklake process --once : %8.2f s  %10.0f events/s  (%s silver rows)\n' "$cl_secs" "$cl_eps" "$silver"
+echo "  clicklake stages: $stages"
+printf 'duckdb script            : %8.2f s  %10.0f events/s  (%s session rows)\n' "$sql_secs" "$sql_eps" "$sql_rows"
+printf 'ratio clicklake/duckdb   : %8.2fx\n' "$(echo "$cl_eps / $sql_eps" | bc -l)"
