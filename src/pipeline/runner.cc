@@ -307,6 +307,8 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
   //    bronze, silver + quarantine, system.batches.
   RETURN_IF_ERROR(silver_->CommitState(stats));
 
+  ASSIGN_OR_RETURN(auto count, conn->Query("SELECT count(*) FROM bronze_batch"));
+  const int64_t records_in_batch = count.GetInt64(0, 0);
   ASSIGN_OR_RETURN(auto bronze, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kBronzeTable), BronzeSchema(),
                                                            {"event_date"}, {}, db_.get(), fs_, clock_));
   auto txn = bronze->StartTransaction();
@@ -316,12 +318,16 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
     auto it = txns.find(options_.app_id);
     if (it == txns.end() || it->second < result.batch_id) {
       ASSIGN_OR_RETURN(auto adds, txn->WriteFiles(conn.get(), "SELECT * FROM bronze_batch"));
-      (void)adds;
+      int64_t bytes = 0;
+      for (const auto& a : adds) bytes += a.size;
+      // Spark's names, so `clicklake table history` and other readers show them.
+      txn->SetOperationMetrics({{"numFiles", std::to_string(adds.size())},
+                                {"numOutputRows", std::to_string(records_in_batch)},
+                                {"numOutputBytes", std::to_string(bytes)}});
     }
   }
   result.write_us = clock_->MonotonicMicros() - t1 - result.silver_us;
-  ASSIGN_OR_RETURN(auto count, conn->Query("SELECT count(*) FROM bronze_batch"));
-  result.bronze_rows = count.GetInt64(0, 0);
+  result.bronze_rows = records_in_batch;
 
   std::map<int32_t, std::pair<int64_t, int64_t>> all_ranges;
   for (const auto& [p, end] : ends) all_ranges[p] = {next_offsets_[p], end};

@@ -3,7 +3,7 @@
 // a body that is not JSON gets 400, and neither reaches the log.
 import { Analytics } from '@segment/analytics-node';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempLake, removeLake, startService, stopService, sql, check } from './lib.mjs';
 
@@ -70,6 +70,16 @@ try {
   }
   check(schema.fields.every((f) => typeof f.nullable === 'boolean' && typeof f.metadata === 'object'), 'field shape');
   check(JSON.stringify(meta.partitionColumns) === '["event_date"]', 'partitioned by event_date');
+  // Each micro-batch commit reports what it wrote, in Spark's metric names.
+  const logDir = join(lake, 'bronze/events/_delta_log');
+  const commits = readdirSync(logDir).filter((f) => /^\d{20}\.json$/.test(f))
+    .map((f) => readFileSync(join(logDir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l))[0].commitInfo);
+  const streamed = commits.filter((c) => c.operation === 'STREAMING UPDATE');
+  check(streamed.length >= 1, 'streaming commits');
+  const rowsReported = streamed.reduce((n, c) => n + Number(c.operationMetrics.numOutputRows), 0);
+  check(rowsReported === sent.length, `operationMetrics.numOutputRows adds up to ${rowsReported}`);
+  check(streamed.every((c) => Number(c.operationMetrics.numFiles) >= 1 && Number(c.operationMetrics.numOutputBytes) > 0),
+    'numFiles and numOutputBytes');
   // The data files are plain Parquet: DuckDB reads them directly, without the Delta log.
   const plain = sql(lake, `SELECT count(*) AS n FROM read_parquet('${lake}/bronze/events/**/*.parquet')`);
   check(plain[0].n === sent.length, `plain read_parquet sees ${plain[0].n} rows`);
