@@ -1,5 +1,7 @@
 #include "log/kafka_log.h"
 
+#include "log/append_completion.h"
+
 #include <librdkafka/rdkafka.h>
 
 #include <atomic>
@@ -50,33 +52,6 @@ Status KafkaError(rd_kafka_resp_err_t err, const std::string& what) {
   }
 }
 
-// The callback of one AppendAsync, completed by the delivery reports of its
-// messages. Deletes itself after the last one.
-class KafkaAppend {
- public:
-  KafkaAppend(int messages, AppendCallback cb) : remaining_(messages), cb_(std::move(cb)) {}
-  void Finish(const Status& s) {
-    if (!s.ok()) {
-      std::lock_guard l(mu_);
-      if (status_.ok()) status_ = s;
-    }
-    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      Status final_status;
-      {
-        std::lock_guard l(mu_);
-        final_status = status_;
-      }
-      cb_(final_status);
-      delete this;
-    }
-  }
-
- private:
-  std::atomic<int> remaining_;
-  std::mutex mu_;
-  Status status_;  // GUARDED_BY(mu_)
-  AppendCallback cb_;
-};
 
 class ConfBuilder {
  public:
@@ -177,8 +152,11 @@ class KafkaLog final : public EventLog {
 void KafkaLog::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
   auto* self = static_cast<KafkaLog*>(opaque);
   self->pending_bytes_.fetch_sub(PendingBytes(msg->key_len, msg->len), std::memory_order_relaxed);
-  auto* append = static_cast<KafkaAppend*>(msg->_private);
-  append->Finish(msg->err ? KafkaError(msg->err, "Kafka delivery to " + self->options_.topic) : Status::OK());
+  auto* append = static_cast<AppendCompletion*>(msg->_private);
+  // One part per message; the last delivery report runs the callback and frees it.
+  if (append->Finish(msg->err ? KafkaError(msg->err, "Kafka delivery to " + self->options_.topic) : Status::OK())) {
+    delete append;
+  }
 }
 
 Status KafkaLog::Open() {
@@ -266,7 +244,7 @@ void KafkaLog::AppendAsync(std::vector<LogEntry> entries, AppendCallback done) {
     return done(Status::Unavailable("the Kafka producer buffer is full (" + std::to_string(before) +
                                     " bytes not yet acknowledged by the brokers); retry later"));
   }
-  auto* append = new KafkaAppend(static_cast<int>(entries.size()), std::move(done));
+  auto* append = new AppendCompletion(static_cast<int>(entries.size()), std::move(done));
   for (size_t i = 0; i < entries.size(); ++i) {
     const LogEntry& e = entries[i];
     rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -279,7 +257,7 @@ void KafkaLog::AppendAsync(std::vector<LogEntry> entries, AppendCallback done) {
       for (size_t j = i; j < entries.size(); ++j) {
         pending_bytes_.fetch_sub(PendingBytes(entries[j].key.size(), entries[j].value.size()),
                                  std::memory_order_relaxed);
-        append->Finish(s);  // the last call deletes `append`
+        if (append->Finish(s)) delete append;
       }
       return;
     }

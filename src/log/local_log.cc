@@ -11,6 +11,7 @@
 
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "log/append_completion.h"
 #include "log/crc32c.h"
 #include "log/record_format.h"
 
@@ -63,36 +64,10 @@ T GetFixed(const char* p) {
   return v;
 }
 
-// Joins the per-partition parts of one AppendAsync: the callback runs once, with
-// the first error if any part failed.
-class Completion {
- public:
-  Completion(int parts, AppendCallback cb) : remaining_(parts), cb_(std::move(cb)) {}
-  void Finish(const Status& s) {
-    if (!s.ok()) {
-      std::lock_guard l(mu_);
-      if (status_.ok()) status_ = s;
-    }
-    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      Status final_status;
-      {
-        std::lock_guard l(mu_);
-        final_status = status_;
-      }
-      cb_(final_status);
-    }
-  }
-
- private:
-  std::atomic<int> remaining_;
-  std::mutex mu_;
-  Status status_;  // GUARDED_BY(mu_)
-  AppendCallback cb_;
-};
 
 struct AppendRequest {
   std::vector<LogEntry> entries;
-  std::shared_ptr<Completion> done;
+  std::shared_ptr<AppendCompletion> done;
   uint64_t framed_bytes = 0;
 };
 
@@ -580,7 +555,7 @@ Status Partition::FlushChunk(std::vector<AppendRequest>& batch, size_t begin, si
 
 void Partition::Complete(AppendRequest& req, const Status& s) {
   log_->ReleasePending(req.framed_bytes);
-  req.done->Finish(s);
+  req.done->Finish(s);  // the shared_ptr frees it
 }
 
 Status Partition::Repair() {
@@ -839,7 +814,7 @@ void LocalLog::AppendAsync(std::vector<LogEntry> entries, AppendCallback done) {
     AppendRequest req;
     req.entries = std::move(entries);
     req.framed_bytes = total;
-    req.done = std::make_shared<Completion>(1, std::move(done));
+    req.done = std::make_shared<AppendCompletion>(1, std::move(done));
     partitions_[static_cast<size_t>(pid[0])]->Enqueue(std::move(req));
     return;
   }
@@ -851,7 +826,7 @@ void LocalLog::AppendAsync(std::vector<LogEntry> entries, AppendCallback done) {
   }
   int used = 0;
   for (const auto& part : parts) used += part.entries.empty() ? 0 : 1;
-  auto completion = std::make_shared<Completion>(used, std::move(done));
+  auto completion = std::make_shared<AppendCompletion>(used, std::move(done));
   for (int32_t p = 0; p < n; ++p) {
     auto& part = parts[static_cast<size_t>(p)];
     if (part.entries.empty()) continue;

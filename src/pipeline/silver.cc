@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/json_string.h"
 #include "common/clock.h"
 #include "common/file_system.h"
 #include "common/raw_event.h"
@@ -59,29 +60,6 @@ const RE2& EmailPattern() {
   return re;
 }
 
-void AppendJsonString(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          snprintf(buf, sizeof buf, "\\u%04x", c);
-          *out += buf;
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 // Identify/group traits whose whole value is personal data.
 bool IsPersonalTrait(std::string_view key) {

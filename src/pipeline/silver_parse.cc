@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/json_string.h"
 #include "common/clock.h"
 
 namespace clicklake::pipeline {
@@ -102,27 +103,6 @@ bool Base64Decode(std::string_view in, std::string* out) {
   return true;
 }
 
-void AppendJsonString(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          snprintf(buf, sizeof buf, "\\u%04x", c);
-          *out += buf;
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 std::string PlatformFromUserAgent(const std::optional<std::string>& ua) {
   if (!ua) return "other";
