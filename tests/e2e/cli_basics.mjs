@@ -25,6 +25,10 @@ try {
     'bad SQL: one line, exit 1: ' + r.stderr);
   r = run('sql', '--lake', dir, '--format', 'xml', 'SELECT 1');
   check(r.status === 2, 'unknown format is a usage error');
+  r = run('process', '--once', '--lake', dir, '--set', 'no-equals-sign');
+  check(r.status === 2 && r.stderr.includes('--set expects KEY=VALUE'), '--set without = is a usage error: ' + r.stderr);
+  r = run('up', '--lake', dir, '--trigger', 'soon');
+  check(r.status === 2 && r.stderr.includes('--trigger soon'), 'a bad duration is a usage error: ' + r.stderr);
   r = run('frobnicate');
   check(r.status === 2 && r.stderr.includes('unknown command'), 'unknown command');
 
