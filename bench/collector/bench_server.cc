@@ -10,6 +10,7 @@
 //   --log null   acknowledges at once and stores nothing: the collector's own
 //                ceiling (HTTP + parsing + encoding), for profiling only.
 //   --durability fsync|none  for --log local (default fsync).
+//   --partition-by append|key  for --log local (default: the log's default, append).
 // Write key: "bench" (source "bench"). Prints "PORT <n>"; stops on SIGTERM/SIGINT.
 #include <poll.h>
 #include <unistd.h>
@@ -56,7 +57,7 @@ class NullLog final : public clicklake::log::EventLog {
 
 int main(int argc, char** argv) {
   using namespace clicklake;
-  std::string dir, kind = "local", threads = "2", partitions = "", durability = "fsync";
+  std::string dir, kind = "local", threads = "2", partitions = "", durability = "fsync", partition_by = "";
   int port = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
@@ -72,6 +73,8 @@ int main(int argc, char** argv) {
       port = std::stoi(v);
     else if (a == "--durability")
       durability = v;
+    else if (a == "--partition-by")
+      partition_by = v;
     else {
       std::cerr << "unknown argument " << a << "\n";
       return 2;
@@ -88,6 +91,7 @@ int main(int argc, char** argv) {
     lc.Set("log.dir", dir + "/log");
     lc.Set("log.durability", durability);
     if (!partitions.empty()) lc.Set("log.partitions", partitions);
+    if (!partition_by.empty()) lc.Set("log.partition_by", partition_by);
     auto opened = log::OpenEventLog(lc);
     if (!opened.ok()) {
       std::cerr << opened.status() << "\n";

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Writes one Segment /v1/batch body: 20 realistic events of about 650 bytes each."""
+"""Writes one Segment /v1/batch body: 20 realistic events of about 650 bytes each.
+
+make_payload.py [SEED]   (default 7); different seeds give different users and ids.
+"""
 import json
 import random
 import sys
 
-random.seed(7)
+random.seed(int(sys.argv[1]) if len(sys.argv) > 1 else 7)
 NAMES = ["Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Products Searched"]
 UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/124.0.0.0 Safari/537.36")

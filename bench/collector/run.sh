@@ -2,8 +2,9 @@
 # Collector throughput vs nginx, one invocation, same payload, same load tool.
 #
 #   bench/collector/run.sh [BUILD_DIR]      (default: build)
-#   env: DURATION=10s CONNECTIONS=32 WRK_THREADS=1 COLLECTOR_THREADS=2 NGINX_WORKERS=2
+#   env: DURATION=10s CONNECTIONS="32 256 1024" (one row pair each) PAYLOADS=64 WRK_THREADS=1 COLLECTOR_THREADS=2 NGINX_WORKERS=2
 #        COLLECTOR_LOG=local|file|null COLLECTOR_DURABILITY=fsync|none COLLECTOR_PARTITIONS=N
+#        COLLECTOR_PARTITION_BY=append|key
 #        (non-defaults are for profiling only; the default is the shipped config: LocalLog, fsync, 8 partitions)
 #
 # (a) nginx (Debian) reading each request body and logging it to a file
@@ -11,13 +12,16 @@
 # (b) collector_bench_server: the clicklake collector whose 200 means the 20
 #     events are fsync-durable in the log (LocalLog by default).
 # Both get the same Segment batch (20 events, ~650 B each) from wrk with the
-# same connection count; the report gives events/s, p50/p99 and the ratio b/a.
+# same connection count; the report gives events/s, p50/p99 and the ratio b/a
+# for each connection count.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
 [[ "$BUILD" = /* ]] || BUILD=$ROOT/$BUILD
 DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-32}
+CONNECTIONS=${CONNECTIONS:-32 256 1024}
+PAYLOADS=${PAYLOADS:-64}
+LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
 WRK_THREADS=${WRK_THREADS:-1}
 COLLECTOR_LOG=${COLLECTOR_LOG:-local}
 COLLECTOR_THREADS=${COLLECTOR_THREADS:-2}
@@ -43,15 +47,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 "$ROOT/bench/collector/make_payload.py" > "$WORK/body.json"
+# PAYLOADS distinct bodies (different users and ids, same shape and size), sent
+# in turn: many clients, as a collector behind a load balancer sees them (a
+# single repeated body would put every request's first user in the same log
+# partition). Both servers get the same bodies in the same rotation.
+for ((i = 0; i < PAYLOADS; i++)); do
+  python3 "$ROOT/bench/collector/make_payload.py" $((7 + i)) > "$WORK/body-$i.json" 2>/dev/null
+done
+cp "$WORK/body-0.json" "$WORK/body.json"
 AUTH=$(printf 'bench:' | base64)
 cat > "$WORK/post.lua" <<LUA
-local f = io.open("$WORK/body.json", "rb")
 wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Basic $AUTH"
+local bodies = {}
+for i = 0, $PAYLOADS - 1 do
+  local f = io.open("$WORK/body-" .. i .. ".json", "rb")
+  bodies[#bodies + 1] = f:read("*a")
+  f:close()
+end
+local requests, next_request = {}, 0
+init = function(args)
+  for i, b in ipairs(bodies) do requests[i] = wrk.format(nil, nil, nil, b) end
+  next_request = math.random(#requests) - 1  -- connections of several threads do not move in lockstep
+end
+request = function()
+  next_request = next_request % #requests + 1
+  return requests[next_request]
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d socket_errors=%d\n",
@@ -114,21 +137,18 @@ nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
 NGINX_PID=$!
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
 
-run_wrk() {  # url label
-  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/post.lua" "$1" | grep '^RESULT' | sed "s/^RESULT/$2/"
+run_wrk() {  # url label connections
+  wrk -t"$WRK_THREADS" -c"$3" -d"$DURATION" -s "$WORK/post.lua" "$1" | grep '^RESULT' | sed "s/^RESULT/$2 c=$3/"
 }
 
 # Sanity: one request, the body must be in nginx's log.
 curl -s -o /dev/null -X POST --data-binary @"$WORK/body.json" "http://127.0.0.1:$NGINX_PORT/v1/batch"
 sleep 0.2
 grep -q '"messageId"' "$WORK/nginx/bodies.log" || { echo "nginx did not log the request body" >&2; cat "$WORK/nginx/error.log" >&2; exit 1; }
-A=$(run_wrk "http://127.0.0.1:$NGINX_PORT/v1/batch" nginx)
-NGINX_LINES=$(wc -l < "$WORK/nginx/bodies.log")
-kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=""
 
 # --- (b) collector -----------------------------------------------------------
 mkdir -p "$WORK/collector"
-coproc SRV { exec "$SERVER" --dir "$WORK/collector" --log "$COLLECTOR_LOG" --durability "$COLLECTOR_DURABILITY" --threads "$COLLECTOR_THREADS" ${COLLECTOR_PARTITIONS:+--partitions "$COLLECTOR_PARTITIONS"} 2>"$WORK/collector/server.log"; }
+coproc SRV { exec "$SERVER" --dir "$WORK/collector" --log "$COLLECTOR_LOG" --durability "$COLLECTOR_DURABILITY" --threads "$COLLECTOR_THREADS" ${COLLECTOR_PARTITIONS:+--partitions "$COLLECTOR_PARTITIONS"} ${COLLECTOR_PARTITION_BY:+--partition-by "$COLLECTOR_PARTITION_BY"} 2>"$WORK/collector/server.log"; }
 SERVER_PID=$SRV_PID
 COLLECTOR_PORT=""
 while read -r word rest <&"${SRV[0]}"; do
@@ -138,28 +158,49 @@ done
 code=$(curl -s -o /dev/null -w '%{http_code}' -u bench: -H 'Content-Type: application/json' \
   --data-binary @"$WORK/body.json" "http://127.0.0.1:$COLLECTOR_PORT/v1/batch")
 [[ $code == 200 ]] || { echo "collector answered $code to the sanity request" >&2; cat "$WORK/collector/server.log" >&2; exit 1; }
-B=$(run_wrk "http://127.0.0.1:$COLLECTOR_PORT/v1/batch" collector)
-METRICS=$(curl -s "http://127.0.0.1:$COLLECTOR_PORT/metrics")
-STORED=$(echo "$METRICS" | awk '/^clicklake_collector_events_total\{/ {s += $2} END {print s + 0}')
+
+stored_events() {
+  curl -s "http://127.0.0.1:$COLLECTOR_PORT/metrics" | awk '/^clicklake_collector_events_total\{/ {s += $2} END {print s + 0}'
+}
+
+# --- measure: for each connection count, nginx then the collector --------------
+# Both servers stay up (the idle one costs nothing); each row also says how many
+# bodies nginx logged and how many events the collector stored during its run.
+ROWS=()
+for C in $CONNECTIONS; do
+  before=$(wc -l < "$WORK/nginx/bodies.log")
+  A=$(run_wrk "http://127.0.0.1:$NGINX_PORT/v1/batch" nginx "$C")
+  sleep 0.2
+  ROWS+=("$A logged=$(( $(wc -l < "$WORK/nginx/bodies.log") - before ))")
+  before=$(stored_events)
+  B=$(run_wrk "http://127.0.0.1:$COLLECTOR_PORT/v1/batch" collector "$C")
+  ROWS+=("$B logged=$(( ($(stored_events) - before) / EVENTS_PER_REQUEST ))")
+done
+kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=""
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 
 # --- report ------------------------------------------------------------------
-python3 - "$A" "$B" "$EVENTS_PER_REQUEST" <<PY
+python3 - "$EVENTS_PER_REQUEST" "${ROWS[@]}" <<PY
 import sys
+n = int(sys.argv[1])
 def parse(line):
-    label, *kv = line.split()
-    d = dict(x.split("=") for x in kv)
-    return label, {k: int(v) for k, v in d.items()}
-(la, a), (lb, b) = parse(sys.argv[1]), parse(sys.argv[2])
-n = int(sys.argv[3])
+    label, conns, *kv = line.split()
+    d = {k: int(v) for k, v in (x.split("=") for x in kv)}
+    return label, int(conns[2:]), d
+rows = [parse(x) for x in sys.argv[2:]]
 def eps(r):
     ok = r["requests"] - r["non2xx"]
     return ok * n / (r["duration_us"] / 1e6)
-print(f"payload: Segment /v1/batch, {n} events/request, $(wc -c < "$WORK/body.json") bytes; wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION; $(nproc) CPUs")
-print(f"nginx: {'$NGINX_MODE'}, {$NGINX_WORKERS} workers, access_log of \$request_body ({$NGINX_LINES} lines); collector: {'$COLLECTOR_LOG'} log, {'$COLLECTOR_DURABILITY'} acks, {$COLLECTOR_THREADS} I/O threads ({$STORED} events stored)")
-print(f"{'server':<10} {'events/s':>12} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8}")
-for label, r in ((la, a), (lb, b)):
-    print(f"{label:<10} {eps(r):>12.0f} {r['requests'] / (r['duration_us'] / 1e6):>10.0f} {r['p50_us'] / 1000:>8.2f} "
-          f"{r['p99_us'] / 1000:>8.2f} {r['non2xx']:>8} {r['socket_errors']:>8}")
-print(f"ratio collector/nginx (events/s): {eps(b) / eps(a):.2f}")
+print(f"payload: Segment /v1/batch, {n} events/request, $(cat "$WORK"/body-*.json | wc -c) bytes in $PAYLOADS distinct bodies sent in turn; wrk -t$WRK_THREADS -d$DURATION; $(nproc) CPUs; load average before: $LOAD_BEFORE")
+print(f"nginx: {'$NGINX_MODE'}, {$NGINX_WORKERS} workers, access_log of \$request_body; "
+      f"collector: {'$COLLECTOR_LOG'} log, {'$COLLECTOR_DURABILITY'} acks, partition_by={'${COLLECTOR_PARTITION_BY:-append}'}, "
+      f"{$COLLECTOR_THREADS} I/O threads")
+print(f"{'server':<10} {'conns':>5} {'events/s':>10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} {'sockerr':>7} {'stored':>8}")
+for label, c, r in rows:
+    print(f"{label:<10} {c:>5} {eps(r):>10.0f} {r['requests'] / (r['duration_us'] / 1e6):>8.0f} {r['p50_us'] / 1000:>7.2f} "
+          f"{r['p99_us'] / 1000:>7.2f} {r['non2xx']:>7} {r['socket_errors']:>7} {r['logged']:>8}")
+# "stored": requests whose bodies nginx logged / the collector stored (events / $EVENTS_PER_REQUEST) during the run.
+for i in range(0, len(rows), 2):
+    (_, c, a), (_, _, b) = rows[i], rows[i + 1]
+    print(f"ratio collector/nginx (events/s) at c={c}: {eps(b) / eps(a):.2f}")
 PY

@@ -203,6 +203,10 @@ bool DecodeJsonScalar(std::string_view raw, std::string* out) {
   }
   if (raw.size() < 2 || raw.back() != '"') return false;
   std::string_view s = raw.substr(1, raw.size() - 2);
+  if (s.find('\\') == std::string_view::npos) {  // no escapes (the common case): one copy
+    out->assign(s);
+    return true;
+  }
   out->reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];

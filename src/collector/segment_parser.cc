@@ -17,39 +17,71 @@ namespace od = simdjson::ondemand;
 // that records, per event, its members as (key, raw value text) — the event's
 // own context object as its members — so that payloads are assembled from
 // slices of the body without re-parsing or reformatting any value.
+//
+// Fast path: an event without a top-level "writeKey" (nearly all) is copied as
+// one slice of the body, with the batch context's members spliced in before its
+// context's closing brace and the missing batch members before its own closing
+// brace — a few appends per event instead of one per member. Keys are views of
+// the parser's unescaped strings (valid while the document lives).
 
 Status Malformed(simdjson::error_code e) {
   return Status::InvalidArgument("invalid JSON: " + std::string(simdjson::error_message(e)));
 }
 
+// A member of an object: unescaped key (a view into the parser), raw value text.
+struct Member {
+  std::string_view key;
+  std::string_view raw;
+};
+
 struct EventSlice {
   size_t members_begin = 0, members_end = 0;  // into Reader::members
   size_t context_begin = 0, context_end = 0;  // into Reader::context_members (when context_is_object)
   bool context_is_object = false;
+  bool has_write_key = false;   // a top-level "writeKey" member (must be removed: slow path)
+  const char* start = nullptr;  // the event's '{' in the body
+  const char* close = nullptr;  // the event's closing '}'
+  const char* context_close = nullptr;  // the closing '}' of its (first object) context
   size_t bytes = 0;  // size of the event's text in the body
 };
 
 struct Reader {
-  std::vector<JsonMember> members;
-  std::vector<JsonMember> context_members;
+  std::vector<Member> members;
+  std::vector<Member> context_members;
   std::vector<EventSlice> events;
   // Batch level.
-  std::vector<JsonMember> batch_context;
+  std::vector<Member> batch_context;
   bool has_batch_context = false;
   std::string_view integrations, sent_at;
   bool saw_batch = false;
+
+  // Forgets the previous body, keeping the vectors' capacity.
+  void Clear() {
+    members.clear();
+    context_members.clear();
+    events.clear();
+    batch_context.clear();
+    has_batch_context = false;
+    integrations = sent_at = std::string_view();
+    saw_batch = false;
+  }
 };
 
 // End of a raw value's text: for objects/arrays RawJson gives the whole text.
 const char* EndOf(std::string_view raw) { return raw.data() + raw.size(); }
 
+// The closing brace of an object whose last value (or opening brace) ends at
+// `p`: the body is valid JSON, so only whitespace lies between.
+const char* ClosingBrace(const char* p) {
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') ++p;
+  return p;
+}
+
 // Reads the members of object `obj` into *out; *end is the end of the last value.
-simdjson::error_code ReadMembers(od::object obj, std::vector<JsonMember>* out, const char** end) {
+simdjson::error_code ReadMembers(od::object obj, std::vector<Member>* out, const char** end) {
   for (auto field : obj) {
-    JsonMember m;
-    std::string_view key;
-    if (auto e = field.unescaped_key().get(key)) return e;
-    m.key.assign(key);
+    Member m;
+    if (auto e = field.unescaped_key().get(m.key)) return e;
     od::value v;
     if (auto e = field.value().get(v)) return e;
     if (auto e = RawJson(v, &m.raw)) return e;
@@ -65,16 +97,15 @@ Status ReadEvent(od::value v, Reader* r) {
   if (auto e = v.type().get(type)) return Malformed(e);
   if (type != od::json_type::object) return Status::InvalidArgument("each event must be a JSON object");
   const char* start = v.raw_json_token().data();
-  const char* end = start;
+  const char* end = start + 1;  // past the last value (or the opening brace)
   od::object obj;
   if (auto e = v.get_object().get(obj)) return Malformed(e);
   EventSlice slice;
+  slice.start = start;
   slice.members_begin = r->members.size();
   for (auto field : obj) {
-    JsonMember m;
-    std::string_view key;
-    if (auto e = field.unescaped_key().get(key)) return Malformed(e);
-    m.key.assign(key);
+    Member m;
+    if (auto e = field.unescaped_key().get(m.key)) return Malformed(e);
     od::value value;
     if (auto e = field.value().get(value)) return Malformed(e);
     od::json_type vt;
@@ -82,19 +113,24 @@ Status ReadEvent(od::value v, Reader* r) {
     if (m.key == "context" && vt == od::json_type::object && !slice.context_is_object) {
       slice.context_is_object = true;
       slice.context_begin = r->context_members.size();
+      const char* ctx_end = value.raw_json_token().data() + 1;
       od::object ctx;
       if (auto e = value.get_object().get(ctx)) return Malformed(e);
-      if (auto e = ReadMembers(ctx, &r->context_members, &end)) return Malformed(e);
+      if (auto e = ReadMembers(ctx, &r->context_members, &ctx_end)) return Malformed(e);
       slice.context_end = r->context_members.size();
+      slice.context_close = ClosingBrace(ctx_end);
+      end = slice.context_close + 1;
       m.raw = std::string_view();  // marker: rebuilt from context_members
     } else {
       if (auto e = RawJson(value, &m.raw)) return Malformed(e);
-      end = std::max(end, EndOf(m.raw));
+      end = EndOf(m.raw);
+      if (m.key == "writeKey") slice.has_write_key = true;
     }
-    r->members.push_back(std::move(m));
+    r->members.push_back(m);
   }
   slice.members_end = r->members.size();
-  slice.bytes = static_cast<size_t>(end - start) + 1;
+  slice.close = ClosingBrace(end);
+  slice.bytes = static_cast<size_t>(slice.close - start) + 1;
   r->events.push_back(slice);
   return Status::OK();
 }
@@ -107,10 +143,10 @@ void AppendMember(std::string_view key, std::string_view raw, bool* first, std::
   out->append(raw);
 }
 
-void AppendObject(const JsonMember* begin, const JsonMember* end, std::string* out) {
+void AppendObject(const Member* begin, const Member* end, std::string* out) {
   out->push_back('{');
   bool first = true;
-  for (const JsonMember* m = begin; m != end; ++m) AppendMember(m->key, m->raw, &first, out);
+  for (const Member* m = begin; m != end; ++m) AppendMember(m->key, m->raw, &first, out);
   out->push_back('}');
 }
 
@@ -120,8 +156,9 @@ Status TooLarge(size_t size, const BodyLimits& limits) {
                                    " bytes per event (collector.max_event_bytes)");
 }
 
-// Assembles one event's payload (see segment_parser.h for the rules).
-void BuildEvent(const Reader& r, const EventSlice& slice, std::string_view default_type, ParsedEvent* event) {
+// Assembles one event's payload member by member (see segment_parser.h for
+// the rules); the path for events that carry a "writeKey" to drop.
+void RebuildEvent(const Reader& r, const EventSlice& slice, std::string_view default_type, ParsedEvent* event) {
   std::string& out = event->payload;
   out.reserve(slice.bytes + 256);
   out.push_back('{');
@@ -129,18 +166,18 @@ void BuildEvent(const Reader& r, const EventSlice& slice, std::string_view defau
   bool has_context = false, has_integrations = false, has_sent_at = false, has_type = false;
   std::string user_id, anonymous_id, name, type;
   for (size_t i = slice.members_begin; i < slice.members_end; ++i) {
-    const JsonMember& m = r.members[i];
+    const Member& m = r.members[i];
     if (m.key == "writeKey") continue;
     if (m.key == "context") {
       has_context = true;
       if (m.raw.empty()) {  // an object: merge the batch context under it
         std::string merged;
-        const JsonMember* own = r.context_members.data();
+        const Member* own = r.context_members.data();
         AppendObject(own + slice.context_begin, own + slice.context_end, &merged);
         if (r.has_batch_context) {
           merged.pop_back();
           bool mfirst = slice.context_begin == slice.context_end;
-          for (const JsonMember& c : r.batch_context) {
+          for (const Member& c : r.batch_context) {
             bool shadowed = false;
             for (size_t k = slice.context_begin; k < slice.context_end && !shadowed; ++k) {
               shadowed = r.context_members[k].key == c.key;
@@ -184,6 +221,72 @@ void BuildEvent(const Reader& r, const EventSlice& slice, std::string_view defau
   out.push_back('}');
   event->partition_key = !user_id.empty() ? std::move(user_id) : std::move(anonymous_id);
   event->event_name = !name.empty() ? std::move(name) : std::move(type);
+}
+
+// The same payload as RebuildEvent, spliced from the body: the event's text up
+// to its context's closing brace, the batch context's members it lacks, the rest
+// of its text, then the batch members it lacks. REQUIRES: !slice.has_write_key.
+void SpliceEvent(const Reader& r, const EventSlice& slice, std::string_view default_type, ParsedEvent* event) {
+  std::string& out = event->payload;
+  out.reserve(slice.bytes + 256);
+  bool has_context = false, has_integrations = false, has_sent_at = false, has_type = false;
+  std::string user_id, anonymous_id, name, type;
+  for (size_t i = slice.members_begin; i < slice.members_end; ++i) {
+    const Member& m = r.members[i];
+    if (m.key.size() < 4 || m.key.size() > 12) continue;  // none of the keys below
+    if (m.key == "context") {
+      has_context = true;
+    } else if (m.key == "integrations") {
+      has_integrations = true;
+    } else if (m.key == "sentAt") {
+      has_sent_at = true;
+    } else if (m.key == "type") {
+      has_type = true;
+      DecodeJsonScalar(m.raw, &type);
+    } else if (m.key == "userId") {
+      if (m.raw != "null") DecodeJsonScalar(m.raw, &user_id);
+    } else if (m.key == "anonymousId") {
+      if (m.raw != "null") DecodeJsonScalar(m.raw, &anonymous_id);
+    } else if (m.key == "event") {
+      DecodeJsonScalar(m.raw, &name);
+    }
+  }
+  const char* from = slice.start;
+  if (slice.context_is_object && r.has_batch_context) {
+    out.append(from, slice.context_close);
+    bool first = slice.context_begin == slice.context_end;
+    for (const Member& c : r.batch_context) {
+      bool shadowed = false;
+      for (size_t k = slice.context_begin; k < slice.context_end && !shadowed; ++k) {
+        shadowed = r.context_members[k].key == c.key;
+      }
+      if (!shadowed) AppendMember(c.key, c.raw, &first, &out);
+    }
+    from = slice.context_close;
+  }
+  out.append(from, slice.close);
+  bool first = slice.members_begin == slice.members_end;
+  if (!has_context && r.has_batch_context) {
+    std::string context;
+    AppendObject(r.batch_context.data(), r.batch_context.data() + r.batch_context.size(), &context);
+    AppendMember("context", context, &first, &out);
+  }
+  if (!has_integrations && !r.integrations.empty()) AppendMember("integrations", r.integrations, &first, &out);
+  if (!has_sent_at && !r.sent_at.empty()) AppendMember("sentAt", r.sent_at, &first, &out);
+  if (!has_type && !default_type.empty()) {
+    std::string quoted;
+    AppendJsonString(default_type, &quoted);
+    AppendMember("type", quoted, &first, &out);
+    type.assign(default_type);
+  }
+  out.push_back('}');
+  event->partition_key = !user_id.empty() ? std::move(user_id) : std::move(anonymous_id);
+  event->event_name = !name.empty() ? std::move(name) : std::move(type);
+}
+
+void BuildEvent(const Reader& r, const EventSlice& slice, std::string_view default_type, ParsedEvent* event) {
+  if (slice.has_write_key) return RebuildEvent(r, slice, default_type, event);
+  SpliceEvent(r, slice, default_type, event);
 }
 
 Status ReadBatch(od::object root, Reader* r, std::string* write_key) {
@@ -291,7 +394,8 @@ Status ParseSegmentBody(std::string_view body, SegmentCall call, const BodyLimit
   od::json_type type;
   if (auto e = doc.type().get(type)) return Malformed(e);
   if (type != od::json_type::object) return Status::InvalidArgument("the body must be a JSON object");
-  Reader r;
+  thread_local Reader r;  // reused: no vector regrowth per request; views into this body only
+  r.Clear();
   bool batch = call == SegmentCall::kBatch || call == SegmentCall::kImport;
   if (batch) {
     od::object root;
@@ -307,7 +411,7 @@ Status ParseSegmentBody(std::string_view body, SegmentCall call, const BodyLimit
   }
   if (!batch) {
     for (size_t i = r.events[0].members_begin; i < r.events[0].members_end; ++i) {
-      const JsonMember& m = r.members[i];
+      const Member& m = r.members[i];
       if (m.key == "writeKey" && !m.raw.empty() && m.raw.front() == '"') DecodeJsonScalar(m.raw, &out->write_key);
     }
   }

@@ -197,6 +197,7 @@ port = 8080
 trigger = "60s"
 # Upper bound on events in one micro-batch.
 max_batch_events = 500000
+# gold = true                    # refresh the Gold tables after each micro-batch
 # threads = 0                    # DuckDB threads (0 = all cores)
 # memory_limit = ""              # e.g. "2GB"
 
@@ -220,6 +221,22 @@ max_batch_events = 500000
 # version = 1
 # schema = '''{"type":"object","required":["order_id"],"properties":{"revenue":{"type":"number","minimum":0}}}'''
 
+[gold]
+# Identify traits tracked by gold.dim_user (SCD type 2): a new version when their merged value
+# changes (traits absent from an identify keep their previous value).
+# user_traits = ["plan", "country", "created_at"]
+
+# Funnels for gold.fact_funnel_daily: ordered steps (canonical snake_case event names), each with
+# optional filters on top-level properties (compared as text). Without any, the `purchase` funnel
+# below is used. A funnel added later covers history after `clicklake backfill --layers gold`.
+# [[gold.funnels]]
+# name = "purchase"
+# steps = [{event = "product_viewed"}, {event = "product_added"}, {event = "checkout_started"},
+#          {event = "order_completed"}]
+# [[gold.funnels]]
+# name = "shoes"
+# steps = [{event = "product_viewed", where = {category = "shoes"}}, {event = "order_completed", name = "bought"}]
+
 [enrich]
 # ua_regexes = "<deps>/npm/uap-core/regexes.yaml"   # uap-core rules
 # geoip_db = "<deps>/npm/geo-country-mmdb/…mmdb"    # any GeoLite2/DB-IP/ip-location-db .mmdb; "none" = off
@@ -238,6 +255,8 @@ partitions = 8
 # "fsync": acknowledge an event only after its fsync (group commit); "none": after the write.
 durability = "fsync"
 # dir = "<lake>/_clicklake/log"
+# "append": the events of one request share a partition (one group commit each); "key": by user.
+# partition_by = "append"
 # segment_bytes = 67108864
 # retention_hours = 168
 # retention_bytes = -1           # per partition; -1 = unlimited

@@ -8,8 +8,14 @@
 // retention).
 //
 // Offsets are per partition, dense, starting at 0, and never reused. Records of
-// one partition are read back in append order. Records with the same key always
-// go to the same partition.
+// one partition are read back in append order. Partitioning: with
+// log.partition_by = "key" (KafkaLog always) every record goes to the partition
+// of its key (PartitionFor); with "append" (LocalLog's default) the records of
+// one AppendAsync call stay together in the partition of its first record's key,
+// so one call costs one durable write. Either way placement is a function of the
+// call's keys (an identical retry lands where its first attempt did), a call
+// whose records share a key lands in PartitionFor(key), and a key's records keep
+// their append order within each partition.
 //
 // Implementations: LocalLog (segment files under a directory; the embedded
 // default) and KafkaLog (librdkafka). Open them with OpenEventLog().
@@ -73,7 +79,7 @@ class EventLog {
   virtual int32_t PartitionFor(std::string_view key) const = 0;
 
   // Appends entries; `done` runs once all of them are durable or one failed.
-  // Entries of one call may land in several partitions.
+  // Entries of one call may land in several partitions (log.partition_by = "key").
   virtual void AppendAsync(std::vector<LogEntry> entries, AppendCallback done) = 0;
   // Blocking convenience wrapper around AppendAsync.
   Status Append(std::vector<LogEntry> entries);
@@ -109,7 +115,8 @@ int32_t PartitionForKey(std::string_view key, int32_t num_partitions);
 //
 // Settings (defaults in brackets):
 //   log.kind ["local"], log.partitions [8]
-//   local: log.dir, log.durability ["fsync" | "none"], log.segment_bytes [64 MiB],
+//   local: log.dir, log.durability ["fsync" | "none"], log.partition_by ["append" | "key"],
+//          log.segment_bytes [64 MiB],
 //          log.retention_hours [168], log.retention_bytes [-1 = unlimited, per partition],
 //          log.max_pending_bytes [64 MiB: beyond it AppendAsync fails with Unavailable]
 //   kafka: log.brokers ["127.0.0.1:9092"], log.topic ["clicklake-events"],

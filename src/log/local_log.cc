@@ -786,8 +786,9 @@ Status LocalLog::Open() {
 void LocalLog::AppendAsync(std::vector<LogEntry> entries, AppendCallback done) {
   if (entries.empty()) return done(Status::OK());
   const int32_t n = options_.num_partitions;
-  // Partition of each entry; the common case (one event, or one user's batch)
-  // is a single partition and moves `entries` as is.
+  // Partition of each entry; the common case (one event, one user's batch, or
+  // any call when calls are kept together) is a single partition and moves
+  // `entries` as is.
   std::vector<int32_t> pid(entries.size());
   uint64_t total = 0;
   bool single = true;
@@ -810,6 +811,10 @@ void LocalLog::AppendAsync(std::vector<LogEntry> entries, AppendCallback done) {
     return done(Status::Unavailable("the event log is overloaded (" + std::to_string(before) +
                                     " bytes waiting for storage); retry later"));
   }
+  // Keys of several partitions: the whole call goes to its first key's. Being
+  // a function of the content, a retried request lands where its first attempt
+  // did, after it, so "first received copy wins" still holds by log order.
+  if (!single && options_.keep_calls_together) single = true;
   if (single) {
     AppendRequest req;
     req.entries = std::move(entries);
@@ -971,6 +976,14 @@ Result<LocalLogOptions> LocalLogOptionsFromConfig(const Config& config) {
     o.fsync = false;
   } else {
     return Status::InvalidArgument("log.durability must be \"fsync\" or \"none\", got \"" + durability + "\"");
+  }
+  std::string partition_by = config.GetString("log.partition_by", "append");
+  if (partition_by == "append") {
+    o.keep_calls_together = true;
+  } else if (partition_by == "key") {
+    o.keep_calls_together = false;
+  } else {
+    return Status::InvalidArgument("log.partition_by must be \"append\" or \"key\", got \"" + partition_by + "\"");
   }
   int64_t seg = config.GetInt("log.segment_bytes", static_cast<int64_t>(o.segment_bytes));
   if (seg < 1024) return Status::InvalidArgument("log.segment_bytes must be at least 1024");

@@ -33,6 +33,12 @@ struct LocalLogOptions {
   int32_t num_partitions = 8;
   // true: acknowledge after fdatasync ("fsync"); false: after write ("none").
   bool fsync = true;
+  // true ("append", the default): the records of one AppendAsync call stay
+  // together in the partition of its first record's key, so a call waits for
+  // one group commit however many keys it carries. false ("key"): every record
+  // goes to the partition of its own key (a call may then wait for several
+  // partitions' group commits).
+  bool keep_calls_together = true;
   uint64_t segment_bytes = 64ull << 20;
   int64_t retention_ms = 168LL * 3600 * 1000;
   int64_t retention_bytes = -1;  // per partition; < 0 means unlimited

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -26,22 +27,28 @@ using testing::LogUnderTest;
 
 class LocalLogUnderTest final : public LogUnderTest {
  public:
+  explicit LocalLogUnderTest(std::string partition_by) : partition_by_(std::move(partition_by)) {}
   Result<std::unique_ptr<EventLog>> Open(const std::map<std::string, std::string>& settings) override {
     Config config;
     config.Set("lake.dir", dir_.path());
+    if (!partition_by_.empty()) config.Set("log.partition_by", partition_by_);
     for (const auto& [k, v] : settings) config.Set(k, v);
     return OpenEventLog(config);
   }
   bool enforces_retention() const override { return true; }
+  bool keeps_calls_together() const override { return partition_by_ != "key"; }
 
  private:
+  const std::string partition_by_;  // "" = the default ("append")
   TempDir dir_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Local, EventLogConformanceTest,
-                         ::testing::Values(ConformanceParam{
-                             "local", [] { return std::unique_ptr<LogUnderTest>(new LocalLogUnderTest()); }}),
-                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(
+    Local, EventLogConformanceTest,
+    ::testing::Values(
+        ConformanceParam{"local", [] { return std::unique_ptr<LogUnderTest>(new LocalLogUnderTest("")); }},
+        ConformanceParam{"local_by_key", [] { return std::unique_ptr<LogUnderTest>(new LocalLogUnderTest("key")); }}),
+    [](const auto& info) { return info.param.name; });
 
 // ---------------------------------------------------------------------------
 // Format
@@ -254,8 +261,51 @@ TEST(LocalLogTest, ConfigIsValidated) {
   EXPECT_EQ(o.retention_bytes, 1000000);
   EXPECT_EQ(o.num_partitions, 3);
   EXPECT_FALSE(o.fsync);
+  EXPECT_TRUE(o.keep_calls_together);
+  d.Set("log.partition_by", "key");
+  ASSERT_OK_AND_ASSIGN(o, LocalLogOptionsFromConfig(d));
+  EXPECT_FALSE(o.keep_calls_together);
+  d.Set("log.partition_by", "user");
+  EXPECT_STATUS(LocalLogOptionsFromConfig(d), kInvalidArgument);
+  d.Set("log.partition_by", "append");
   d.Set("log.segment_bytes", "10");
   EXPECT_STATUS(LocalLogOptionsFromConfig(d), kInvalidArgument);
+}
+
+TEST(LocalLogTest, PartitionByAppendKeepsACallTogether) {
+  for (bool together : {true, false}) {
+    TempDir dir;
+    LocalLogOptions o = SmallOptions(dir.path());
+    o.keep_calls_together = together;
+    ASSERT_OK_AND_ASSIGN(auto log, OpenLocalLog(o, FileSystem::Default(), SystemClock()));
+    std::vector<LogEntry> call;
+    for (int i = 0; i < 40; ++i) call.push_back({"user-" + std::to_string(i), "v" + std::to_string(i)});
+    ASSERT_OK(log->Append(call));
+    auto all = ReadEverything(log.get());
+    ASSERT_EQ(all.size(), 40u);
+    std::set<int32_t> used;
+    for (const auto& r : all) {
+      used.insert(r.partition);
+      EXPECT_EQ(r.partition, log->PartitionFor(together ? "user-0" : r.key)) << r.key;
+    }
+    EXPECT_EQ(used.size(), together ? 1u : 4u);
+    if (together) {
+      // One call, one partition: the records keep the call's order at dense offsets.
+      for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].value, "v" + std::to_string(i));
+      // A retry of the same call lands after its first attempt; a call led by
+      // another key goes to that key's partition.
+      const int32_t p0 = log->PartitionFor("user-0");
+      ASSERT_OK(log->Append(call));
+      ASSERT_OK_AND_ASSIGN(PartitionInfo info, log->GetPartitionInfo(p0));
+      EXPECT_EQ(info.end_offset, 80);
+      std::rotate(call.begin(), call.begin() + 1, call.end());
+      ASSERT_OK(log->Append(call));
+      const int32_t p1 = log->PartitionFor("user-1");
+      ASSERT_OK_AND_ASSIGN(info, log->GetPartitionInfo(p1));
+      EXPECT_EQ(info.end_offset, p1 == p0 ? 120 : 40);
+    }
+    ASSERT_OK(log->Close());
+  }
 }
 
 TEST(LocalLogTest, InvalidGroupNamesAreRefused) {

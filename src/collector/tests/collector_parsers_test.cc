@@ -47,6 +47,44 @@ TEST(SegmentParserTest, BatchContextIsShallowMergedEventKeysWin) {
             R"({"type":"identify","userId":"u","context":{"ip":"1.1.1.1","library":"own","locale":"en"}})");
 }
 
+// Events are spliced from the body (fast path) unless they carry a writeKey
+// (rebuilt member by member): both give the same payload for compact input.
+TEST(SegmentParserTest, SplicedAndRebuiltPayloadsAgree) {
+  const std::string batch_members =
+      R"("context":{"library":{"name":"js"},"locale":"en"},"integrations":{"All":true},"sentAt":"2024-05-01T00:00:00Z")";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({})", R"({"context":{"library":{"name":"js"},"locale":"en"},"integrations":{"All":true},"sentAt":"2024-05-01T00:00:00Z"})"},
+      {R"({"userId":"u","context":{}})",
+       R"({"userId":"u","context":{"library":{"name":"js"},"locale":"en"},"integrations":{"All":true},"sentAt":"2024-05-01T00:00:00Z"})"},
+      {R"({"context":{"locale":"de","ip":"1.2.3.4"},"userId":"u","sentAt":"x","integrations":null})",
+       R"({"context":{"locale":"de","ip":"1.2.3.4","library":{"name":"js"}},"userId":"u","sentAt":"x","integrations":null})"},
+      {R"({"context":"odd","type":"page"})",
+       R"({"context":"odd","type":"page","integrations":{"All":true},"sentAt":"2024-05-01T00:00:00Z"})"},
+      {R"({"context":{"a":1},"context":{"b":2}})",
+       R"({"context":{"a":1,"library":{"name":"js"},"locale":"en"},"context":{"b":2},"integrations":{"All":true},"sentAt":"2024-05-01T00:00:00Z"})"},
+  };
+  for (const auto& [event, want] : cases) {
+    for (bool with_key : {false, true}) {
+      std::string ev = event;
+      if (with_key) ev.insert(1, ev.size() > 2 ? R"("writeKey":"k",)" : R"("writeKey":"k")");
+      ParsedBody out;
+      ASSERT_OK(ParseSegmentBody("{\"batch\":[" + ev + "]," + batch_members + "}", SegmentCall::kBatch, Limits(), &out));
+      ASSERT_EQ(out.events.size(), 1u);
+      EXPECT_EQ(out.events[0].payload, want) << ev;
+    }
+  }
+  // Whitespace inside a spliced event is kept as sent; the payload stays valid JSON.
+  ParsedBody out;
+  ASSERT_OK(ParseSegmentBody(R"({"batch":[ { "userId" : "u" , "context" : { "ip" : "1" } } ],"sentAt":"s","context":{"l":2}})",
+                             SegmentCall::kBatch, Limits(), &out));
+  EXPECT_EQ(out.events[0].payload, R"({ "userId" : "u" , "context" : { "ip" : "1" ,"l":2} ,"sentAt":"s"})");
+  EXPECT_EQ(out.events[0].partition_key, "u");
+  ASSERT_OK(ParseSegmentBody(R"( { "event" : "E" , "anonymousId" : "a" } )", SegmentCall::kTrack, Limits(), &out));
+  EXPECT_EQ(out.events[0].payload, R"({ "event" : "E" , "anonymousId" : "a" ,"type":"track"})");
+  EXPECT_EQ(out.events[0].partition_key, "a");
+  EXPECT_EQ(out.events[0].event_name, "E");
+}
+
 TEST(SegmentParserTest, RejectsWhatCannotBeStored) {
   ParsedBody out;
   EXPECT_STATUS(ParseSegmentBody("", SegmentCall::kTrack, Limits(), &out), kInvalidArgument);
