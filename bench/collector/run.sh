@@ -193,7 +193,7 @@ def eps(r):
     return ok * n / (r["duration_us"] / 1e6)
 print(f"payload: Segment /v1/batch, {n} events/request, $(cat "$WORK"/body-*.json | wc -c) bytes in $PAYLOADS distinct bodies sent in turn; wrk -t$WRK_THREADS -d$DURATION; $(nproc) CPUs; load average before: $LOAD_BEFORE")
 print(f"nginx: {'$NGINX_MODE'}, {$NGINX_WORKERS} workers, access_log of \$request_body; "
-      f"collector: {'$COLLECTOR_LOG'} log, {'$COLLECTOR_DURABILITY'} acks, partition_by={'${COLLECTOR_PARTITION_BY:-append}'}, "
+      f"collector: {'$COLLECTOR_LOG'} log, {'$COLLECTOR_DURABILITY'} acks, partition_by={'${COLLECTOR_PARTITION_BY:-key}'}, "
       f"{$COLLECTOR_THREADS} I/O threads")
 print(f"{'server':<10} {'conns':>5} {'events/s':>10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} {'sockerr':>7} {'stored':>8}")
 for label, c, r in rows:

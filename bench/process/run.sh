@@ -21,22 +21,28 @@ echo "prepared $n events (log + $(du -h "$work/events.ndjson" | cut -f1) of NDJS
 # clicklake process --once: Bronze + Silver (parse, contracts, dedup in RocksDB,
 # enrichment, PII, identity + sessions) + quarantine + system.batches.
 t0=$(date +%s.%N)
-"$build/src/cli/clicklake" process --lake "$lake" --once --log-level warn \
-  --set "privacy.key_file=$work/pii.key" --set silver.quarantine_min_batch=100000000
+/usr/bin/time -o "$work/rss" -f "%M" "$build/src/cli/clicklake" process --lake "$lake" --once --log-level warn \
+  --set "privacy.key_file=$work/pii.key" --set silver.quarantine_min_batch=100000000 ${CLICKLAKE_FLAGS:-}
 t1=$(date +%s.%N)
 cl_secs=$(echo "$t1 - $t0" | bc -l)
 silver=$("$build/src/cli/clicklake" sql --lake "$lake" --format csv "SELECT count(*) FROM silver.events" | tail -1)
 stages=$("$build/src/cli/clicklake" sql --lake "$lake" --format csv \
   "SELECT count(*) || ' batches; read ' || round(sum(read_ms)/1000, 1) || ' s, bronze ' || round(sum(write_ms)/1000, 1) ||
-          ' s, silver ' || round(sum(silver_ms)/1000, 1) || ' s, commit ' || round(sum(commit_ms)/1000, 1) || ' s'
+          ' s, silver ' || round(sum(silver_ms)/1000, 1) || ' s, commit ' || round(sum(commit_ms)/1000, 1) || ' s, gold ' ||
+          round(sum(coalesce(gold_ms, 0))/1000, 1) || ' s'
    FROM system.batches" | tail -1)
+gold_secs=$("$build/src/cli/clicklake" sql --lake "$lake" --format csv \
+  "SELECT coalesce(sum(gold_ms), 0) / 1000 FROM system.batches" | tail -1 | tr -d '\r')
 
 sed -e "s|@EVENTS@|$work/events.ndjson|" -e "s|@OUT@|$work/duckdb_out|" "$root/bench/process/pipeline.sql" > "$work/script.sql"
 read -r sql_secs sql_rows < <("$build/bench/process/process_bench_sql" "$work/script.sql")
 
 cl_eps=$(echo "$n / $cl_secs" | bc -l)
 sql_eps=$(echo "$n / $sql_secs" | bc -l)
-printf 'clicklake process --once : %8.2f s  %10.0f events/s  (%s silver rows)\n' "$cl_secs" "$cl_eps" "$silver"
+printf 'clicklake process --once : %8.2f s  %10.0f events/s  (%s silver rows, peak RSS %s MB)\n' "$cl_secs" "$cl_eps" "$silver" "$(( $(cat "$work/rss") / 1024 ))"
 echo "  clicklake stages: $stages"
+nogold_secs=$(echo "$cl_secs - $gold_secs" | bc -l)
+printf '  without the Gold refresh: %8.2f s  %10.0f events/s\n' "$nogold_secs" "$(echo "$n / $nogold_secs" | bc -l)"
 printf 'duckdb script            : %8.2f s  %10.0f events/s  (%s session rows)\n' "$sql_secs" "$sql_eps" "$sql_rows"
-printf 'ratio clicklake/duckdb   : %8.2fx\n' "$(echo "$cl_eps / $sql_eps" | bc -l)"
+printf 'ratio clicklake/duckdb   : %8.2fx  (without Gold: %.2fx)\n' "$(echo "$cl_eps / $sql_eps" | bc -l)" \
+  "$(echo "$n / $nogold_secs / $sql_eps" | bc -l)"

@@ -1,6 +1,8 @@
 // clicklake backfill: rebuild silver.events and silver.quarantine for a range of
-// dates from bronze.events (pipeline/backfill.h).
+// dates from bronze.events, and/or the Gold tables from silver.events
+// (pipeline/backfill.h).
 #include <iostream>
+#include <sstream>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
@@ -15,15 +17,30 @@ int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, 
   std::string from, to, layers = "silver";
   app.add_option("--from", from, "first event date to rebuild, YYYY-MM-DD")->required();
   app.add_option("--to", to, "last event date to rebuild, YYYY-MM-DD (inclusive)")->required();
-  app.add_option("--layers", layers, "layers to rebuild (only: silver)");
+  app.add_option("--layers", layers, "layers to rebuild: silver, gold or silver,gold (default silver)");
   app.add_option("--config", flags.config_path, "TOML configuration file");
   app.add_option("--lake", flags.lake, "lake directory (default ./lake)");
   app.add_option("--set", flags.settings, "override any setting: KEY=VALUE (repeatable)");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
   if (int rc = ParseArgs(app, args, out, err); rc >= 0) return rc;
-  if (layers != "silver") {
-    err << "clicklake backfill: --layers " << layers << ": only 'silver' can be rebuilt\n";
-    return 2;
+  bool silver = false, gold = false;
+  {
+    std::stringstream list(layers);
+    std::string layer;
+    while (std::getline(list, layer, ',')) {
+      if (layer == "silver") {
+        silver = true;
+      } else if (layer == "gold") {
+        gold = true;
+      } else {
+        err << "clicklake backfill: --layers " << layers << ": layers are silver and gold (e.g. --layers silver,gold)\n";
+        return 2;
+      }
+    }
+    if (!silver && !gold) {
+      err << "clicklake backfill: --layers: name silver, gold or both\n";
+      return 2;
+    }
   }
   InitLogging(flags.log_level);
   auto config = LoadConfig(flags);
@@ -35,6 +52,8 @@ int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, 
   options.lake_dir = config->lake_dir();
   options.from_date = from;
   options.to_date = to;
+  options.silver = silver;
+  options.gold = gold;
   options.config = *config;
   options.progress = [&err](const std::string& line) { err << line << std::endl; };
   auto result = pipeline::RunBackfill(options);
@@ -42,9 +61,16 @@ int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, 
     err << "clicklake backfill: " << result.status().ToString() << "\n";
     return result.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
-  out << "backfilled " << from << ".." << to << ": " << result->silver_rows << " silver.events rows (version "
-      << result->silver_version << "), " << result->quarantine_rows << " silver.quarantine rows (version "
-      << result->quarantine_version << ") from " << result->bronze_rows << " bronze rows\n";
+  out << "backfilled " << from << ".." << to << ":";
+  if (silver) {
+    out << " " << result->silver_rows << " silver.events rows (version " << result->silver_version << "), "
+        << result->quarantine_rows << " silver.quarantine rows (version " << result->quarantine_version << ") from "
+        << result->bronze_rows << " bronze rows" << (gold ? ";" : "");
+  }
+  if (gold) {
+    out << " " << result->gold_rows << " Gold rows from silver.events version " << result->gold_silver_version;
+  }
+  out << "\n";
   return 0;
 }
 

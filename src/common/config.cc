@@ -255,8 +255,10 @@ partitions = 8
 # "fsync": acknowledge an event only after its fsync (group commit); "none": after the write.
 durability = "fsync"
 # dir = "<lake>/_clicklake/log"
-# "append": the events of one request share a partition (one group commit each); "key": by user.
-# partition_by = "append"
+# "key": each event in its user's partition; "append": the events of one request share a
+# partition (one group commit each; copies of one event sent in different requests may then be
+# read out of order within a micro-batch, so "first received copy wins" is not guaranteed).
+# partition_by = "key"
 # segment_bytes = 67108864
 # retention_hours = 168
 # retention_bytes = -1           # per partition; -1 = unlimited

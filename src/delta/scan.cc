@@ -18,8 +18,8 @@ std::string AbsolutePath(const std::string& p) {
   return out;
 }
 
-// The file-system path of a data file.
-std::string DataFilePath(const std::string& table_abs, const std::string& add_path) {
+// The file-system path of a data file of the table at absolute path `table_abs`.
+std::string ResolveDataFile(const std::string& table_abs, const std::string& add_path) {
   std::string decoded = DecodePath(add_path);
   if (decoded.rfind("file://", 0) == 0) return decoded.substr(7);
   if (decoded.rfind("file:", 0) == 0) return decoded.substr(5);
@@ -132,6 +132,10 @@ std::vector<AddFile> PruneFiles(const Snapshot& snapshot, const std::vector<Pred
   return out;
 }
 
+std::string DataFilePath(const std::string& table_path, const std::string& add_path) {
+  return ResolveDataFile(AbsolutePath(table_path), add_path);
+}
+
 Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot) {
   const Schema& schema = snapshot.schema();
   if (schema.fields.empty()) return Status::InvalidArgument("table " + table_path + " has no columns");
@@ -160,7 +164,7 @@ Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snaps
   std::string files = "[";
   for (size_t i = 0; i < snapshot.files.size(); i++) {
     if (i) files += ", ";
-    files += engine::QuoteLiteral(DataFilePath(table_abs, snapshot.files[i].path));
+    files += engine::QuoteLiteral(ResolveDataFile(table_abs, snapshot.files[i].path));
   }
   files += "]";
   std::string data = "(" + empty + " UNION ALL BY NAME SELECT * FROM read_parquet(" + files +
@@ -183,7 +187,7 @@ Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snaps
   std::string values = "(VALUES ";
   for (size_t i = 0; i < snapshot.files.size(); i++) {
     const AddFile& f = snapshot.files[i];
-    values += (i ? ", (" : "(") + engine::QuoteLiteral(DataFilePath(table_abs, f.path));
+    values += (i ? ", (" : "(") + engine::QuoteLiteral(ResolveDataFile(table_abs, f.path));
     for (const auto& p : snapshot.partition_columns()) {
       auto it = f.partition_values.find(p);
       values += ", ";

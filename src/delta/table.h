@@ -338,6 +338,11 @@ class Transaction {
 // (RegisterLakeViews and AttachTable set that) so naive Parquet timestamps
 // and partition values read as UTC.
 Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot);
+// The file-system path of the data file `add_path` (an add/remove action's
+// path) of the table at `table_path`: URI-decoded, relative paths resolved
+// against the table's absolute directory. It is what read_parquet reports in
+// its `filename` column for that file.
+std::string DataFilePath(const std::string& table_path, const std::string& add_path);
 // As above, scanning only the files that may hold rows matching all
 // `predicates` (partition pruning and min/max stats skipping), and filtering
 // rows by them too.

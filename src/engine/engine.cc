@@ -279,23 +279,18 @@ Result<QueryResult> Connection::Query(const std::string& sql) {
     auto& column = out.cells_[c];
     column.reserve(rows);
     if (t == DUCKDB_TYPE_TIMESTAMP_TZ) {
-      // The row-wise accessors render TIMESTAMPTZ as "" / 0: read the chunks and
-      // format the instants ourselves, in UTC, as DuckDB does with TimeZone=UTC.
-      idx_t chunks = duckdb_result_chunk_count(result);
-      for (idx_t k = 0; k < chunks; k++) {
-        duckdb_data_chunk chunk = duckdb_result_get_chunk(result, k);
-        idx_t size = duckdb_data_chunk_get_size(chunk);
-        duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
-        const auto* data = static_cast<const int64_t*>(duckdb_vector_get_data(vec));
-        uint64_t* validity = duckdb_vector_get_validity(vec);
-        for (idx_t i = 0; i < size; i++) {
-          if (validity && !duckdb_validity_row_is_valid(validity, i)) {
-            column.emplace_back(std::nullopt);
-          } else {
-            column.emplace_back(FormatTimestampTz(data[i]));
-          }
+      // The row-wise accessors render TIMESTAMPTZ as "" / 0, and a result's
+      // chunks and its row-wise accessors cannot be mixed: read the instants from
+      // the materialised column and format them ourselves, in UTC, as DuckDB does
+      // with TimeZone=UTC.
+      const auto* data = static_cast<const int64_t*>(duckdb_column_data(&result, c));
+      const bool* nulls = duckdb_nullmask_data(&result, c);
+      for (idx_t r = 0; r < rows; r++) {
+        if ((nulls && nulls[r]) || data == nullptr) {
+          column.emplace_back(std::nullopt);
+        } else {
+          column.emplace_back(FormatTimestampTz(data[r]));
         }
-        duckdb_destroy_data_chunk(&chunk);
       }
       continue;
     }

@@ -44,6 +44,14 @@ TEST_F(EngineTest, TimestampTzRendersInUtc) {
   EXPECT_EQ(r.GetString(0, 0), "2024-05-01 11:59:50+00");
   EXPECT_EQ(r.GetString(0, 1), "2024-05-01 09:59:50.25+00");
   EXPECT_TRUE(r.IsNull(0, 2));
+  // After other columns, over several rows (read from the chunks before the
+  // row-wise accessors are used).
+  ASSERT_OK_AND_ASSIGN(QueryResult m, conn_->Query(
+      "SELECT 'k' || range AS k, CASE WHEN range = 1 THEN NULL ELSE TIMESTAMPTZ '2024-05-01 00:00:00+00' + "
+      "INTERVAL (range) HOUR END AS t, range AS n FROM range(3)"));
+  EXPECT_EQ(m.ToCsv(), "k,t,n\r\nk0,2024-05-01 00:00:00+00,0\r\nk1,,1\r\nk2,2024-05-01 02:00:00+00,2\r\n");
+  EXPECT_EQ(m.column_name(1), "t");
+  EXPECT_EQ(m.column_kind(1), ColumnKind::kTimestamp);
 }
 
 TEST_F(EngineTest, ErrorsBecomeStatus) {

@@ -9,8 +9,8 @@
 //
 // Offsets are per partition, dense, starting at 0, and never reused. Records of
 // one partition are read back in append order. Partitioning: with
-// log.partition_by = "key" (KafkaLog always) every record goes to the partition
-// of its key (PartitionFor); with "append" (LocalLog's default) the records of
+// log.partition_by = "key" (the default; KafkaLog always) every record goes to the partition
+// of its key (PartitionFor); with "append" (LocalLog only) the records of
 // one AppendAsync call stay together in the partition of its first record's key,
 // so one call costs one durable write. Either way placement is a function of the
 // call's keys (an identical retry lands where its first attempt did), a call

@@ -977,7 +977,7 @@ Result<LocalLogOptions> LocalLogOptionsFromConfig(const Config& config) {
   } else {
     return Status::InvalidArgument("log.durability must be \"fsync\" or \"none\", got \"" + durability + "\"");
   }
-  std::string partition_by = config.GetString("log.partition_by", "append");
+  std::string partition_by = config.GetString("log.partition_by", "key");
   if (partition_by == "append") {
     o.keep_calls_together = true;
   } else if (partition_by == "key") {

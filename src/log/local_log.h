@@ -38,7 +38,7 @@ struct LocalLogOptions {
   // one group commit however many keys it carries. false ("key"): every record
   // goes to the partition of its own key (a call may then wait for several
   // partitions' group commits).
-  bool keep_calls_together = true;
+  bool keep_calls_together = false;
   uint64_t segment_bytes = 64ull << 20;
   int64_t retention_ms = 168LL * 3600 * 1000;
   int64_t retention_bytes = -1;  // per partition; < 0 means unlimited

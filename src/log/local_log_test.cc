@@ -36,10 +36,10 @@ class LocalLogUnderTest final : public LogUnderTest {
     return OpenEventLog(config);
   }
   bool enforces_retention() const override { return true; }
-  bool keeps_calls_together() const override { return partition_by_ != "key"; }
+  bool keeps_calls_together() const override { return partition_by_ == "append"; }
 
  private:
-  const std::string partition_by_;  // "" = the default ("append")
+  const std::string partition_by_;  // "" = the default ("key")
   TempDir dir_;
 };
 
@@ -47,7 +47,8 @@ INSTANTIATE_TEST_SUITE_P(
     Local, EventLogConformanceTest,
     ::testing::Values(
         ConformanceParam{"local", [] { return std::unique_ptr<LogUnderTest>(new LocalLogUnderTest("")); }},
-        ConformanceParam{"local_by_key", [] { return std::unique_ptr<LogUnderTest>(new LocalLogUnderTest("key")); }}),
+        ConformanceParam{"local_by_append",
+                         [] { return std::unique_ptr<LogUnderTest>(new LocalLogUnderTest("append")); }}),
     [](const auto& info) { return info.param.name; });
 
 // ---------------------------------------------------------------------------
@@ -261,6 +262,9 @@ TEST(LocalLogTest, ConfigIsValidated) {
   EXPECT_EQ(o.retention_bytes, 1000000);
   EXPECT_EQ(o.num_partitions, 3);
   EXPECT_FALSE(o.fsync);
+  EXPECT_FALSE(o.keep_calls_together);  // the default is "key"
+  d.Set("log.partition_by", "append");
+  ASSERT_OK_AND_ASSIGN(o, LocalLogOptionsFromConfig(d));
   EXPECT_TRUE(o.keep_calls_together);
   d.Set("log.partition_by", "key");
   ASSERT_OK_AND_ASSIGN(o, LocalLogOptionsFromConfig(d));

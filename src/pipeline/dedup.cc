@@ -59,6 +59,26 @@ Result<std::unique_ptr<DedupStore>> DedupStore::Open(const std::string& dir, int
 void DedupStore::BeginBatch(int64_t batch_id) {
   batch_id_ = batch_id;
   pending_.clear();
+  watermark_before_ = watermark_ = INT64_MIN;
+}
+
+// "w" → (batch id, watermark before that batch, watermark after it).
+Status DedupStore::LoadWatermark() {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), "w", &value);
+  int64_t w = INT64_MIN;
+  if (s.ok()) {
+    if (value.size() != 24) return Status::Corruption("dedup state: bad watermark entry");
+    int64_t batch, before, after;
+    std::memcpy(&batch, value.data(), 8);
+    std::memcpy(&before, value.data() + 8, 8);
+    std::memcpy(&after, value.data() + 16, 8);
+    w = batch < batch_id_ ? after : before;  // a re-run starts where its first run did
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s, "read watermark");
+  }
+  watermark_before_ = watermark_ = w;
+  return Status::OK();
 }
 
 Result<bool> DedupStore::CheckAndAdd(std::string_view event_id, int64_t event_ts_us) {
@@ -80,6 +100,13 @@ Status DedupStore::CommitBatch(int64_t newest_received_at_us) {
   rocksdb::WriteBatch batch;
   for (const auto& [id, ts] : pending_) {
     RETURN_IF_ERROR(FromRocks(batch.Put("e" + id, Encode(batch_id_, ts)), "stage"));
+  }
+  if (watermark_ != INT64_MIN) {
+    std::string w(24, '\0');
+    std::memcpy(w.data(), &batch_id_, 8);
+    std::memcpy(w.data() + 8, &watermark_before_, 8);
+    std::memcpy(w.data() + 16, &watermark_, 8);
+    RETURN_IF_ERROR(FromRocks(batch.Put("w", w), "stage watermark"));
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;

@@ -7,12 +7,18 @@
 // was seen earlier in the same batch. A re-run of batch N after a crash thus
 // finds its own entries (batch id N) and treats them as first copies again.
 // Entries whose event_ts is older than the window (relative to the newest
-// received_at seen) are expired. Memory is bounded by RocksDB's options (a
+// received_at seen) are expired.
+//
+// The store also keeps the event-time watermark (the newest event time seen
+// over the committed batches, DESIGN.md §6 allowed lateness) with the batch
+// that set it and the value before that batch, so a re-run of batch N starts
+// from the same watermark as its first run. Memory is bounded by RocksDB's options (a
 // small block cache and write buffer), not by the number of ids.
 //
 // Thread safety: a DedupStore is used by the runner's thread only.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,8 +45,13 @@ class DedupStore {
   // True when `event_id` is a duplicate for the current batch; otherwise
   // records it as first seen in this batch (pending until CommitBatch).
   Result<bool> CheckAndAdd(std::string_view event_id, int64_t event_ts_us);
-  // Persists this batch's new ids (synced) and, now and then, expires entries
-  // with event_ts < newest_received_at − window.
+  // The watermark before the current batch (INT64_MIN: none yet); call after
+  // BeginBatch. Then AdvanceWatermark with each new event's time.
+  Status LoadWatermark();
+  int64_t watermark() const { return watermark_; }
+  void AdvanceWatermark(int64_t event_ts_us) { watermark_ = std::max(watermark_, event_ts_us); }
+  // Persists this batch's new ids and the watermark (synced, atomically) and,
+  // now and then, expires entries with event_ts < newest_received_at − window.
   Status CommitBatch(int64_t newest_received_at_us);
   // Deletes entries older than `cutoff_us` (event_ts); returns how many.
   Result<int64_t> Expire(int64_t cutoff_us);
@@ -54,6 +65,8 @@ class DedupStore {
   int64_t window_us_;
   int64_t batch_id_ = -1;
   int64_t batches_since_expiry_ = 0;
+  int64_t watermark_before_ = INT64_MIN;  // at the start of the current batch
+  int64_t watermark_ = INT64_MIN;
   std::unordered_map<std::string, int64_t> pending_;  // event_id → event_ts, new in this batch
 };
 

@@ -15,8 +15,12 @@
 // passes the threshold is refused (ResourceExhausted; nothing committed
 // anywhere) until a runner created with accept_quarantine commits it.
 //
-// RunBackfill (backfill.h, included here) rebuilds Silver for a range of dates
-// from bronze.events, equal to what the runner produced.
+// Right after silver.events, the Gold tables are refreshed (gold/gold.h) with
+// the same txn; a failed Gold refresh is logged and counted, and the next batch's
+// refresh catches up (Gold diffs from the silver version it last covered).
+//
+// RunBackfill (backfill.h, included here) rebuilds Silver and/or Gold for a
+// range of dates, equal to what the runner produced.
 //
 // Thread safety: a runner is driven by one thread (RunOnce / Run); Stop() may be
 // called from any thread.
@@ -42,6 +46,9 @@
 namespace clicklake::engine {
 class Database;
 }
+namespace clicklake::pipeline::gold {
+class GoldStage;
+}
 
 namespace clicklake::pipeline {
 
@@ -59,6 +66,8 @@ struct PipelineOptions {
   Config config;
   // Commit the next batch even if its quarantine rate passes the threshold.
   bool accept_quarantine = false;
+  // Refresh the Gold tables after each batch (processor.gold).
+  bool gold = true;
 
   static PipelineOptions FromConfig(const Config& config);
 };
@@ -72,7 +81,7 @@ struct BatchResult {
   int64_t silver_rows = 0;        // rows added to silver.events
   int64_t quarantined = 0;        // rows added to silver.quarantine
   int64_t duplicates = 0;         // valid events dropped as duplicates
-  int64_t silver_rewritten = 0;   // existing silver rows rewritten (re-keyed / re-sessioned partitions)
+  int64_t silver_rewritten = 0;   // existing silver rows written again (the files holding re-keyed/re-sessioned rows)
   int64_t future_dated = 0;       // event times clamped to received_at
   int64_t late = 0;               // events older than allowed_lateness (kept, flagged)
   int64_t pii_redactions = 0;     // PII-looking strings replaced in properties
@@ -80,6 +89,7 @@ struct BatchResult {
   std::map<std::string, int64_t> quarantine_by_code;
   std::map<int32_t, std::pair<int64_t, int64_t>> offsets;  // partition → [start, end)
   int64_t read_us = 0, write_us = 0, silver_us = 0, commit_us = 0;
+  int64_t gold_us = 0;            // the Gold refresh (0 when off)
 };
 
 class MicroBatchRunner {
@@ -116,6 +126,7 @@ class MicroBatchRunner {
   std::unique_ptr<engine::Database> db_;
 
   std::unique_ptr<SilverStage> silver_;
+  std::unique_ptr<gold::GoldStage> gold_;
   bool accept_quarantine_ = false;
 
   int64_t next_batch_id_ = 0;
@@ -140,6 +151,7 @@ class MicroBatchRunner {
   Counter* prop_type_conflicts_ = nullptr;
   Counter* refused_ = nullptr;
   Gauge* refusing_ = nullptr;
+  Counter* gold_failures_ = nullptr;
 };
 
 }  // namespace clicklake::pipeline

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include "common/raw_event.h"
 #include "common/test_util.h"
@@ -469,6 +470,160 @@ TEST_F(PipelineTest, LateIdentityLinkReKeysEarlierEventsAndSessions) {
   EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE session_id IS NULL"), 0);
 }
 
+// DESIGN.md §6: lateness is measured against the newest event time seen, not
+// against received_at; a late event is kept and flagged, joins no session and
+// re-sessions nothing.
+TEST_F(PipelineTest, LateIsMeasuredAgainstTheNewestEventTimeSeen) {
+  const int64_t t = 1714564800000000LL;  // 2024-05-01T12:00:00Z
+  AppendPayloads({
+      R"({"type":"page","userId":"u1","messageId":"a1","timestamp":"2024-05-01T12:00:00Z"})",
+      R"({"type":"page","userId":"u1","messageId":"a2","timestamp":"2024-05-01T12:10:00Z"})",
+  }, t);
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  // Received 5 days later: 10 h behind the newest event time is not late (the
+  // old received_at rule would have flagged it); 80 h behind is.
+  AppendPayloads({
+      R"({"type":"page","userId":"u1","messageId":"b1","timestamp":"2024-05-01T02:00:00Z"})",
+      R"({"type":"page","userId":"u1","messageId":"late1","timestamp":"2024-04-28T04:00:00Z"})",
+      R"({"type":"identify","userId":"u1","messageId":"late2","timestamp":"2024-04-28T04:05:00Z"})",
+  }, t + 120LL * 3600 * 1000000);
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_EQ(r.late, 2);
+  auto rows = Query("SELECT event_id, is_late, session_id, session_event_index FROM silver.events ORDER BY event_id");
+  ASSERT_EQ(rows.row_count(), 5u);  // a1 a2 b1 late1 late2
+  EXPECT_EQ(rows.GetString(0, 1), "false");
+  EXPECT_EQ(rows.GetString(2, 1), "false");
+  EXPECT_EQ(rows.GetString(3, 1), "true");
+  EXPECT_EQ(rows.GetString(4, 1), "true");
+  EXPECT_EQ(rows.GetInt64(3, 3), 1);  // a session of its own
+  EXPECT_TRUE(rows.IsNull(4, 2));      // a late identify takes no session
+  EXPECT_EQ(Count("SELECT count(*) FROM system.batches WHERE late_events = 2"), 1);
+  // Within a batch the watermark advances in log order; a later batch starts
+  // from the persisted watermark (12:10), also after a restart.
+  runner.reset();
+  AppendPayloads({R"({"type":"page","userId":"u2","messageId":"c1","timestamp":"2024-04-28T12:09:00Z"})",
+                  R"({"type":"page","userId":"u2","messageId":"c2","timestamp":"2024-04-28T12:11:00Z"})"},
+                 t);
+  ASSERT_OK_AND_ASSIGN(runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK_AND_ASSIGN(r, runner->RunOnce());
+  EXPECT_EQ(r.late, 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE is_late AND event_id = 'c1'"), 1);
+}
+
+// The incremental merge rewrites only the data files holding rows whose
+// user_key or session changed; new rows go to new files.
+TEST_F(PipelineTest, SessionRewriteTouchesOnlyTheFilesItMust) {
+  AppendPayloads({
+      R"({"type":"page","userId":"a","messageId":"a1","timestamp":"2024-05-01T10:00:00Z"})",
+      R"({"type":"page","userId":"a","messageId":"a2","timestamp":"2024-05-01T10:05:00Z"})",
+      R"({"type":"page","userId":"b","messageId":"b1","timestamp":"2024-05-02T10:00:00Z"})",
+      R"({"type":"page","userId":"b","messageId":"b2","timestamp":"2024-05-02T10:20:00Z"})",
+      R"({"type":"page","userId":"b","messageId":"b3","timestamp":"2024-05-02T10:40:00Z"})",
+  }, 1714730400000000LL);  // received 2024-05-03
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  ASSERT_OK_AND_ASSIGN(auto db, engine::Database::Open());
+  ASSERT_OK_AND_ASSIGN(auto table, delta::Table::Open(JoinPath(dir_.path(), kSilverEventsTable), db.get()));
+  auto files_of = [&](const delta::Snapshot& snap, const std::string& date) {
+    std::set<std::string> out;
+    for (const auto& f : snap.files)
+      if (f.partition_values.at("event_date") == date) out.insert(f.path);
+    return out;
+  };
+  ASSERT_OK_AND_ASSIGN(delta::Snapshot before, table->LoadSnapshot());
+  ASSERT_EQ(files_of(before, "2024-05-01").size(), 1u);
+  ASSERT_EQ(files_of(before, "2024-05-02").size(), 1u);
+
+  // b0 lands inside b's session: b1..b3 are renumbered, so only b's file is
+  // rewritten; a's file stays.
+  AppendPayloads({R"({"type":"page","userId":"b","messageId":"b0","timestamp":"2024-05-02T10:10:00Z"})"},
+                 1714730400000000LL);
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_EQ(r.silver_rewritten, 3);
+  ASSERT_OK_AND_ASSIGN(delta::Snapshot after, table->LoadSnapshot());
+  EXPECT_EQ(files_of(after, "2024-05-01"), files_of(before, "2024-05-01"));
+  for (const auto& f : files_of(before, "2024-05-02")) EXPECT_EQ(files_of(after, "2024-05-02").count(f), 0u);
+  ASSERT_OK_AND_ASSIGN(auto history, table->History(1));
+  EXPECT_NE(history[0].operation_metrics_json.find("\"numRemovedFiles\":\"1\""), std::string::npos)
+      << history[0].operation_metrics_json;
+  auto rows = Query("SELECT event_id, session_event_index FROM silver.events WHERE user_key = 'b' ORDER BY event_ts");
+  ASSERT_EQ(rows.row_count(), 4u);
+  for (size_t i = 0; i < 4; i++) EXPECT_EQ(rows.GetInt64(i, 1), static_cast<int64_t>(i) + 1);
+  EXPECT_EQ(Count("SELECT count(DISTINCT session_id) FROM silver.events WHERE user_key = 'b'"), 1);
+
+  // An event continuing a's session at its end changes no existing row: b's
+  // file stays; a's small file of the same 4-hour slice is compacted into the
+  // slice's new file (rows unchanged).
+  AppendPayloads({R"({"type":"page","userId":"a","messageId":"a3","timestamp":"2024-05-01T10:30:00Z"})"},
+                 1714730400000000LL);
+  ASSERT_OK_AND_ASSIGN(r, runner->RunOnce());
+  EXPECT_EQ(r.silver_rewritten, 2);
+  ASSERT_OK_AND_ASSIGN(delta::Snapshot last, table->LoadSnapshot());
+  EXPECT_EQ(files_of(last, "2024-05-02"), files_of(after, "2024-05-02"));
+  EXPECT_EQ(files_of(last, "2024-05-01").size(), 1u);
+  ASSERT_OK_AND_ASSIGN(history, table->History(1));
+  EXPECT_NE(history[0].operation_metrics_json.find("\"numUpdatedRows\":\"0\""), std::string::npos)
+      << history[0].operation_metrics_json;
+  rows = Query("SELECT session_id, session_event_index FROM silver.events WHERE user_key = 'a' ORDER BY event_ts");
+  ASSERT_EQ(rows.row_count(), 3u);
+  EXPECT_EQ(rows.GetString(2, 0), rows.GetString(0, 0));  // the seed's session continues
+  EXPECT_EQ(rows.GetInt64(2, 1), 3);
+}
+
+// DESIGN.md §7: raw PII that the policy keeps (privacy.restricted_fields,
+// default traits.email and traits.phone) goes only to restricted.pii,
+// committed with the batch's txn; silver.events keeps only its HMAC.
+TEST_F(PipelineTest, RestrictedFieldsGoOnlyToRestrictedPii) {
+  AppendPayloads({
+      R"({"type":"identify","userId":"u1","messageId":"i1","timestamp":"2024-05-01T10:00:00Z",
+          "traits":{"email":"Ann@Example.com","phone":"+1 555 0100 200","plan":"pro"}})",
+      R"({"type":"track","event":"Signed Up","userId":"u1","messageId":"t1","timestamp":"2024-05-01T10:01:00Z",
+          "properties":{"email":"ann@example.com","coupon":"X1"}})",
+  });
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  auto pii = Query("SELECT event_id, user_key, event_date::VARCHAR, field, value FROM restricted.pii ORDER BY field");
+  ASSERT_EQ(pii.row_count(), 2u);
+  EXPECT_EQ(pii.GetString(0, 0), "i1");
+  EXPECT_EQ(pii.GetString(0, 1), "u1");
+  EXPECT_EQ(pii.GetString(0, 2), "2024-05-01");
+  EXPECT_EQ(pii.GetString(0, 3), "traits.email");
+  EXPECT_EQ(pii.GetString(0, 4), "Ann@Example.com");
+  EXPECT_EQ(pii.GetString(1, 3), "traits.phone");
+  EXPECT_EQ(pii.GetString(1, 4), "+1 555 0100 200");
+  // silver.events: the hash, never the raw value.
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE properties LIKE '%Ann@Example.com%' "
+                  "OR properties LIKE '%555 0100%' OR properties ILIKE '%ann@example.com%'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE event_id = 'i1' AND "
+                  "json_extract_string(properties, '$.email') LIKE 'hmac:%' AND "
+                  "json_extract_string(properties, '$.phone') LIKE 'hmac:%' AND "
+                  "json_extract_string(properties, '$.plan') = 'pro'"), 1);
+  // Committed with the batch's txn, like the other tables.
+  ASSERT_OK_AND_ASSIGN(auto db, engine::Database::Open());
+  ASSERT_OK_AND_ASSIGN(auto table, delta::Table::Open(JoinPath(dir_.path(), kRestrictedPiiTable), db.get()));
+  ASSERT_OK_AND_ASSIGN(delta::Snapshot snap, table->LoadSnapshot());
+  EXPECT_EQ(snap.app_txn_versions.at(options_.app_id), 0);
+
+  // A policy can restrict properties too; an unknown prefix is refused.
+  PipelineOptions strict = options_;
+  strict.config.Set("privacy.restricted_fields", "properties.coupon");
+  AppendPayloads({R"({"type":"track","event":"Ordered","userId":"u2","messageId":"t2",
+      "timestamp":"2024-05-01T11:00:00Z","properties":{"coupon":"SECRET-9"}})"});
+  runner.reset();
+  ASSERT_OK_AND_ASSIGN(runner, MicroBatchRunner::Create(strict, log_.get()));
+  ASSERT_OK(runner->Drain());
+  EXPECT_EQ(Count("SELECT count(*) FROM restricted.pii WHERE field = 'properties.coupon' AND value = 'SECRET-9'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE properties LIKE '%SECRET-9%'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE event_id = 't2' AND "
+                  "json_extract_string(properties, '$.coupon') LIKE 'hmac:%'"), 1);
+  strict.config.Set("privacy.restricted_fields", "context.ip");
+  AppendPayloads({R"({"type":"track","event":"E","userId":"u3","messageId":"t3"})"});
+  runner.reset();
+  ASSERT_OK_AND_ASSIGN(runner, MicroBatchRunner::Create(strict, log_.get()));
+  EXPECT_EQ(runner->RunOnce().status().code(), StatusCode::kInvalidArgument);
+}
+
 // The property of DESIGN.md §6: the same traffic (duplicates, late, out of
 // order, malformed, PII, identity changes) delivered in any order and batch
 // boundaries gives the same silver.events as one full rebuild.
@@ -485,10 +640,21 @@ TEST_F(PipelineTest, AnyDeliveryOrderEqualsFullRebuild) {
   simulate::TrafficGenerator gen(so);
   std::vector<RawEvent> events;
   std::map<std::string, size_t> first;  // messageId → index of the original
+  // The guarantee covers events within allowed_lateness of the newest event
+  // time seen: in a shuffled delivery any event may come after the newest one,
+  // so the simulator's events older than the lateness bound (its "one in ten
+  // late events is older than 72 h") are left out here; their handling is
+  // tested in LateIsMeasuredAgainstTheNewestEventTimeSeen.
+  std::vector<simulate::GeneratedBatch> batches;
+  int64_t newest = 0;
   for (int b = 0; b < 40; b++) {
-    simulate::GeneratedBatch batch = gen.NextBatch();
+    batches.push_back(gen.NextBatch());
+    for (const auto& e : batches.back().events) newest = std::max(newest, e.true_time_us);
+  }
+  for (const auto& batch : batches) {
     int64_t sent = batch.DefaultSentAtMicros();
     for (const auto& e : batch.events) {
+      if (e.true_time_us < newest - 70LL * 3600 * 1000000) continue;
       if (!e.duplicate_of.empty() && first.count(e.duplicate_of)) {
         events.push_back(events[first[e.duplicate_of]]);  // the same bytes again
         continue;
@@ -556,6 +722,18 @@ TEST_F(PipelineTest, AnyDeliveryOrderEqualsFullRebuild) {
     std::vector<size_t> order = in_order;
     std::shuffle(order.begin(), order.end(), rng);
     std::string incremental = deliver(order, &rng, 150);
+    if (incremental != rebuild) {
+      // Show the first rows that differ.
+      std::istringstream a(rebuild), b(incremental);
+      std::string la, lb;
+      int shown = 0;
+      while (shown < 3 && (static_cast<bool>(std::getline(a, la)) | static_cast<bool>(std::getline(b, lb)))) {
+        if (la != lb) {
+          ADD_FAILURE() << "rebuild:     " << la << "\nincremental: " << lb;
+          shown++;
+        }
+      }
+    }
     EXPECT_TRUE(incremental == rebuild) << "trial " << trial << ": silver.events differs from the full rebuild";
   }
 }

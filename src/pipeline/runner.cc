@@ -9,6 +9,7 @@
 #include "delta/table.h"
 #include "engine/engine.h"
 #include "pipeline/bronze.h"
+#include "pipeline/gold/gold.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/silver.h"
 #include "pipeline/silver_sessions.h"
@@ -29,7 +30,7 @@ delta::Schema BatchesSchema() {
       {"silver_rows", "long", true},    {"quarantined", "long", true},   {"duplicates", "long", true},
       {"future_dated", "long", true},   {"late_events", "long", true},   {"pii_redactions", "long", true},
       {"quarantine_by_code", "string", true}, {"silver_ms", "double", true},
-      {"prop_type_conflicts", "long", true},
+      {"prop_type_conflicts", "long", true}, {"gold_ms", "double", true},
   };
   return s;
 }
@@ -80,7 +81,11 @@ PipelineOptions PipelineOptions::FromConfig(const Config& config) {
   o.trigger_us = config.GetDurationMicros("processor.trigger", o.trigger_us);
   o.max_batch_events = config.GetInt("processor.max_batch_events", o.max_batch_events);
   o.engine_threads = static_cast<int>(config.GetInt("processor.threads", 0));
+  // DuckDB's memory cap ("" = DuckDB's default, 80% of RAM); beyond it DuckDB
+  // spills to <lake>/_clicklake/tmp. A 2GB default was tried: delta's
+  // checkpoint writer then fails to allocate 1 GiB, so no default cap yet.
   o.engine_memory_limit = config.GetString("processor.memory_limit", "");
+  o.gold = config.GetBool("processor.gold", o.gold);
   o.config = config;
   return o;
 }
@@ -105,6 +110,8 @@ MicroBatchRunner::MicroBatchRunner(const PipelineOptions& options, log::EventLog
                            "Batch attempts refused because their quarantine rate passed the threshold.");
   refusing_ = m->GetGauge("clicklake_processor_quarantine_refused",
                           "1 while the processor refuses a batch over the quarantine threshold.");
+  gold_failures_ = m->GetCounter("clicklake_gold_refresh_failures_total",
+                                 "Gold refreshes that failed (the next batch's refresh catches up).");
 }
 
 MicroBatchRunner::~MicroBatchRunner() = default;
@@ -115,12 +122,14 @@ Result<std::unique_ptr<MicroBatchRunner>> MicroBatchRunner::Create(const Pipelin
   engine::DatabaseOptions db_options;
   db_options.threads = options.engine_threads;
   db_options.memory_limit = options.engine_memory_limit;
+  db_options.temp_directory = JoinPath(options.lake_dir, "_clicklake/tmp");
   ASSIGN_OR_RETURN(r->db_, engine::Database::Open(db_options));
   RETURN_IF_ERROR(fs->CreateDirs(options.lake_dir));
   // The Silver stage (UA rules, geo DB, dedup state) is opened by the first
   // batch: loading the UA rules takes a few hundred ms that `clicklake up`
   // should not spend before it can handle signals. Contracts are checked now.
   RETURN_IF_ERROR(ContractRegistry::FromConfig(options.config).status());
+  if (options.gold) RETURN_IF_ERROR(gold::GoldOptions::FromConfig(options.config).status());
   RETURN_IF_ERROR(r->Recover());
   return r;
 }
@@ -343,7 +352,8 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
 
   {
     // silver.events: identities and sessions of the affected users are
-    // recomputed with the existing rows, and their event_date partitions replaced.
+    // recomputed from their recent rows (silver_sessions.h); the new rows are
+    // added and only the files holding changed rows are rewritten.
     ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kSilverEventsTable),
                                                             SilverEventsSchema(), {"event_date"}, {}, db_.get(), fs_,
                                                             clock_));
@@ -362,14 +372,17 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
     if (it == txns.end() || it->second < result.batch_id) {
       ASSIGN_OR_RETURN(SilverMerge merge, MergeIdentityAndSessions(conn.get(), table->path(), stxn->read_snapshot(),
                                                                    silver_->options().session_timeout_us));
-      std::set<std::string> partitions(merge.partitions.begin(), merge.partitions.end());
-      for (const auto& f : stxn->read_snapshot().files) {
-        auto pv = f.partition_values.find("event_date");
-        if (pv != f.partition_values.end() && pv->second && partitions.count(*pv->second)) stxn->RemoveFile(f);
-      }
-      ASSIGN_OR_RETURN(auto written, stxn->WriteFiles(conn.get(), "SELECT * FROM silver_out"));
-      (void)written;
+      // Only the files holding rows whose key or session changed are replaced.
+      for (const auto& f : merge.rewritten_files) stxn->RemoveFile(f);
+      const int64_t tw = clock_->MonotonicMicros();
+      ASSIGN_OR_RETURN(auto written, WriteSilverOut(stxn.get(), conn.get(), merge));
+      spdlog::debug("processor: silver.events files written in {:.0f} ms", (clock_->MonotonicMicros() - tw) / 1000.0);
       result.silver_rewritten = merge.rows_rewritten;
+      stxn->SetOperationMetrics({{"numRemovedFiles", std::to_string(merge.rewritten_files.size())},
+                                 {"numAddedFiles", std::to_string(written.size())},
+                                 {"numOutputRows", std::to_string(result.silver_rows + merge.rows_rewritten)},
+                                 {"numUpdatedRows", std::to_string(merge.rows_changed)},
+                                 {"numCopiedRows", std::to_string(merge.rows_rewritten - merge.rows_changed)}});
       stxn->SetOperation("STREAMING UPDATE", {{"outputMode", "Update"},
                                               {"queryId", options_.app_id},
                                               {"epochId", std::to_string(result.batch_id)}});
@@ -377,6 +390,22 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
       ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(stxn.get(), result.batch_id));
       (void)v;
     }
+  }
+  if (options_.gold) {
+    // Gold: brought to silver.events' latest version, same txn (gold/gold.h).
+    const int64_t tg = clock_->MonotonicMicros();
+    if (!gold_) {
+      auto stage = gold::GoldStage::Open(options_.config, options_.lake_dir, db_.get(), fs_, clock_);
+      if (!stage.ok()) return stage.status();  // bad [gold] configuration
+      gold_ = std::move(stage).value();
+    }
+    auto refreshed = gold_->Refresh(options_.app_id, result.batch_id);
+    if (!refreshed.ok()) {
+      gold_failures_->Increment();
+      spdlog::error("processor: batch {}: Gold refresh failed (the next batch retries it): {}", result.batch_id,
+                    refreshed.status().ToString());
+    }
+    result.gold_us = clock_->MonotonicMicros() - tg;
   }
   {
     ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kQuarantineTable),
@@ -397,7 +426,31 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
       (void)v;
     }
   }
-  result.commit_us = clock_->MonotonicMicros() - t2;
+  {
+    // restricted.pii: raw values of the privacy policy's restricted fields
+    // (silver.events holds only their HMAC). Before system.batches, so a crash
+    // before it re-runs the batch, which then skips what this table holds.
+    ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kRestrictedPiiTable),
+                                                            RestrictedPiiSchema(), {"event_date"}, {}, db_.get(), fs_,
+                                                            clock_));
+    auto rtxn = table->StartTransaction();
+    const auto& txns = rtxn->read_snapshot().app_txn_versions;
+    auto it = txns.find(options_.app_id);
+    if (it == txns.end() || it->second < result.batch_id) {
+      if (stats.restricted_rows > 0) {
+        ASSIGN_OR_RETURN(auto written, rtxn->WriteFiles(conn.get(), "SELECT * FROM restricted_batch"));
+        (void)written;
+      }
+      rtxn->SetBlindAppend(true);
+      rtxn->SetOperation("STREAMING UPDATE", {{"outputMode", "Append"},
+                                              {"queryId", options_.app_id},
+                                              {"epochId", std::to_string(result.batch_id)}});
+      rtxn->SetCommitInfoField("clicklake", batch_info);
+      ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(rtxn.get(), result.batch_id));
+      (void)v;
+    }
+  }
+  result.commit_us = clock_->MonotonicMicros() - t2 - result.gold_us;
 
   // 4. system.batches, the last commit of the batch.
   const int64_t finished_us = clock_->NowMicros();
@@ -414,7 +467,8 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
         << "::BIGINT AS duplicates, " << result.future_dated << "::BIGINT AS future_dated, " << result.late
         << "::BIGINT AS late_events, " << result.pii_redactions << "::BIGINT AS pii_redactions, "
         << engine::QuoteLiteral(reasons.str()) << " AS quarantine_by_code, " << result.silver_us / 1000.0
-        << "::DOUBLE AS silver_ms, " << result.prop_type_conflicts << "::BIGINT AS prop_type_conflicts";
+        << "::DOUBLE AS silver_ms, " << result.prop_type_conflicts << "::BIGINT AS prop_type_conflicts, "
+        << result.gold_us / 1000.0 << "::DOUBLE AS gold_ms";
     ASSIGN_OR_RETURN(auto batches, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, "system/batches"),
                                                               BatchesSchema(), {}, {}, db_.get(), fs_, clock_));
     // Lakes from before the silver columns: add them (nullable) first.
@@ -457,7 +511,8 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
         ->Increment(n);
   }
   for (const auto& [stage, us] : {std::pair<const char*, int64_t>{"read", result.read_us}, {"bronze", result.write_us},
-                                  {"silver", result.silver_us}, {"commit", result.commit_us}}) {
+                                  {"silver", result.silver_us}, {"commit", result.commit_us},
+                                  {"gold", result.gold_us}}) {
     MetricsRegistry::Global()
         ->GetGauge("clicklake_processor_stage_seconds", "Duration of each stage of the last micro-batch.",
                    {{"stage", stage}})
@@ -467,12 +522,12 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
   last_batch_unix_->Set(finished_us / 1e6);
   spdlog::info("processor: batch {} committed: {} events ({} undecodable) → bronze.events{}; silver.events +{}, "
                "quarantine +{} {}, {} duplicates, {} future-dated, {} late, {} PII redactions; read {:.1f} ms, "
-               "bronze {:.1f} ms, silver {:.1f} ms, commit {:.1f} ms",
+               "bronze {:.1f} ms, silver {:.1f} ms, commit {:.1f} ms, gold {:.1f} ms",
                result.batch_id, result.events, result.undecodable,
                version >= 0 ? " v" + std::to_string(version) : " (already committed)", result.silver_rows,
                result.quarantined, reasons.str(), result.duplicates, result.future_dated, result.late,
                result.pii_redactions, result.read_us / 1000.0, result.write_us / 1000.0, result.silver_us / 1000.0,
-               result.commit_us / 1000.0);
+               result.commit_us / 1000.0, result.gold_us / 1000.0);
   return result;
 }
 

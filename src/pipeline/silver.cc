@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 #include <tuple>
 #include <charconv>
@@ -70,9 +71,13 @@ bool IsPersonalTrait(std::string_view key) {
   return false;
 }
 
-// Writes `e` as JSON with string values scrubbed; `traits` hashes personal traits whole.
+// Writes `e` as JSON with string values scrubbed; `traits` hashes personal
+// traits whole, and so are the values of members named in `restricted` (the
+// policy's restricted fields of this kind of event, whose raw values go to
+// restricted.pii only).
 void WriteScrubbed(element e, const std::string& key, bool traits, std::string_view member, std::string* out,
-                   int64_t* redactions) {
+                   int64_t* redactions, const std::vector<std::string>& restricted) {
+  const bool whole = std::find(restricted.begin(), restricted.end(), member) != restricted.end();
   switch (e.type()) {
     case element_type::OBJECT: {
       out->push_back('{');
@@ -82,7 +87,7 @@ void WriteScrubbed(element e, const std::string& key, bool traits, std::string_v
         first = false;
         AppendJsonString(k, out);
         out->push_back(':');
-        WriteScrubbed(v, key, traits, k, out, redactions);
+        WriteScrubbed(v, key, traits, k, out, redactions, restricted);
       }
       out->push_back('}');
       return;
@@ -93,14 +98,14 @@ void WriteScrubbed(element e, const std::string& key, bool traits, std::string_v
       for (element v : e.get_array()) {
         if (!first) out->push_back(',');
         first = false;
-        WriteScrubbed(v, key, traits, member, out, redactions);
+        WriteScrubbed(v, key, traits, member, out, redactions, restricted);
       }
       out->push_back(']');
       return;
     }
     case element_type::STRING: {
       std::string_view s = e.get_string().value();
-      if (traits && IsPersonalTrait(member) && !s.empty()) {
+      if (((traits && IsPersonalTrait(member)) || whole) && !s.empty()) {
         AppendJsonString("hmac:" + HmacSha256Hex(key, s), out);
         ++*redactions;
         return;
@@ -112,6 +117,11 @@ void WriteScrubbed(element e, const std::string& key, bool traits, std::string_v
       return;
     }
     default:
+      if (whole && !e.is_null()) {
+        AppendJsonString("hmac:" + HmacSha256Hex(key, simdjson::minify(e)), out);
+        ++*redactions;
+        return;
+      }
       *out += simdjson::minify(e);
   }
 }
@@ -221,6 +231,15 @@ delta::Schema SilverEventsSchema() {
   return s;
 }
 
+delta::Schema RestrictedPiiSchema() {
+  delta::Schema s;
+  s.fields = {
+      {"event_id", "string", false}, {"user_key", "string", true},       {"event_date", "date", false},
+      {"field", "string", false},    {"value", "string", true},          {"received_at", "timestamp", false},
+  };
+  return s;
+}
+
 delta::Schema QuarantineSchema() {
   delta::Schema s;
   s.fields = {
@@ -242,6 +261,11 @@ SilverOptions SilverOptions::FromConfig(const Config& config) {
   o.quarantine_min_batch = config.GetInt("silver.quarantine_min_batch", o.quarantine_min_batch);
   o.pii_key_file = config.GetString("privacy.key_file", "");
   o.max_prop_columns = config.GetInt("silver.max_prop_columns", o.max_prop_columns);
+  if (config.Has("privacy.restricted_fields")) {
+    o.restricted_fields.clear();
+    for (const auto& f : config.GetStringList("privacy.restricted_fields"))
+      if (!f.empty() && f != "none") o.restricted_fields.push_back(f);
+  }
   return o;
 }
 
@@ -355,6 +379,16 @@ Result<std::unique_ptr<SilverStage>> SilverStage::Open(const Config& config, con
   std::unique_ptr<SilverStage> s(new SilverStage());
   s->options_ = SilverOptions::FromConfig(config);
   s->parser_ = std::make_unique<EventParser>(s->options_.parse);
+  for (const auto& f : s->options_.restricted_fields) {
+    if (f.rfind("traits.", 0) == 0 && f.size() > 7) {
+      s->restricted_traits_.push_back(f.substr(7));
+    } else if (f.rfind("properties.", 0) == 0 && f.size() > 11) {
+      s->restricted_properties_.push_back(f.substr(11));
+    } else {
+      return Status::InvalidArgument("privacy.restricted_fields: '" + f +
+                                     "' is not traits.<name> or properties.<name>");
+    }
+  }
   ASSIGN_OR_RETURN(s->contracts_, ContractRegistry::FromConfig(config));
   ASSIGN_OR_RETURN(enrich::EnrichOptions eo, enrich::EnrichOptionsFromConfig(config));
   ASSIGN_OR_RETURN(s->enricher_, enrich::Enricher::Open(eo));
@@ -394,10 +428,14 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
       "ip_hash VARCHAR, revenue DOUBLE, currency VARCHAR, properties VARCHAR, source VARCHAR, "
       "log_partition INTEGER, log_offset BIGINT, is_future_dated BOOLEAN, is_late BOOLEAN);"
       "CREATE OR REPLACE TABLE quarantine_reasons (log_partition INTEGER, log_offset BIGINT, "
-      "error_code VARCHAR, error_detail VARCHAR, contract_version BIGINT);"));
+      "error_code VARCHAR, error_detail VARCHAR, contract_version BIGINT);"
+      "CREATE OR REPLACE TABLE restricted_batch (event_id VARCHAR, user_key VARCHAR, event_date DATE, "
+      "field VARCHAR, value VARCHAR, received_at TIMESTAMP);"));
   ASSIGN_OR_RETURN(auto rows, conn->CreateAppender("", "silver_batch"));
+  ASSIGN_OR_RETURN(auto restricted, conn->CreateAppender("", "restricted_batch"));
   ASSIGN_OR_RETURN(auto reasons, conn->CreateAppender("", "quarantine_reasons"));
   dedup_->BeginBatch(batch_id);
+  RETURN_IF_ERROR(dedup_->LoadWatermark());
 
   auto quarantine = [&](const log::LogRecord& r, const std::string& code, const std::string& detail,
                         std::optional<int64_t> version) -> Status {
@@ -438,6 +476,11 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
       stats.duplicates++;
       continue;
     }
+    // Late: older than allowed_lateness behind the newest event time seen so
+    // far (over the committed batches, then this batch in log order).
+    ev.late = dedup_->watermark() != INT64_MIN &&
+              ev.event_ts < dedup_->watermark() - options_.parse.allowed_lateness_us;
+    dedup_->AdvanceWatermark(ev.event_ts);
 
     enrich::EventContext ctx;
     if (ev.user_agent) ctx.user_agent = *ev.user_agent;
@@ -451,9 +494,27 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
 
     props.clear();
     int64_t redactions = 0;
+    const bool traits = ev.event_type == "identify" || ev.event_type == "group";
+    const std::vector<std::string>& restricted_keys = traits ? restricted_traits_ : restricted_properties_;
     if (ev.has_properties) {
-      WriteScrubbed(ev.properties, pii_key_, ev.event_type == "identify" || ev.event_type == "group", "", &props,
-                    &redactions);
+      WriteScrubbed(ev.properties, pii_key_, traits, "", &props, &redactions, restricted_keys);
+      // Raw values the policy keeps: restricted.pii only.
+      for (const auto& name : restricted_keys) {
+        element v;
+        if (!ev.properties.is_object() || ev.properties[name].get(v) || v.is_null()) continue;
+        std::string_view text;
+        std::string value = v.get_string().get(text) ? simdjson::minify(v) : std::string(text);
+        if (value.empty()) continue;
+        RETURN_IF_ERROR(restricted->AppendString(ValidUtf8(ev.event_id)));
+        RETURN_IF_ERROR(restricted->AppendString(
+            ValidUtf8(ev.user_id ? *ev.user_id : "anon:" + ev.anonymous_id.value_or(""))));
+        RETURN_IF_ERROR(restricted->AppendDate(static_cast<int32_t>(MicrosToDays(ev.event_ts))));
+        RETURN_IF_ERROR(restricted->AppendString((traits ? "traits." : "properties.") + name));
+        RETURN_IF_ERROR(restricted->AppendString(ValidUtf8(value)));
+        RETURN_IF_ERROR(restricted->AppendTimestampMicros(ev.received_at));
+        RETURN_IF_ERROR(restricted->EndRow());
+        stats.restricted_rows++;
+      }
     }
     stats.pii_redactions += redactions;
     if (ev.has_properties && ev.properties.is_object()) {
@@ -551,6 +612,7 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
   }
   RETURN_IF_ERROR(rows->Close());
   RETURN_IF_ERROR(reasons->Close());
+  RETURN_IF_ERROR(restricted->Close());
   // Flattened properties, extracted from the scrubbed JSON; a value whose JSON
   // type does not match its column's type stays NULL there.
   for (const auto& [column, path] : batch_props) {

@@ -8,8 +8,9 @@
 // HMAC-SHA256 of the IP, email/phone/card-like strings in properties replaced
 // by "hmac:<hex>", no raw IP) → a row of the in-memory table `silver_batch`;
 // failures become rows of `quarantine_batch` (bronze columns + received_date,
-// error_code, error_detail, contract_version). The runner writes both tables
-// to Delta in the batch's commits.
+// error_code, error_detail, contract_version); the raw values of the privacy
+// policy's restricted fields become rows of `restricted_batch` (restricted.pii).
+// The runner writes these tables to Delta in the batch's commits.
 //
 // Flattening: scalar leaves of the properties (except the well-known fields
 // that have columns) become nullable prop_<snake_path> columns (string, double
@@ -50,9 +51,14 @@ namespace clicklake::pipeline {
 
 inline const char* kSilverEventsTable = "silver/events";
 inline const char* kQuarantineTable = "silver/quarantine";
+// restricted.pii: the raw values of the policy's restricted fields
+// (privacy.restricted_fields), one row per event and field; silver.events
+// keeps only their HMAC. Partitioned by event_date.
+inline const char* kRestrictedPiiTable = "restricted/pii";
 
 delta::Schema SilverEventsSchema();
 delta::Schema QuarantineSchema();
+delta::Schema RestrictedPiiSchema();
 
 struct SilverOptions {
   ParseOptions parse;
@@ -67,6 +73,10 @@ struct SilverOptions {
   int64_t max_prop_columns = 200;
   // HMAC key for PII; "" = $HOME/.clicklake/pii.key. Created (0600) when absent.
   std::string pii_key_file;
+  // privacy.restricted_fields: "traits.<name>" (identify/group traits) or
+  // "properties.<name>" (track/page/screen properties), top-level members whose
+  // raw value is kept in restricted.pii (silver.events keeps only the HMAC).
+  std::vector<std::string> restricted_fields = {"traits.email", "traits.phone"};
 
   // silver.* and privacy.key_file.
   static SilverOptions FromConfig(const Config& config);
@@ -82,6 +92,7 @@ struct SilverBatchStats {
   int64_t pii_redactions = 0;
   int64_t prop_type_conflicts = 0;  // values left only in `properties` (their column has another type)
   int64_t newest_received_at_us = 0;
+  int64_t restricted_rows = 0;  // rows of restricted_batch (restricted.pii)
   std::map<std::string, int64_t> quarantine_by_code;
   // prop_<path> columns of silver_batch that silver.events lacks: add them
   // (EvolveSchema) before writing.
@@ -126,6 +137,8 @@ class SilverStage {
   std::unique_ptr<enrich::Enricher> enricher_;
   std::unique_ptr<DedupStore> dedup_;
   std::string pii_key_;
+  std::vector<std::string> restricted_traits_;      // member names of privacy.restricted_fields
+  std::vector<std::string> restricted_properties_;
 };
 
 }  // namespace clicklake::pipeline

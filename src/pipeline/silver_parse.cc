@@ -130,7 +130,6 @@ void ApplyEventTime(const ParseOptions& options, CanonicalEvent* out) {
     out->event_ts = out->received_at;
     out->future_dated = true;
   }
-  out->late = out->event_ts < out->received_at - options.allowed_lateness_us;
 }
 
 }  // namespace

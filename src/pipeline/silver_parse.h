@@ -36,7 +36,8 @@ struct ParseOptions {
   std::map<std::string, std::string> event_aliases;
   // An event time later than received_at + this is clamped to received_at and flagged.
   int64_t future_tolerance_us = 10LL * 60 * 1000000;
-  // An event time earlier than received_at − this is flagged late (kept).
+  // An event time earlier than the newest event time seen − this is flagged
+  // late (kept; decided by the Silver stage, which knows the watermark).
   int64_t allowed_lateness_us = 72LL * 3600 * 1000000;
 
   // silver.event_aliases (table), silver.future_tolerance, silver.allowed_lateness.
@@ -57,7 +58,7 @@ struct CanonicalEvent {
   std::optional<int64_t> original_ts;
   std::optional<int64_t> sent_at;
   bool future_dated = false;
-  bool late = false;
+  bool late = false;  // set by SilverStage (see ParseOptions::allowed_lateness_us)
   std::optional<std::string> user_id;
   std::optional<std::string> anonymous_id;
   std::optional<std::string> group_id;

@@ -4,21 +4,30 @@
 //   user_key   user_id; else the user_id linked to the anonymous_id by the
 //              latest event (by event_ts, then event_id) carrying both; else
 //              "anon:<anonymous_id>".
-//   sessions   per user_key, activity events (track/page/screen) ordered by
-//              (event_ts, event_id); a gap > timeout starts a new session;
-//              session_id = first 32 hex digits of
+//   sessions   per user_key, the activity events (track/page/screen) that are
+//              not is_late, ordered by (event_ts, event_id); a gap > timeout
+//              starts a new session; session_id = first 32 hex digits of
 //              SHA-256("<user_key>|<session start, epoch µs>"); identify/alias/
 //              group take the session whose [start, end + timeout] holds their
 //              event_ts, or none. session_event_index numbers the activity
 //              events of a session from 1 (NULL for the other calls).
+//   late       an is_late event (older than allowed_lateness behind the newest
+//              event time seen when it arrived, see silver.h) joins no session
+//              and moves none: an activity event is a session of its own
+//              (index 1), another call has no session.
 //
-// Incremental rule: only anonymous ids carried by the batch's new events can
-// gain a link, so the affected user keys K are the keys of the new events and
-// the old and new keys of existing rows with those anonymous ids. Every row
-// whose key is in K (old or new) is recomputed from the union of the existing
-// rows and the new ones, and the event_date partitions holding them are
-// rewritten; rows of other keys are copied unchanged. (Correct first: the
-// rewrite is not yet narrowed to the allowed lateness.)
+// Incremental rule (what makes a batch cheap). Only anonymous ids carried by
+// the batch's new events can gain a link; the existing rows of those whose
+// link changed move to the new key (all of them, as a rebuild would). For each
+// affected key k let c_k be the earliest event_ts among its new non-late rows
+// and the non-late rows moving in or out of it. Rows of k before c_k keep
+// their user_key, session_id and index: sessions before c_k keep their start,
+// and the session active at c_k continues from its last activity row before
+// c_k (the "seed"), which is found within one timeout before c_k. So only rows
+// of k with event_ts >= c_k - timeout are read (files pruned by their
+// event_ts stats), rows from c_k on are recomputed from the seed, and only the
+// data files holding rows whose values actually changed are rewritten (their
+// other rows copied unchanged); the new rows go to new files.
 //
 // Thread safety: stateless functions; a connection is used by one thread.
 #pragma once
@@ -36,12 +45,31 @@ class Connection;
 
 namespace clicklake::pipeline {
 
+// silver.events data files hold the rows of one event_date and one
+// kSilverFileBucketUs-wide slice of event_ts, so that a rewrite touches only
+// the slices holding changed rows (mostly the newest ones).
+inline constexpr int64_t kSilverFileBucketUs = 4LL * 3600 * 1000000;
+// Files of a slice written by this batch that have fewer rows than this are
+// merged into the slice's new file (compaction, rows unchanged).
+inline constexpr int64_t kSilverSmallFileRows = 50000;
+
 struct SilverMerge {
-  // event_date partitions to replace ("YYYY-MM-DD"); their new content is the
-  // table `silver_out` on the connection.
-  std::vector<std::string> partitions;
-  int64_t rows_rewritten = 0;  // existing rows recomputed (re-keyed or re-sessioned or copied)
+  // Live files of the snapshot to remove: their whole new content (changed and
+  // unchanged rows) is in `silver_out`, together with the batch's new rows.
+  std::vector<delta::AddFile> rewritten_files;
+  int64_t rows_changed = 0;    // existing rows whose user_key or session changed
+  int64_t rows_rewritten = 0;  // existing rows written again (the rewritten files' rows)
+  int64_t files_scanned = 0;   // files read for the keys' recent rows
+  int64_t files_compacted = 0;  // small files of the written slices merged (among rewritten_files)
+  // The event_ts slices (epoch µs / kSilverFileBucketUs) of `silver_out`: write
+  // each with WriteSilverOut.
+  std::vector<int64_t> buckets;
 };
+
+// Stages `silver_out`'s rows as data files of `txn`, one file per event_date
+// and slice. Returns the files added.
+Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engine::Connection* conn,
+                                                   const SilverMerge& merge);
 
 // Builds `silver_out` from `silver_batch` (the batch's new rows, user_key and
 // session columns to be filled) and the existing table `table_path` at

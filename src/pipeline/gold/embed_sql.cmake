@@ -1,0 +1,18 @@
+# Generates a .cc holding the Gold models' SQL (cmake -P; see CMakeLists.txt).
+#   -DOUT=<file.cc> -DSRCS=<a.sql,b.sql,...>
+set(body "// Generated from src/pipeline/gold/*.sql by embed_sql.cmake. Do not edit.\n")
+string(APPEND body "#include \"pipeline/gold/models.h\"\n\nnamespace clicklake::pipeline::gold {\n\n")
+string(APPEND body "const std::vector<ModelSql>& EmbeddedModels() {\n  static const std::vector<ModelSql> kModels = {\n")
+string(REPLACE "," ";" srcs "${SRCS}")
+foreach(src IN LISTS srcs)
+  get_filename_component(name ${src} NAME_WE)
+  file(READ ${src} text)
+  string(FIND "${text}" ")clsql\"" bad)
+  if(NOT bad EQUAL -1)
+    message(FATAL_ERROR "${src} contains the raw string delimiter )clsql\"")
+  endif()
+  string(APPEND body "      {\"${name}\", R\"clsql(${text})clsql\"},\n")
+endforeach()
+string(APPEND body "  };\n  return kModels;\n}\n\n}  // namespace clicklake::pipeline::gold\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

@@ -1,0 +1,128 @@
+// gold: the Gold layer (DESIGN.md §5) — facts, dimensions, funnels and
+// point-in-time user features computed from silver.events, kept equal to a full
+// rebuild from Silver by an incremental refresh after each micro-batch.
+//
+// Tables (Delta, <lake>/gold/<table>/; columns and metric definitions in
+// README.md): fact_events, fact_session_daily, fact_funnel_daily, dim_user
+// (SCD2), dim_campaign, dim_device, user_features_daily; and
+// system.gold_refreshes (one row per table per refresh).
+//
+// The models are SQL files (src/pipeline/gold/*.sql, embedded at build time)
+// reading input views the stage sets up (silver_scope, sessions_scope, …).
+//
+// Incremental rule: each Gold commit records the silver.events version it
+// covers. Refresh() diffs silver.events between that version and the latest at
+// file granularity (rows of removed files vs rows of added files), derives the
+// affected sessions, dates, users, campaigns and devices, recomputes only their
+// partitions / rows from Silver, and replaces them atomically: one commit per
+// table, with txn(app_id, batch_id) when app_id is set (a table that already
+// holds the batch skips its commit).
+//
+// Ownership: a GoldStage borrows the Database, FileSystem and Clock (they must
+// outlive it). Thread safety: one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/file_system.h"
+#include "common/status.h"
+
+namespace clicklake::engine {
+class Database;
+class Connection;
+}  // namespace clicklake::engine
+
+namespace clicklake::pipeline::gold {
+
+// One funnel step: an event name and optional property filters (JSON path
+// relative to properties, e.g. "category" or "product.brand" → value as text).
+struct FunnelStep {
+  std::string event;
+  std::string name;  // step_name; default = event
+  std::map<std::string, std::string> where;
+};
+
+struct Funnel {
+  std::string name;
+  std::vector<FunnelStep> steps;
+};
+
+struct GoldOptions {
+  // [[gold.funnels]]; default: the `purchase` funnel
+  // product_viewed → product_added → checkout_started → order_completed.
+  std::vector<Funnel> funnels;
+  // gold.user_traits: identify traits tracked by dim_user (default plan, country, created_at).
+  std::vector<std::string> user_traits;
+
+  static std::vector<Funnel> DefaultFunnels();
+  // gold.funnels, gold.user_traits. InvalidArgument on a malformed funnel or trait.
+  static Result<GoldOptions> FromConfig(const Config& config);
+};
+
+// Table names, "<layer>/<table>" relative to the lake.
+inline constexpr const char* kGoldTables[] = {"gold/dim_user",          "gold/dim_campaign",
+                                              "gold/dim_device",        "gold/fact_events",
+                                              "gold/fact_session_daily", "gold/fact_funnel_daily",
+                                              "gold/user_features_daily"};
+inline constexpr const char* kGoldRefreshesTable = "system/gold_refreshes";
+
+struct GoldTableRefresh {
+  int64_t version = -1;                // the commit (-1: skipped, the table already holds the batch)
+  std::vector<std::string> dates;      // partitions replaced (YYYY-MM-DD); dims: empty
+  bool replaced_all = false;           // every partition / the whole dim was rewritten
+  int64_t rows_written = 0;
+  int64_t us = 0;                      // time spent on this table
+};
+
+struct GoldRefreshResult {
+  int64_t silver_version = -1;     // the silver.events version Gold now covers
+  int64_t base_version = -1;       // the version it covered before (-1: none, full compute)
+  bool noop = false;               // nothing to do (already covered)
+  int64_t changed_rows = 0;        // silver rows that differ between the two versions
+  std::optional<int64_t> newest_event_us;  // newest silver event_ts covered
+  std::map<std::string, GoldTableRefresh> tables;  // by table name ("gold/fact_events")
+  int64_t total_us = 0;
+};
+
+class GoldStage {
+ public:
+  // REQUIRES: db, fs, clock outlive the stage.
+  static Result<std::unique_ptr<GoldStage>> Open(const Config& config, const std::string& lake_dir,
+                                                 engine::Database* db, FileSystem* fs = FileSystem::Default(),
+                                                 Clock* clock = SystemClock());
+  ~GoldStage();
+
+  // Incremental: brings every Gold table to silver.events' latest version.
+  // With a non-empty app_id each commit carries txn(app_id, batch_id) and a
+  // table that already holds batch_id skips its commit. No silver table: no-op.
+  Result<GoldRefreshResult> Refresh(const std::string& app_id, int64_t batch_id);
+
+  // Full recompute from silver's latest version: every partition, or with
+  // date_range = {from, to} (YYYY-MM-DD, inclusive) only the partitions in it;
+  // dimensions are always recomputed fully. A partial rebuild does not advance
+  // the covered silver version unless Gold already covered the latest one.
+  Result<GoldRefreshResult> Rebuild(std::optional<std::pair<std::string, std::string>> date_range = std::nullopt);
+
+  const GoldOptions& options() const { return options_; }
+
+ private:
+  GoldStage(GoldOptions options, std::string lake_dir, engine::Database* db, FileSystem* fs, Clock* clock);
+  struct Plan;
+  Result<GoldRefreshResult> Run(Plan* plan);
+
+  GoldOptions options_;
+  std::string lake_dir_;
+  engine::Database* db_;
+  FileSystem* fs_;
+  Clock* clock_;
+};
+
+}  // namespace clicklake::pipeline::gold

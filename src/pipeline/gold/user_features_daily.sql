@@ -1,0 +1,100 @@
+-- gold.user_features_daily: point-in-time user features, one row per (user, feature_date)
+-- for every user with at least one event in [feature_date - 29, feature_date].
+--
+-- Inputs:
+--   feature_dates   (feature_date DATE): the dates being rebuilt
+--   features_scope  silver.events rows with event_date in
+--                   [min(feature_date) - 29, max(feature_date)]
+--
+-- A row for day D reads only events with event_date <= D. Windows: 7d = event_date in
+-- [D-6, D], 30d = [D-29, D]. Events are silver events of every type.
+--   events_7d                 events in 7d
+--   sessions_7d               sessions that started (session_event_index = 1 event) in 7d
+--   active_days_7d            distinct event dates in 7d
+--   page_views_7d             page and screen calls in 7d
+--   product_views_7d          product_viewed events in 7d
+--   add_to_cart_7d            product_added events in 7d
+--   checkouts_7d              checkout_started events in 7d
+--   purchases_30d             order_completed events in 30d
+--   revenue_30d               sum of revenue in 30d (0 when none; summed exactly as DECIMAL(38, 6))
+--   recency_days              D - the latest event date <= D (0..29)
+--   frequency_30d             distinct event dates in 30d
+--   avg_session_duration_7d   mean over the sessions counted in sessions_7d of
+--                             (last activity event_ts with event_date <= D - start), in
+--                             seconds; NULL when sessions_7d = 0
+WITH days AS (
+  SELECT
+    user_key,
+    event_date,
+    count(*) AS events,
+    count(*) FILTER (WHERE event_type IN ('page', 'screen')) AS page_views,
+    count(*) FILTER (WHERE event_name = 'product_viewed') AS product_views,
+    count(*) FILTER (WHERE event_name = 'product_added') AS add_to_cart,
+    count(*) FILTER (WHERE event_name = 'checkout_started') AS checkouts,
+    count(*) FILTER (WHERE event_name = 'order_completed') AS purchases,
+    coalesce(sum(revenue::DECIMAL(38, 6)), 0) AS revenue
+  FROM features_scope
+  GROUP BY user_key, event_date
+),
+activity AS (
+  SELECT
+    f.feature_date,
+    d.user_key,
+    sum(d.events) FILTER (WHERE d.event_date >= f.feature_date - 6) AS events_7d,
+    count(*) FILTER (WHERE d.event_date >= f.feature_date - 6) AS active_days_7d,
+    sum(d.page_views) FILTER (WHERE d.event_date >= f.feature_date - 6) AS page_views_7d,
+    sum(d.product_views) FILTER (WHERE d.event_date >= f.feature_date - 6) AS product_views_7d,
+    sum(d.add_to_cart) FILTER (WHERE d.event_date >= f.feature_date - 6) AS add_to_cart_7d,
+    sum(d.checkouts) FILTER (WHERE d.event_date >= f.feature_date - 6) AS checkouts_7d,
+    sum(d.purchases) AS purchases_30d,
+    sum(d.revenue) AS revenue_30d,
+    f.feature_date - max(d.event_date) AS recency_days,
+    count(*) AS frequency_30d
+  FROM feature_dates f
+  JOIN days d ON d.event_date BETWEEN f.feature_date - 29 AND f.feature_date
+  GROUP BY f.feature_date, d.user_key
+),
+starts AS (
+  SELECT user_key, session_id, event_date AS start_date, event_ts AS start_ts
+  FROM features_scope
+  WHERE session_event_index = 1
+),
+session_days AS (
+  SELECT session_id, event_date, max(event_ts) AS last_ts
+  FROM features_scope
+  WHERE session_event_index IS NOT NULL
+  GROUP BY session_id, event_date
+),
+session_asof AS (
+  SELECT f.feature_date, s.user_key, s.session_id,
+         epoch_us(max(sd.last_ts)) - epoch_us(s.start_ts) AS duration_us
+  FROM feature_dates f
+  JOIN starts s ON s.start_date BETWEEN f.feature_date - 6 AND f.feature_date
+  JOIN session_days sd ON sd.session_id = s.session_id AND sd.event_date <= f.feature_date
+  GROUP BY f.feature_date, s.user_key, s.session_id, s.start_ts
+),
+sessions AS (
+  -- integer microseconds summed exactly: the mean does not depend on the order of the rows
+  SELECT feature_date, user_key, count(*) AS sessions_7d,
+         sum(duration_us)::DOUBLE / count(*) / 1e6 AS avg_session_duration_7d
+  FROM session_asof
+  GROUP BY feature_date, user_key
+)
+SELECT
+  a.user_key,
+  a.feature_date,
+  coalesce(a.events_7d, 0)::BIGINT AS events_7d,
+  coalesce(s.sessions_7d, 0)::BIGINT AS sessions_7d,
+  a.active_days_7d::BIGINT AS active_days_7d,
+  coalesce(a.page_views_7d, 0)::BIGINT AS page_views_7d,
+  coalesce(a.product_views_7d, 0)::BIGINT AS product_views_7d,
+  coalesce(a.add_to_cart_7d, 0)::BIGINT AS add_to_cart_7d,
+  coalesce(a.checkouts_7d, 0)::BIGINT AS checkouts_7d,
+  a.purchases_30d::BIGINT AS purchases_30d,
+  a.revenue_30d::DOUBLE AS revenue_30d,
+  a.recency_days::BIGINT AS recency_days,
+  a.frequency_30d::BIGINT AS frequency_30d,
+  s.avg_session_duration_7d::DOUBLE AS avg_session_duration_7d
+FROM activity a
+LEFT JOIN sessions s USING (feature_date, user_key)
+ORDER BY a.feature_date, a.user_key
