@@ -62,10 +62,11 @@ T Must(Result<T> r, const char* what) {
 // are days apart, events of a session 30 s apart (so any sessionizer agrees).
 // Event 0 is a page view, then product views, and the funnel steps with falling
 // probability; every user's first session also has an identify call.
-// `day_override` >= 0 puts every session on that day instead, starting in the
-// last two hours (more than 30 minutes after any session of the base data).
+// `day_override` >= 0 puts every session on that day instead, late in the day
+// but more than 30 minutes from any session of the base data (which start in
+// the first 80,000 s of a day and last 4.5 minutes), before and after midnight.
 std::string SilverRowsSql(int64_t first, int64_t count, int64_t users, int day_override) {
-  const std::string start_s = day_override >= 0 ? "(82100 + h % 3700)" : "(h % 80000)";
+  const std::string start_s = day_override >= 0 ? "(82100 + h % 2200)" : "(h % 80000)";
   const std::string n = std::to_string(kEventsPerSession);
   const std::string base = "TIMESTAMP '2026-01-01 00:00:00'";
   // Spread over the days: the user's j-th session on day 3j + (0..2).
