@@ -156,39 +156,15 @@ Status TooLarge(size_t size, const BodyLimits& limits) {
                                    " bytes per event (collector.max_event_bytes)");
 }
 
-// Assembles one event's payload member by member (see segment_parser.h for
-// the rules); the path for events that carry a "writeKey" to drop.
-void RebuildEvent(const Reader& r, const EventSlice& slice, std::string_view default_type, ParsedEvent* event) {
-  std::string& out = event->payload;
-  out.reserve(slice.bytes + 256);
-  out.push_back('{');
-  bool first = true;
+// What an event's own top-level members say about it.
+struct EventFacts {
   bool has_context = false, has_integrations = false, has_sent_at = false, has_type = false;
   std::string user_id, anonymous_id, name, type;
-  for (size_t i = slice.members_begin; i < slice.members_end; ++i) {
-    const Member& m = r.members[i];
-    if (m.key == "writeKey") continue;
+
+  void Note(const Member& m) {
+    if (m.key.size() < 4 || m.key.size() > 12) return;  // none of the keys below
     if (m.key == "context") {
       has_context = true;
-      if (m.raw.empty()) {  // an object: merge the batch context under it
-        std::string merged;
-        const Member* own = r.context_members.data();
-        AppendObject(own + slice.context_begin, own + slice.context_end, &merged);
-        if (r.has_batch_context) {
-          merged.pop_back();
-          bool mfirst = slice.context_begin == slice.context_end;
-          for (const Member& c : r.batch_context) {
-            bool shadowed = false;
-            for (size_t k = slice.context_begin; k < slice.context_end && !shadowed; ++k) {
-              shadowed = r.context_members[k].key == c.key;
-            }
-            if (!shadowed) AppendMember(c.key, c.raw, &mfirst, &merged);
-          }
-          merged.push_back('}');
-        }
-        AppendMember(m.key, merged, &first, &out);
-        continue;
-      }
     } else if (m.key == "integrations") {
       has_integrations = true;
     } else if (m.key == "sentAt") {
@@ -203,24 +179,71 @@ void RebuildEvent(const Reader& r, const EventSlice& slice, std::string_view def
     } else if (m.key == "event") {
       DecodeJsonScalar(m.raw, &name);
     }
-    AppendMember(m.key, m.raw, &first, &out);
   }
-  if (!has_context && r.has_batch_context) {
+};
+
+// Appends the batch context's members that the event's own context lacks.
+void AppendBatchContextMembers(const Reader& r, const EventSlice& slice, bool* first, std::string* out) {
+  for (const Member& c : r.batch_context) {
+    bool shadowed = false;
+    for (size_t k = slice.context_begin; k < slice.context_end && !shadowed; ++k) {
+      shadowed = r.context_members[k].key == c.key;
+    }
+    if (!shadowed) AppendMember(c.key, c.raw, first, out);
+  }
+}
+
+// Appends the batch members the event lacks (context, integrations, sentAt,
+// the endpoint's type), closes the object and fills the event's routing fields.
+void FinishEvent(const Reader& r, std::string_view default_type, EventFacts* facts, bool* first,
+                 ParsedEvent* event) {
+  std::string& out = event->payload;
+  if (!facts->has_context && r.has_batch_context) {
     std::string context;
     AppendObject(r.batch_context.data(), r.batch_context.data() + r.batch_context.size(), &context);
-    AppendMember("context", context, &first, &out);
+    AppendMember("context", context, first, &out);
   }
-  if (!has_integrations && !r.integrations.empty()) AppendMember("integrations", r.integrations, &first, &out);
-  if (!has_sent_at && !r.sent_at.empty()) AppendMember("sentAt", r.sent_at, &first, &out);
-  if (!has_type && !default_type.empty()) {
+  if (!facts->has_integrations && !r.integrations.empty()) AppendMember("integrations", r.integrations, first, &out);
+  if (!facts->has_sent_at && !r.sent_at.empty()) AppendMember("sentAt", r.sent_at, first, &out);
+  if (!facts->has_type && !default_type.empty()) {
     std::string quoted;
     AppendJsonString(default_type, &quoted);
-    AppendMember("type", quoted, &first, &out);
-    type.assign(default_type);
+    AppendMember("type", quoted, first, &out);
+    facts->type.assign(default_type);
   }
   out.push_back('}');
-  event->partition_key = !user_id.empty() ? std::move(user_id) : std::move(anonymous_id);
-  event->event_name = !name.empty() ? std::move(name) : std::move(type);
+  event->partition_key = !facts->user_id.empty() ? std::move(facts->user_id) : std::move(facts->anonymous_id);
+  event->event_name = !facts->name.empty() ? std::move(facts->name) : std::move(facts->type);
+}
+
+// Assembles one event's payload member by member (see segment_parser.h for
+// the rules); the path for events that carry a "writeKey" to drop.
+void RebuildEvent(const Reader& r, const EventSlice& slice, std::string_view default_type, ParsedEvent* event) {
+  std::string& out = event->payload;
+  out.reserve(slice.bytes + 256);
+  out.push_back('{');
+  bool first = true;
+  EventFacts facts;
+  for (size_t i = slice.members_begin; i < slice.members_end; ++i) {
+    const Member& m = r.members[i];
+    if (m.key == "writeKey") continue;
+    facts.Note(m);
+    if (m.key == "context" && m.raw.empty()) {  // an object: merge the batch context under it
+      std::string merged;
+      const Member* own = r.context_members.data();
+      AppendObject(own + slice.context_begin, own + slice.context_end, &merged);
+      if (r.has_batch_context) {
+        merged.pop_back();
+        bool mfirst = slice.context_begin == slice.context_end;
+        AppendBatchContextMembers(r, slice, &mfirst, &merged);
+        merged.push_back('}');
+      }
+      AppendMember(m.key, merged, &first, &out);
+      continue;
+    }
+    AppendMember(m.key, m.raw, &first, &out);
+  }
+  FinishEvent(r, default_type, &facts, &first, event);
 }
 
 // The same payload as RebuildEvent, spliced from the body: the event's text up
@@ -229,59 +252,18 @@ void RebuildEvent(const Reader& r, const EventSlice& slice, std::string_view def
 void SpliceEvent(const Reader& r, const EventSlice& slice, std::string_view default_type, ParsedEvent* event) {
   std::string& out = event->payload;
   out.reserve(slice.bytes + 256);
-  bool has_context = false, has_integrations = false, has_sent_at = false, has_type = false;
-  std::string user_id, anonymous_id, name, type;
-  for (size_t i = slice.members_begin; i < slice.members_end; ++i) {
-    const Member& m = r.members[i];
-    if (m.key.size() < 4 || m.key.size() > 12) continue;  // none of the keys below
-    if (m.key == "context") {
-      has_context = true;
-    } else if (m.key == "integrations") {
-      has_integrations = true;
-    } else if (m.key == "sentAt") {
-      has_sent_at = true;
-    } else if (m.key == "type") {
-      has_type = true;
-      DecodeJsonScalar(m.raw, &type);
-    } else if (m.key == "userId") {
-      if (m.raw != "null") DecodeJsonScalar(m.raw, &user_id);
-    } else if (m.key == "anonymousId") {
-      if (m.raw != "null") DecodeJsonScalar(m.raw, &anonymous_id);
-    } else if (m.key == "event") {
-      DecodeJsonScalar(m.raw, &name);
-    }
-  }
+  EventFacts facts;
+  for (size_t i = slice.members_begin; i < slice.members_end; ++i) facts.Note(r.members[i]);
   const char* from = slice.start;
   if (slice.context_is_object && r.has_batch_context) {
     out.append(from, slice.context_close);
     bool first = slice.context_begin == slice.context_end;
-    for (const Member& c : r.batch_context) {
-      bool shadowed = false;
-      for (size_t k = slice.context_begin; k < slice.context_end && !shadowed; ++k) {
-        shadowed = r.context_members[k].key == c.key;
-      }
-      if (!shadowed) AppendMember(c.key, c.raw, &first, &out);
-    }
+    AppendBatchContextMembers(r, slice, &first, &out);
     from = slice.context_close;
   }
   out.append(from, slice.close);
   bool first = slice.members_begin == slice.members_end;
-  if (!has_context && r.has_batch_context) {
-    std::string context;
-    AppendObject(r.batch_context.data(), r.batch_context.data() + r.batch_context.size(), &context);
-    AppendMember("context", context, &first, &out);
-  }
-  if (!has_integrations && !r.integrations.empty()) AppendMember("integrations", r.integrations, &first, &out);
-  if (!has_sent_at && !r.sent_at.empty()) AppendMember("sentAt", r.sent_at, &first, &out);
-  if (!has_type && !default_type.empty()) {
-    std::string quoted;
-    AppendJsonString(default_type, &quoted);
-    AppendMember("type", quoted, &first, &out);
-    type.assign(default_type);
-  }
-  out.push_back('}');
-  event->partition_key = !user_id.empty() ? std::move(user_id) : std::move(anonymous_id);
-  event->event_name = !name.empty() ? std::move(name) : std::move(type);
+  FinishEvent(r, default_type, &facts, &first, event);
 }
 
 void BuildEvent(const Reader& r, const EventSlice& slice, std::string_view default_type, ParsedEvent* event) {
