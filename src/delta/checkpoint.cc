@@ -1,5 +1,6 @@
 // Checkpoint writing (Parquet through the engine) and log cleanup.
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -77,8 +78,20 @@ Status Table::Checkpoint(int64_t version) {
     out << ndjson;
     if (!out) return Status::IOError("cannot write scratch file " + json_path);
   }
+  // read_json's buffers are sized by maximum_object_size: the longest action
+  // here (with room), not a fixed worst case, so that a checkpoint fits in a
+  // small memory_limit.
+  size_t longest = 0;
+  for (size_t start = 0; start < ndjson.size();) {
+    size_t end = ndjson.find('\n', start);
+    if (end == std::string::npos) end = ndjson.size();
+    longest = std::max(longest, end - start);
+    start = end + 1;
+  }
+  const size_t max_object = std::max<size_t>(1 << 20, 2 * longest + 1);
   std::string sql = "COPY (SELECT txn, add, remove, metaData, protocol FROM read_json(" + engine::QuoteLiteral(json_path) +
-                    ", format='newline_delimited', maximum_object_size=536870912, columns=" + kCheckpointColumns +
+                    ", format='newline_delimited', maximum_object_size=" + std::to_string(max_object) +
+                    ", columns=" + kCheckpointColumns +
                     ")) TO " + engine::QuoteLiteral(parquet_path) + " (FORMAT parquet, COMPRESSION snappy)";
   RETURN_IF_ERROR(conn->Execute(sql).WithContext("writing checkpoint " + std::to_string(version)));
   std::string bytes;

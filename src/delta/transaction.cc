@@ -1,6 +1,7 @@
 // Transaction: data file writing with exact stats, optimistic commits, conflict checks.
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include <simdjson.h>
@@ -185,6 +186,16 @@ std::string PartitionValueExpr(const Field& f, const std::string& duck_type) {
   return "CAST(CAST(" + c + " AS " + duck_type + ") AS VARCHAR)";
 }
 
+// Whether `query` is `SELECT * FROM <name>`: the rows of a table, the same each
+// time they are read.
+bool IsTableScan(std::string_view query) {
+  constexpr std::string_view kPrefix = "SELECT * FROM ";
+  if (query.substr(0, kPrefix.size()) != kPrefix || query.size() == kPrefix.size()) return false;
+  std::string_view name = query.substr(kPrefix.size());
+  if (std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
 // Drops a temp table when it goes out of scope.
 struct TempTable {
   TempTable(engine::Connection* c, std::string n) : conn(c), name(std::move(n)) {}
@@ -317,12 +328,12 @@ Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
     for (const auto& p : md.partition_columns) values.push_back(known_partition->at(p));
     partitions.push_back(values);
   } else {
-    std::string uuid = internal::NewUuid();
-    std::string name = "__clicklake_delta_write_";
-    for (char c : uuid) name.push_back(c == '-' ? '_' : c);
-    RETURN_IF_ERROR(conn->Execute("CREATE TEMP TABLE " + name + " AS " + query));
-    temp.emplace(conn, name);
-    source = name;
+    // When the rows are a table's (`SELECT * FROM t`: reading it twice gives
+    // the same rows), the distinct partition values come first, from the
+    // partition columns alone, and rows of one partition (the usual case)
+    // are written straight from the table. Otherwise, and for several
+    // partitions, the rows are split from a temp table of the query's result.
+    const bool table_scan = IsTableScan(query);
     std::string sql = "SELECT DISTINCT ";
     for (size_t i = 0; i < md.partition_columns.size(); i++) {
       const Field* f = schema.Find(md.partition_columns[i]);
@@ -330,11 +341,28 @@ Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
       pexprs.push_back(PartitionValueExpr(*f, t));
       sql += (i ? ", " : "") + pexprs.back();
     }
-    ASSIGN_OR_RETURN(engine::QueryResult r, conn->Query(sql + " FROM " + source));
-    for (size_t row = 0; row < r.row_count(); row++) {
-      std::vector<std::optional<std::string>> values;
-      for (size_t c = 0; c < r.column_count(); c++) values.push_back(r.Cell(row, c));
-      partitions.push_back(std::move(values));
+    auto read_partitions = [&](const std::string& from) -> Status {
+      ASSIGN_OR_RETURN(engine::QueryResult r, conn->Query(sql + " FROM " + from));
+      partitions.clear();
+      for (size_t row = 0; row < r.row_count(); row++) {
+        std::vector<std::optional<std::string>> values;
+        for (size_t c = 0; c < r.column_count(); c++) values.push_back(r.Cell(row, c));
+        partitions.push_back(std::move(values));
+      }
+      return Status::OK();
+    };
+    if (table_scan) RETURN_IF_ERROR(read_partitions("(" + query + ")"));
+    if (table_scan && partitions.size() <= 1) {
+      source = "(" + query + ")";
+      pexprs.clear();  // no filter: every row is of that partition
+    } else {
+      std::string uuid = internal::NewUuid();
+      std::string name = "__clicklake_delta_write_";
+      for (char c : uuid) name.push_back(c == '-' ? '_' : c);
+      RETURN_IF_ERROR(conn->Execute("CREATE TEMP TABLE " + name + " AS " + query));
+      temp.emplace(conn, name);
+      source = name;
+      RETURN_IF_ERROR(read_partitions(source));
     }
   }
 
@@ -365,7 +393,9 @@ Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
     std::string rel = dir + "part-00000-" + internal::NewUuid() + ".c000.zstd.parquet";
     std::string abs = JoinPath(table_->path(), rel);
     if (!dir.empty()) RETURN_IF_ERROR(table_->fs()->CreateDirs(DirName(abs)));
+    int64_t t0 = table_->clock()->MonotonicMicros();
     auto rows = conn->WriteParquet("SELECT " + select + " FROM " + source + (where.empty() ? "" : " WHERE " + where), abs);
+    int64_t t1 = table_->clock()->MonotonicMicros();
     if (!rows.ok()) {
       cleanup(abs);
       return rows.status();
@@ -388,7 +418,10 @@ Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
       return Status::Internal("wrote " + std::to_string(*rows) + " rows but counted " + std::to_string(num_records));
     }
     add.stats = std::move(*stats);
+    int64_t t2 = table_->clock()->MonotonicMicros();
     RETURN_IF_ERROR(internal::SyncExternalFile(table_->fs(), abs));
+    spdlog::debug("delta: wrote {} rows to {}: parquet {:.0f} ms, stats {:.0f} ms, sync {:.0f} ms", *rows, rel,
+                  (t1 - t0) / 1000.0, (t2 - t1) / 1000.0, (table_->clock()->MonotonicMicros() - t2) / 1000.0);
     ASSIGN_OR_RETURN(FileInfo info, table_->fs()->Stat(abs));
     add.path = UriEncodePath(rel);
     add.size = static_cast<int64_t>(info.size);

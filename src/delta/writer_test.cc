@@ -116,6 +116,31 @@ TEST_F(WriterTest, CreateAppendValidateAndReadBack) {
   EXPECT_TRUE(found);
 }
 
+// `SELECT * FROM <table>`: one partition is written straight from the table,
+// several are split; either way every row lands in its partition.
+TEST_F(WriterTest, TableRowsOfOneOrSeveralPartitions) {
+  auto t = Create();
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(conn_->Execute("SET TimeZone='UTC'; CREATE TABLE one AS SELECT * FROM (" + Rows("o", 40) +
+                           ") WHERE event_date = DATE '2024-05-02' AND src = 'web'; CREATE TABLE many AS " +
+                           Rows("m", 40)));
+  ASSERT_OK(Append(t.get(), "SELECT * FROM one").status());
+  ASSERT_OK_AND_ASSIGN(Snapshot one, t->LoadSnapshot());
+  ASSERT_EQ(one.files.size(), 1u);
+  EXPECT_EQ(one.files[0].partition_values.at("event_date"), "2024-05-02");
+  EXPECT_EQ(one.files[0].partition_values.at("src"), "web");
+  ASSERT_OK(Append(t.get(), "SELECT * FROM many").status());
+  ExpectValid();
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  EXPECT_EQ(snap.files.size(), 13u);  // + 12 partitions
+  ASSERT_OK_AND_ASSIGN(std::string sql, ScanSql(path_, snap));
+  auto diff = conn_->Query("SELECT count(*) FROM ((SELECT * FROM one UNION ALL SELECT * FROM many) EXCEPT ALL "
+                           "SELECT * FROM (" + sql + "))");
+  ASSERT_OK(diff.status());
+  EXPECT_EQ(diff->GetInt64(0, 0), 0);
+  EXPECT_EQ(Count(t.get()), 43);  // 40 + the 3 rows of `one` (i = 4, 16, 28)
+}
+
 TEST_F(WriterTest, StringStatsUseThe32CharacterRule) {
   auto t = Create({}, {});
   ASSERT_NE(t, nullptr);
@@ -255,6 +280,22 @@ TEST_F(WriterTest, AppendRacingOptimize) {
   ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot(history[1].version));
   for (const auto& f : snap.files) EXPECT_FALSE(f.data_change);
   ExpectValid();
+}
+
+// The checkpoint's JSON reader is sized by the longest action, not a fixed
+// worst case: it fits a processor run with a small memory_limit.
+TEST_F(WriterTest, CheckpointFitsASmallMemoryLimit) {
+  ASSERT_OK_AND_ASSIGN(auto db, engine::Database::Open({.memory_limit = "256MB"}));
+  ASSERT_OK_AND_ASSIGN(auto conn, db->Connect());
+  auto t = Table::OpenOrCreate(path_, EventSchema(), {"event_date"}, {{"delta.checkpointInterval", "2"}}, db.get(),
+                               FileSystem::Default(), SystemClock());
+  ASSERT_OK(t.status());
+  for (int i = 0; i < 2; i++) {
+    auto tx = (*t)->StartTransaction();
+    ASSERT_OK(tx->WriteFiles(conn.get(), Rows("m" + std::to_string(i), 3)).status());
+    ASSERT_OK(tx->Commit().status());
+  }
+  EXPECT_TRUE(fs::exists(path_ + "/_delta_log/00000000000000000002.checkpoint.parquet"));
 }
 
 TEST_F(WriterTest, CheckpointsEveryIntervalAndReadBack) {

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <duckdb.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cctype>
@@ -183,16 +184,72 @@ std::string QueryResult::ToTable() const {
 }
 
 // ---- Appender ----
+//
+// Values go straight into the vectors of a data chunk (one per
+// duckdb_vector_size() rows), appended with duckdb_append_data_chunk: the
+// per-value C API converts every value through a Value object, which cost
+// more than the rest of the processor's per-event work.
 
 struct Appender::Impl {
   duckdb_appender appender = nullptr;
+  duckdb_data_chunk chunk = nullptr;
+  std::vector<duckdb_type> types;
+  std::vector<duckdb_vector> vectors;
+  std::vector<void*> data;
+  std::vector<uint64_t*> validity;
+  idx_t capacity = 0;
+  idx_t rows = 0;    // complete rows in the chunk
+  idx_t column = 0;  // the next column of the current row
+
+  void Bind() {
+    for (size_t c = 0; c < types.size(); c++) {
+      vectors[c] = duckdb_data_chunk_get_vector(chunk, c);
+      duckdb_vector_ensure_validity_writable(vectors[c]);
+      data[c] = duckdb_vector_get_data(vectors[c]);
+      validity[c] = duckdb_vector_get_validity(vectors[c]);
+    }
+  }
+  // Appends the chunk's complete rows to the table.
+  bool AppendChunk() {
+    if (rows == 0) return true;
+    duckdb_data_chunk_set_size(chunk, rows);
+    bool ok = duckdb_append_data_chunk(appender, chunk) != DuckDBError;
+    duckdb_data_chunk_reset(chunk);
+    rows = 0;
+    Bind();
+    return ok;
+  }
+  void Destroy() {
+    if (chunk) duckdb_destroy_data_chunk(&chunk);
+    if (appender) duckdb_appender_destroy(&appender);
+    chunk = nullptr;
+    appender = nullptr;
+  }
 };
+
+namespace {
+
+const char* TypeName(duckdb_type t) {
+  switch (t) {
+    case DUCKDB_TYPE_BOOLEAN: return "BOOLEAN";
+    case DUCKDB_TYPE_INTEGER: return "INTEGER";
+    case DUCKDB_TYPE_BIGINT: return "BIGINT";
+    case DUCKDB_TYPE_DOUBLE: return "DOUBLE";
+    case DUCKDB_TYPE_VARCHAR: return "VARCHAR";
+    case DUCKDB_TYPE_BLOB: return "BLOB";
+    case DUCKDB_TYPE_DATE: return "DATE";
+    case DUCKDB_TYPE_TIMESTAMP: return "TIMESTAMP";
+    case DUCKDB_TYPE_TIMESTAMP_TZ: return "TIMESTAMPTZ";
+    default: return "another type";
+  }
+}
+
+}  // namespace
 
 Appender::Appender(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Appender::~Appender() {
-  if (impl_->appender) {
-    duckdb_appender_destroy(&impl_->appender);
-  }
+  if (impl_->appender) impl_->AppendChunk();  // as duckdb_appender_destroy flushes
+  impl_->Destroy();
 }
 
 Status Appender::Check(bool failed) {
@@ -203,29 +260,109 @@ Status Appender::Check(bool failed) {
   return s;
 }
 
-Status Appender::AppendNull() { return Check(duckdb_append_null(impl_->appender) == DuckDBError); }
-Status Appender::AppendBool(bool v) { return Check(duckdb_append_bool(impl_->appender, v) == DuckDBError); }
-Status Appender::AppendInt32(int32_t v) { return Check(duckdb_append_int32(impl_->appender, v) == DuckDBError); }
-Status Appender::AppendInt64(int64_t v) { return Check(duckdb_append_int64(impl_->appender, v) == DuckDBError); }
-Status Appender::AppendDouble(double v) { return Check(duckdb_append_double(impl_->appender, v) == DuckDBError); }
+// The vector slot of the next value, or an error when the row is full, the
+// appender closed, or the column's type is none of `accepted`.
+#define CLICKLAKE_APPENDER_SLOT(what, ...)                                                                    \
+  if (!impl_->appender) return Status::InvalidArgument("append: the appender is closed");                  \
+  if (impl_->column >= impl_->types.size()) {                                                               \
+    return Status::InvalidArgument("append: Too many appends for a row of " +                              \
+                                   std::to_string(impl_->types.size()) + " columns");                      \
+  }                                                                                                         \
+  const size_t col = impl_->column;                                                                         \
+  const duckdb_type type = impl_->types[col];                                                               \
+  {                                                                                                         \
+    const duckdb_type accepted[] = {__VA_ARGS__};                                                           \
+    if (std::find(std::begin(accepted), std::end(accepted), type) == std::end(accepted)) {                 \
+      return Status::InvalidArgument(std::string("append: column ") + std::to_string(col + 1) + " is " +  \
+                                     TypeName(type) + ", not " + what);                                    \
+    }                                                                                                       \
+  }                                                                                                         \
+  const idx_t row = impl_->rows;                                                                            \
+  impl_->column++
+
+Status Appender::AppendNull() {
+  if (!impl_->appender) return Status::InvalidArgument("append: the appender is closed");
+  if (impl_->column >= impl_->types.size()) {
+    return Status::InvalidArgument("append: Too many appends for a row of " + std::to_string(impl_->types.size()) +
+                                   " columns");
+  }
+  duckdb_validity_set_row_invalid(impl_->validity[impl_->column++], impl_->rows);
+  return Status::OK();
+}
+Status Appender::AppendBool(bool v) {
+  CLICKLAKE_APPENDER_SLOT("a boolean", DUCKDB_TYPE_BOOLEAN);
+  static_cast<bool*>(impl_->data[col])[row] = v;
+  return Status::OK();
+}
+Status Appender::AppendInt32(int32_t v) {
+  CLICKLAKE_APPENDER_SLOT("an integer", DUCKDB_TYPE_INTEGER, DUCKDB_TYPE_BIGINT);
+  if (type == DUCKDB_TYPE_INTEGER) {
+    static_cast<int32_t*>(impl_->data[col])[row] = v;
+  } else {
+    static_cast<int64_t*>(impl_->data[col])[row] = v;
+  }
+  return Status::OK();
+}
+Status Appender::AppendInt64(int64_t v) {
+  CLICKLAKE_APPENDER_SLOT("an integer", DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_INTEGER);
+  if (type == DUCKDB_TYPE_BIGINT) {
+    static_cast<int64_t*>(impl_->data[col])[row] = v;
+  } else if (v >= INT32_MIN && v <= INT32_MAX) {
+    static_cast<int32_t*>(impl_->data[col])[row] = static_cast<int32_t>(v);
+  } else {
+    impl_->column--;
+    return Status::InvalidArgument("append: " + std::to_string(v) + " is out of range for INTEGER column " +
+                                   std::to_string(col + 1));
+  }
+  return Status::OK();
+}
+Status Appender::AppendDouble(double v) {
+  CLICKLAKE_APPENDER_SLOT("a double", DUCKDB_TYPE_DOUBLE);
+  static_cast<double*>(impl_->data[col])[row] = v;
+  return Status::OK();
+}
 Status Appender::AppendString(std::string_view v) {
-  return Check(duckdb_append_varchar_length(impl_->appender, v.data(), v.size()) == DuckDBError);
+  CLICKLAKE_APPENDER_SLOT("a string", DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BLOB);
+  if (type == DUCKDB_TYPE_VARCHAR && !simdjson::validate_utf8(v.data(), v.size())) {
+    impl_->column--;
+    return Status::InvalidArgument("append: invalid UTF-8 in a string for column " + std::to_string(col + 1));
+  }
+  duckdb_vector_assign_string_element_len(impl_->vectors[col], row, v.data(), v.size());
+  return Status::OK();
 }
 Status Appender::AppendTimestampMicros(int64_t micros) {
-  duckdb_timestamp ts{micros};
-  return Check(duckdb_append_timestamp(impl_->appender, ts) == DuckDBError);
+  CLICKLAKE_APPENDER_SLOT("a timestamp", DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP_TZ);
+  static_cast<int64_t*>(impl_->data[col])[row] = micros;
+  return Status::OK();
 }
 Status Appender::AppendDate(int32_t days) {
-  duckdb_date d{days};
-  return Check(duckdb_append_date(impl_->appender, d) == DuckDBError);
+  CLICKLAKE_APPENDER_SLOT("a date", DUCKDB_TYPE_DATE);
+  static_cast<int32_t*>(impl_->data[col])[row] = days;
+  return Status::OK();
 }
-Status Appender::EndRow() { return Check(duckdb_appender_end_row(impl_->appender) == DuckDBError); }
-Status Appender::Flush() { return Check(duckdb_appender_flush(impl_->appender) == DuckDBError); }
+
+#undef CLICKLAKE_APPENDER_SLOT
+
+Status Appender::EndRow() {
+  if (!impl_->appender) return Status::InvalidArgument("append: the appender is closed");
+  if (impl_->column != impl_->types.size()) {
+    return Status::InvalidArgument("append: a row of " + std::to_string(impl_->column) + " values for " +
+                                   std::to_string(impl_->types.size()) + " columns");
+  }
+  impl_->column = 0;
+  if (++impl_->rows == impl_->capacity) return Check(!impl_->AppendChunk());
+  return Status::OK();
+}
+Status Appender::Flush() {
+  if (!impl_->appender) return Status::InvalidArgument("append: the appender is closed");
+  RETURN_IF_ERROR(Check(!impl_->AppendChunk()));
+  return Check(duckdb_appender_flush(impl_->appender) == DuckDBError);
+}
 Status Appender::Close() {
   if (!impl_->appender) return Status::OK();
-  Status s = Check(duckdb_appender_close(impl_->appender) == DuckDBError);
-  duckdb_appender_destroy(&impl_->appender);
-  impl_->appender = nullptr;
+  Status s = Check(!impl_->AppendChunk());
+  if (s.ok()) s = Check(duckdb_appender_close(impl_->appender) == DuckDBError);
+  impl_->Destroy();
   return s;
 }
 
@@ -316,6 +453,19 @@ Result<std::unique_ptr<Appender>> Connection::CreateAppender(const std::string& 
     if (impl->appender) duckdb_appender_destroy(&impl->appender);
     return Status::InvalidArgument("appender for " + table + ": " + msg);
   }
+  const idx_t n = duckdb_appender_column_count(impl->appender);
+  std::vector<duckdb_logical_type> types(n);
+  for (idx_t c = 0; c < n; c++) {
+    types[c] = duckdb_appender_column_type(impl->appender, c);
+    impl->types.push_back(duckdb_get_type_id(types[c]));
+  }
+  impl->chunk = duckdb_create_data_chunk(types.data(), n);
+  for (auto& t : types) duckdb_destroy_logical_type(&t);
+  impl->capacity = duckdb_vector_size();
+  impl->vectors.resize(n);
+  impl->data.resize(n);
+  impl->validity.resize(n);
+  impl->Bind();
   return std::unique_ptr<Appender>(new Appender(std::move(impl)));
 }
 

@@ -66,7 +66,7 @@ TEST_F(EngineTest, AppenderAndParquetRoundTrip) {
   TempDir dir;
   ASSERT_OK(conn_->Execute("CREATE TABLE t (id BIGINT, name VARCHAR, ts TIMESTAMP, d DATE, v DOUBLE)"));
   ASSERT_OK_AND_ASSIGN(auto app, conn_->CreateAppender("", "t"));
-  for (int i = 0; i < 1000; i++) {
+  for (int i = 0; i < 5000; i++) {  // several data chunks
     ASSERT_OK(app->AppendInt64(i));
     if (i % 10 == 0) {
       ASSERT_OK(app->AppendNull());
@@ -81,13 +81,16 @@ TEST_F(EngineTest, AppenderAndParquetRoundTrip) {
   ASSERT_OK(app->Close());
   std::string path = dir.Sub("t.parquet");
   ASSERT_OK_AND_ASSIGN(int64_t rows, conn_->WriteParquet("SELECT * FROM t", path));
-  EXPECT_EQ(rows, 1000);
+  EXPECT_EQ(rows, 5000);
   ASSERT_OK_AND_ASSIGN(QueryResult r, conn_->Query(
       "SELECT count(*), count(name), max(ts)::VARCHAR, sum(v) FROM read_parquet(" + QuoteLiteral(path) + ")"));
-  EXPECT_EQ(r.GetInt64(0, 0), 1000);
-  EXPECT_EQ(r.GetInt64(0, 1), 900);
-  EXPECT_EQ(r.GetString(0, 2), "2024-05-01 12:00:00.000999");
-  EXPECT_DOUBLE_EQ(r.GetDouble(0, 3), 249750.0);
+  EXPECT_EQ(r.GetInt64(0, 0), 5000);
+  EXPECT_EQ(r.GetInt64(0, 1), 4500);
+  EXPECT_EQ(r.GetString(0, 2), "2024-05-01 12:00:00.004999");
+  EXPECT_DOUBLE_EQ(r.GetDouble(0, 3), 6248750.0);
+  ASSERT_OK_AND_ASSIGN(QueryResult nulls, conn_->Query("SELECT min(id), max(id) FROM t WHERE name IS NULL"));
+  EXPECT_EQ(nulls.GetInt64(0, 0), 0);
+  EXPECT_EQ(nulls.GetInt64(0, 1), 4990);
   ASSERT_OK_AND_ASSIGN(QueryResult meta, conn_->Query(
       "SELECT DISTINCT compression FROM parquet_metadata(" + QuoteLiteral(path) + ")"));
   ASSERT_EQ(meta.row_count(), 1u);
@@ -102,6 +105,26 @@ TEST_F(EngineTest, AppenderReportsTypeErrors) {
   EXPECT_STATUS(extra, kInvalidArgument);
   EXPECT_NE(extra.message().find("Too many appends"), std::string::npos) << extra;
   EXPECT_STATUS(conn_->CreateAppender("", "missing"), kInvalidArgument);
+}
+
+TEST_F(EngineTest, AppenderChecksTypesAndUtf8) {
+  ASSERT_OK(conn_->Execute("CREATE TABLE t (n INTEGER, b BIGINT, s VARCHAR)"));
+  ASSERT_OK_AND_ASSIGN(auto app, conn_->CreateAppender("", "t"));
+  EXPECT_STATUS(app->AppendString("x"), kInvalidArgument);  // n is INTEGER
+  EXPECT_STATUS(app->AppendInt64(int64_t{1} << 40), kInvalidArgument);  // out of INTEGER's range
+  ASSERT_OK(app->AppendInt64(7));
+  ASSERT_OK(app->AppendInt32(8));  // widened to BIGINT
+  EXPECT_STATUS(app->AppendString("\xff\xfe"), kInvalidArgument);
+  EXPECT_STATUS(app->EndRow(), kInvalidArgument);  // a value short
+  ASSERT_OK(app->AppendString("ok"));
+  ASSERT_OK(app->EndRow());
+  ASSERT_OK(app->Close());
+  EXPECT_STATUS(app->AppendNull(), kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(QueryResult r, conn_->Query("SELECT n, b, s FROM t"));
+  ASSERT_EQ(r.row_count(), 1u);
+  EXPECT_EQ(r.GetInt64(0, 0), 7);
+  EXPECT_EQ(r.GetInt64(0, 1), 8);
+  EXPECT_EQ(r.GetString(0, 2), "ok");
 }
 
 TEST(EngineSandboxTest, ExternalAccessCanBeDisabled) {

@@ -8,11 +8,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <tuple>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <variant>
 
 #include "common/json_string.h"
 #include "common/clock.h"
@@ -126,9 +126,18 @@ void WriteScrubbed(element e, const std::string& key, bool traits, std::string_v
   }
 }
 
-// Collects the scalar leaves of `e` as prop_<snake_path> → (JSON path, type).
+// A scalar leaf of `properties`: its prop_<snake_path> column, JSON path, type
+// (string, double or boolean) and value.
+struct PropLeaf {
+  std::string column;
+  std::string path;
+  const char* type;
+  element value;
+};
+
+// Collects the scalar leaves of `e` (arrays and nulls stay in `properties`).
 void CollectLeaves(element e, const std::string& column, const std::string& json_path, int depth,
-                   std::vector<std::tuple<std::string, std::string, std::string>>* out) {
+                   std::vector<PropLeaf>* out) {
   switch (e.type()) {
     case element_type::OBJECT:
       if (depth >= 4) return;
@@ -146,13 +155,33 @@ void CollectLeaves(element e, const std::string& column, const std::string& json
         CollectLeaves(v, column + "_" + part, json_path + ".\"" + std::string(k) + "\"", depth + 1, out);
       }
       return;
-    case element_type::STRING: out->emplace_back(column, json_path, "string"); return;
+    case element_type::STRING: out->push_back({column, json_path, "string", e}); return;
     case element_type::INT64:
     case element_type::UINT64:
-    case element_type::DOUBLE: out->emplace_back(column, json_path, "double"); return;
-    case element_type::BOOL: out->emplace_back(column, json_path, "boolean"); return;
-    default: return;  // arrays and nulls stay in `properties`
+    case element_type::DOUBLE: out->push_back({column, json_path, "double", e}); return;
+    case element_type::BOOL: out->push_back({column, json_path, "boolean", e}); return;
+    default: return;
   }
+}
+
+// A flattened column in this batch: the JSON path its values come from (the
+// first one seen in the batch), whether silver.events already has it, and its
+// values by silver row (ascending rows; for a column the table has, only the
+// current row's, appended with the row).
+struct BatchPropColumn {
+  std::string path;
+  bool in_table = false;
+  std::vector<std::pair<int64_t, std::variant<std::string, double, bool>>> values;
+};
+
+Status AppendPropValue(engine::Appender* app, const std::variant<std::string, double, bool>& v) {
+  if (const auto* text = std::get_if<std::string>(&v)) return app->AppendString(*text);
+  if (const auto* number = std::get_if<double>(&v)) return app->AppendDouble(*number);
+  return app->AppendBool(std::get<bool>(v));
+}
+
+const char* PropSqlType(const std::string& type) {
+  return type == "string" ? "VARCHAR" : type == "double" ? "DOUBLE" : "BOOLEAN";
 }
 
 std::string DefaultKeyPath() {
@@ -168,12 +197,13 @@ Status AppendOptTs(engine::Appender* app, const std::optional<int64_t>& v) {
   return v ? app->AppendTimestampMicros(*v) : app->AppendNull();
 }
 
-// Replaces invalid UTF-8 so that DuckDB accepts the string.
-std::string ValidUtf8(std::string_view s) {
-  if (simdjson::validate_utf8(s.data(), s.size())) return std::string(s);
-  std::string out;
-  for (unsigned char c : s) out.push_back(c < 0x80 ? static_cast<char>(c) : '?');
-  return out;
+// `s` if it is valid UTF-8 (what DuckDB accepts), else a copy in `*scratch`
+// with '?' for its non-ASCII bytes.
+std::string_view ValidUtf8(std::string_view s, std::string* scratch) {
+  if (simdjson::validate_utf8(s.data(), s.size())) return s;
+  scratch->clear();
+  for (unsigned char c : s) scratch->push_back(c < 0x80 ? static_cast<char>(c) : '?');
+  return *scratch;
 }
 
 }  // namespace
@@ -280,9 +310,17 @@ std::string HmacSha256Hex(const std::string& key, std::string_view data) {
 int ScrubPii(std::string_view text, const std::string& key, std::string* out) {
   out->clear();
   int replaced = 0;
+  // Most values have neither an '@' nor a digit: nothing to look for.
+  const bool has_at = text.find('@') != std::string_view::npos;
+  if (!has_at && std::none_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    out->assign(text);
+    return 0;
+  }
   // Pass 1: emails (RE2).
   std::string pass1;
-  {
+  if (!has_at) {
+    pass1.assign(text);
+  } else {
     re2::StringPiece input(text.data(), text.size());
     re2::StringPiece match;
     size_t pos = 0;
@@ -414,10 +452,23 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
       }
     }
   }
-  std::map<std::string, std::string> batch_props;
-  std::vector<std::tuple<std::string, std::string, std::string>> leaves;
+  std::map<std::string, BatchPropColumn> batch_props;
+  // silver_rows: the batch's rows with the prop_ columns silver.events has
+  // (appended with each row); columns new in this batch are collected and
+  // added at the end (silver_props), when the batch's set of them is known.
+  std::vector<BatchPropColumn*> table_columns;
+  std::string table_columns_ddl;
+  for (const auto& [column, type] : prop_types) {
+    BatchPropColumn& col = batch_props[column];
+    col.in_table = true;
+    table_columns.push_back(&col);
+    table_columns_ddl += ", " + engine::QuoteIdentifier(column) + " " + PropSqlType(type);
+  }
+  std::vector<PropLeaf> leaves;
+  simdjson::dom::parser scrubbed_parser;
+  const int64_t started_us = SystemClock()->MonotonicMicros();
   RETURN_IF_ERROR(conn->Execute(
-      "CREATE OR REPLACE TABLE silver_batch (event_id VARCHAR, event_type VARCHAR, event_name VARCHAR, "
+      "CREATE OR REPLACE TABLE silver_rows (event_id VARCHAR, event_type VARCHAR, event_name VARCHAR, "
       "event_ts TIMESTAMP, original_ts TIMESTAMP, sent_at TIMESTAMP, received_at TIMESTAMP, event_date DATE, "
       "user_id VARCHAR, anonymous_id VARCHAR, user_key VARCHAR, session_id VARCHAR, session_event_index BIGINT, "
       "platform VARCHAR, page_url VARCHAR, page_path VARCHAR, page_title VARCHAR, referrer_url VARCHAR, "
@@ -426,17 +477,19 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
       "device_type VARCHAR, device_family VARCHAR, browser_family VARCHAR, browser_version VARCHAR, "
       "os_family VARCHAR, os_version VARCHAR, geo_country VARCHAR, geo_region VARCHAR, geo_city VARCHAR, "
       "ip_hash VARCHAR, revenue DOUBLE, currency VARCHAR, properties VARCHAR, source VARCHAR, "
-      "log_partition INTEGER, log_offset BIGINT, is_future_dated BOOLEAN, is_late BOOLEAN);"
+      "log_partition INTEGER, log_offset BIGINT, is_future_dated BOOLEAN, is_late BOOLEAN" + table_columns_ddl + ");"
       "CREATE OR REPLACE TABLE quarantine_reasons (log_partition INTEGER, log_offset BIGINT, "
       "error_code VARCHAR, error_detail VARCHAR, contract_version BIGINT);"
       "CREATE OR REPLACE TABLE restricted_batch (event_id VARCHAR, user_key VARCHAR, event_date DATE, "
       "field VARCHAR, value VARCHAR, received_at TIMESTAMP);"));
-  ASSIGN_OR_RETURN(auto rows, conn->CreateAppender("", "silver_batch"));
+  ASSIGN_OR_RETURN(auto rows, conn->CreateAppender("", "silver_rows"));
   ASSIGN_OR_RETURN(auto restricted, conn->CreateAppender("", "restricted_batch"));
   ASSIGN_OR_RETURN(auto reasons, conn->CreateAppender("", "quarantine_reasons"));
   dedup_->BeginBatch(batch_id);
   RETURN_IF_ERROR(dedup_->LoadWatermark());
 
+  std::string utf8_scratch;
+  auto valid = [&](std::string_view text) { return ValidUtf8(text, &utf8_scratch); };
   auto quarantine = [&](const log::LogRecord& r, const std::string& code, const std::string& detail,
                         std::optional<int64_t> version) -> Status {
     stats.quarantined++;
@@ -444,7 +497,7 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     RETURN_IF_ERROR(reasons->AppendInt32(r.partition));
     RETURN_IF_ERROR(reasons->AppendInt64(r.offset));
     RETURN_IF_ERROR(reasons->AppendString(code));
-    RETURN_IF_ERROR(reasons->AppendString(ValidUtf8(detail)));
+    RETURN_IF_ERROR(reasons->AppendString(valid(detail)));
     RETURN_IF_ERROR(version ? reasons->AppendInt64(*version) : reasons->AppendNull());
     return reasons->EndRow();
   };
@@ -505,12 +558,12 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         std::string_view text;
         std::string value = v.get_string().get(text) ? simdjson::minify(v) : std::string(text);
         if (value.empty()) continue;
-        RETURN_IF_ERROR(restricted->AppendString(ValidUtf8(ev.event_id)));
+        RETURN_IF_ERROR(restricted->AppendString(valid(ev.event_id)));
         RETURN_IF_ERROR(restricted->AppendString(
-            ValidUtf8(ev.user_id ? *ev.user_id : "anon:" + ev.anonymous_id.value_or(""))));
+            valid(ev.user_id ? *ev.user_id : "anon:" + ev.anonymous_id.value_or(""))));
         RETURN_IF_ERROR(restricted->AppendDate(static_cast<int32_t>(MicrosToDays(ev.event_ts))));
         RETURN_IF_ERROR(restricted->AppendString((traits ? "traits." : "properties.") + name));
-        RETURN_IF_ERROR(restricted->AppendString(ValidUtf8(value)));
+        RETURN_IF_ERROR(restricted->AppendString(valid(value)));
         RETURN_IF_ERROR(restricted->AppendTimestampMicros(ev.received_at));
         RETURN_IF_ERROR(restricted->EndRow());
         stats.restricted_rows++;
@@ -520,20 +573,43 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     if (ev.has_properties && ev.properties.is_object()) {
       leaves.clear();
       CollectLeaves(ev.properties, "prop", "$", 0, &leaves);
-      for (const auto& [column, path, type] : leaves) {
-        if (column.size() > 128) continue;
-        auto it = prop_types.find(column);
+      bool any = false;
+      for (const PropLeaf& leaf : leaves) {
+        if (leaf.column.size() > 128) continue;
+        auto it = prop_types.find(leaf.column);
         if (it == prop_types.end()) {
           if (prop_count >= options_.max_prop_columns) continue;
-          it = prop_types.emplace(column, type).first;
+          it = prop_types.emplace(leaf.column, leaf.type).first;
           prop_count++;
-          stats.new_prop_columns.push_back({column, type, true});
+          stats.new_prop_columns.push_back({leaf.column, leaf.type, true});
         }
-        if (it->second != type) {
+        if (it->second != leaf.type) {
           stats.prop_type_conflicts++;
           continue;
         }
-        batch_props.emplace(column, path);
+        BatchPropColumn& col = batch_props[leaf.column];
+        if (col.path.empty()) col.path = leaf.path;
+        any = true;
+      }
+      // The column values come from the scrubbed JSON (what `properties`
+      // holds): a value at the column's path whose JSON type is the column's.
+      element scrubbed;
+      if (any && !scrubbed_parser.parse(props).get(scrubbed)) {
+        leaves.clear();
+        CollectLeaves(scrubbed, "prop", "$", 0, &leaves);
+        for (const PropLeaf& leaf : leaves) {
+          auto col = batch_props.find(leaf.column);
+          if (col == batch_props.end() || col->second.path != leaf.path || prop_types[leaf.column] != leaf.type) continue;
+          auto& values = col->second.values;
+          if (!values.empty() && values.back().first == stats.silver_rows) continue;  // the first of duplicate keys
+          if (leaf.value.is_string()) {
+            values.emplace_back(stats.silver_rows, std::string(leaf.value.get_string().value()));
+          } else if (leaf.value.is_bool()) {
+            values.emplace_back(stats.silver_rows, leaf.value.get_bool().value());
+          } else {
+            values.emplace_back(stats.silver_rows, leaf.value.get_double().value());
+          }
+        }
       }
     }
     if (ev.future_dated) stats.future_dated++;
@@ -561,9 +637,9 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         ev.user_id ? ev.user_id : std::optional<std::string>("anon:" + *ev.anonymous_id);
 
     auto* a = rows.get();
-    RETURN_IF_ERROR(a->AppendString(ValidUtf8(ev.event_id)));
+    RETURN_IF_ERROR(a->AppendString(valid(ev.event_id)));
     RETURN_IF_ERROR(a->AppendString(ev.event_type));
-    RETURN_IF_ERROR(a->AppendString(ValidUtf8(ev.event_name)));
+    RETURN_IF_ERROR(a->AppendString(valid(ev.event_name)));
     RETURN_IF_ERROR(a->AppendTimestampMicros(ev.event_ts));
     RETURN_IF_ERROR(AppendOptTs(a, ev.original_ts));
     RETURN_IF_ERROR(AppendOptTs(a, ev.sent_at));
@@ -601,41 +677,73 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     RETURN_IF_ERROR(ev.ip ? a->AppendString(HmacSha256Hex(pii_key_, *ev.ip)) : a->AppendNull());
     RETURN_IF_ERROR(ev.revenue ? a->AppendDouble(*ev.revenue) : a->AppendNull());
     RETURN_IF_ERROR(AppendOpt(a, ev.currency));
-    RETURN_IF_ERROR(ev.has_properties ? a->AppendString(ValidUtf8(props)) : a->AppendNull());
-    RETURN_IF_ERROR(a->AppendString(ValidUtf8(raw.source)));
+    RETURN_IF_ERROR(ev.has_properties ? a->AppendString(valid(props)) : a->AppendNull());
+    RETURN_IF_ERROR(a->AppendString(valid(raw.source)));
     RETURN_IF_ERROR(a->AppendInt32(r.partition));
     RETURN_IF_ERROR(a->AppendInt64(r.offset));
     RETURN_IF_ERROR(a->AppendBool(ev.future_dated));
     RETURN_IF_ERROR(a->AppendBool(ev.late));
+    for (BatchPropColumn* col : table_columns) {
+      if (col->values.empty()) {
+        RETURN_IF_ERROR(a->AppendNull());
+        continue;
+      }
+      RETURN_IF_ERROR(AppendPropValue(a, col->values.back().second));
+      col->values.clear();
+    }
     RETURN_IF_ERROR(a->EndRow());
     stats.silver_rows++;
   }
   RETURN_IF_ERROR(rows->Close());
   RETURN_IF_ERROR(reasons->Close());
   RETURN_IF_ERROR(restricted->Close());
-  // Flattened properties, extracted from the scrubbed JSON; a value whose JSON
-  // type does not match its column's type stays NULL there.
-  for (const auto& [column, path] : batch_props) {
-    const std::string& type = prop_types[column];
-    std::string col = engine::QuoteIdentifier(column), p = engine::QuoteLiteral(path);
-    std::string sql_type = type == "string" ? "VARCHAR" : type == "double" ? "DOUBLE" : "BOOLEAN";
-    std::string value =
-        type == "string"
-            ? "CASE WHEN json_type(properties, " + p + ") = 'VARCHAR' THEN json_extract_string(properties, " + p +
-                  ") END"
-        : type == "double"
-            ? "CASE WHEN json_type(properties, " + p + ") IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN "
-              "CAST(json_extract(properties, " + p + ") AS DOUBLE) END"
-            : "CASE WHEN json_type(properties, " + p + ") = 'BOOLEAN' THEN CAST(json_extract(properties, " + p +
-                  ") AS BOOLEAN) END";
-    RETURN_IF_ERROR(conn->Execute("ALTER TABLE silver_batch ADD COLUMN " + col + " " + sql_type + "; UPDATE silver_batch SET " +
-                                  col + " = " + value));
+  const int64_t parsed_us = SystemClock()->MonotonicMicros();
+  // silver_batch: a view of silver_rows; with columns new in this batch,
+  // silver_props holds them row by row as silver_rows, and silver_batch is a
+  // view of silver_joined, the two side by side.
+  std::vector<std::pair<const std::string*, const BatchPropColumn*>> new_columns;
+  for (const auto& [column, col] : batch_props) {
+    if (!col.in_table && !col.path.empty()) new_columns.emplace_back(&column, &col);
   }
+  if (new_columns.empty()) {
+    RETURN_IF_ERROR(conn->Execute(
+        "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_rows; DROP TABLE IF EXISTS silver_joined"));
+  } else {
+    std::string ddl;
+    for (const auto& [column, col] : new_columns) {
+      ddl += (ddl.empty() ? "" : ", ") + engine::QuoteIdentifier(*column) + " " + PropSqlType(prop_types[*column]);
+    }
+    RETURN_IF_ERROR(conn->Execute("CREATE OR REPLACE TABLE silver_props (" + ddl + ")"));
+    ASSIGN_OR_RETURN(auto props_app, conn->CreateAppender("", "silver_props"));
+    std::vector<size_t> next(new_columns.size(), 0);
+    for (int64_t row = 0; row < stats.silver_rows; row++) {
+      for (size_t i = 0; i < new_columns.size(); i++) {
+        const auto& values = new_columns[i].second->values;
+        size_t& k = next[i];
+        if (k < values.size() && values[k].first == row) {
+          RETURN_IF_ERROR(AppendPropValue(props_app.get(), values[k++].second));
+        } else {
+          RETURN_IF_ERROR(props_app->AppendNull());
+        }
+      }
+      RETURN_IF_ERROR(props_app->EndRow());
+    }
+    RETURN_IF_ERROR(props_app->Close());
+    RETURN_IF_ERROR(conn->Execute(
+        "CREATE OR REPLACE TABLE silver_joined AS SELECT * FROM silver_rows POSITIONAL JOIN silver_props; "
+        "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_joined; DROP TABLE silver_props; "
+        "DROP TABLE silver_rows"));
+  }
+  const int64_t props_us = SystemClock()->MonotonicMicros();
   RETURN_IF_ERROR(conn->Execute(
       "CREATE OR REPLACE TABLE quarantine_batch AS SELECT b.*, b.event_date AS received_date, q.error_code, "
       "q.error_detail, q.contract_version FROM bronze_batch b JOIN quarantine_reasons q "
       "USING (log_partition, log_offset)"));
   enricher_->PublishMetrics(MetricsRegistry::Global());
+  spdlog::info("silver build: {} rows, {} new prop columns; parse+enrich {:.0f} ms, new prop columns {:.0f} ms, "
+               "quarantine {:.0f} ms",
+               stats.silver_rows, new_columns.size(), (parsed_us - started_us) / 1000.0, (props_us - parsed_us) / 1000.0,
+               (SystemClock()->MonotonicMicros() - props_us) / 1000.0);
   return stats;
 }
 

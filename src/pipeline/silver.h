@@ -6,7 +6,7 @@
 // time (silver_parse.h) → contract checks (contracts.h) → deduplication by
 // event_id (dedup.h) → enrichment (src/enrich) → PII handling (ip_hash =
 // HMAC-SHA256 of the IP, email/phone/card-like strings in properties replaced
-// by "hmac:<hex>", no raw IP) → a row of the in-memory table `silver_batch`;
+// by "hmac:<hex>", no raw IP) → a row of the in-memory view `silver_batch`;
 // failures become rows of `quarantine_batch` (bronze columns + received_date,
 // error_code, error_detail, contract_version); the raw values of the privacy
 // policy's restricted fields become rows of `restricted_batch` (restricted.pii).
@@ -116,8 +116,8 @@ class SilverStage {
   static Result<std::unique_ptr<SilverStage>> Open(const Config& config, const std::string& lake_dir);
   ~SilverStage();
 
-  // Builds `silver_batch` and `quarantine_batch` on `conn` (replacing them)
-  // from `records`; `bronze_batch` (see bronze.h) must already hold them.
+  // Builds `silver_batch` (a view of a table of the batch's rows) and
+  // `quarantine_batch` on `conn` (replacing them) from `records`; `bronze_batch` (see bronze.h) must already hold them.
   // Records dedup decisions for batch `batch_id` (pending until CommitState).
   // `silver_schema` is silver.events' current schema (null: no table yet); it
   // fixes the types of existing prop_<path> columns.

@@ -37,6 +37,13 @@ std::string ProjectionScan(const std::string& table_path, const std::vector<delt
   return std::string("SELECT ") + kProjection + " FROM read_parquet(" + list + ", filename=true, union_by_name=true)";
 }
 
+// The slice of `ts_expr` (a TIMESTAMP): floor(epoch µs / kSilverFileBucketUs),
+// also before 1970 (DuckDB's // truncates toward zero).
+std::string BucketSql(const std::string& ts_expr) {
+  const std::string us = "epoch_us(" + ts_expr + ")", w = std::to_string(kSilverFileBucketUs);
+  return "((" + us + " - ((" + us + " % " + w + ") + " + w + ") % " + w + ") // " + w + ")";
+}
+
 }  // namespace
 
 Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std::string& table_path,
@@ -168,11 +175,9 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
     rewrite.files.push_back(*it->second);
   }
   // Slices this batch writes; their small files are compacted into the new ones.
-  ASSIGN_OR_RETURN(auto new_buckets, conn->Query("SELECT DISTINCT epoch_us(event_ts) // " +
-                                                 std::to_string(kSilverFileBucketUs) + " FROM nb "
-                                                 "UNION SELECT DISTINCT epoch_us(event_ts) // " +
-                                                 std::to_string(kSilverFileBucketUs) + " FROM changes c JOIN cand USING "
-                                                 "(event_id, log_partition, log_offset)"));
+  ASSIGN_OR_RETURN(auto new_buckets, conn->Query("SELECT DISTINCT " + BucketSql("event_ts") +
+                                                 " FROM nb UNION SELECT DISTINCT " + BucketSql("event_ts") +
+                                                 " FROM changes c JOIN cand USING (event_id, log_partition, log_offset)"));
   std::set<int64_t> buckets;
   for (size_t i = 0; i < new_buckets.row_count(); i++) buckets.insert(new_buckets.GetInt64(i, 0));
   {
@@ -221,9 +226,13 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "  u.session_event_index AS session_event_index) "
       "FROM nb b JOIN upd u ON b.event_id = u.event_id AND b.log_partition = u.log_partition "
       "  AND b.log_offset = u.log_offset;"));
-  ASSIGN_OR_RETURN(auto out_buckets, conn->Query("SELECT DISTINCT epoch_us(event_ts) // " +
-                                                 std::to_string(kSilverFileBucketUs) + " FROM silver_out ORDER BY 1"));
-  for (size_t i = 0; i < out_buckets.row_count(); i++) merge.buckets.push_back(out_buckets.GetInt64(i, 0));
+  ASSIGN_OR_RETURN(auto out_buckets,
+                   conn->Query("SELECT b, min(event_date)::VARCHAR, count(DISTINCT event_date), count(*) FROM (SELECT " +
+                               BucketSql("event_ts") + " AS b, event_date FROM silver_out) GROUP BY b ORDER BY b"));
+  for (size_t i = 0; i < out_buckets.row_count(); i++) {
+    if (out_buckets.GetInt64(i, 2) != 1) return Status::Internal("silver merge: a 4-hour slice spans event dates");
+    merge.slices.push_back({out_buckets.GetInt64(i, 0), out_buckets.GetString(i, 1), out_buckets.GetInt64(i, 3)});
+  }
   ASSIGN_OR_RETURN(auto counts, conn->Query("SELECT (SELECT count(*) FROM changes), (SELECT count(*) FROM silver_out) - "
                                             "(SELECT count(*) FROM silver_batch), (SELECT count(*) FROM nb), "
                                             "(SELECT count(*) FROM silver_out)"));
@@ -248,11 +257,36 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
 Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engine::Connection* conn,
                                                    const SilverMerge& merge) {
   std::vector<delta::AddFile> added;
-  const std::string width = std::to_string(kSilverFileBucketUs);
-  for (int64_t b : merge.buckets) {
-    ASSIGN_OR_RETURN(auto files, txn->WriteFiles(conn, "SELECT * FROM silver_out WHERE epoch_us(event_ts) // " + width +
-                                                           " = " + std::to_string(b) + " ORDER BY event_ts"));
-    added.insert(added.end(), files.begin(), files.end());
+  // Ranges on event_ts (not the bucket expression): the scans of silver_out
+  // read the other columns only for the rows in range.
+  auto range = [](int64_t lo_us, int64_t hi_us) {
+    return "event_ts >= make_timestamp(" + std::to_string(lo_us) + "::BIGINT) AND event_ts < make_timestamp(" +
+           std::to_string(hi_us) + "::BIGINT)";
+  };
+  for (const SilverMerge::Slice& slice : merge.slices) {
+    std::vector<int64_t> bounds = {slice.bucket * kSilverFileBucketUs};
+    const int64_t end = (slice.bucket + 1) * kSilverFileBucketUs;
+    if (slice.rows > kSilverFileMaxRows) {
+      // Split points: the event_ts of every per_file-th row in event_ts order
+      // (rows of equal event_ts stay in one file, which may then be a little
+      // larger). Only event_ts is sorted; a file is about one row group, so
+      // the order of rows inside it buys nothing.
+      const int64_t files = (slice.rows + kSilverFileMaxRows - 1) / kSilverFileMaxRows;
+      const int64_t per_file = (slice.rows + files - 1) / files;
+      ASSIGN_OR_RETURN(auto splits, conn->Query("SELECT DISTINCT t FROM (SELECT epoch_us(event_ts) AS t, row_number() "
+                                                "OVER (ORDER BY event_ts) AS rn FROM silver_out WHERE " +
+                                                range(bounds[0], end) + ") WHERE rn > 1 AND rn % " +
+                                                std::to_string(per_file) + " = 1 ORDER BY t"));
+      for (size_t i = 0; i < splits.row_count(); i++) {
+        if (splits.GetInt64(i, 0) > bounds.back()) bounds.push_back(splits.GetInt64(i, 0));
+      }
+    }
+    bounds.push_back(end);
+    for (size_t i = 0; i + 1 < bounds.size(); i++) {
+      ASSIGN_OR_RETURN(auto written, txn->WriteFiles(conn, "SELECT * FROM silver_out WHERE " + range(bounds[i], bounds[i + 1]),
+                                                     {{"event_date", slice.event_date}}));
+      added.insert(added.end(), written.begin(), written.end());
+    }
   }
   return added;
 }

@@ -52,6 +52,10 @@ inline constexpr int64_t kSilverFileBucketUs = 4LL * 3600 * 1000000;
 // Files of a slice written by this batch that have fewer rows than this are
 // merged into the slice's new file (compaction, rows unchanged).
 inline constexpr int64_t kSilverSmallFileRows = 50000;
+// A slice with more rows than this is written as several files, each a range
+// of event_ts, so that a change near the end of a busy slice (a session
+// continued, a late event) rewrites one of them rather than the whole slice.
+inline constexpr int64_t kSilverFileMaxRows = 100000;
 
 struct SilverMerge {
   // Live files of the snapshot to remove: their whole new content (changed and
@@ -61,13 +65,19 @@ struct SilverMerge {
   int64_t rows_rewritten = 0;  // existing rows written again (the rewritten files' rows)
   int64_t files_scanned = 0;   // files read for the keys' recent rows
   int64_t files_compacted = 0;  // small files of the written slices merged (among rewritten_files)
-  // The event_ts slices (epoch µs / kSilverFileBucketUs) of `silver_out`: write
-  // each with WriteSilverOut.
-  std::vector<int64_t> buckets;
+  // The event_ts slices of `silver_out` (floor(epoch µs / kSilverFileBucketUs),
+  // the event_date holding it, its rows): WriteSilverOut writes each.
+  struct Slice {
+    int64_t bucket = 0;
+    std::string event_date;
+    int64_t rows = 0;
+  };
+  std::vector<Slice> slices;
 };
 
-// Stages `silver_out`'s rows as data files of `txn`, one file per event_date
-// and slice. Returns the files added.
+// Stages `silver_out`'s rows as data files of `txn`: per slice one file, or
+// consecutive event_ts ranges of about kSilverFileMaxRows rows each. Returns
+// the files added.
 Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engine::Connection* conn,
                                                    const SilverMerge& merge);
 
