@@ -4,13 +4,14 @@
 //   collector_bench_server --dir DIR [--log local|file] [--threads N] [--partitions N]
 //
 //   --log local  (default) the real embedded log: log::OpenEventLog with
-//                log.kind=local, log.durability=fsync (group commit per partition).
+//                log.kind=local, log.durability=fsync (one group commit round for all partitions).
 //   --log file   a single file with group-commit fdatasync (FileEventLog), the
 //                stand-in used before LocalLog existed.
 //   --log null   acknowledges at once and stores nothing: the collector's own
 //                ceiling (HTTP + parsing + encoding), for profiling only.
 //   --durability fsync|none  for --log local (default fsync).
-//   --partition-by append|key  for --log local (default: the log's default, append).
+//   --partition-by append|key  for --log local (default: the log's default, key).
+//   --preallocate BYTES  log.preallocate_bytes for --log local (0 = off).
 // Write key: "bench" (source "bench"). Prints "PORT <n>"; stops on SIGTERM/SIGINT.
 #include <poll.h>
 #include <unistd.h>
@@ -57,7 +58,8 @@ class NullLog final : public clicklake::log::EventLog {
 
 int main(int argc, char** argv) {
   using namespace clicklake;
-  std::string dir, kind = "local", threads = "2", partitions = "", durability = "fsync", partition_by = "";
+  std::string dir, kind = "local", threads = "2", partitions = "", durability = "fsync", partition_by = "",
+              preallocate = "";
   int port = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
@@ -75,6 +77,8 @@ int main(int argc, char** argv) {
       durability = v;
     else if (a == "--partition-by")
       partition_by = v;
+    else if (a == "--preallocate")
+      preallocate = v;
     else {
       std::cerr << "unknown argument " << a << "\n";
       return 2;
@@ -92,6 +96,7 @@ int main(int argc, char** argv) {
     lc.Set("log.durability", durability);
     if (!partitions.empty()) lc.Set("log.partitions", partitions);
     if (!partition_by.empty()) lc.Set("log.partition_by", partition_by);
+    if (!preallocate.empty()) lc.Set("log.preallocate_bytes", preallocate);
     auto opened = log::OpenEventLog(lc);
     if (!opened.ok()) {
       std::cerr << opened.status() << "\n";

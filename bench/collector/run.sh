@@ -4,7 +4,8 @@
 #   bench/collector/run.sh [BUILD_DIR]      (default: build)
 #   env: DURATION=10s CONNECTIONS="32 256 1024" (one row pair each) PAYLOADS=64 WRK_THREADS=1 COLLECTOR_THREADS=2 NGINX_WORKERS=2
 #        COLLECTOR_LOG=local|file|null COLLECTOR_DURABILITY=fsync|none COLLECTOR_PARTITIONS=N
-#        COLLECTOR_PARTITION_BY=append|key
+#        COLLECTOR_PARTITION_BY=append|key COLLECTOR_PREALLOCATE=BYTES (log.preallocate_bytes; 0 = no
+#        preallocation, O_DIRECT or AIO: each partition's chunk appended + fdatasync'ed in turn)
 #        (non-defaults are for profiling only; the default is the shipped config: LocalLog, fsync, 8 partitions)
 #
 # (a) nginx (Debian) reading each request body and logging it to a file
@@ -51,30 +52,10 @@ trap cleanup EXIT
 # in turn: many clients, as a collector behind a load balancer sees them (a
 # single repeated body would put every request's first user in the same log
 # partition). Both servers get the same bodies in the same rotation.
-for ((i = 0; i < PAYLOADS; i++)); do
-  python3 "$ROOT/bench/collector/make_payload.py" $((7 + i)) > "$WORK/body-$i.json" 2>/dev/null
-done
+source "$ROOT/bench/collector/wrk_load.sh"
+write_wrk_load "$WORK" "$PAYLOADS" "$ROOT"
 cp "$WORK/body-0.json" "$WORK/body.json"
-AUTH=$(printf 'bench:' | base64)
-cat > "$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Basic $AUTH"
-local bodies = {}
-for i = 0, $PAYLOADS - 1 do
-  local f = io.open("$WORK/body-" .. i .. ".json", "rb")
-  bodies[#bodies + 1] = f:read("*a")
-  f:close()
-end
-local requests, next_request = {}, 0
-init = function(args)
-  for i, b in ipairs(bodies) do requests[i] = wrk.format(nil, nil, nil, b) end
-  next_request = math.random(#requests) - 1  -- connections of several threads do not move in lockstep
-end
-request = function()
-  next_request = next_request % #requests + 1
-  return requests[next_request]
-end
+cat >> "$WORK/post.lua" <<'LUA'
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d socket_errors=%d\n",
@@ -148,7 +129,7 @@ grep -q '"messageId"' "$WORK/nginx/bodies.log" || { echo "nginx did not log the 
 
 # --- (b) collector -----------------------------------------------------------
 mkdir -p "$WORK/collector"
-coproc SRV { exec "$SERVER" --dir "$WORK/collector" --log "$COLLECTOR_LOG" --durability "$COLLECTOR_DURABILITY" --threads "$COLLECTOR_THREADS" ${COLLECTOR_PARTITIONS:+--partitions "$COLLECTOR_PARTITIONS"} ${COLLECTOR_PARTITION_BY:+--partition-by "$COLLECTOR_PARTITION_BY"} 2>"$WORK/collector/server.log"; }
+coproc SRV { exec "$SERVER" --dir "$WORK/collector" --log "$COLLECTOR_LOG" --durability "$COLLECTOR_DURABILITY" --threads "$COLLECTOR_THREADS" ${COLLECTOR_PARTITIONS:+--partitions "$COLLECTOR_PARTITIONS"} ${COLLECTOR_PARTITION_BY:+--partition-by "$COLLECTOR_PARTITION_BY"} ${COLLECTOR_PREALLOCATE:+--preallocate "$COLLECTOR_PREALLOCATE"} 2>"$WORK/collector/server.log"; }
 SERVER_PID=$SRV_PID
 COLLECTOR_PORT=""
 while read -r word rest <&"${SRV[0]}"; do
@@ -193,7 +174,7 @@ def eps(r):
     return ok * n / (r["duration_us"] / 1e6)
 print(f"payload: Segment /v1/batch, {n} events/request, $(cat "$WORK"/body-*.json | wc -c) bytes in $PAYLOADS distinct bodies sent in turn; wrk -t$WRK_THREADS -d$DURATION; $(nproc) CPUs; load average before: $LOAD_BEFORE")
 print(f"nginx: {'$NGINX_MODE'}, {$NGINX_WORKERS} workers, access_log of \$request_body; "
-      f"collector: {'$COLLECTOR_LOG'} log, {'$COLLECTOR_DURABILITY'} acks, partition_by={'${COLLECTOR_PARTITION_BY:-key}'}, "
+      f"collector: {'$COLLECTOR_LOG'} log, {'$COLLECTOR_DURABILITY'} acks, partition_by={'${COLLECTOR_PARTITION_BY:-key}'}, preallocate={'${COLLECTOR_PREALLOCATE:-default}'}, "
       f"{$COLLECTOR_THREADS} I/O threads")
 print(f"{'server':<10} {'conns':>5} {'events/s':>10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} {'sockerr':>7} {'stored':>8}")
 for label, c, r in rows:

@@ -115,8 +115,8 @@ int32_t PartitionForKey(std::string_view key, int32_t num_partitions);
 //
 // Settings (defaults in brackets):
 //   log.kind ["local"], log.partitions [8]
-//   local: log.dir, log.durability ["fsync" | "none"], log.partition_by ["append" | "key"],
-//          log.segment_bytes [64 MiB],
+//   local: log.dir, log.durability ["fsync" | "none"], log.partition_by ["key" | "append"],
+//          log.segment_bytes [64 MiB], log.preallocate_bytes [4 MiB; 0 = off],
 //          log.retention_hours [168], log.retention_bytes [-1 = unlimited, per partition],
 //          log.max_pending_bytes [64 MiB: beyond it AppendAsync fails with Unavailable]
 //   kafka: log.brokers ["127.0.0.1:9092"], log.topic ["clicklake-events"],

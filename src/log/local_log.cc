@@ -11,9 +11,9 @@
 
 #include "common/logging.h"
 #include "common/metrics.h"
-#include "log/append_completion.h"
 #include "log/crc32c.h"
 #include "log/record_format.h"
+#include "log/segment_file.h"
 
 namespace clicklake::log {
 namespace {
@@ -64,11 +64,18 @@ T GetFixed(const char* p) {
   return v;
 }
 
-
-struct AppendRequest {
+// One AppendAsync call, queued for the committer.
+struct Call {
   std::vector<LogEntry> entries;
-  std::shared_ptr<AppendCompletion> done;
+  std::vector<int32_t> partitions;  // of each entry
   uint64_t framed_bytes = 0;
+  AppendCallback done;
+};
+
+// One entry of a commit round, routed to its partition.
+struct RoundItem {
+  uint32_t call;  // index into the round's calls
+  const LogEntry* entry;
 };
 
 struct IndexEntry {
@@ -148,6 +155,20 @@ Result<ScanResult> ScanSegment(RandomAccessFile* file, int64_t base_offset, uint
   return r;
 }
 
+// True when bytes [from, size) of the file are all zero: the preallocated tail
+// of a segment (segment_file.h), not a damaged record.
+Result<bool> ZeroFrom(RandomAccessFile* file, uint64_t from, uint64_t size) {
+  std::string buf;
+  while (from < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(size - from, kScanChunk));
+    RETURN_IF_ERROR(file->Read(from, want, &buf));
+    if (buf.size() != want) return false;
+    if (std::any_of(buf.begin(), buf.end(), [](char c) { return c != 0; })) return false;
+    from += want;
+  }
+  return true;
+}
+
 std::string EncodeIndexFile(uint64_t segment_size, int64_t end_offset, int64_t max_ts,
                             const std::vector<IndexEntry>& index) {
   std::string out(kIndexMagic, 8);
@@ -203,7 +224,7 @@ LogMetrics GetLogMetrics() {
 
 class LocalLog;
 
-// One partition: its segments, its writer thread and its queue.
+// One partition: its segments and its active segment's writer (run by the log's committer).
 class Partition {
  public:
   Partition(LocalLog* log, int32_t id, std::string dir);
@@ -211,22 +232,21 @@ class Partition {
 
   // Opens the segments, truncating a torn tail. Called once before Start().
   Status Recover();
-  void Start() {
-    writer_ = std::thread([this] { WriterLoop(); });
-  }
-  // Drains the queue, stops the writer and closes the active file.
+  void Start() { MaybePreallocate(); }
+  // Closes the active file. REQUIRES: the committer has stopped.
   Status Stop();
 
-  void Enqueue(AppendRequest req) {
-    bool was_empty;
-    {
-      std::lock_guard l(q_mu_);
-      was_empty = queue_.empty();
-      queue_.push_back(std::move(req));
-    }
-    // The writer only waits on an empty queue: later pushes need no wake-up.
-    if (was_empty) q_cv_.notify_one();
-  }
+  // A commit round, on the committer thread (LocalLog::CommitRound):
+  // Prepare encodes `items` into the pending chunk; a segment that fills up is
+  // flushed (written and synced on its own) and rolled on the way. Failures set
+  // the status of the items' calls in *call_status. True when a chunk is pending
+  // in file(): it is then to be written at the file's end (and synced), and
+  // FinishPending told how that went.
+  bool Prepare(const std::vector<RoundItem>& items, std::vector<Status>* call_status);
+  SegmentFile* file() { return file_.get(); }
+  // Publishes the pending chunk (s OK) or fails its calls and repairs the file.
+  void FinishPending(const Status& s, int64_t write_micros, const std::vector<RoundItem>& items,
+                     std::vector<Status>* call_status);
 
   Result<std::vector<LogRecord>> Read(int64_t offset, size_t max_records, size_t max_bytes);
   PartitionInfo Info() {
@@ -236,16 +256,16 @@ class Partition {
   Status EnforceRetention();
 
  private:
-  void WriterLoop();
-  void ProcessBatch(std::vector<AppendRequest>& batch);
-  // Writes (and syncs) buf_ into the active segment and completes reqs [begin, end).
-  Status FlushChunk(std::vector<AppendRequest>& batch, size_t begin, size_t end, int64_t end_offset, int64_t ts);
-  // Releases the request's share of the pending budget, then reports to its caller.
-  void Complete(AppendRequest& req, const Status& s);
+  // Makes the chunk (written and, in fsync mode, synced) the partition's new end.
+  void Publish();
+  // After a failed write or sync of the chunk: drops it and repairs the file.
+  void Discard(const Status& s);
   // After a failed write or sync: cut the file back to its last good size and reopen it.
   Status Repair();
   // Seals the active segment and starts a new one at next_offset_.
   Status Roll();
+  // Asks the preallocator to extend the active segment's zero stretch if it runs short.
+  void MaybePreallocate();
   Result<std::shared_ptr<Segment>> OpenSegment(int64_t base);
 
   LocalLog* const log_;
@@ -260,22 +280,19 @@ class Partition {
 
   std::mutex retention_mu_;  // one retention pass at a time
 
-  // Owned by the writer thread (and by Recover/Stop, before/after it runs).
+  // Owned by the committer thread (and by Recover/Stop, before/after it runs).
   std::shared_ptr<Segment> active_;
-  std::unique_ptr<WritableFile> file_;
-  uint64_t file_size_ = 0;  // bytes of the active segment known good
+  std::shared_ptr<SegmentFile> file_;  // shared with the preallocator
+  uint64_t file_size_ = 0;             // bytes of the active segment known good
   int64_t next_offset_ = 0;
   uint64_t last_indexed_pos_ = 0;
   bool needs_repair_ = false;
   bool needs_roll_ = false;
-  std::string buf_;
-  std::vector<IndexEntry> pending_index_;
-
-  std::mutex q_mu_;
-  std::condition_variable q_cv_;
-  std::deque<AppendRequest> queue_;  // GUARDED_BY(q_mu_)
-  bool stop_ = false;                // GUARDED_BY(q_mu_)
-  std::thread writer_;
+  uint64_t chunk_bytes_ = 0;               // of the chunk being prepared / written (in file_)
+  std::vector<IndexEntry> pending_index_;  // its index entries
+  int64_t pending_end_offset_ = 0;         // next offset after it
+  int64_t pending_ts_ = 0;                 // its records' timestamp
+  size_t pending_begin_ = 0;               // its first item in the round's items
 
   Gauge* end_gauge_;
 };
@@ -305,8 +322,13 @@ class LocalLog final : public EventLog {
   void ReleasePending(uint64_t bytes) { pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
   // Refreshes the lag gauges of every group for one partition.
   void UpdateLag(int32_t partition, int64_t end_offset);
+  SegmentPreallocator* preallocator() { return &preallocator_; }
 
  private:
+  // The committer thread: takes every queued call (up to max_batch_bytes) and commits them in one round.
+  void CommitterLoop();
+  void CommitRound(std::vector<Call>& calls);
+
   struct GroupState {
     std::map<int32_t, int64_t> committed;
     std::vector<Gauge*> lag_gauges;  // one per partition
@@ -324,8 +346,20 @@ class LocalLog final : public EventLog {
   FileSystem* const fs_;
   Clock* const clock_;
   const LogMetrics metrics_;
+  SegmentPreallocator preallocator_;  // before partitions_: outlives their files
   std::vector<std::unique_ptr<Partition>> partitions_;
   std::atomic<uint64_t> pending_bytes_{0};
+
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;
+  std::deque<Call> queue_;  // GUARDED_BY(q_mu_)
+  bool stop_ = false;       // GUARDED_BY(q_mu_)
+  std::thread committer_;
+  // The committer's, reused across rounds.
+  SegmentCommitter segment_committer_;
+  std::vector<std::vector<RoundItem>> round_items_;  // per partition
+  std::vector<SegmentWrite> round_writes_;
+  std::vector<size_t> round_written_;  // the partition of each round_writes_ entry
 
   std::shared_mutex close_mu_;  // appends hold it shared while enqueuing
   bool closed_ = false;         // GUARDED_BY(close_mu_)
@@ -392,7 +426,21 @@ Status Partition::Recover() {
     }
     if (!from_index) {
       ASSIGN_OR_RETURN(scan, ScanSegment(seg->reader.get(), seg->base_offset, opt.index_interval_bytes));
+      bool zero_tail = false;
       if (scan.damaged) {
+        ASSIGN_OR_RETURN(zero_tail, ZeroFrom(seg->reader.get(), scan.valid_bytes, size));
+      }
+      if (scan.damaged && zero_tail) {
+        // A preallocated tail: the writer stopped without cutting it (a crash, or
+        // before a seal became durable). Cut it so the segment is exactly its records.
+        spdlog::debug("event log: trimming the zero tail of {} from {} to {} bytes", seg->path, size, scan.valid_bytes);
+        RETURN_IF_ERROR(fs->Truncate(seg->path, scan.valid_bytes));
+        size = scan.valid_bytes;
+        if (!last) {
+          fs->WriteFile(idx_path, EncodeIndexFile(size, scan.end_offset, scan.max_timestamp_ms, scan.index))
+              .IgnoreError();
+        }
+      } else if (scan.damaged) {
         if (!last) {
           return Status::Corruption("sealed log segment " + seg->path + " is damaged at byte " +
                                     std::to_string(scan.valid_bytes) + " of " + std::to_string(size) +
@@ -422,7 +470,8 @@ Status Partition::Recover() {
   start_offset_ = segments_.begin()->first;
   end_offset_ = active_->end_offset;
   next_offset_ = end_offset_;
-  ASSIGN_OR_RETURN(file_, fs->NewAppendableFile(active_->path));
+  ASSIGN_OR_RETURN(file_,
+                   OpenSegmentFile(fs, active_->path, /*create=*/false, opt.preallocate_bytes, opt.segment_bytes));
   if (file_->Size() != file_size_) {
     return Status::IOError("log segment " + active_->path + " changed size while opening");
   }
@@ -431,12 +480,6 @@ Status Partition::Recover() {
 }
 
 Status Partition::Stop() {
-  {
-    std::lock_guard l(q_mu_);
-    stop_ = true;
-  }
-  q_cv_.notify_one();
-  if (writer_.joinable()) writer_.join();
   Status s;
   if (file_) {
     s = file_->Close();
@@ -445,29 +488,15 @@ Status Partition::Stop() {
   return s;
 }
 
-void Partition::WriterLoop() {
-  std::vector<AppendRequest> batch;
-  const uint64_t max_batch = log_->options().max_batch_bytes;
-  for (;;) {
-    uint64_t bytes = 0;
-    {
-      std::unique_lock l(q_mu_);
-      q_cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) break;  // stop_ and drained
-      while (!queue_.empty() && (batch.empty() || bytes + queue_.front().framed_bytes <= max_batch)) {
-        bytes += queue_.front().framed_bytes;
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    ProcessBatch(batch);
-    batch.clear();
-  }
-}
-
-void Partition::ProcessBatch(std::vector<AppendRequest>& batch) {
+bool Partition::Prepare(const std::vector<RoundItem>& items, std::vector<Status>* call_status) {
   auto fail_from = [&](size_t i, const Status& s) {
-    for (; i < batch.size(); ++i) Complete(batch[i], s);
+    for (; i < items.size(); ++i) {
+      Status& cs = (*call_status)[items[i].call];
+      if (cs.ok()) cs = s;
+    }
+    chunk_bytes_ = 0;
+    pending_index_.clear();
+    return false;
   };
   if (needs_repair_) {
     Status s = Repair();
@@ -478,84 +507,102 @@ void Partition::ProcessBatch(std::vector<AppendRequest>& batch) {
     if (!s.ok()) return fail_from(0, s);
   }
   const auto& opt = log_->options();
-  const int64_t ts = log_->clock()->NowMillis();
-  buf_.clear();
+  pending_ts_ = log_->clock()->NowMillis();
+  file_->StartChunk();
+  chunk_bytes_ = 0;
   pending_index_.clear();
+  pending_begin_ = 0;
   int64_t offset = next_offset_;
-  size_t chunk_begin = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    AppendRequest& req = batch[i];
-    if (file_size_ + buf_.size() > 0 && file_size_ + buf_.size() + req.framed_bytes > opt.segment_bytes) {
-      if (!buf_.empty()) {
-        Status s = FlushChunk(batch, chunk_begin, i, offset, ts);
-        if (!s.ok()) return fail_from(i, s);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const LogEntry& e = *items[i].entry;
+    const uint64_t framed = FramedSize(e.key.size(), e.value.size());
+    if (file_size_ + chunk_bytes_ > 0 && file_size_ + chunk_bytes_ + framed > opt.segment_bytes) {
+      if (chunk_bytes_ > 0) {
+        // The records so far close this segment: written and synced on their own.
+        pending_end_offset_ = offset;
+        int64_t t0 = log_->clock()->MonotonicMicros();
+        Status s = file_->AppendChunk();
+        if (s.ok() && opt.fsync) s = file_->Sync();
+        if (!s.ok()) {
+          Discard(s);
+          return fail_from(pending_begin_, s);
+        }
+        if (opt.fsync) log_->metrics().fsyncs->Increment();
+        log_->metrics().commit_seconds->Observe(static_cast<double>(log_->clock()->MonotonicMicros() - t0) / 1e6);
+        Publish();
       }
-      chunk_begin = i;
+      pending_begin_ = i;
       Status s = Roll();
       if (!s.ok()) return fail_from(i, s);
+      file_->StartChunk();
     }
-    for (const LogEntry& e : req.entries) {
-      uint64_t pos = file_size_ + buf_.size();
-      if (pos == 0 || pos - last_indexed_pos_ >= opt.index_interval_bytes) {
-        pending_index_.push_back({offset, pos});
-        last_indexed_pos_ = pos;
-      }
-      EncodeRecord(offset++, ts, e.key, e.value, &buf_);
+    uint64_t pos = file_size_ + chunk_bytes_;
+    if (pos == 0 || pos - last_indexed_pos_ >= opt.index_interval_bytes) {
+      pending_index_.push_back({offset, pos});
+      last_indexed_pos_ = pos;
     }
+    EncodeRecordTo(offset++, pending_ts_, e.key, e.value, file_->ExtendChunk(framed));
+    chunk_bytes_ += framed;
   }
-  if (!buf_.empty()) FlushChunk(batch, chunk_begin, batch.size(), offset, ts).IgnoreError();
+  pending_end_offset_ = offset;
+  return chunk_bytes_ > 0;
 }
 
-Status Partition::FlushChunk(std::vector<AppendRequest>& batch, size_t begin, size_t end, int64_t end_offset,
-                             int64_t ts) {
-  const auto& m = log_->metrics();
-  int64_t t0 = log_->clock()->MonotonicMicros();
-  Status s = file_->Append(buf_);
-  if (s.ok() && log_->options().fsync) {
-    s = file_->Sync();
-    m.fsyncs->Increment();
-  }
+void Partition::FinishPending(const Status& s, int64_t write_micros, const std::vector<RoundItem>& items,
+                              std::vector<Status>* call_status) {
   if (!s.ok()) {
-    m.errors->Increment();
-    spdlog::error("event log partition {}: append of {} bytes failed: {}", id_, buf_.size(), s.ToString());
-    buf_.clear();
-    pending_index_.clear();
-    last_indexed_pos_ = 0;
-    {
-      std::lock_guard l(mu_);
-      if (!active_->index.empty()) last_indexed_pos_ = active_->index.back().pos;
+    Discard(s);
+    for (size_t i = pending_begin_; i < items.size(); ++i) {
+      Status& cs = (*call_status)[items[i].call];
+      if (cs.ok()) cs = s;
     }
-    needs_repair_ = true;
-    Status r = Repair();
-    if (!r.ok()) spdlog::error("event log partition {}: repair failed, will retry: {}", id_, r.ToString());
-    for (size_t i = begin; i < end; ++i) Complete(batch[i], s);
-    return s;
+    return;
   }
-  m.commit_seconds->Observe(static_cast<double>(log_->clock()->MonotonicMicros() - t0) / 1e6);
+  if (log_->options().fsync) log_->metrics().fsyncs->Increment();
+  log_->metrics().commit_seconds->Observe(static_cast<double>(write_micros) / 1e6);
+  Publish();
+}
+
+void Partition::Discard(const Status& s) {
+  log_->metrics().errors->Increment();
+  spdlog::error("event log partition {}: append of {} bytes failed: {}", id_, chunk_bytes_, s.ToString());
+  chunk_bytes_ = 0;
+  pending_index_.clear();
+  last_indexed_pos_ = 0;
+  {
+    std::lock_guard l(mu_);
+    if (!active_->index.empty()) last_indexed_pos_ = active_->index.back().pos;
+  }
+  needs_repair_ = true;
+  Status r = Repair();
+  if (!r.ok()) spdlog::error("event log partition {}: repair failed, will retry: {}", id_, r.ToString());
+}
+
+void Partition::Publish() {
+  const auto& m = log_->metrics();
+  const int64_t end_offset = pending_end_offset_;
   m.records->Increment(end_offset - next_offset_);
-  m.bytes->Increment(static_cast<int64_t>(buf_.size()));
-  file_size_ += buf_.size();
+  m.bytes->Increment(static_cast<int64_t>(chunk_bytes_));
+  file_size_ += chunk_bytes_;
   next_offset_ = end_offset;
   {
     std::lock_guard l(mu_);
     active_->size = file_size_;
     active_->end_offset = end_offset;
-    active_->max_timestamp_ms = std::max(active_->max_timestamp_ms, ts);
+    active_->max_timestamp_ms = std::max(active_->max_timestamp_ms, pending_ts_);
     active_->index.insert(active_->index.end(), pending_index_.begin(), pending_index_.end());
-    total_bytes_ += buf_.size();
+    total_bytes_ += chunk_bytes_;
     end_offset_ = end_offset;
   }
-  buf_.clear();
+  chunk_bytes_ = 0;
   pending_index_.clear();
   end_gauge_->Set(static_cast<double>(end_offset));
   log_->UpdateLag(id_, end_offset);
-  for (size_t i = begin; i < end; ++i) Complete(batch[i], Status::OK());
-  return Status::OK();
+  MaybePreallocate();
 }
 
-void Partition::Complete(AppendRequest& req, const Status& s) {
-  log_->ReleasePending(req.framed_bytes);
-  req.done->Finish(s);  // the shared_ptr frees it
+void Partition::MaybePreallocate() {
+  if (file_ && file_->WantsPreallocation()) log_->preallocator()->Request(file_);
 }
 
 Status Partition::Repair() {
@@ -565,7 +612,8 @@ Status Partition::Repair() {
     file_.reset();
   }
   RETURN_IF_ERROR(fs->Truncate(active_->path, file_size_));
-  ASSIGN_OR_RETURN(file_, fs->NewAppendableFile(active_->path));
+  ASSIGN_OR_RETURN(file_, OpenSegmentFile(fs, active_->path, /*create=*/false, log_->options().preallocate_bytes,
+                                          log_->options().segment_bytes));
   if (file_->Size() != file_size_) {
     return Status::IOError("log segment " + active_->path + " is " + std::to_string(file_->Size()) +
                            " bytes after truncating it to " + std::to_string(file_size_));
@@ -577,7 +625,9 @@ Status Partition::Repair() {
 Status Partition::Roll() {
   FileSystem* fs = log_->fs();
   needs_roll_ = true;
-  // The old segment is fully written and (in fsync mode) synced: seal it.
+  // The old segment is fully written and (in fsync mode) synced: seal it. It
+  // loses its preallocated tail first, so its index names its final size.
+  if (file_) RETURN_IF_ERROR(file_->Seal());
   {
     std::vector<IndexEntry> index;
     int64_t max_ts;
@@ -591,7 +641,8 @@ Status Partition::Roll() {
     if (!s.ok()) spdlog::warn("event log: could not write segment index (rebuilt on open): {}", s.ToString());
   }
   std::string path = JoinPath(dir_, SegmentName(next_offset_, "log"));
-  ASSIGN_OR_RETURN(auto f, fs->NewWritableFile(path));
+  ASSIGN_OR_RETURN(auto f, OpenSegmentFile(fs, path, /*create=*/true, log_->options().preallocate_bytes,
+                                           log_->options().segment_bytes));
   // The new name must be durable before a record in it is acknowledged.
   RETURN_IF_ERROR(fs->SyncDir(dir_));
   ASSIGN_OR_RETURN(auto seg, OpenSegment(next_offset_));
@@ -605,6 +656,7 @@ Status Partition::Roll() {
   }
   active_ = seg;
   needs_roll_ = false;
+  MaybePreallocate();
   Status s = EnforceRetention();
   if (!s.ok()) spdlog::warn("event log partition {}: retention failed: {}", id_, s.ToString());
   return Status::OK();
@@ -778,6 +830,8 @@ Status LocalLog::Open() {
   {
     std::unique_lock l(close_mu_);
     for (auto& p : partitions_) p->Start();
+    round_items_.resize(partitions_.size());
+    committer_ = std::thread([this] { CommitterLoop(); });
     started_ = true;
   }
   return Status::OK();
@@ -786,9 +840,7 @@ Status LocalLog::Open() {
 void LocalLog::AppendAsync(std::vector<LogEntry> entries, AppendCallback done) {
   if (entries.empty()) return done(Status::OK());
   const int32_t n = options_.num_partitions;
-  // Partition of each entry; the common case (one event, one user's batch, or
-  // any call when calls are kept together) is a single partition and moves
-  // `entries` as is.
+  // Partition of each entry (the committer routes them).
   std::vector<int32_t> pid(entries.size());
   uint64_t total = 0;
   bool single = true;
@@ -814,29 +866,69 @@ void LocalLog::AppendAsync(std::vector<LogEntry> entries, AppendCallback done) {
   // Keys of several partitions: the whole call goes to its first key's. Being
   // a function of the content, a retried request lands where its first attempt
   // did, after it, so "first received copy wins" still holds by log order.
-  if (!single && options_.keep_calls_together) single = true;
-  if (single) {
-    AppendRequest req;
-    req.entries = std::move(entries);
-    req.framed_bytes = total;
-    req.done = std::make_shared<AppendCompletion>(1, std::move(done));
-    partitions_[static_cast<size_t>(pid[0])]->Enqueue(std::move(req));
-    return;
+  if (!single && options_.keep_calls_together) std::fill(pid.begin(), pid.end(), pid[0]);
+  bool was_empty;
+  {
+    std::lock_guard q(q_mu_);
+    was_empty = queue_.empty();
+    queue_.push_back(Call{std::move(entries), std::move(pid), total, std::move(done)});
   }
-  std::vector<AppendRequest> parts(static_cast<size_t>(n));
-  for (size_t i = 0; i < entries.size(); ++i) {
-    auto& part = parts[static_cast<size_t>(pid[i])];
-    part.framed_bytes += FramedSize(entries[i].key.size(), entries[i].value.size());
-    part.entries.push_back(std::move(entries[i]));
+  // The committer only waits on an empty queue: later pushes need no wake-up.
+  if (was_empty) q_cv_.notify_one();
+}
+
+void LocalLog::CommitterLoop() {
+  std::vector<Call> calls;
+  for (;;) {
+    uint64_t bytes = 0;
+    {
+      std::unique_lock l(q_mu_);
+      q_cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // stop_ and drained
+      while (!queue_.empty() && (calls.empty() || bytes + queue_.front().framed_bytes <= options_.max_batch_bytes)) {
+        bytes += queue_.front().framed_bytes;
+        calls.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitRound(calls);
+    calls.clear();
   }
-  int used = 0;
-  for (const auto& part : parts) used += part.entries.empty() ? 0 : 1;
-  auto completion = std::make_shared<AppendCompletion>(used, std::move(done));
-  for (int32_t p = 0; p < n; ++p) {
-    auto& part = parts[static_cast<size_t>(p)];
-    if (part.entries.empty()) continue;
-    part.done = completion;
-    partitions_[static_cast<size_t>(p)]->Enqueue(std::move(part));
+}
+
+// One group commit for every partition at once: each partition's records of
+// the round become one chunk, and all chunks are written (and synced) in
+// parallel, so a call whose records span partitions waits for one round, not
+// for each partition's commit in turn.
+void LocalLog::CommitRound(std::vector<Call>& calls) {
+  for (auto& items : round_items_) items.clear();
+  for (uint32_t c = 0; c < calls.size(); ++c) {
+    const Call& call = calls[c];
+    for (size_t i = 0; i < call.entries.size(); ++i)
+      round_items_[static_cast<size_t>(call.partitions[i])].push_back({c, &call.entries[i]});
+  }
+  std::vector<Status> call_status(calls.size());
+  round_writes_.clear();
+  round_written_.clear();
+  for (size_t p = 0; p < partitions_.size(); ++p) {
+    if (round_items_[p].empty()) continue;
+    if (partitions_[p]->Prepare(round_items_[p], &call_status)) {
+      round_writes_.push_back({partitions_[p]->file(), Status()});
+      round_written_.push_back(p);
+    }
+  }
+  if (!round_writes_.empty()) {
+    const int64_t t0 = clock_->MonotonicMicros();
+    segment_committer_.Write(&round_writes_, options_.fsync);
+    const int64_t micros = clock_->MonotonicMicros() - t0;
+    for (size_t w = 0; w < round_writes_.size(); ++w) {
+      const size_t p = round_written_[w];
+      partitions_[p]->FinishPending(round_writes_[w].status, micros, round_items_[p], &call_status);
+    }
+  }
+  for (size_t c = 0; c < calls.size(); ++c) {
+    ReleasePending(calls[c].framed_bytes);
+    calls[c].done(call_status[c]);
   }
 }
 
@@ -955,11 +1047,18 @@ Status LocalLog::Close() {
     if (closed_) return Status::OK();
     closed_ = true;
   }
+  {
+    std::lock_guard l(q_mu_);
+    stop_ = true;
+  }
+  q_cv_.notify_one();
+  if (committer_.joinable()) committer_.join();  // drains the queue first
   Status first;
   for (auto& p : partitions_) {
     Status s = p->Stop();
     if (!s.ok() && first.ok()) first = s;
   }
+  preallocator_.Stop();
   return first;
 }
 
@@ -988,6 +1087,9 @@ Result<LocalLogOptions> LocalLogOptionsFromConfig(const Config& config) {
   int64_t seg = config.GetInt("log.segment_bytes", static_cast<int64_t>(o.segment_bytes));
   if (seg < 1024) return Status::InvalidArgument("log.segment_bytes must be at least 1024");
   o.segment_bytes = static_cast<uint64_t>(seg);
+  int64_t prealloc = config.GetInt("log.preallocate_bytes", static_cast<int64_t>(o.preallocate_bytes));
+  if (prealloc < 0) return Status::InvalidArgument("log.preallocate_bytes must be 0 (off) or positive");
+  o.preallocate_bytes = static_cast<uint64_t>(prealloc);
   o.retention_ms = static_cast<int64_t>(config.GetDouble("log.retention_hours", 168) * 3600.0 * 1000.0);
   o.retention_bytes = config.GetInt("log.retention_bytes", -1);
   int64_t pending = config.GetInt("log.max_pending_bytes", static_cast<int64_t>(o.max_pending_bytes));

@@ -65,6 +65,26 @@ TEST(Crc32cTest, KnownVectorsAndIncremental) {
   }
 }
 
+TEST(Crc32cTest, LongInputsMatchTheBitwiseDefinition) {
+  // Long enough for the three-stream path (3 x 256 bytes per step), at every alignment of the tail.
+  auto bitwise = [](const std::string& d) {
+    uint32_t c = ~0u;
+    for (unsigned char b : d) {
+      c ^= b;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    }
+    return ~c;
+  };
+  std::mt19937 rng(7);
+  for (size_t n : {767u, 768u, 769u, 1536u, 2000u, 4099u, 20000u}) {
+    std::string d(n, '\0');
+    for (auto& ch : d) ch = static_cast<char>(rng());
+    EXPECT_EQ(Crc32c(d), bitwise(d)) << n;
+    size_t cut = n / 3 + 1;
+    EXPECT_EQ(Crc32cExtend(Crc32cExtend(0, d.data(), cut), d.data() + cut, n - cut), bitwise(d)) << n;
+  }
+}
+
 TEST(RecordFormatTest, RoundTripAndDamage) {
   std::string buf;
   EncodeRecord(7, 1234, "key", "value", &buf);
@@ -227,6 +247,95 @@ TEST(LocalLogTest, DurabilityNoneAcknowledgesWithoutSync) {
   ASSERT_OK_AND_ASSIGN(log, OpenLocalLog(o, &fs, SystemClock()));
   ASSERT_OK_AND_ASSIGN(recs, log->Read(log->PartitionFor("n"), 0, 100, 1 << 20));
   for (size_t i = 0; i < recs.size(); ++i) EXPECT_EQ(recs[i].value, "v" + std::to_string(i));
+}
+
+// The POSIX file system preallocates the active segment (zeros ahead of the
+// records, segment_file.h): a crash leaves that zero tail behind, in the active
+// segment or, between a roll and its seal becoming durable, in a sealed one.
+TEST(LocalLogTest, PreallocatedZeroTailsAreTrimmedOnRecovery) {
+  TempDir dir;
+  LocalLogOptions o = SmallOptions(dir.path());
+  o.segment_bytes = 64 << 10;
+  o.preallocate_bytes = 16 << 10;
+  FileSystem* fs = FileSystem::Default();
+  ASSERT_OK_AND_ASSIGN(auto log, OpenLocalLog(o, fs, SystemClock()));
+  const int32_t p = log->PartitionFor("z");
+  const std::string pdir = dir.path() + "/partition-000" + std::to_string(p);
+  const std::string first = pdir + "/00000000000000000000.log";
+  std::vector<std::string> values;
+  for (int i = 0; i < 40; ++i) {
+    values.push_back(ValueFor("z" + std::to_string(i)) + std::string(i * 37, 'q'));
+    ASSERT_OK(log->Append({{"z", values.back()}}));
+  }
+  // The preallocator runs in the background: the file grows past its records.
+  uint64_t records = 0;
+  for (const auto& v : values) records += FramedSize(1, v.size());
+  bool grown = false;
+  for (int i = 0; i < 2000 && !grown; ++i) {
+    ASSERT_OK_AND_ASSIGN(FileInfo st, fs->Stat(first));
+    grown = st.size > records;
+    if (!grown) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(grown) << "the active segment was not preallocated";
+  ASSERT_OK(log->Close());
+  ASSERT_OK_AND_ASSIGN(FileInfo closed, fs->Stat(first));
+  EXPECT_EQ(closed.size, records);  // Close cuts the zero tail
+
+  // A crash: the zero tail is still there.
+  {
+    ASSERT_OK_AND_ASSIGN(auto f, fs->NewAppendableFile(first));
+    ASSERT_OK(f->Append(std::string(20000, '\0')));
+    ASSERT_OK(f->Close());
+  }
+  ASSERT_OK_AND_ASSIGN(log, OpenLocalLog(o, fs, SystemClock()));
+  ASSERT_OK_AND_ASSIGN(PartitionInfo info, log->GetPartitionInfo(p));
+  EXPECT_EQ(info.end_offset, 40);
+  ASSERT_OK(log->Append({{"z", "after-crash"}}));
+  values.push_back("after-crash");
+  // Fill past a roll; then give the sealed first segment a zero tail and drop
+  // its index, as if the seal's truncation had not reached the disk.
+  for (int i = 0; i < 60; ++i) {
+    values.push_back(std::string(2000, static_cast<char>('a' + i % 26)));
+    ASSERT_OK(log->Append({{"z", values.back()}}));
+  }
+  ASSERT_OK(log->Close());
+  ASSERT_OK_AND_ASSIGN(FileInfo sealed, fs->Stat(first));
+  ASSERT_TRUE(fs->Exists(pdir + "/00000000000000000000.idx"));
+  ASSERT_OK(fs->DeleteFile(pdir + "/00000000000000000000.idx"));
+  {
+    ASSERT_OK_AND_ASSIGN(auto f, fs->NewAppendableFile(first));
+    ASSERT_OK(f->Append(std::string(8192, '\0')));
+    ASSERT_OK(f->Close());
+  }
+  ASSERT_OK_AND_ASSIGN(log, OpenLocalLog(o, fs, SystemClock()));
+  ASSERT_OK_AND_ASSIGN(FileInfo trimmed, fs->Stat(first));
+  EXPECT_EQ(trimmed.size, sealed.size);
+  ASSERT_OK_AND_ASSIGN(auto recs, log->Read(p, 0, 1000, 64 << 20));
+  ASSERT_EQ(recs.size(), values.size());
+  for (size_t i = 0; i < recs.size(); ++i) {
+    EXPECT_EQ(recs[i].offset, static_cast<int64_t>(i));
+    EXPECT_EQ(recs[i].value, values[i]) << i;
+  }
+  ASSERT_OK(log->Close());
+}
+
+// Non-zero bytes after the last record of a sealed segment are damage, not a
+// preallocated tail.
+TEST(LocalLogTest, GarbageAfterASealedSegmentIsStillCorruption) {
+  TempDir dir;
+  LocalLogOptions o = SmallOptions(dir.path());
+  FileSystem* fs = FileSystem::Default();
+  ASSERT_OK_AND_ASSIGN(auto log, OpenLocalLog(o, fs, SystemClock()));
+  for (int i = 0; i < 6; ++i) ASSERT_OK(log->Append({{"g", std::string(3000, 'g')}}));
+  const std::string pdir = dir.path() + "/partition-000" + std::to_string(log->PartitionFor("g"));
+  ASSERT_OK(log->Close());
+  ASSERT_OK(fs->DeleteFile(pdir + "/00000000000000000000.idx"));
+  {
+    ASSERT_OK_AND_ASSIGN(auto f, fs->NewAppendableFile(pdir + "/00000000000000000000.log"));
+    ASSERT_OK(f->Append(std::string(100, '\0') + "x" + std::string(100, '\0')));
+    ASSERT_OK(f->Close());
+  }
+  EXPECT_STATUS(OpenLocalLog(o, fs, SystemClock()), kCorruption);
 }
 
 TEST(LocalLogTest, ReopenWithOtherPartitionCountIsRefused) {

@@ -24,7 +24,10 @@ void EncodeRecord(int64_t offset, int64_t timestamp_ms, std::string_view key, st
                   std::string* out) {
   size_t start = out->size();
   out->resize(start + FramedSize(key.size(), value.size()));
-  char* p = out->data() + start;
+  EncodeRecordTo(offset, timestamp_ms, key, value, out->data() + start);
+}
+
+void EncodeRecordTo(int64_t offset, int64_t timestamp_ms, std::string_view key, std::string_view value, char* p) {
   uint32_t length = static_cast<uint32_t>(kFrameFixedBody + key.size() + value.size());
   Put<uint32_t>(p + 4, length);
   Put<int64_t>(p + 8, offset);

@@ -35,6 +35,8 @@ inline size_t FramedSize(size_t key_bytes, size_t value_bytes) { return kFrameHe
 
 // Appends one frame to *out.
 void EncodeRecord(int64_t offset, int64_t timestamp_ms, std::string_view key, std::string_view value, std::string* out);
+// Writes one frame to out[0, FramedSize(key.size(), value.size())).
+void EncodeRecordTo(int64_t offset, int64_t timestamp_ms, std::string_view key, std::string_view value, char* out);
 
 enum class DecodeStatus { kOk, kIncomplete, kCorrupt };
 
