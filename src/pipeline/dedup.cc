@@ -55,6 +55,10 @@ Result<std::unique_ptr<DedupStore>> DedupStore::Open(const std::string& dir, int
   // 1.2 bytes per remembered id) answers those without reading the files.
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.optimize_filters_for_memory = true;
+  // The same for the memtables (the last batches' ids): a lookup of a new id
+  // skips the skip-list search (~1.6 MB of filter for the 16 MB buffer).
+  options.memtable_prefix_bloom_size_ratio = 0.1;
+  options.memtable_whole_key_filtering = true;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* raw = nullptr;
   RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, dir, &raw), "open " + dir));
