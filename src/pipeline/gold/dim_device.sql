@@ -2,12 +2,13 @@
 -- browser_family, os_family), keyed by gold_device_key() of those columns (macros.sql).
 --
 -- Inputs:
---   device_scope  silver.events rows (every event type) whose device_key is one being
---                 rebuilt, with a device_key column
+--   device_scope  silver.events rows (every event type) of the profiles being rebuilt
 --
 -- first_seen / last_seen: min / max event_ts; events: its events; users: distinct user_key.
+-- The key is a function of the five columns, so it is computed once per group, not per row
+-- (SHA-256 over every Silver row was most of this model's cost).
 SELECT
-  device_key,
+  gold_device_key(platform, device_type, device_family, browser_family, os_family) AS device_key,
   platform,
   device_type,
   device_family,
@@ -18,5 +19,5 @@ SELECT
   count(*)::BIGINT AS events,
   count(DISTINCT user_key)::BIGINT AS users
 FROM device_scope
-GROUP BY device_key, platform, device_type, device_family, browser_family, os_family
+GROUP BY platform, device_type, device_family, browser_family, os_family
 ORDER BY device_key

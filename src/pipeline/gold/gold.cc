@@ -87,6 +87,14 @@ delta::Schema DimDeviceSchema() {
   return s;
 }
 
+delta::Schema UserActivitySchema() {
+  delta::Schema s;
+  s.fields = {{"event_date", "date", false}, Str("user_key"), Long("events"), Long("page_views"),
+              Long("product_views"), Long("add_to_cart"), Long("checkouts"), Long("purchases"),
+              {"revenue", "decimal(38,6)", true}};
+  return s;
+}
+
 delta::Schema FeaturesSchema() {
   delta::Schema s;
   s.fields = {Str("user_key"), {"feature_date", "date", false}, Long("events_7d"), Long("sessions_7d"),
@@ -362,6 +370,7 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
   tables.push_back({Gold("fact_events"), FactEventsSchema(), {"event_date"}, nullptr, "event_ts,event_id"});
   tables.push_back({Gold("fact_session_daily"), SessionSchema(), {"session_date"}, nullptr, "start_ts,session_id"});
   tables.push_back({Gold("fact_funnel_daily"), FunnelSchema(), {"event_date"}, nullptr});
+  tables.push_back({Gold("user_activity_daily"), UserActivitySchema(), {"event_date"}, nullptr, "user_key"});
   tables.push_back({Gold("user_features_daily"), FeaturesSchema(), {"feature_date"}, nullptr, "user_key"});
   int64_t base = INT64_MAX;
   bool all_hold_batch = true;
@@ -450,7 +459,8 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
   TableInfo& fact_events = tables[3];
   TableInfo& fact_sessions = tables[4];
   TableInfo& fact_funnel = tables[5];
-  TableInfo& features = tables[6];
+  TableInfo& activity = tables[6];
+  TableInfo& features = tables[7];
 
   // Silver's event dates (partition values) now and at the base version.
   std::set<std::string> new_dates;
@@ -468,16 +478,17 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
 
   // ---- 1. What to recompute: date sets per table and key sets per dimension ----
   // Temp tables: t_fact_dates, t_session_dates, t_feature_dates (d DATE);
-  // t_users, t_campaigns, t_devices (keys) unless dims_all.
-  Target fact_target, session_target, feature_target;
+  // t_activity_dates (d DATE); t_users, t_campaigns, t_devices (keys) unless dims_all.
+  Target fact_target, session_target, feature_target, activity_target;
   bool dims_all = false;
   const std::string date_list = "(SELECT DISTINCT event_date AS d FROM silver_all)";
   if (full) {
-    fact_target.all = session_target.all = feature_target.all = true;
+    fact_target.all = session_target.all = feature_target.all = activity_target.all = true;
     dims_all = true;
     RETURN_IF_ERROR(c->Execute(
         "CREATE OR REPLACE TEMP TABLE t_fact_dates AS " + date_list + ";"
         "CREATE OR REPLACE TEMP TABLE t_session_dates AS " + date_list + ";"
+        "CREATE OR REPLACE TEMP TABLE t_activity_dates AS " + date_list + ";"
         "CREATE OR REPLACE TEMP TABLE t_feature_dates AS " +
         (new_dates.empty() ? std::string("SELECT NULL::DATE AS d WHERE false")
                            : "SELECT CAST(range AS DATE) AS d FROM range(" + engine::QuoteLiteral(*new_dates.begin()) +
@@ -497,6 +508,12 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
                                  engine::QuoteLiteral(new_max))));
     ASSIGN_OR_RETURN(auto range_dates, QuerySet(c, "SELECT strftime(d, '%Y-%m-%d') FROM t_range"));
     fact_target.dates = session_target.dates = feature_target.dates = range_dates;
+    // Every date a recomputed feature row windows over, so that none is read
+    // from user_activity_daily partitions that may predate Silver's latest.
+    RETURN_IF_ERROR(c->Execute(
+        "CREATE OR REPLACE TEMP TABLE t_activity_dates AS SELECT DISTINCT CAST(d - CAST(r.range AS INTEGER) AS DATE) "
+        "AS d FROM t_feature_dates, range(0, 30) r"));
+    ASSIGN_OR_RETURN(activity_target.dates, QuerySet(c, "SELECT strftime(d, '%Y-%m-%d') FROM t_activity_dates"));
   } else {
     // Incremental: the rows that differ between the base version and now, from
     // the files removed and added in between (whatever files silver rewrote).
@@ -534,9 +551,9 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
         "  SELECT DISTINCT user_key FROM changed WHERE event_type = 'identify' AND user_key IS NOT NULL;"
         "CREATE OR REPLACE TEMP TABLE t_campaigns AS "
         "  SELECT DISTINCT campaign_id FROM changed WHERE campaign_id IS NOT NULL;"
-        "CREATE OR REPLACE TEMP TABLE t_devices AS SELECT DISTINCT "
-        "  gold_device_key(platform, device_type, device_family, browser_family, os_family) AS device_key "
-        "  FROM changed;"));
+        "CREATE OR REPLACE TEMP TABLE t_devices AS "
+        "  SELECT *, gold_device_key(platform, device_type, device_family, browser_family, os_family) AS device_key "
+        "  FROM (SELECT DISTINCT platform, device_type, device_family, browser_family, os_family FROM changed);"));
     // Features: a changed event on day e changes the rows of [e, e+29]; and the
     // dates between the old and the new newest event date appear or vanish.
     std::string extra;
@@ -553,6 +570,10 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
         ") WHERE " + (new_max.empty() ? std::string("false") : "d <= DATE " + engine::QuoteLiteral(new_max))));
     ASSIGN_OR_RETURN(session_target.dates, QuerySet(c, "SELECT strftime(d, '%Y-%m-%d') FROM t_session_dates"));
     ASSIGN_OR_RETURN(feature_target.dates, QuerySet(c, "SELECT strftime(d, '%Y-%m-%d') FROM t_feature_dates"));
+    // A user_activity_daily partition depends only on Silver's rows of its date.
+    RETURN_IF_ERROR(c->Execute(
+        "CREATE OR REPLACE TEMP TABLE t_activity_dates AS SELECT DISTINCT event_date AS d FROM changed"));
+    ASSIGN_OR_RETURN(activity_target.dates, QuerySet(c, "SELECT strftime(d, '%Y-%m-%d') FROM t_activity_dates"));
     feature_target.after = new_max.empty() ? "0000-00-00" : new_max;
   }
 
@@ -663,12 +684,18 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
   }
   table_us[dim_campaign.name] = clock_->MonotonicMicros() - t0;
   t0 = clock_->MonotonicMicros();
+  // Rows of the affected profiles, matched on the five columns (NULL-safe)
+  // rather than on their key: the key would cost a SHA-256 per Silver row.
   RETURN_IF_ERROR(c->Execute(
-      "CREATE OR REPLACE TEMP VIEW device_scope AS SELECT * FROM (SELECT *, gold_device_key(platform, device_type, "
-      "device_family, browser_family, os_family) AS device_key FROM silver_all)" +
+      "CREATE OR REPLACE TEMP VIEW device_scope AS SELECT * FROM silver_all s" +
       std::string(dims_all     ? ""
                   : no_devices ? " WHERE false"
-                               : " WHERE device_key IN (SELECT device_key FROM t_devices)")));
+                               : " WHERE EXISTS (SELECT 1 FROM t_devices d WHERE "
+                                 "s.platform IS NOT DISTINCT FROM d.platform AND "
+                                 "s.device_type IS NOT DISTINCT FROM d.device_type AND "
+                                 "s.device_family IS NOT DISTINCT FROM d.device_family AND "
+                                 "s.browser_family IS NOT DISTINCT FROM d.browser_family AND "
+                                 "s.os_family IS NOT DISTINCT FROM d.os_family)")));
   RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_dim_device AS " + ModelText("dim_device")));
   if (!dims_all) {
     RETURN_IF_ERROR(table_view("gold_dim_device_old", dim_device));
@@ -745,14 +772,38 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
 
   t0 = clock_->MonotonicMicros();
   {
-    ASSIGN_OR_RETURN(auto r, c->Query("SELECT strftime(min(d) - 29, '%Y-%m-%d'), strftime(max(d), '%Y-%m-%d') "
-                                      "FROM t_feature_dates"));
-    const std::string lo = r.IsNull(0, 0) ? "9999-12-31" : r.GetString(0, 0);
-    const std::string hi = r.IsNull(0, 1) ? "0000-00-00" : r.GetString(0, 1);
+    RETURN_IF_ERROR(silver_view("activity_scope", new_snap, date_in(activity_target.dates, activity_target.all)));
+    RETURN_IF_ERROR(
+        c->Execute("CREATE OR REPLACE TEMP TABLE out_user_activity_daily AS " + ModelText("user_activity_daily")));
+  }
+  table_us[activity.name] = clock_->MonotonicMicros() - t0;
+
+  t0 = clock_->MonotonicMicros();
+  {
+    // The dates some feature date's 30-day window (user_days) and 7-day window
+    // (sessions, from Silver) read; not every date in between: feature dates
+    // can be far apart.
+    ASSIGN_OR_RETURN(auto window30, QuerySet(c, "SELECT DISTINCT strftime(d - CAST(r.range AS INTEGER), '%Y-%m-%d') "
+                                                "FROM t_feature_dates, range(0, 30) r"));
+    ASSIGN_OR_RETURN(auto window7, QuerySet(c, "SELECT DISTINCT strftime(d - CAST(r.range AS INTEGER), '%Y-%m-%d') "
+                                               "FROM t_feature_dates, range(0, 7) r"));
     RETURN_IF_ERROR(silver_view("features_scope", new_snap, [&](const delta::AddFile& f) {
-      const std::string d = PartitionValue(f, "event_date");
-      return d >= lo && d <= hi;
+      return window7.count(PartitionValue(f, "event_date")) > 0;
     }));
+    // Per-user days: the partitions recomputed above, the others as
+    // user_activity_daily holds them (equal to Silver's: their dates did not change).
+    std::string user_days = "SELECT * FROM out_user_activity_daily";
+    if (!activity_target.all) {
+      ASSIGN_OR_RETURN(delta::Snapshot snap, activity.table->LoadSnapshot());
+      const delta::Snapshot kept = SubSnapshot(snap, [&](const delta::AddFile& f) {
+        const std::string d = PartitionValue(f, "event_date");
+        return window30.count(d) > 0 && !activity_target.dates.count(d);
+      });
+      ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(activity.table->path(), kept));
+      user_days += " UNION ALL BY NAME SELECT * FROM (" + scan +
+                   ") WHERE event_date NOT IN (SELECT d FROM t_activity_dates)";
+    }
+    RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW user_days AS " + user_days));
     RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW feature_dates AS SELECT d AS feature_date "
                                "FROM t_feature_dates"));
     RETURN_IF_ERROR(
@@ -825,6 +876,7 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
   RETURN_IF_ERROR(write(fact_events, fact_target, false));
   RETURN_IF_ERROR(write(fact_sessions, session_target, false));
   RETURN_IF_ERROR(write(fact_funnel, session_target, false));
+  RETURN_IF_ERROR(write(activity, activity_target, false));
   RETURN_IF_ERROR(write(features, feature_target, false));
 
   // ---- 6. system.gold_refreshes: one row per table committed ----

@@ -4,7 +4,8 @@
 //
 // Tables (Delta, <lake>/gold/<table>/; columns and metric definitions in
 // README.md): fact_events, fact_session_daily, fact_funnel_daily, dim_user
-// (SCD2), dim_campaign, dim_device, user_features_daily; and
+// (SCD2), dim_campaign, dim_device, user_activity_daily (per user and day, the
+// input of the feature windows), user_features_daily; and
 // system.gold_refreshes (one row per table per refresh).
 //
 // The models are SQL files (src/pipeline/gold/*.sql, embedded at build time)
@@ -71,7 +72,7 @@ struct GoldOptions {
 inline constexpr const char* kGoldTables[] = {"gold/dim_user",          "gold/dim_campaign",
                                               "gold/dim_device",        "gold/fact_events",
                                               "gold/fact_session_daily", "gold/fact_funnel_daily",
-                                              "gold/user_features_daily"};
+                                              "gold/user_activity_daily", "gold/user_features_daily"};
 inline constexpr const char* kGoldRefreshesTable = "system/gold_refreshes";
 
 struct GoldTableRefresh {

@@ -167,7 +167,7 @@ class GoldTest : public ::testing::Test {
 
 TEST(GoldModels, AreEmbedded) {
   for (const char* m : {"macros", "fact_events", "fact_session_daily", "fact_funnel_daily", "dim_user",
-                        "dim_campaign", "dim_device", "user_features_daily"}) {
+                        "dim_campaign", "dim_device", "user_activity_daily", "user_features_daily"}) {
     EXPECT_FALSE(ModelText(m).empty()) << m;
   }
   EXPECT_EQ(ModelText("nope"), "");
@@ -243,7 +243,8 @@ TEST_F(GoldTest, SessionsFromSilver) {
                 "system.gold_refreshes WHERE table_name = 'gold.fact_events'"),
             "table_name,silver_version,batch_id,CAST(newest_event_ts AS TIMESTAMP)\r\n"
             "gold.fact_events,1,0,2024-05-02 12:00:00\r\n");
-  EXPECT_EQ(Query("SELECT count(*) FROM system.gold_refreshes").GetInt64(0, 0), 7);
+  EXPECT_EQ(Query("SELECT count(*) FROM system.gold_refreshes").GetInt64(0, 0),
+            static_cast<int64_t>(std::size(kGoldTables)));
   ASSERT_OK_AND_ASSIGN(std::string info, delta::ReadCommitInfo(JoinPath(lake(), "gold/fact_session_daily"), 1));
   EXPECT_NE(info.find("\"silver_version\":1"), std::string::npos) << info;
   EXPECT_NE(info.find("\"newest_event_ts_us\":"), std::string::npos) << info;
@@ -420,6 +421,51 @@ TEST_F(GoldTest, RefreshFallsBackToFullRecomputeWhenOldFilesAreGone) {
   EXPECT_TRUE(r.tables["gold/fact_events"].replaced_all);
   EXPECT_EQ(Query("SELECT count(*) FROM gold.fact_events").GetInt64(0, 0), 3);
   ExpectEqualsRebuild(Config(), "after vacuum");
+}
+
+// user_activity_daily is state the feature windows read: after refreshes that
+// add, re-key (rows vanish from removed files and reappear under another user)
+// and drop rows it must equal a rebuild; only changed dates are rewritten; and a
+// lake without it (it predates the table) recomputes everything once.
+TEST_F(GoldTest, UserActivityDailyFollowsSilverRewrites) {
+  std::vector<Ev> rows = {
+      {"a", "page", "page_viewed", "2024-05-01 10:00:00", "anon1", "s1", 1},
+      {"b", "track", "order_completed", "2024-05-01 10:01:00", "anon1", "s1", 2, "{}", 12.5},
+      {"c", "page", "page_viewed", "2024-05-03 09:00:00", "u2", "s2", 1},
+      {"d", "track", "product_viewed", "2024-05-10 09:00:00", "u2", "s3", 1},
+  };
+  SetSilver(rows);
+  auto stage = Stage();
+  ASSERT_OK(stage->Refresh("app", 0).status());
+  ExpectEqualsRebuild(Config(), "first refresh");
+  // A late identity link re-keys anon1's rows to u1; a late event on 05-03.
+  rows[0].user = rows[1].user = "u1";
+  rows.push_back({"e", "track", "product_added", "2024-05-03 09:02:00", "u2", "s2", 2});
+  SetSilver(rows);
+  ASSERT_OK_AND_ASSIGN(GoldRefreshResult r, stage->Refresh("app", 1));
+  EXPECT_EQ(r.tables["gold/user_activity_daily"].dates, (std::vector<std::string>{"2024-05-01", "2024-05-03"}));
+  EXPECT_EQ(Csv("SELECT user_key, events, purchases, revenue FROM gold.user_activity_daily "
+                "WHERE event_date = DATE '2024-05-01'"),
+            "user_key,events,purchases,revenue\r\nu1,2,1,12.500000\r\n");
+  ExpectEqualsRebuild(Config(), "after a re-key");
+  // Rows removed: a whole date disappears.
+  rows.erase(rows.begin() + 3);
+  SetSilver(rows);
+  ASSERT_OK(stage->Refresh("app", 2).status());
+  EXPECT_EQ(Query("SELECT count(*) FROM gold.user_activity_daily WHERE event_date = DATE '2024-05-10'").GetInt64(0, 0),
+            0);
+  ExpectEqualsRebuild(Config(), "after a removal");
+  // The table is gone (a lake from before it existed): recomputed with everything else.
+  std::filesystem::remove_all(JoinPath(lake(), "gold/user_activity_daily"));
+  rows.push_back({"f", "page", "page_viewed", "2024-05-04 08:00:00", "u3", "s4", 1});
+  SetSilver(rows);
+  ASSERT_OK_AND_ASSIGN(r, stage->Refresh("app", 3));
+  EXPECT_TRUE(r.tables["gold/user_activity_daily"].replaced_all);
+  ExpectEqualsRebuild(Config(), "after the table was recreated");
+  // A re-run of the same batch commits nothing new and changes nothing.
+  ASSERT_OK_AND_ASSIGN(r, stage->Refresh("app", 3));
+  EXPECT_TRUE(r.noop);
+  ExpectEqualsRebuild(Config(), "after a re-run");
 }
 
 TEST_F(GoldTest, UserFeaturesArePointInTime) {

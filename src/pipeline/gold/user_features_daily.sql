@@ -3,8 +3,11 @@
 --
 -- Inputs:
 --   feature_dates   (feature_date DATE): the dates being rebuilt
---   features_scope  silver.events rows with event_date in
---                   [min(feature_date) - 29, max(feature_date)]
+--   user_days       gold.user_activity_daily rows (user_key, event_date, events, page_views,
+--                   product_views, add_to_cart, checkouts, purchases, revenue) of at least
+--                   every date in [D - 29, D] for some feature_date D
+--   features_scope  silver.events rows with event_date in [D - 6, D] for some feature_date D
+--                   (it may hold more rows; the model reads only those): the sessions
 --
 -- A row for day D reads only events with event_date <= D. Windows: 7d = event_date in
 -- [D-6, D], 30d = [D-29, D]. Events are silver events of every type.
@@ -23,18 +26,7 @@
 --                             (last activity event_ts with event_date <= D - start), in
 --                             seconds; NULL when sessions_7d = 0
 WITH days AS (
-  SELECT
-    user_key,
-    event_date,
-    count(*) AS events,
-    count(*) FILTER (WHERE event_type IN ('page', 'screen')) AS page_views,
-    count(*) FILTER (WHERE event_name = 'product_viewed') AS product_views,
-    count(*) FILTER (WHERE event_name = 'product_added') AS add_to_cart,
-    count(*) FILTER (WHERE event_name = 'checkout_started') AS checkouts,
-    count(*) FILTER (WHERE event_name = 'order_completed') AS purchases,
-    coalesce(sum(revenue::DECIMAL(38, 6)), 0) AS revenue
-  FROM features_scope
-  GROUP BY user_key, event_date
+  SELECT * FROM user_days
 ),
 activity AS (
   SELECT
@@ -54,15 +46,20 @@ activity AS (
   JOIN days d ON d.event_date BETWEEN f.feature_date - 29 AND f.feature_date
   GROUP BY f.feature_date, d.user_key
 ),
+-- Only sessions starting in some feature date's 7d window count, and their events lie on or
+-- after their start: rows before the earliest window are skipped before grouping.
+first_start AS (
+  SELECT min(feature_date) - 6 AS d FROM feature_dates
+),
 starts AS (
   SELECT user_key, session_id, event_date AS start_date, event_ts AS start_ts
   FROM features_scope
-  WHERE session_event_index = 1
+  WHERE session_event_index = 1 AND event_date >= (SELECT d FROM first_start)
 ),
 session_days AS (
   SELECT session_id, event_date, max(event_ts) AS last_ts
   FROM features_scope
-  WHERE session_event_index IS NOT NULL
+  WHERE session_event_index IS NOT NULL AND event_date >= (SELECT d FROM first_start)
   GROUP BY session_id, event_date
 ),
 session_asof AS (
