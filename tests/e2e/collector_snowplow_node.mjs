@@ -11,6 +11,9 @@ await runE2E('collector_snowplow_node', args, async (server) => {
   const failures = [];
   const emitter = (method) => ({
     endpoint: '127.0.0.1', protocol: 'http', port: server.port, eventMethod: method, bufferSize: method === 'post' ? 10 : 1,
+    // The tracker gives up on a request after 5 s by default and sends it again: on a loaded
+    // machine a durable ack can take that long, and the stored first copy is then doubled.
+    connectionTimeout: 20000,
     onRequestFailure: (f) => failures.push(`${method}: ${JSON.stringify(f).slice(0, 300)}`),
   });
   const post = newTracker({ namespace: 'e2e-post', appId: 'e2e-node-post', encodeBase64: false }, emitter('post'));
