@@ -126,7 +126,7 @@ schema = '''{"properties":{"product_id":{"type":"string"},"price":{"type":"numbe
         raw.source = "web";
         raw.protocol = "segment";
         raw.client_ip = "203.0.113.7";
-        raw.payload = "{\"sentAt\":\"" + simulate::FormatIsoMillis(sent_at) + "\"," + e.json.substr(1);
+        raw.payload = batch.EventPayload(e, sent);
         log::LogEntry entry;
         entry.key = e.user_id.empty() ? e.anonymous_id : e.user_id;
         EncodeRawEvent(raw, &entry.value);

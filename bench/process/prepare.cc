@@ -49,7 +49,6 @@ int main(int argc, char** argv) {
   while (written < want) {
     simulate::GeneratedBatch batch = gen.NextBatch();
     const int64_t sent = batch.DefaultSentAtMicros();
-    const std::string sent_at = simulate::FormatIsoMillis(sent + batch.clock_offset_us);
     for (const auto& e : batch.events) {
       RawEvent raw;
       raw.received_at_us = sent + 80000;
@@ -57,7 +56,7 @@ int main(int argc, char** argv) {
       raw.protocol = "segment";
       raw.client_ip = "203.0.113." + std::to_string(written % 250 + 1);
       raw.user_agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36";
-      raw.payload = "{\"sentAt\":\"" + sent_at + "\"," + e.json.substr(1);  // the collector's merge
+      raw.payload = batch.EventPayload(e, sent);  // the collector's merge
       ndjson << raw.payload << '\n';
       log::LogEntry entry;
       entry.key = e.message_id;

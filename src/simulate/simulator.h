@@ -97,6 +97,9 @@ struct GeneratedBatch {
 
   // {"batch":[...],"sentAt":"..."} with sentAt = sent_at_us + clock_offset_us.
   std::string Body(int64_t sent_at_us) const;
+  // `e` (one of `events`) as the collector stores it from Body(sent_at_us): its
+  // JSON with the batch's sentAt as the first member.
+  std::string EventPayload(const EventRecord& e, int64_t sent_at_us) const;
   // A deterministic send time for tests: the latest event time + 1 s.
   int64_t DefaultSentAtMicros() const;
 };

@@ -240,6 +240,10 @@ std::string GeneratedBatch::Body(int64_t sent_at_us) const {
   return body;
 }
 
+std::string GeneratedBatch::EventPayload(const EventRecord& e, int64_t sent_at_us) const {
+  return "{\"sentAt\":\"" + FormatIsoMillis(sent_at_us + clock_offset_us) + "\"," + e.json.substr(1);
+}
+
 int64_t GeneratedBatch::DefaultSentAtMicros() const {
   int64_t latest = 0;
   for (const EventRecord& e : events) latest = std::max(latest, e.true_time_us);

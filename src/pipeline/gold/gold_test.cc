@@ -587,8 +587,7 @@ class GoldPipelineTest : public GoldTest {
         raw.source = "web";
         raw.protocol = "segment";
         raw.client_ip = "203.0.113.7";
-        raw.payload = "{\"sentAt\":\"" + simulate::FormatIsoMillis(sent + batch.clock_offset_us) + "\"," +
-                      e.json.substr(1);
+        raw.payload = batch.EventPayload(e, sent);
         first.emplace(e.message_id, events_.size());
         events_.push_back(std::move(raw));
       }
