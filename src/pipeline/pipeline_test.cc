@@ -391,8 +391,7 @@ TEST_F(PipelineTest, SimulatedTrafficLandsExactlyOnce) {
     int64_t sent = batch.DefaultSentAtMicros();
     std::vector<std::string> payloads;
     for (const auto& e : batch.events) {
-      std::string sent_at = simulate::FormatIsoMillis(sent + batch.clock_offset_us);
-      payloads.push_back("{\"sentAt\":\"" + sent_at + "\"," + e.json.substr(1));  // the collector's merge
+      payloads.push_back(batch.EventPayload(e, sent));
       std::string code;
       for (const auto& f : e.faults) {
         if (expected_codes.count(f)) code = expected_codes[f];
@@ -664,7 +663,7 @@ TEST_F(PipelineTest, AnyDeliveryOrderEqualsFullRebuild) {
       raw.source = "web";
       raw.protocol = "segment";
       raw.client_ip = "203.0.113.7";
-      raw.payload = "{\"sentAt\":\"" + simulate::FormatIsoMillis(sent + batch.clock_offset_us) + "\"," + e.json.substr(1);
+      raw.payload = batch.EventPayload(e, sent);
       first.emplace(e.message_id, events.size());
       events.push_back(std::move(raw));
     }
@@ -778,6 +777,24 @@ TEST_F(PipelineTest, PropertiesAreFlattenedWithSchemaEvolution) {
 }
 
 
+// A flattened column holds the value as `properties` stores it: scrubbed of
+// PII, never the raw text (rows without PII take the parsed values as they are).
+TEST_F(PipelineTest, FlattenedPropertiesAreScrubbed) {
+  AppendPayloads({R"({"type":"track","event":"Note Left","userId":"u","messageId":"m1",
+      "properties":{"note":"mail me: Jane.Doe@example.com","n":1}})",
+                  R"({"type":"track","event":"Note Left","userId":"u","messageId":"m2",
+      "properties":{"note":"no contact here","n":2}})"});
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  auto rows = Query("SELECT event_id, prop_note, prop_n FROM silver.events ORDER BY event_id");
+  ASSERT_EQ(rows.row_count(), 2u);
+  EXPECT_EQ(rows.GetString(0, 1).rfind("mail me: hmac:", 0), 0u) << rows.GetString(0, 1);
+  EXPECT_EQ(rows.GetString(0, 1).find("Jane"), std::string::npos);
+  EXPECT_DOUBLE_EQ(rows.GetDouble(0, 2), 1);
+  EXPECT_EQ(rows.GetString(1, 1), "no contact here");
+  EXPECT_DOUBLE_EQ(rows.GetDouble(1, 2), 2);
+}
+
 TEST_F(PipelineTest, SnowplowEventsLandInSilver) {
   AppendPayloads({R"({"e":"pv","eid":"sp-1","duid":"d-1","p":"web","url":"https://shop.example/a?utm_source=x&utm_medium=y&utm_campaign=z","page":"A","dtm":"1714564790000","stm":"1714564795000"})",
                   R"({"e":"se","eid":"sp-2","duid":"d-1","uid":"u-1","se_ca":"shop","se_ac":"Add To Basket","dtm":"1714564791000"})",
@@ -822,8 +839,7 @@ TEST_F(PipelineTest, BackfillEqualsIncrementalProcessing) {
     int64_t sent = batch.DefaultSentAtMicros();
     std::vector<std::string> payloads;
     for (const auto& e : batch.events) {
-      std::string sent_at = simulate::FormatIsoMillis(sent + batch.clock_offset_us);
-      payloads.push_back("{\"sentAt\":\"" + sent_at + "\"," + e.json.substr(1));
+      payloads.push_back(batch.EventPayload(e, sent));
     }
     AppendPayloads(payloads, sent + 80000 + b * 3600000000LL);  // received over 40 hours: several dates
   }

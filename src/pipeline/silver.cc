@@ -628,15 +628,22 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         if (col.path.empty()) col.path = leaf.path;
         any = true;
       }
-      // The column values come from the scrubbed JSON (what `properties`
-      // holds): a value at the column's path whose JSON type is the column's.
-      element scrubbed;
-      if (any && !scrubbed_parser.parse(props).get(scrubbed)) {
+      // The column values are those of `properties` as stored (scrubbed): a
+      // value at the column's path whose JSON type is the column's. Only when
+      // scrubbing replaced something do they differ from the leaves above.
+      bool take_values = any;
+      if (any && redactions > 0) {
+        element scrubbed;
+        take_values = !scrubbed_parser.parse(props).get(scrubbed);
         leaves.clear();
-        CollectLeaves(scrubbed, "prop", "$", 0, &leaves);
+        if (take_values) CollectLeaves(scrubbed, "prop", "$", 0, &leaves);
+      }
+      if (take_values) {
         for (const PropLeaf& leaf : leaves) {
           auto col = batch_props.find(leaf.column);
-          if (col == batch_props.end() || col->second.path != leaf.path || prop_types[leaf.column] != leaf.type) continue;
+          if (col == batch_props.end() || col->second.path != leaf.path || prop_types.at(leaf.column) != leaf.type) {
+            continue;
+          }
           auto& values = col->second.values;
           if (!values.empty() && values.back().first == stats.silver_rows) continue;  // the first of duplicate keys
           if (leaf.value.is_string()) {
