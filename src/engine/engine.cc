@@ -219,6 +219,20 @@ struct Appender::Impl {
     Bind();
     return ok;
   }
+  // Moves to the next column of the row after checking there is one and that
+  // its type is one of `accepted` (any type for an empty list).
+  Status Next(const char* what, std::initializer_list<duckdb_type> accepted);
+  // The column Next() just moved past: its type, and its value in the row.
+  duckdb_type type() const { return types[column - 1]; }
+  template <typename T>
+  T& value() {
+    return static_cast<T*>(data[column - 1])[rows];
+  }
+  // Takes back a Next() whose value turned out invalid.
+  Status Reject(const std::string& why) {
+    column--;
+    return Status::InvalidArgument("append: " + why + " for column " + std::to_string(column + 1));
+  }
   void Destroy() {
     if (chunk) duckdb_destroy_data_chunk(&chunk);
     if (appender) duckdb_appender_destroy(&appender);
@@ -246,6 +260,19 @@ const char* TypeName(duckdb_type t) {
 
 }  // namespace
 
+Status Appender::Impl::Next(const char* what, std::initializer_list<duckdb_type> accepted) {
+  if (!appender) return Status::InvalidArgument("append: the appender is closed");
+  if (column >= types.size()) {
+    return Status::InvalidArgument("append: Too many appends for a row of " + std::to_string(types.size()) + " columns");
+  }
+  if (accepted.size() > 0 && std::find(accepted.begin(), accepted.end(), types[column]) == accepted.end()) {
+    return Status::InvalidArgument("append: column " + std::to_string(column + 1) + " is " + TypeName(types[column]) +
+                                   ", not " + what);
+  }
+  column++;
+  return Status::OK();
+}
+
 Appender::Appender(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Appender::~Appender() {
   if (impl_->appender) impl_->AppendChunk();  // as duckdb_appender_destroy flushes
@@ -260,88 +287,51 @@ Status Appender::Check(bool failed) {
   return s;
 }
 
-// The vector slot of the next value, or an error when the row is full, the
-// appender closed, or the column's type is none of `accepted`.
-#define CLICKLAKE_APPENDER_SLOT(what, ...)                                                                    \
-  if (!impl_->appender) return Status::InvalidArgument("append: the appender is closed");                  \
-  if (impl_->column >= impl_->types.size()) {                                                               \
-    return Status::InvalidArgument("append: Too many appends for a row of " +                              \
-                                   std::to_string(impl_->types.size()) + " columns");                      \
-  }                                                                                                         \
-  const size_t col = impl_->column;                                                                         \
-  const duckdb_type type = impl_->types[col];                                                               \
-  {                                                                                                         \
-    const duckdb_type accepted[] = {__VA_ARGS__};                                                           \
-    if (std::find(std::begin(accepted), std::end(accepted), type) == std::end(accepted)) {                 \
-      return Status::InvalidArgument(std::string("append: column ") + std::to_string(col + 1) + " is " +  \
-                                     TypeName(type) + ", not " + what);                                    \
-    }                                                                                                       \
-  }                                                                                                         \
-  const idx_t row = impl_->rows;                                                                            \
-  impl_->column++
-
 Status Appender::AppendNull() {
-  if (!impl_->appender) return Status::InvalidArgument("append: the appender is closed");
-  if (impl_->column >= impl_->types.size()) {
-    return Status::InvalidArgument("append: Too many appends for a row of " + std::to_string(impl_->types.size()) +
-                                   " columns");
-  }
-  duckdb_validity_set_row_invalid(impl_->validity[impl_->column++], impl_->rows);
+  RETURN_IF_ERROR(impl_->Next("NULL", {}));
+  duckdb_validity_set_row_invalid(impl_->validity[impl_->column - 1], impl_->rows);
   return Status::OK();
 }
 Status Appender::AppendBool(bool v) {
-  CLICKLAKE_APPENDER_SLOT("a boolean", DUCKDB_TYPE_BOOLEAN);
-  static_cast<bool*>(impl_->data[col])[row] = v;
+  RETURN_IF_ERROR(impl_->Next("a boolean", {DUCKDB_TYPE_BOOLEAN}));
+  impl_->value<bool>() = v;
   return Status::OK();
 }
-Status Appender::AppendInt32(int32_t v) {
-  CLICKLAKE_APPENDER_SLOT("an integer", DUCKDB_TYPE_INTEGER, DUCKDB_TYPE_BIGINT);
-  if (type == DUCKDB_TYPE_INTEGER) {
-    static_cast<int32_t*>(impl_->data[col])[row] = v;
-  } else {
-    static_cast<int64_t*>(impl_->data[col])[row] = v;
-  }
-  return Status::OK();
-}
+Status Appender::AppendInt32(int32_t v) { return AppendInt64(v); }
 Status Appender::AppendInt64(int64_t v) {
-  CLICKLAKE_APPENDER_SLOT("an integer", DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_INTEGER);
-  if (type == DUCKDB_TYPE_BIGINT) {
-    static_cast<int64_t*>(impl_->data[col])[row] = v;
+  RETURN_IF_ERROR(impl_->Next("an integer", {DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_INTEGER}));
+  if (impl_->type() == DUCKDB_TYPE_BIGINT) {
+    impl_->value<int64_t>() = v;
   } else if (v >= INT32_MIN && v <= INT32_MAX) {
-    static_cast<int32_t*>(impl_->data[col])[row] = static_cast<int32_t>(v);
+    impl_->value<int32_t>() = static_cast<int32_t>(v);
   } else {
-    impl_->column--;
-    return Status::InvalidArgument("append: " + std::to_string(v) + " is out of range for INTEGER column " +
-                                   std::to_string(col + 1));
+    return impl_->Reject(std::to_string(v) + " is out of range for INTEGER");
   }
   return Status::OK();
 }
 Status Appender::AppendDouble(double v) {
-  CLICKLAKE_APPENDER_SLOT("a double", DUCKDB_TYPE_DOUBLE);
-  static_cast<double*>(impl_->data[col])[row] = v;
+  RETURN_IF_ERROR(impl_->Next("a double", {DUCKDB_TYPE_DOUBLE}));
+  impl_->value<double>() = v;
   return Status::OK();
 }
 Status Appender::AppendString(std::string_view v) {
-  CLICKLAKE_APPENDER_SLOT("a string", DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BLOB);
-  if (type == DUCKDB_TYPE_VARCHAR && !simdjson::validate_utf8(v.data(), v.size())) {
-    impl_->column--;
-    return Status::InvalidArgument("append: invalid UTF-8 in a string for column " + std::to_string(col + 1));
+  RETURN_IF_ERROR(impl_->Next("a string", {DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BLOB}));
+  if (impl_->type() == DUCKDB_TYPE_VARCHAR && !simdjson::validate_utf8(v.data(), v.size())) {
+    return impl_->Reject("invalid UTF-8 in a string");
   }
-  duckdb_vector_assign_string_element_len(impl_->vectors[col], row, v.data(), v.size());
+  duckdb_vector_assign_string_element_len(impl_->vectors[impl_->column - 1], impl_->rows, v.data(), v.size());
   return Status::OK();
 }
 Status Appender::AppendTimestampMicros(int64_t micros) {
-  CLICKLAKE_APPENDER_SLOT("a timestamp", DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP_TZ);
-  static_cast<int64_t*>(impl_->data[col])[row] = micros;
+  RETURN_IF_ERROR(impl_->Next("a timestamp", {DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP_TZ}));
+  impl_->value<int64_t>() = micros;
   return Status::OK();
 }
 Status Appender::AppendDate(int32_t days) {
-  CLICKLAKE_APPENDER_SLOT("a date", DUCKDB_TYPE_DATE);
-  static_cast<int32_t*>(impl_->data[col])[row] = days;
+  RETURN_IF_ERROR(impl_->Next("a date", {DUCKDB_TYPE_DATE}));
+  impl_->value<int32_t>() = days;
   return Status::OK();
 }
-
-#undef CLICKLAKE_APPENDER_SLOT
 
 Status Appender::EndRow() {
   if (!impl_->appender) return Status::InvalidArgument("append: the appender is closed");
