@@ -21,7 +21,7 @@ echo "prepared $n events (log + $(du -h "$work/events.ndjson" | cut -f1) of NDJS
 # clicklake process --once: Bronze + Silver (parse, contracts, dedup in RocksDB,
 # enrichment, PII, identity + sessions) + quarantine + system.batches.
 t0=$(date +%s.%N)
-/usr/bin/time -o "$work/rss" -f "%M" "$build/src/cli/clicklake" process --lake "$lake" --once --log-level warn \
+/usr/bin/time -o "$work/rss" -f "%M" "$build/src/cli/clicklake" process --lake "$lake" --once --log-level "${LOG_LEVEL:-warn}" \
   --set "privacy.key_file=$work/pii.key" --set silver.quarantine_min_batch=100000000 ${CLICKLAKE_FLAGS:-}
 t1=$(date +%s.%N)
 cl_secs=$(echo "$t1 - $t0" | bc -l)

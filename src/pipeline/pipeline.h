@@ -68,6 +68,10 @@ struct PipelineOptions {
   bool accept_quarantine = false;
   // Refresh the Gold tables after each batch (processor.gold).
   bool gold = true;
+  // While a backlog is drained (a batch hit max_batch_events and more waits in
+  // the log), Gold is refreshed at most this often; the batch that drains the
+  // log always refreshes it (processor.gold_catch_up_interval; 0: every batch).
+  int64_t gold_catch_up_interval_us = 300'000'000;
 
   static PipelineOptions FromConfig(const Config& config);
 };
@@ -89,7 +93,9 @@ struct BatchResult {
   std::map<std::string, int64_t> quarantine_by_code;
   std::map<int32_t, std::pair<int64_t, int64_t>> offsets;  // partition → [start, end)
   int64_t read_us = 0, write_us = 0, silver_us = 0, commit_us = 0;
-  int64_t gold_us = 0;            // the Gold refresh (0 when off)
+  int64_t gold_us = 0;            // the Gold refresh (0 when off or deferred)
+  bool backlog = false;           // the batch hit max_batch_events and more waited in the log
+  bool gold_deferred = false;     // Gold not refreshed: backlog within gold_catch_up_interval
 };
 
 class MicroBatchRunner {
@@ -127,6 +133,7 @@ class MicroBatchRunner {
 
   std::unique_ptr<SilverStage> silver_;
   std::unique_ptr<gold::GoldStage> gold_;
+  int64_t gold_attempted_us_ = 0;  // monotonic: the last Gold refresh (or the runner's start)
   bool accept_quarantine_ = false;
 
   int64_t next_batch_id_ = 0;
@@ -152,6 +159,7 @@ class MicroBatchRunner {
   Counter* refused_ = nullptr;
   Gauge* refusing_ = nullptr;
   Counter* gold_failures_ = nullptr;
+  Counter* gold_deferred_ = nullptr;
 };
 
 }  // namespace clicklake::pipeline

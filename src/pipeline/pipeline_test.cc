@@ -172,6 +172,43 @@ TEST_F(PipelineTest, BatchCapSplitsWork) {
   EXPECT_EQ(BronzeCounts(), (std::pair<int64_t, int64_t>(100, 100)));
 }
 
+TEST_F(PipelineTest, GoldRefreshWaitsForTheBacklogToDrain) {
+  AppendEvents(100);
+  options_.max_batch_events = 30;
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  ASSERT_GE(runner->next_batch_id(), 4);
+  // The batches that left events in the log did not refresh Gold; the last one, which drained it, did.
+  EXPECT_EQ(Count("SELECT count(*) FROM system.batches WHERE gold_ms IS NOT NULL"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM system.batches WHERE gold_ms IS NOT NULL AND batch_id = " +
+                  std::to_string(runner->next_batch_id() - 1)),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM gold.fact_events"), 100);
+  EXPECT_EQ(Count("SELECT count(*) FROM (SELECT DISTINCT session_id FROM silver.events) s "
+                  "JOIN gold.fact_session_daily g USING (session_id)"),
+            Count("SELECT count(DISTINCT session_id) FROM silver.events"));
+
+  // More arrives: a batch that drains the log refreshes at once.
+  AppendEvents(10, 100);
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_FALSE(r.backlog);
+  EXPECT_FALSE(r.gold_deferred);
+  EXPECT_EQ(Count("SELECT count(*) FROM gold.fact_events"), 110);
+}
+
+TEST_F(PipelineTest, GoldCatchUpIntervalZeroRefreshesEveryBatch) {
+  AppendEvents(70);
+  options_.max_batch_events = 30;
+  options_.gold_catch_up_interval_us = 0;
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_TRUE(r.backlog);
+  EXPECT_FALSE(r.gold_deferred);
+  EXPECT_EQ(Count("SELECT count(*) FROM gold.fact_events"), 30);
+  ASSERT_OK(runner->Drain());
+  EXPECT_EQ(Count("SELECT count(*) FROM system.batches WHERE gold_ms IS NULL"), 0);
+}
+
 TEST_F(PipelineTest, UndecodableRecordsAreKeptNotDropped) {
   ASSERT_OK(log_->Append({{"k", std::string("\xff\xfe not a raw event", 19)}}));
   AppendEvents(3);

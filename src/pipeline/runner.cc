@@ -86,12 +86,18 @@ PipelineOptions PipelineOptions::FromConfig(const Config& config) {
   // checkpoint writer then fails to allocate 1 GiB, so no default cap yet.
   o.engine_memory_limit = config.GetString("processor.memory_limit", "");
   o.gold = config.GetBool("processor.gold", o.gold);
+  o.gold_catch_up_interval_us = config.GetDurationMicros("processor.gold_catch_up_interval", o.gold_catch_up_interval_us);
   o.config = config;
   return o;
 }
 
 MicroBatchRunner::MicroBatchRunner(const PipelineOptions& options, log::EventLog* log, FileSystem* fs, Clock* clock)
-    : options_(options), log_(log), fs_(fs), clock_(clock), accept_quarantine_(options.accept_quarantine) {
+    : options_(options),
+      log_(log),
+      fs_(fs),
+      clock_(clock),
+      gold_attempted_us_(clock->MonotonicMicros()),
+      accept_quarantine_(options.accept_quarantine) {
   auto* m = MetricsRegistry::Global();
   batches_ = m->GetCounter("clicklake_processor_batches_total", "Micro-batches committed.");
   events_ = m->GetCounter("clicklake_processor_events_total", "Events committed to bronze.events.");
@@ -112,6 +118,8 @@ MicroBatchRunner::MicroBatchRunner(const PipelineOptions& options, log::EventLog
                           "1 while the processor refuses a batch over the quarantine threshold.");
   gold_failures_ = m->GetCounter("clicklake_gold_refresh_failures_total",
                                  "Gold refreshes that failed (the next batch's refresh catches up).");
+  gold_deferred_ = m->GetCounter("clicklake_gold_refreshes_deferred_total",
+                                 "Batches that left Gold to a later batch while a backlog drained.");
 }
 
 MicroBatchRunner::~MicroBatchRunner() = default;
@@ -245,6 +253,7 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
         std::move(chunk.begin(), chunk.end(), std::back_inserter(records));
       }
       if (ends[p] > next_offsets_[p]) result.offsets[p] = {next_offsets_[p], ends[p]};
+      result.backlog = result.backlog || ends[p] < targets[p];
     }
   }
   result.read_us = clock_->MonotonicMicros() - t0;
@@ -391,9 +400,19 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
       (void)v;
     }
   }
-  if (options_.gold) {
-    // Gold: brought to silver.events' latest version, same txn (gold/gold.h).
-    const int64_t tg = clock_->MonotonicMicros();
+  // Gold: brought to silver.events' latest version, same txn (gold/gold.h).
+  // While a backlog is drained its refreshes are spaced out: each would be
+  // superseded by the next batch's, and each recomputes the dates the batch
+  // touched, which in a backlog are the same dates again and again.
+  const int64_t tg = clock_->MonotonicMicros();
+  result.gold_deferred = options_.gold && result.backlog && tg - gold_attempted_us_ < options_.gold_catch_up_interval_us;
+  if (result.gold_deferred) {
+    gold_deferred_->Increment();
+    spdlog::info("processor: batch {}: Gold refresh deferred while the backlog drains (at most every {} s, and after "
+                 "the batch that drains the log)",
+                 result.batch_id, options_.gold_catch_up_interval_us / 1'000'000);
+  } else if (options_.gold) {
+    gold_attempted_us_ = tg;
     if (!gold_) {
       auto stage = gold::GoldStage::Open(options_.config, options_.lake_dir, db_.get(), fs_, clock_);
       if (!stage.ok()) return stage.status();  // bad [gold] configuration
@@ -468,7 +487,7 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
         << "::BIGINT AS late_events, " << result.pii_redactions << "::BIGINT AS pii_redactions, "
         << engine::QuoteLiteral(reasons.str()) << " AS quarantine_by_code, " << result.silver_us / 1000.0
         << "::DOUBLE AS silver_ms, " << result.prop_type_conflicts << "::BIGINT AS prop_type_conflicts, "
-        << result.gold_us / 1000.0 << "::DOUBLE AS gold_ms";
+        << (result.gold_deferred ? std::string("NULL") : std::to_string(result.gold_us / 1000.0)) << "::DOUBLE AS gold_ms";
     ASSIGN_OR_RETURN(auto batches, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, "system/batches"),
                                                               BatchesSchema(), {}, {}, db_.get(), fs_, clock_));
     // Lakes from before the silver columns: add them (nullable) first.
