@@ -275,6 +275,15 @@ class Transaction {
   // REQUIRES: every row of `query` has exactly these partition values.
   Result<std::vector<AddFile>> WriteFiles(engine::Connection* conn, const std::string& query,
                                           const std::map<std::string, std::optional<std::string>>& partition_values);
+  // As above, for rows split into files by `group_expr`, an integer SQL
+  // expression over the query's columns: row r goes to the file of group
+  // group_expr(r), whose partition values are groups[group_expr(r)]. One pass
+  // over the query, the files written in parallel; a group without rows adds
+  // no file. REQUIRES: 0 <= group_expr < groups.size() for every row (else
+  // InvalidArgument and nothing staged), each group's rows of its partition.
+  Result<std::vector<AddFile>> WriteFileGroups(
+      engine::Connection* conn, const std::string& query, const std::string& group_expr,
+      const std::vector<std::map<std::string, std::optional<std::string>>>& groups);
   void AddFiles(std::vector<AddFile> files);
   // Stages a remove of a live file, with dataChange as set by SetDataChange
   // (call that first). The file's partition counts as read.

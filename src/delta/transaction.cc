@@ -117,11 +117,10 @@ struct JsonTree {
   }
 };
 
-// Computes Delta stats over the rows of `source` (a FROM clause).
-Result<std::string> ComputeStats(engine::Connection* conn, const std::string& source, const std::string& where,
-                                 const std::vector<Leaf>& leaves, int64_t* num_records,
-                                 std::vector<std::string>* non_null_violations, const Schema& schema) {
-  std::string sql = "SELECT count(*)";
+// The aggregates Delta stats need over the leaves: count(*), then per leaf its
+// null count and, for types with them, min and max.
+std::string StatsAggregates(const std::vector<Leaf>& leaves) {
+  std::string sql = "count(*)";
   for (const Leaf& l : leaves) {
     std::string e = LeafExpr(l);
     sql += ", count(*) - count(" + e + ")";
@@ -136,22 +135,25 @@ Result<std::string> ComputeStats(engine::Connection* conn, const std::string& so
       }
     }
   }
-  sql += " FROM " + source + (where.empty() ? "" : " WHERE " + where);
-  ASSIGN_OR_RETURN(engine::QueryResult r, conn->Query(sql));
-  if (r.row_count() != 1) return Status::Internal("stats query returned no row");
-  *num_records = r.GetInt64(0, 0);
+  return sql;
+}
+
+// The stats JSON from row `row` of a result whose columns from `col` on are
+// StatsAggregates(leaves).
+std::string StatsFromRow(const engine::QueryResult& r, size_t row, size_t col, const std::vector<Leaf>& leaves,
+                         int64_t* num_records, std::vector<std::string>* non_null_violations, const Schema& schema) {
+  *num_records = r.GetInt64(row, col++);
   JsonTree mins, maxs, nulls;
-  size_t col = 1;
   for (const Leaf& l : leaves) {
-    int64_t nc = r.GetInt64(0, col++);
+    int64_t nc = r.GetInt64(row, col++);
     nulls.Set(l.path, 0, std::to_string(nc));
     if (nc > 0 && l.path.size() == 1) {
       const Field* f = schema.Find(l.path[0]);
       if (f && !f->nullable) non_null_violations->push_back(l.path[0]);
     }
     if (!HasMinMax(l.type)) continue;
-    const auto& mn = r.Cell(0, col++);
-    const auto& mx = r.Cell(0, col++);
+    const auto& mn = r.Cell(row, col++);
+    const auto& mx = r.Cell(row, col++);
     if (!mn || !mx) continue;
     std::string jmin, jmax;
     if (l.type == "string") {
@@ -177,6 +179,57 @@ Result<std::string> ComputeStats(engine::Connection* conn, const std::string& so
   }
   return "{\"numRecords\":" + std::to_string(*num_records) + ",\"minValues\":" + mins.ToJson() +
          ",\"maxValues\":" + maxs.ToJson() + ",\"nullCount\":" + nulls.ToJson() + "}";
+}
+
+// Delta stats of data files just written, read back from them (exactly what
+// readers will see), in one parallel pass over all of them.
+struct FileStats {
+  std::string json;
+  int64_t num_records = 0;
+  std::vector<std::string> non_null_violations;
+};
+Result<std::vector<FileStats>> ComputeFileStats(engine::Connection* conn, const std::vector<std::string>& files,
+                                                const std::vector<Leaf>& leaves, const Schema& schema) {
+  std::string list;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < files.size(); i++) {
+    list += (i ? ", " : "") + engine::QuoteLiteral(files[i]);
+    index[files[i]] = i;
+  }
+  ASSIGN_OR_RETURN(engine::QueryResult r,
+                   conn->Query("SELECT filename, " + StatsAggregates(leaves) + " FROM read_parquet([" + list +
+                               "], filename = true) GROUP BY filename"));
+  std::vector<FileStats> out(files.size());
+  std::vector<bool> seen(files.size(), false);
+  for (size_t row = 0; row < r.row_count(); row++) {
+    auto it = index.find(r.GetString(row, 0));
+    if (it == index.end()) return Status::Internal("stats of an unexpected file " + r.GetString(row, 0));
+    FileStats& fs = out[it->second];
+    fs.json = StatsFromRow(r, row, 1, leaves, &fs.num_records, &fs.non_null_violations, schema);
+    seen[it->second] = true;
+  }
+  // A file without rows has no group: its stats are those of no rows.
+  for (size_t i = 0; i < files.size(); i++) {
+    if (!seen[i]) return Status::Internal("no stats for " + files[i] + " (an empty data file)");
+  }
+  return out;
+}
+
+// OK when the files' stats show `rows` rows in all and no NULL in a
+// non-nullable column.
+Status CheckFileStats(const std::vector<FileStats>& stats, int64_t rows, const std::string& table_path) {
+  int64_t counted = 0;
+  for (const FileStats& f : stats) {
+    if (!f.non_null_violations.empty()) {
+      return Status::InvalidArgument("NULL values in non-nullable column " + f.non_null_violations[0] + " of " +
+                                     table_path);
+    }
+    counted += f.num_records;
+  }
+  if (counted != rows) {
+    return Status::Internal("wrote " + std::to_string(rows) + " rows but counted " + std::to_string(counted));
+  }
+  return Status::OK();
 }
 
 // The SQL expression giving a partition column's value as Delta's partition-value text.
@@ -205,6 +258,54 @@ struct TempTable {
   engine::Connection* conn;
   std::string name;
 };
+
+// What a write of a query's rows to a table needs: the data columns (schema
+// order, typed as the schema says) and the leaves that get stats.
+struct WritePlan {
+  std::string select;
+  std::vector<Leaf> leaves;
+  std::set<std::string> present;  // the query's columns
+};
+
+Result<WritePlan> PlanWrite(engine::Connection* conn, const std::string& query, const Metadata& md,
+                            const std::string& table_path, bool partition_values_known) {
+  const Schema& schema = md.schema;
+  RETURN_IF_ERROR(conn->Execute("SET TimeZone='UTC'"));
+  WritePlan plan;
+  ASSIGN_OR_RETURN(engine::QueryResult desc, conn->Query("DESCRIBE SELECT * FROM (" + query + ")"));
+  for (size_t r = 0; r < desc.row_count(); r++) {
+    const std::string& name = desc.GetString(r, 0);
+    if (schema.Find(name) == nullptr) {
+      return Status::InvalidArgument("column " + name + " is not in the schema of " + table_path +
+                                     " (evolve the schema first)");
+    }
+    plan.present.insert(name);
+  }
+  std::set<std::string> partition_set(md.partition_columns.begin(), md.partition_columns.end());
+  if (!partition_values_known) {
+    for (const auto& p : md.partition_columns) {
+      if (!plan.present.count(p)) return Status::InvalidArgument("the rows to write lack partition column " + p);
+    }
+  }
+  int64_t max_indexed = 32;
+  auto it = md.configuration.find("delta.dataSkippingNumIndexedCols");
+  if (it != md.configuration.end()) max_indexed = std::strtoll(it->second.c_str(), nullptr, 10);
+  for (const Field& f : schema.fields) {
+    if (partition_set.count(f.name)) continue;
+    ASSIGN_OR_RETURN(std::string t, DuckDbType(f.type));
+    if (!plan.select.empty()) plan.select += ", ";
+    if (plan.present.count(f.name)) {
+      plan.select += "CAST(" + engine::QuoteIdentifier(f.name) + " AS " + t + ") AS " + engine::QuoteIdentifier(f.name);
+    } else {
+      if (!f.nullable) return Status::InvalidArgument("non-nullable column " + f.name + " missing from the rows to write");
+      plan.select += "CAST(NULL AS " + t + ") AS " + engine::QuoteIdentifier(f.name);
+    }
+    CollectLeaves({f.name}, f.type, &plan.leaves);
+  }
+  if (max_indexed >= 0 && static_cast<int64_t>(plan.leaves.size()) > max_indexed) plan.leaves.resize(max_indexed);
+  if (plan.select.empty()) return Status::InvalidArgument("table " + table_path + " has only partition columns");
+  return plan;
+}
 
 }  // namespace
 
@@ -272,49 +373,14 @@ Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
   const Metadata& md = new_metadata_ ? *new_metadata_ : read_snapshot_.metadata;
   RETURN_IF_ERROR(internal::CheckWritable(read_snapshot_.protocol, md));
   const Schema& schema = md.schema;
-  RETURN_IF_ERROR(conn->Execute("SET TimeZone='UTC'"));
-
-  ASSIGN_OR_RETURN(engine::QueryResult desc, conn->Query("DESCRIBE SELECT * FROM (" + query + ")"));
-  std::set<std::string> present;
-  for (size_t r = 0; r < desc.row_count(); r++) {
-    const std::string& name = desc.GetString(r, 0);
-    if (schema.Find(name) == nullptr) {
-      return Status::InvalidArgument("column " + name + " is not in the schema of " + table_->path() +
-                                     " (evolve the schema first)");
-    }
-    present.insert(name);
-  }
-  std::set<std::string> partition_set(md.partition_columns.begin(), md.partition_columns.end());
-  if (!known_partition) {
-    for (const auto& p : md.partition_columns) {
-      if (!present.count(p)) return Status::InvalidArgument("the rows to write lack partition column " + p);
-    }
-  } else {
+  if (known_partition) {
     for (const auto& p : md.partition_columns) {
       if (!known_partition->count(p)) return Status::InvalidArgument("no value given for partition column " + p);
     }
   }
-
-  // The data columns (schema order), typed as the schema says.
-  std::string select;
-  std::vector<Leaf> leaves;
-  int64_t max_indexed = 32;
-  auto it = md.configuration.find("delta.dataSkippingNumIndexedCols");
-  if (it != md.configuration.end()) max_indexed = std::strtoll(it->second.c_str(), nullptr, 10);
-  for (const Field& f : schema.fields) {
-    if (partition_set.count(f.name)) continue;
-    ASSIGN_OR_RETURN(std::string t, DuckDbType(f.type));
-    if (!select.empty()) select += ", ";
-    if (present.count(f.name)) {
-      select += "CAST(" + engine::QuoteIdentifier(f.name) + " AS " + t + ") AS " + engine::QuoteIdentifier(f.name);
-    } else {
-      if (!f.nullable) return Status::InvalidArgument("non-nullable column " + f.name + " missing from the rows to write");
-      select += "CAST(NULL AS " + t + ") AS " + engine::QuoteIdentifier(f.name);
-    }
-    CollectLeaves({f.name}, f.type, &leaves);
-  }
-  if (max_indexed >= 0 && static_cast<int64_t>(leaves.size()) > max_indexed) leaves.resize(max_indexed);
-  if (select.empty()) return Status::InvalidArgument("table " + table_->path() + " has only partition columns");
+  ASSIGN_OR_RETURN(WritePlan plan, PlanWrite(conn, query, md, table_->path(), known_partition.has_value()));
+  const std::string& select = plan.select;
+  const std::vector<Leaf>& leaves = plan.leaves;
 
   // Where the rows come from: the query itself when there is a single known
   // partition (one pass), else a temp table split by distinct partition values.
@@ -405,19 +471,13 @@ Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
       continue;
     }
     // Stats from the file just written: exactly what readers will see.
-    int64_t num_records = 0;
-    std::vector<std::string> violations;
-    auto stats = ComputeStats(conn, "read_parquet(" + engine::QuoteLiteral(abs) + ")", "", leaves, &num_records,
-                              &violations, schema);
-    if (!stats.ok() || !violations.empty() || num_records != *rows) {
+    auto stats = ComputeFileStats(conn, {abs}, leaves, schema);
+    Status checked = stats.ok() ? CheckFileStats(*stats, *rows, table_->path()) : stats.status();
+    if (!checked.ok()) {
       cleanup(abs);
-      if (!stats.ok()) return stats.status();
-      if (!violations.empty()) {
-        return Status::InvalidArgument("NULL values in non-nullable column " + violations[0] + " of " + table_->path());
-      }
-      return Status::Internal("wrote " + std::to_string(*rows) + " rows but counted " + std::to_string(num_records));
+      return checked;
     }
-    add.stats = std::move(*stats);
+    add.stats = std::move((*stats)[0].json);
     int64_t t2 = table_->clock()->MonotonicMicros();
     RETURN_IF_ERROR(internal::SyncExternalFile(table_->fs(), abs));
     spdlog::debug("delta: wrote {} rows to {}: parquet {:.0f} ms, stats {:.0f} ms, sync {:.0f} ms", *rows, rel,
@@ -433,6 +493,104 @@ Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
   std::set<std::string> dirs;
   for (const auto& a : written) dirs.insert(DirName(JoinPath(table_->path(), DecodePath(a.path))));
   for (const auto& d : dirs) RETURN_IF_ERROR(table_->fs()->SyncDir(d));
+  for (const auto& a : written) adds_.push_back(a);
+  return written;
+}
+
+Result<std::vector<AddFile>> Transaction::WriteFileGroups(
+    engine::Connection* conn, const std::string& query, const std::string& group_expr,
+    const std::vector<std::map<std::string, std::optional<std::string>>>& groups) {
+  RETURN_IF_ERROR(read_status_);
+  const Metadata& md = new_metadata_ ? *new_metadata_ : read_snapshot_.metadata;
+  RETURN_IF_ERROR(internal::CheckWritable(read_snapshot_.protocol, md));
+  const Schema& schema = md.schema;
+  std::vector<std::string> dirs;  // each group's partition directory ("" unpartitioned)
+  for (const auto& values : groups) {
+    std::string dir;
+    for (const auto& col : md.partition_columns) {
+      auto v = values.find(col);
+      if (v == values.end()) return Status::InvalidArgument("no value given for partition column " + col);
+      if (!v->second) {
+        const Field* f = schema.Find(col);
+        if (f && !f->nullable) return Status::InvalidArgument("NULL in non-nullable partition column " + col);
+      }
+      dir += HiveEscape(col) + "=" + (v->second ? HiveEscape(*v->second) : "__HIVE_DEFAULT_PARTITION__") + "/";
+    }
+    dirs.push_back(dir);
+  }
+  ASSIGN_OR_RETURN(WritePlan plan, PlanWrite(conn, query, md, table_->path(), true));
+  if (groups.empty()) return std::vector<AddFile>{};
+
+  // One COPY writes every group's file (in parallel) under a staging
+  // directory, one subdirectory per group; the files then move into place.
+  // The staging directory is not hidden: VACUUM removes what a crash leaves.
+  FileSystem* fs = table_->fs();
+  const std::string staging = JoinPath(table_->path(), "clicklake-staging-" + internal::NewUuid());
+  const std::string kGroupColumn = "__clicklake_file";
+  std::vector<std::string> moved;
+  auto fail = [&](Status s) {
+    fs->DeleteTree(staging).IgnoreError();
+    for (const auto& m : moved) fs->DeleteFile(m).IgnoreError();
+    return s;
+  };
+  const int64_t t0 = table_->clock()->MonotonicMicros();
+  auto rows = conn->WriteParquet("SELECT " + plan.select + ", CAST(" + group_expr + " AS INTEGER) AS " + kGroupColumn +
+                                     " FROM (" + query + ")",
+                                 staging, 122880, kGroupColumn);
+  if (!rows.ok()) return fail(rows.status());
+  const int64_t t1 = table_->clock()->MonotonicMicros();
+  std::vector<AddFile> written;
+  auto entries = fs->ListDir(staging);
+  if (!entries.ok()) return fail(entries.status());
+  const std::string prefix = kGroupColumn + "=";
+  for (const auto& e : *entries) {
+    char* end = nullptr;
+    const long group = e.name.rfind(prefix, 0) == 0 ? std::strtol(e.name.c_str() + prefix.size(), &end, 10) : -1;
+    if (!e.is_dir || end == nullptr || *end != '\0' || group < 0 || group >= static_cast<long>(groups.size())) {
+      return fail(Status::InvalidArgument("rows outside every group of the write (" + e.name + "): " + group_expr));
+    }
+    auto files = fs->ListDir(JoinPath(staging, e.name));
+    if (!files.ok()) return fail(files.status());
+    for (const auto& f : *files) {
+      std::string rel = dirs[group] + "part-00000-" + internal::NewUuid() + ".c000.zstd.parquet";
+      std::string abs = JoinPath(table_->path(), rel);
+      Status s = dirs[group].empty() ? Status::OK() : fs->CreateDirs(DirName(abs));
+      if (s.ok()) s = fs->Rename(JoinPath(JoinPath(staging, e.name), f.name), abs);
+      if (!s.ok()) return fail(s);
+      moved.push_back(abs);
+      AddFile add;
+      for (const auto& col : md.partition_columns) add.partition_values[col] = groups[group].at(col);
+      add.path = UriEncodePath(rel);
+      add.size = static_cast<int64_t>(f.size);
+      add.data_change = data_change_;
+      written.push_back(std::move(add));
+    }
+  }
+  fs->DeleteTree(staging).IgnoreError();
+  // Stats from the files just written, in one pass over all of them.
+  if (!moved.empty()) {
+    auto stats = ComputeFileStats(conn, moved, plan.leaves, schema);
+    Status checked = stats.ok() ? CheckFileStats(*stats, *rows, table_->path()) : stats.status();
+    if (!checked.ok()) return fail(checked);
+    for (size_t i = 0; i < written.size(); i++) written[i].stats = std::move((*stats)[i].json);
+  } else if (*rows != 0) {
+    return fail(Status::Internal("wrote " + std::to_string(*rows) + " rows but found no file"));
+  }
+  const int64_t t2 = table_->clock()->MonotonicMicros();
+  std::set<std::string> sync_dirs;
+  for (size_t i = 0; i < moved.size(); i++) {
+    Status s = internal::SyncExternalFile(fs, moved[i]);
+    auto info = s.ok() ? fs->Stat(moved[i]) : Result<FileInfo>(s);
+    if (!info.ok()) return fail(info.status());
+    written[i].modification_time = info->mtime_ms;
+    sync_dirs.insert(DirName(moved[i]));
+  }
+  for (const auto& d : sync_dirs) {
+    if (Status s = fs->SyncDir(d); !s.ok()) return fail(s);
+  }
+  spdlog::debug("delta: wrote {} rows in {} files of {} groups: parquet {:.0f} ms, stats {:.0f} ms, sync {:.0f} ms",
+                *rows, written.size(), groups.size(), (t1 - t0) / 1000.0, (t2 - t1) / 1000.0,
+                (table_->clock()->MonotonicMicros() - t2) / 1000.0);
   for (const auto& a : written) adds_.push_back(a);
   return written;
 }

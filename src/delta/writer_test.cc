@@ -141,6 +141,57 @@ TEST_F(WriterTest, TableRowsOfOneOrSeveralPartitions) {
   EXPECT_EQ(Count(t.get()), 43);  // 40 + the 3 rows of `one` (i = 4, 16, 28)
 }
 
+// WriteFileGroups: one pass, a file per group with rows, each in its group's
+// partition with exact stats; a row outside every group stages nothing and
+// leaves no file behind.
+TEST_F(WriterTest, FileGroupsSplitRowsInOnePass) {
+  auto t = Create({}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(conn_->Execute("SET TimeZone='UTC'; CREATE TABLE rows AS " + Rows("g", 90)));
+  std::vector<std::map<std::string, std::optional<std::string>>> groups;
+  for (const char* date : {"2024-05-01", "2024-05-02", "2024-05-03"}) {
+    groups.push_back({{"event_date", date}});  // n < 45
+    groups.push_back({{"event_date", date}});  // n >= 45
+  }
+  groups.push_back({{"event_date", "2024-05-04"}});  // no rows: no file
+  const std::string by_date_and_half = "(event_date - DATE '2024-05-01') * 2 + (n >= 45)::INTEGER";
+  {
+    auto tx = t->StartTransaction();
+    ASSERT_OK_AND_ASSIGN(auto files, tx->WriteFileGroups(conn_.get(), "SELECT * FROM rows", by_date_and_half, groups));
+    ASSERT_EQ(files.size(), 6u);
+    for (const auto& f : files) {
+      EXPECT_NE(f.stats.find("\"numRecords\":15"), std::string::npos) << f.stats;
+      EXPECT_EQ(f.path.rfind("event_date=" + *f.partition_values.at("event_date") + "/part-", 0), 0u) << f.path;
+    }
+    tx->SetOperation("WRITE", {{"mode", "Append"}});
+    ASSERT_OK(tx->Commit().status());
+  }
+  ExpectValid();
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  ASSERT_OK_AND_ASSIGN(std::string sql, ScanSql(path_, snap));
+  auto diff = conn_->Query("SELECT count(*) FROM ((SELECT * FROM rows EXCEPT ALL SELECT * FROM (" + sql +
+                           ")) UNION ALL (SELECT * FROM (" + sql + ") EXCEPT ALL SELECT * FROM rows))");
+  ASSERT_OK(diff.status());
+  EXPECT_EQ(diff->GetInt64(0, 0), 0);
+  // A row of each date in the other half's group: its partition is still right.
+  auto halves = conn_->Query("SELECT count(DISTINCT filename) FROM read_parquet('" + path_ +
+                             "/*/*.parquet', filename = true) WHERE n >= 45");
+  ASSERT_OK(halves.status());
+  EXPECT_EQ(halves->GetInt64(0, 0), 3);
+
+  // Rows outside every group: refused, nothing staged, no file left.
+  auto tx = t->StartTransaction();
+  auto refused = tx->WriteFileGroups(conn_.get(), "SELECT * FROM rows", "CASE WHEN n < 80 THEN 0 END", groups);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_TRUE(tx->staged_adds().empty());
+  int parquet_files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(path_)) {
+    parquet_files += e.path().extension() == ".parquet" && e.path().string().find("_delta_log") == std::string::npos;
+    EXPECT_EQ(e.path().string().find("staging"), std::string::npos) << e.path();
+  }
+  EXPECT_EQ(parquet_files, 6);
+}
+
 TEST_F(WriterTest, StringStatsUseThe32CharacterRule) {
   auto t = Create({}, {});
   ASSERT_NE(t, nullptr);

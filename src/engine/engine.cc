@@ -459,9 +459,11 @@ Result<std::unique_ptr<Appender>> Connection::CreateAppender(const std::string& 
   return std::unique_ptr<Appender>(new Appender(std::move(impl)));
 }
 
-Result<int64_t> Connection::WriteParquet(const std::string& query, const std::string& path, int64_t row_group_size) {
+Result<int64_t> Connection::WriteParquet(const std::string& query, const std::string& path, int64_t row_group_size,
+                                         const std::string& partition_column) {
   std::string sql = "COPY (" + query + ") TO " + QuoteLiteral(path) +
-                    " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE " + std::to_string(row_group_size) + ")";
+                    " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE " + std::to_string(row_group_size) +
+                    (partition_column.empty() ? "" : ", PARTITION_BY (" + QuoteIdentifier(partition_column) + ")") + ")";
   ASSIGN_OR_RETURN(QueryResult r, Query(sql));
   return r.row_count() > 0 ? r.GetInt64(0, 0) : 0;
 }

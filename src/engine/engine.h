@@ -105,7 +105,10 @@ class Connection {
   // A bulk appender into schema.table (schema "" = main).
   Result<std::unique_ptr<Appender>> CreateAppender(const std::string& schema, const std::string& table);
   // COPY (query) TO path as Parquet, zstd-compressed. Returns rows written.
-  Result<int64_t> WriteParquet(const std::string& query, const std::string& path, int64_t row_group_size = 122880);
+  // With partition_column: path is a new directory, and each value v of that
+  // column gets the files of its rows (without the column) in path/<column>=v/.
+  Result<int64_t> WriteParquet(const std::string& query, const std::string& path, int64_t row_group_size = 122880,
+                               const std::string& partition_column = "");
 
  private:
   friend class Database;

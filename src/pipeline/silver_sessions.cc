@@ -256,13 +256,11 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
 
 Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engine::Connection* conn,
                                                    const SilverMerge& merge) {
-  std::vector<delta::AddFile> added;
-  // Ranges on event_ts (not the bucket expression): the scans of silver_out
-  // read the other columns only for the rows in range.
-  auto range = [](int64_t lo_us, int64_t hi_us) {
-    return "event_ts >= make_timestamp(" + std::to_string(lo_us) + "::BIGINT) AND event_ts < make_timestamp(" +
-           std::to_string(hi_us) + "::BIGINT)";
-  };
+  // The files: event_ts ranges [bounds[i], bounds[i + 1]) of one slice each,
+  // written by one parallel COPY (delta::Transaction::WriteFileGroups).
+  std::vector<int64_t> lower;  // each file's lower bound, ascending
+  std::vector<int64_t> upper;
+  std::vector<std::map<std::string, std::optional<std::string>>> groups;
   for (const SilverMerge::Slice& slice : merge.slices) {
     std::vector<int64_t> bounds = {slice.bucket * kSilverFileBucketUs};
     const int64_t end = (slice.bucket + 1) * kSilverFileBucketUs;
@@ -273,22 +271,35 @@ Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engi
       // the order of rows inside it buys nothing.
       const int64_t files = (slice.rows + kSilverFileMaxRows - 1) / kSilverFileMaxRows;
       const int64_t per_file = (slice.rows + files - 1) / files;
-      ASSIGN_OR_RETURN(auto splits, conn->Query("SELECT DISTINCT t FROM (SELECT epoch_us(event_ts) AS t, row_number() "
-                                                "OVER (ORDER BY event_ts) AS rn FROM silver_out WHERE " +
-                                                range(bounds[0], end) + ") WHERE rn > 1 AND rn % " +
-                                                std::to_string(per_file) + " = 1 ORDER BY t"));
+      ASSIGN_OR_RETURN(auto splits,
+                       conn->Query("SELECT DISTINCT t FROM (SELECT epoch_us(event_ts) AS t, row_number() OVER (ORDER BY "
+                                   "event_ts) AS rn FROM silver_out WHERE event_ts >= make_timestamp(" +
+                                   std::to_string(bounds[0]) + "::BIGINT) AND event_ts < make_timestamp(" +
+                                   std::to_string(end) + "::BIGINT)) WHERE rn > 1 AND rn % " +
+                                   std::to_string(per_file) + " = 1 ORDER BY t"));
       for (size_t i = 0; i < splits.row_count(); i++) {
         if (splits.GetInt64(i, 0) > bounds.back()) bounds.push_back(splits.GetInt64(i, 0));
       }
     }
     bounds.push_back(end);
     for (size_t i = 0; i + 1 < bounds.size(); i++) {
-      ASSIGN_OR_RETURN(auto written, txn->WriteFiles(conn, "SELECT * FROM silver_out WHERE " + range(bounds[i], bounds[i + 1]),
-                                                     {{"event_date", slice.event_date}}));
-      added.insert(added.end(), written.begin(), written.end());
+      lower.push_back(bounds[i]);
+      upper.push_back(bounds[i + 1]);
+      groups.push_back({{"event_date", slice.event_date}});
     }
   }
-  return added;
+  if (groups.empty()) return std::vector<delta::AddFile>{};
+  // Slices are disjoint and ascending: the first upper bound above a row's
+  // event_ts is its file's (a row between slices matches none: an error).
+  std::string group = "CASE";
+  for (size_t i = 0; i < groups.size(); i++) {
+    group += " WHEN epoch_us(event_ts) < " + std::to_string(upper[i]) + " THEN " +
+             (i > 0 && lower[i] == upper[i - 1] ? std::to_string(i)
+                                                  : "(CASE WHEN epoch_us(event_ts) >= " + std::to_string(lower[i]) +
+                                                        " THEN " + std::to_string(i) + " END)");
+  }
+  group += " END";
+  return txn->WriteFileGroups(conn, "SELECT * FROM silver_out", group, groups);
 }
 
 }  // namespace clicklake::pipeline
