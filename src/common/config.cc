@@ -199,7 +199,7 @@ trigger = "60s"
 max_batch_events = 500000
 # gold = true                    # refresh the Gold tables after each micro-batch
 # gold_catch_up_interval = "5m"  # while a backlog drains, refresh Gold at most this often (and when it is drained)
-# threads = 0                    # DuckDB threads (0 = all cores)
+# threads = 0                    # DuckDB threads, and Silver's parse + enrich threads (0 = all cores)
 # memory_limit = ""              # e.g. "2GB"
 
 [silver]

@@ -11,9 +11,14 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <sstream>
+#include <system_error>
+#include <thread>
 #include <variant>
 
 #include "common/json_string.h"
@@ -30,6 +35,10 @@ using simdjson::dom::element;
 using simdjson::dom::element_type;
 
 const char kHex[] = "0123456789abcdef";
+
+// Records per unit of BuildBatch's parallel phase: large enough that handing
+// chunks out costs nothing, small enough that a few in flight stay a few MB.
+constexpr size_t kPrepareChunkRecords = 1024;
 
 std::string ToHex(const unsigned char* p, size_t n) {
   std::string out;
@@ -128,13 +137,15 @@ void WriteScrubbed(element e, const std::string& key, bool traits, std::string_v
   }
 }
 
+using PropValue = std::variant<std::string, double, bool>;
+
 // A scalar leaf of `properties`: its prop_<snake_path> column, JSON path, type
 // (string, double or boolean) and value.
 struct PropLeaf {
   std::string column;
   std::string path;
   const char* type;
-  element value;
+  PropValue value;
 };
 
 // Collects the scalar leaves of `e` (arrays and nulls stay in `properties`).
@@ -157,11 +168,13 @@ void CollectLeaves(element e, const std::string& column, const std::string& json
         CollectLeaves(v, column + "_" + part, json_path + ".\"" + std::string(k) + "\"", depth + 1, out);
       }
       return;
-    case element_type::STRING: out->push_back({column, json_path, "string", e}); return;
+    case element_type::STRING:
+      out->push_back({column, json_path, "string", std::string(e.get_string().value())});
+      return;
     case element_type::INT64:
     case element_type::UINT64:
-    case element_type::DOUBLE: out->push_back({column, json_path, "double", e}); return;
-    case element_type::BOOL: out->push_back({column, json_path, "boolean", e}); return;
+    case element_type::DOUBLE: out->push_back({column, json_path, "double", e.get_double().value()}); return;
+    case element_type::BOOL: out->push_back({column, json_path, "boolean", e.get_bool().value()}); return;
     default: return;
   }
 }
@@ -173,10 +186,10 @@ void CollectLeaves(element e, const std::string& column, const std::string& json
 struct BatchPropColumn {
   std::string path;
   bool in_table = false;
-  std::vector<std::pair<int64_t, std::variant<std::string, double, bool>>> values;
+  std::vector<std::pair<int64_t, PropValue>> values;
 };
 
-Status AppendPropValue(engine::Appender* app, const std::variant<std::string, double, bool>& v) {
+Status AppendPropValue(engine::Appender* app, const PropValue& v) {
   if (const auto* text = std::get_if<std::string>(&v)) return app->AppendString(*text);
   if (const auto* number = std::get_if<double>(&v)) return app->AppendDouble(*number);
   return app->AppendBool(std::get<bool>(v));
@@ -207,6 +220,254 @@ std::string_view ValidUtf8(std::string_view s, std::string* scratch) {
   for (unsigned char c : s) scratch->push_back(c < 0x80 ? static_cast<char>(c) : '?');
   return *scratch;
 }
+
+
+// ---- BuildBatch, phase 1: each record on its own, on any thread ----
+
+// What phase 1 made of one log record: everything phase 2 needs, owned
+// (nothing points into the parsers of the thread that prepared it).
+struct PreparedRecord {
+  bool decoded = false;  // a RawEvent; else quarantined as undecodable
+  int64_t received_at_us = 0;
+  // Non-empty: the event belongs in quarantine (a parse error or its contract).
+  std::string error_code;
+  std::string error_detail;
+  std::optional<int64_t> contract_version;
+
+  // A valid event. ev.properties and ev.root are cleared (they pointed into
+  // the parser).
+  CanonicalEvent ev;
+  std::string source;
+  enrich::Enrichment en;  // with context.campaign as the fallback for UTM parameters
+  std::optional<std::string> page_path;
+  std::optional<std::string> referrer_host;
+  std::optional<std::string> user_key;
+  std::optional<std::string> ip_hash;
+  std::string props;  // `properties` as stored: JSON with PII scrubbed
+  int64_t redactions = 0;
+  // The raw values of the restricted fields: "traits.<name>" or "properties.<name>", value.
+  std::vector<std::pair<std::string, std::string>> restricted;
+  // When `properties` is an object: its scalar leaves as received (they decide
+  // the columns), and, when scrubbing replaced something, those of the stored
+  // JSON (they give the values; scrubbed_ok = false if it does not parse).
+  bool properties_object = false;
+  std::vector<PropLeaf> leaves;
+  bool scrubbed_ok = false;
+  std::vector<PropLeaf> scrubbed_leaves;
+};
+
+// One thread's parsers and scratch space for phase 1.
+struct PrepareWorkspace {
+  explicit PrepareWorkspace(const ParseOptions& options) : parser(options) {}
+  EventParser parser;
+  simdjson::dom::parser scrubbed_parser;
+  RawEvent raw;
+  CanonicalEvent ev;
+  ParseError error;
+};
+
+// Phase 1 of one record: decode, parse, contract, enrichment, PII scrubbing
+// and flattening. Reads only immutable state, so any number of threads may
+// call Prepare at once (each with its own workspace).
+struct RecordPreparer {
+  const ContractRegistry& contracts;
+  const enrich::Enricher& enricher;
+  const std::string& pii_key;
+  const std::vector<std::string>& restricted_traits;
+  const std::vector<std::string>& restricted_properties;
+
+  void Prepare(const log::LogRecord& r, PrepareWorkspace* ws, PreparedRecord* p) const {
+    *p = PreparedRecord{};
+    if (!DecodeRawEvent(r.value, &ws->raw).ok()) return;
+    p->decoded = true;
+    p->received_at_us = ws->raw.received_at_us;
+    CanonicalEvent& ev = ws->ev;
+    std::string ingest_id = std::to_string(r.partition) + "-" + std::to_string(r.offset);
+    if (!ws->parser.Parse(ws->raw, ingest_id, &ev, &ws->error)) {
+      p->error_code = std::move(ws->error.code);
+      p->error_detail = std::move(ws->error.detail);
+      return;
+    }
+    if (const Contract* contract = contracts.Find(ev.event_name)) {
+      std::string violation = ContractRegistry::Validate(*contract, ev.has_properties ? &ev.properties : nullptr);
+      if (!violation.empty()) {
+        p->error_code = "schema_violation";
+        p->error_detail = std::move(violation);
+        p->contract_version = contract->version;
+        return;
+      }
+    }
+
+    enrich::EventContext ctx;
+    if (ev.user_agent) ctx.user_agent = *ev.user_agent;
+    if (ev.ip) ctx.client_ip = *ev.ip;
+    if (ev.page_url) ctx.page_url = *ev.page_url;
+    if (ev.referrer_url) ctx.referrer_url = *ev.referrer_url;
+    enrich::Enrichment& en = p->en;
+    en = enricher.Enrich(ctx, ev.root);
+    // Snowplow and other flat payloads: experiments in the properties.
+    if (!en.experiment.experiment_id && ev.has_properties)
+      en.experiment = enrich::ExtractExperiment(enricher.experiment_paths(), ev.properties);
+
+    const bool traits = ev.event_type == "identify" || ev.event_type == "group";
+    const std::vector<std::string>& restricted_keys = traits ? restricted_traits : restricted_properties;
+    if (ev.has_properties) {
+      WriteScrubbed(ev.properties, pii_key, traits, "", &p->props, &p->redactions, restricted_keys);
+      // Raw values the policy keeps: restricted.pii only.
+      for (const auto& name : restricted_keys) {
+        element v;
+        if (!ev.properties.is_object() || ev.properties[name].get(v) || v.is_null()) continue;
+        std::string_view text;
+        std::string value = v.get_string().get(text) ? simdjson::minify(v) : std::string(text);
+        if (value.empty()) continue;
+        p->restricted.emplace_back((traits ? "traits." : "properties.") + name, std::move(value));
+      }
+    }
+    if (ev.has_properties && ev.properties.is_object()) {
+      p->properties_object = true;
+      CollectLeaves(ev.properties, "prop", "$", 0, &p->leaves);
+      // The column values are those of `properties` as stored (scrubbed). Only
+      // when scrubbing replaced something do they differ from the leaves above.
+      element scrubbed;
+      if (!p->leaves.empty() && p->redactions > 0) {
+        p->scrubbed_ok = !ws->scrubbed_parser.parse(p->props).get(scrubbed);
+        if (p->scrubbed_ok) CollectLeaves(scrubbed, "prop", "$", 0, &p->scrubbed_leaves);
+      }
+    }
+
+    // Campaign: the page URL's UTM parameters, else context.campaign.
+    enrich::PageInfo& page = en.page;
+    if (!page.utm_source && !page.utm_medium && !page.utm_campaign &&
+        (ev.campaign_source || ev.campaign_medium || ev.campaign_name)) {
+      page.utm_source = ev.campaign_source;
+      page.utm_medium = ev.campaign_medium;
+      page.utm_campaign = ev.campaign_name;
+      page.utm_term = ev.campaign_term;
+      page.utm_content = ev.campaign_content;
+      page.campaign_id = enrich::CampaignId(page.utm_source, page.utm_medium, page.utm_campaign);
+    }
+    p->page_path = ev.page_path ? ev.page_path : page.page_path;
+    if (ev.referrer_url) {
+      p->referrer_host =
+          enrich::ClassifyReferrer(*ev.referrer_url, page.host.value_or(""), page.utm_medium).referrer_host;
+    }
+    p->user_key = ev.user_id ? ev.user_id : std::optional<std::string>("anon:" + *ev.anonymous_id);
+    if (ev.ip) p->ip_hash = HmacSha256Hex(pii_key, *ev.ip);
+    p->source = ws->raw.source;
+    ev.properties = element();
+    ev.root = element();
+    p->ev = std::move(ev);
+  }
+};
+
+// Runs phase 1 over a batch in chunks of records on `threads` threads:
+// threads − 1 workers, and the consumer, which prepares chunks itself while
+// the one it needs next is not ready. Chunks are claimed in order, and at most
+// `slots` of them are prepared ahead of the consumer, which bounds memory.
+//
+// Thread safety: Next and Release are for the one consumer thread; the
+// destructor stops the workers (each finishes its chunk) and joins them.
+class ChunkPreparer {
+ public:
+  // Fills `out` with the prepared records of chunk `chunk`, using workspace
+  // `workspace` (0 for the consumer, 1.. for the workers).
+  using PrepareFn = std::function<void(size_t chunk, int workspace, std::vector<PreparedRecord>* out)>;
+
+  ChunkPreparer(size_t chunks, int threads, PrepareFn prepare)
+      : chunks_(chunks), prepare_(std::move(prepare)), slots_(std::max(2, 2 * threads)) {
+    for (int i = 1; i < threads; i++) {
+      try {
+        workers_.emplace_back([this, i] { RunWorker(i); });
+      } catch (const std::system_error& e) {  // fewer workers; the consumer does the rest
+        spdlog::warn("silver build: cannot start a worker thread ({}); going on with {}", e.what(), i);
+        break;
+      }
+    }
+  }
+
+  ~ChunkPreparer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  ChunkPreparer(const ChunkPreparer&) = delete;
+  ChunkPreparer& operator=(const ChunkPreparer&) = delete;
+
+  // Chunk `k`'s records, prepared, or the error preparing them met. Valid
+  // until Release(k). REQUIRES: k = 0, 1, 2, … in turn, each released before the next.
+  Result<std::vector<PreparedRecord>*> Next(size_t k) {
+    std::unique_lock<std::mutex> lock(mu_);
+    Slot& slot = slots_[k % slots_.size()];
+    while (!slot.ready) {
+      if (CanClaim()) {
+        Prepare(next_claim_++, 0, &lock);
+      } else {
+        changed_.wait(lock);
+      }
+    }
+    if (!slot.status.ok()) return slot.status;
+    return &slot.records;
+  }
+
+  void Release(size_t k) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      slots_[k % slots_.size()].ready = false;
+      released_ = k + 1;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  struct Slot {
+    std::vector<PreparedRecord> records;  // written by the thread that claimed the chunk, then by the consumer
+    Status status;
+    bool ready = false;  // GUARDED_BY(mu_)
+  };
+
+  bool CanClaim() const { return next_claim_ < chunks_ && next_claim_ < released_ + slots_.size(); }  // REQUIRES: mu_
+
+  // Prepares `chunk` outside the lock. REQUIRES: *lock holds mu_, and `chunk` was just claimed.
+  void Prepare(size_t chunk, int workspace, std::unique_lock<std::mutex>* lock) {
+    Slot& slot = slots_[chunk % slots_.size()];
+    lock->unlock();
+    Status status;
+    try {
+      prepare_(chunk, workspace, &slot.records);
+    } catch (const std::exception& e) {  // e.g. bad_alloc: an error of the batch, not a crash of the process
+      status = Status::Internal(std::string("silver build: preparing records failed: ") + e.what());
+    }
+    lock->lock();
+    slot.status = std::move(status);
+    slot.ready = true;
+    changed_.notify_all();
+  }
+
+  void RunWorker(int workspace) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_ && next_claim_ < chunks_) {
+      if (CanClaim()) {
+        Prepare(next_claim_++, workspace, &lock);
+      } else {
+        changed_.wait(lock);
+      }
+    }
+  }
+
+  const size_t chunks_;
+  const PrepareFn prepare_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  size_t next_claim_ = 0;  // GUARDED_BY(mu_): chunks below it are claimed
+  size_t released_ = 0;    // GUARDED_BY(mu_): chunks below it are consumed
+  bool stop_ = false;      // GUARDED_BY(mu_)
+  std::vector<Slot> slots_;
+  std::vector<std::thread> workers_;
+};
 
 }  // namespace
 
@@ -293,6 +554,7 @@ SilverOptions SilverOptions::FromConfig(const Config& config) {
   o.quarantine_min_batch = config.GetInt("silver.quarantine_min_batch", o.quarantine_min_batch);
   o.pii_key_file = config.GetString("privacy.key_file", "");
   o.max_prop_columns = config.GetInt("silver.max_prop_columns", o.max_prop_columns);
+  o.threads = static_cast<int>(config.GetInt("processor.threads", o.threads));
   if (config.Has("privacy.restricted_fields")) {
     o.restricted_fields.clear();
     for (const auto& f : config.GetStringList("privacy.restricted_fields"))
@@ -453,7 +715,6 @@ SilverStage::~SilverStage() = default;
 Result<std::unique_ptr<SilverStage>> SilverStage::Open(const Config& config, const std::string& lake_dir) {
   std::unique_ptr<SilverStage> s(new SilverStage());
   s->options_ = SilverOptions::FromConfig(config);
-  s->parser_ = std::make_unique<EventParser>(s->options_.parse);
   for (const auto& f : s->options_.restricted_fields) {
     if (f.rfind("traits.", 0) == 0 && f.size() > 7) {
       s->restricted_traits_.push_back(f.substr(7));
@@ -501,8 +762,6 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     table_columns.push_back(&col);
     table_columns_ddl += ", " + engine::QuoteIdentifier(column) + " " + PropSqlType(type);
   }
-  std::vector<PropLeaf> leaves;
-  simdjson::dom::parser scrubbed_parser;
   const int64_t started_us = SystemClock()->MonotonicMicros();
   RETURN_IF_ERROR(conn->Execute(
       "CREATE OR REPLACE TABLE silver_rows (event_id VARCHAR, event_type VARCHAR, event_name VARCHAR, "
@@ -539,204 +798,167 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     return reasons->EndRow();
   };
 
-  RawEvent raw;
-  CanonicalEvent ev;
-  ParseError perr;
-  std::string props;
-  for (const auto& r : records) {
-    if (!DecodeRawEvent(r.value, &raw).ok()) {
-      RETURN_IF_ERROR(quarantine(r, "undecodable", "the log record is not a RawEvent", std::nullopt));
-      continue;
-    }
-    stats.newest_received_at_us = std::max(stats.newest_received_at_us, raw.received_at_us);
-    std::string ingest_id = std::to_string(r.partition) + "-" + std::to_string(r.offset);
-    if (!parser_->Parse(raw, ingest_id, &ev, &perr)) {
-      RETURN_IF_ERROR(quarantine(r, perr.code, perr.detail, std::nullopt));
-      continue;
-    }
-    if (const Contract* contract = contracts_.Find(ev.event_name)) {
-      std::string violation = ContractRegistry::Validate(*contract, ev.has_properties ? &ev.properties : nullptr);
-      if (!violation.empty()) {
-        RETURN_IF_ERROR(quarantine(r, "schema_violation", violation, contract->version));
+  // Phase 1 (ChunkPreparer, any thread): each record on its own. Phase 2
+  // (here, in log order): all that depends on the records before — dedup
+  // (the first received wins), the watermark, prop_ columns and their types —
+  // and the rows, in the order of a single-threaded pass.
+  int threads = options_.threads > 0 ? options_.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const size_t chunks = (records.size() + kPrepareChunkRecords - 1) / kPrepareChunkRecords;
+  threads = static_cast<int>(std::min<size_t>(std::max(threads, 1), std::max<size_t>(chunks, 1)));
+  std::vector<std::unique_ptr<PrepareWorkspace>> workspaces;
+  for (int i = 0; i < threads; i++) workspaces.push_back(std::make_unique<PrepareWorkspace>(options_.parse));
+  const RecordPreparer preparer{contracts_, *enricher_, pii_key_, restricted_traits_, restricted_properties_};
+  ChunkPreparer prepared(chunks, threads, [&](size_t chunk, int workspace, std::vector<PreparedRecord>* out) {
+    const size_t begin = chunk * kPrepareChunkRecords;
+    const size_t end = std::min(records.size(), begin + kPrepareChunkRecords);
+    out->resize(end - begin);
+    for (size_t i = begin; i < end; i++) preparer.Prepare(records[i], workspaces[workspace].get(), &(*out)[i - begin]);
+  });
+
+  for (size_t chunk = 0; chunk < chunks; chunk++) {
+    ASSIGN_OR_RETURN(std::vector<PreparedRecord>* chunk_records, prepared.Next(chunk));
+    const size_t begin = chunk * kPrepareChunkRecords;
+    for (size_t i = 0; i < chunk_records->size(); i++) {
+      const log::LogRecord& r = records[begin + i];
+      PreparedRecord& p = (*chunk_records)[i];
+      if (!p.decoded) {
+        RETURN_IF_ERROR(quarantine(r, "undecodable", "the log record is not a RawEvent", std::nullopt));
         continue;
       }
-    }
-    ASSIGN_OR_RETURN(bool duplicate, dedup_->CheckAndAdd(ev.event_id, ev.event_ts));
-    if (duplicate) {
-      stats.duplicates++;
-      continue;
-    }
-    // Late: older than allowed_lateness behind the newest event time seen so
-    // far (over the committed batches, then this batch in log order).
-    ev.late = dedup_->watermark() != INT64_MIN &&
-              ev.event_ts < dedup_->watermark() - options_.parse.allowed_lateness_us;
-    dedup_->AdvanceWatermark(ev.event_ts);
+      stats.newest_received_at_us = std::max(stats.newest_received_at_us, p.received_at_us);
+      if (!p.error_code.empty()) {
+        RETURN_IF_ERROR(quarantine(r, p.error_code, p.error_detail, p.contract_version));
+        continue;
+      }
+      CanonicalEvent& ev = p.ev;
+      ASSIGN_OR_RETURN(bool duplicate, dedup_->CheckAndAdd(ev.event_id, ev.event_ts));
+      if (duplicate) {
+        stats.duplicates++;
+        continue;
+      }
+      // Late: older than allowed_lateness behind the newest event time seen so
+      // far (over the committed batches, then this batch in log order).
+      ev.late = dedup_->watermark() != INT64_MIN &&
+                ev.event_ts < dedup_->watermark() - options_.parse.allowed_lateness_us;
+      dedup_->AdvanceWatermark(ev.event_ts);
 
-    enrich::EventContext ctx;
-    if (ev.user_agent) ctx.user_agent = *ev.user_agent;
-    if (ev.ip) ctx.client_ip = *ev.ip;
-    if (ev.page_url) ctx.page_url = *ev.page_url;
-    if (ev.referrer_url) ctx.referrer_url = *ev.referrer_url;
-    enrich::Enrichment en = enricher_->Enrich(ctx, ev.root);
-    // Snowplow and other flat payloads: experiments in the properties.
-    if (!en.experiment.experiment_id && ev.has_properties)
-      en.experiment = enrich::ExtractExperiment(enricher_->experiment_paths(), ev.properties);
-
-    props.clear();
-    int64_t redactions = 0;
-    const bool traits = ev.event_type == "identify" || ev.event_type == "group";
-    const std::vector<std::string>& restricted_keys = traits ? restricted_traits_ : restricted_properties_;
-    if (ev.has_properties) {
-      WriteScrubbed(ev.properties, pii_key_, traits, "", &props, &redactions, restricted_keys);
-      // Raw values the policy keeps: restricted.pii only.
-      for (const auto& name : restricted_keys) {
-        element v;
-        if (!ev.properties.is_object() || ev.properties[name].get(v) || v.is_null()) continue;
-        std::string_view text;
-        std::string value = v.get_string().get(text) ? simdjson::minify(v) : std::string(text);
-        if (value.empty()) continue;
+      for (const auto& [field, value] : p.restricted) {
         RETURN_IF_ERROR(restricted->AppendString(valid(ev.event_id)));
         RETURN_IF_ERROR(restricted->AppendString(
             valid(ev.user_id ? *ev.user_id : "anon:" + ev.anonymous_id.value_or(""))));
         RETURN_IF_ERROR(restricted->AppendDate(static_cast<int32_t>(MicrosToDays(ev.event_ts))));
-        RETURN_IF_ERROR(restricted->AppendString((traits ? "traits." : "properties.") + name));
+        RETURN_IF_ERROR(restricted->AppendString(field));
         RETURN_IF_ERROR(restricted->AppendString(valid(value)));
         RETURN_IF_ERROR(restricted->AppendTimestampMicros(ev.received_at));
         RETURN_IF_ERROR(restricted->EndRow());
         stats.restricted_rows++;
       }
-    }
-    stats.pii_redactions += redactions;
-    if (ev.has_properties && ev.properties.is_object()) {
-      leaves.clear();
-      CollectLeaves(ev.properties, "prop", "$", 0, &leaves);
-      bool any = false;
-      for (const PropLeaf& leaf : leaves) {
-        if (leaf.column.size() > 128) continue;
-        auto it = prop_types.find(leaf.column);
-        if (it == prop_types.end()) {
-          if (prop_count >= options_.max_prop_columns) continue;
-          it = prop_types.emplace(leaf.column, leaf.type).first;
-          prop_count++;
-          stats.new_prop_columns.push_back({leaf.column, leaf.type, true});
-        }
-        if (it->second != leaf.type) {
-          stats.prop_type_conflicts++;
-          continue;
-        }
-        BatchPropColumn& col = batch_props[leaf.column];
-        if (col.path.empty()) col.path = leaf.path;
-        any = true;
-      }
-      // The column values are those of `properties` as stored (scrubbed): a
-      // value at the column's path whose JSON type is the column's. Only when
-      // scrubbing replaced something do they differ from the leaves above.
-      bool take_values = any;
-      if (any && redactions > 0) {
-        element scrubbed;
-        take_values = !scrubbed_parser.parse(props).get(scrubbed);
-        leaves.clear();
-        if (take_values) CollectLeaves(scrubbed, "prop", "$", 0, &leaves);
-      }
-      if (take_values) {
-        for (const PropLeaf& leaf : leaves) {
-          auto col = batch_props.find(leaf.column);
-          if (col == batch_props.end() || col->second.path != leaf.path || prop_types.at(leaf.column) != leaf.type) {
+      stats.pii_redactions += p.redactions;
+      if (p.properties_object) {
+        bool any = false;
+        for (const PropLeaf& leaf : p.leaves) {
+          if (leaf.column.size() > 128) continue;
+          auto it = prop_types.find(leaf.column);
+          if (it == prop_types.end()) {
+            if (prop_count >= options_.max_prop_columns) continue;
+            it = prop_types.emplace(leaf.column, leaf.type).first;
+            prop_count++;
+            stats.new_prop_columns.push_back({leaf.column, leaf.type, true});
+          }
+          if (it->second != leaf.type) {
+            stats.prop_type_conflicts++;
             continue;
           }
-          auto& values = col->second.values;
-          if (!values.empty() && values.back().first == stats.silver_rows) continue;  // the first of duplicate keys
-          if (leaf.value.is_string()) {
-            values.emplace_back(stats.silver_rows, std::string(leaf.value.get_string().value()));
-          } else if (leaf.value.is_bool()) {
-            values.emplace_back(stats.silver_rows, leaf.value.get_bool().value());
-          } else {
-            values.emplace_back(stats.silver_rows, leaf.value.get_double().value());
+          BatchPropColumn& col = batch_props[leaf.column];
+          if (col.path.empty()) col.path = leaf.path;
+          any = true;
+        }
+        // The values: a value at the column's path whose JSON type is the
+        // column's, in `properties` as stored.
+        bool take_values = any;
+        std::vector<PropLeaf>* value_leaves = &p.leaves;
+        if (any && p.redactions > 0) {
+          take_values = p.scrubbed_ok;
+          value_leaves = &p.scrubbed_leaves;
+        }
+        if (take_values) {
+          for (PropLeaf& leaf : *value_leaves) {
+            auto col = batch_props.find(leaf.column);
+            if (col == batch_props.end() || col->second.path != leaf.path ||
+                prop_types.at(leaf.column) != leaf.type) {
+              continue;
+            }
+            auto& values = col->second.values;
+            if (!values.empty() && values.back().first == stats.silver_rows) continue;  // the first of duplicate keys
+            values.emplace_back(stats.silver_rows, std::move(leaf.value));
           }
         }
       }
-    }
-    if (ev.future_dated) stats.future_dated++;
-    if (ev.late) stats.late++;
+      if (ev.future_dated) stats.future_dated++;
+      if (ev.late) stats.late++;
 
-    // Campaign: the page URL's UTM parameters, else context.campaign.
-    enrich::PageInfo& page = en.page;
-    if (!page.utm_source && !page.utm_medium && !page.utm_campaign &&
-        (ev.campaign_source || ev.campaign_medium || ev.campaign_name)) {
-      page.utm_source = ev.campaign_source;
-      page.utm_medium = ev.campaign_medium;
-      page.utm_campaign = ev.campaign_name;
-      page.utm_term = ev.campaign_term;
-      page.utm_content = ev.campaign_content;
-      page.campaign_id = enrich::CampaignId(page.utm_source, page.utm_medium, page.utm_campaign);
-    }
-    std::optional<std::string> page_path = ev.page_path ? ev.page_path : page.page_path;
-    std::optional<std::string> referrer_host;
-    if (ev.referrer_url) {
-      referrer_host =
-          enrich::ClassifyReferrer(*ev.referrer_url, page.host.value_or(""), page.utm_medium).referrer_host;
-    }
-    const enrich::UserAgent& ua = en.user_agent;
-    std::optional<std::string> user_key =
-        ev.user_id ? ev.user_id : std::optional<std::string>("anon:" + *ev.anonymous_id);
-
-    auto* a = rows.get();
-    RETURN_IF_ERROR(a->AppendString(valid(ev.event_id)));
-    RETURN_IF_ERROR(a->AppendString(ev.event_type));
-    RETURN_IF_ERROR(a->AppendString(valid(ev.event_name)));
-    RETURN_IF_ERROR(a->AppendTimestampMicros(ev.event_ts));
-    RETURN_IF_ERROR(AppendOptTs(a, ev.original_ts));
-    RETURN_IF_ERROR(AppendOptTs(a, ev.sent_at));
-    RETURN_IF_ERROR(a->AppendTimestampMicros(ev.received_at));
-    RETURN_IF_ERROR(a->AppendDate(static_cast<int32_t>(MicrosToDays(ev.event_ts))));
-    RETURN_IF_ERROR(AppendOpt(a, ev.user_id));
-    RETURN_IF_ERROR(AppendOpt(a, ev.anonymous_id));
-    RETURN_IF_ERROR(AppendOpt(a, user_key));
-    RETURN_IF_ERROR(a->AppendNull());  // session_id
-    RETURN_IF_ERROR(a->AppendNull());  // session_event_index
-    RETURN_IF_ERROR(a->AppendString(ev.platform));
-    RETURN_IF_ERROR(AppendOpt(a, ev.page_url));
-    RETURN_IF_ERROR(AppendOpt(a, page_path));
-    RETURN_IF_ERROR(AppendOpt(a, ev.page_title));
-    RETURN_IF_ERROR(AppendOpt(a, ev.referrer_url));
-    RETURN_IF_ERROR(AppendOpt(a, referrer_host));
-    RETURN_IF_ERROR(AppendOpt(a, page.utm_source));
-    RETURN_IF_ERROR(AppendOpt(a, page.utm_medium));
-    RETURN_IF_ERROR(AppendOpt(a, page.utm_campaign));
-    RETURN_IF_ERROR(AppendOpt(a, page.utm_term));
-    RETURN_IF_ERROR(AppendOpt(a, page.utm_content));
-    RETURN_IF_ERROR(AppendOpt(a, page.campaign_id));
-    RETURN_IF_ERROR(AppendOpt(a, en.experiment.experiment_id));
-    RETURN_IF_ERROR(AppendOpt(a, en.experiment.experiment_variant));
-    bool has_ua = ev.user_agent.has_value();
-    RETURN_IF_ERROR(has_ua ? a->AppendString(enrich::DeviceTypeName(ua.device_type)) : a->AppendNull());
-    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.device_family) : a->AppendNull());
-    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.ua_family) : a->AppendNull());
-    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.BrowserVersion()) : a->AppendNull());
-    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.os_family) : a->AppendNull());
-    RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.OsVersion()) : a->AppendNull());
-    RETURN_IF_ERROR(AppendOpt(a, en.geo.country));
-    RETURN_IF_ERROR(AppendOpt(a, en.geo.region));
-    RETURN_IF_ERROR(AppendOpt(a, en.geo.city));
-    RETURN_IF_ERROR(ev.ip ? a->AppendString(HmacSha256Hex(pii_key_, *ev.ip)) : a->AppendNull());
-    RETURN_IF_ERROR(ev.revenue ? a->AppendDouble(*ev.revenue) : a->AppendNull());
-    RETURN_IF_ERROR(AppendOpt(a, ev.currency));
-    RETURN_IF_ERROR(ev.has_properties ? a->AppendString(valid(props)) : a->AppendNull());
-    RETURN_IF_ERROR(a->AppendString(valid(raw.source)));
-    RETURN_IF_ERROR(a->AppendInt32(r.partition));
-    RETURN_IF_ERROR(a->AppendInt64(r.offset));
-    RETURN_IF_ERROR(a->AppendBool(ev.future_dated));
-    RETURN_IF_ERROR(a->AppendBool(ev.late));
-    for (BatchPropColumn* col : table_columns) {
-      if (col->values.empty()) {
-        RETURN_IF_ERROR(a->AppendNull());
-        continue;
+      const enrich::Enrichment& en = p.en;
+      const enrich::PageInfo& page = en.page;
+      const enrich::UserAgent& ua = en.user_agent;
+      auto* a = rows.get();
+      RETURN_IF_ERROR(a->AppendString(valid(ev.event_id)));
+      RETURN_IF_ERROR(a->AppendString(ev.event_type));
+      RETURN_IF_ERROR(a->AppendString(valid(ev.event_name)));
+      RETURN_IF_ERROR(a->AppendTimestampMicros(ev.event_ts));
+      RETURN_IF_ERROR(AppendOptTs(a, ev.original_ts));
+      RETURN_IF_ERROR(AppendOptTs(a, ev.sent_at));
+      RETURN_IF_ERROR(a->AppendTimestampMicros(ev.received_at));
+      RETURN_IF_ERROR(a->AppendDate(static_cast<int32_t>(MicrosToDays(ev.event_ts))));
+      RETURN_IF_ERROR(AppendOpt(a, ev.user_id));
+      RETURN_IF_ERROR(AppendOpt(a, ev.anonymous_id));
+      RETURN_IF_ERROR(AppendOpt(a, p.user_key));
+      RETURN_IF_ERROR(a->AppendNull());  // session_id
+      RETURN_IF_ERROR(a->AppendNull());  // session_event_index
+      RETURN_IF_ERROR(a->AppendString(ev.platform));
+      RETURN_IF_ERROR(AppendOpt(a, ev.page_url));
+      RETURN_IF_ERROR(AppendOpt(a, p.page_path));
+      RETURN_IF_ERROR(AppendOpt(a, ev.page_title));
+      RETURN_IF_ERROR(AppendOpt(a, ev.referrer_url));
+      RETURN_IF_ERROR(AppendOpt(a, p.referrer_host));
+      RETURN_IF_ERROR(AppendOpt(a, page.utm_source));
+      RETURN_IF_ERROR(AppendOpt(a, page.utm_medium));
+      RETURN_IF_ERROR(AppendOpt(a, page.utm_campaign));
+      RETURN_IF_ERROR(AppendOpt(a, page.utm_term));
+      RETURN_IF_ERROR(AppendOpt(a, page.utm_content));
+      RETURN_IF_ERROR(AppendOpt(a, page.campaign_id));
+      RETURN_IF_ERROR(AppendOpt(a, en.experiment.experiment_id));
+      RETURN_IF_ERROR(AppendOpt(a, en.experiment.experiment_variant));
+      bool has_ua = ev.user_agent.has_value();
+      RETURN_IF_ERROR(has_ua ? a->AppendString(enrich::DeviceTypeName(ua.device_type)) : a->AppendNull());
+      RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.device_family) : a->AppendNull());
+      RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.ua_family) : a->AppendNull());
+      RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.BrowserVersion()) : a->AppendNull());
+      RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.os_family) : a->AppendNull());
+      RETURN_IF_ERROR(has_ua ? AppendOpt(a, ua.OsVersion()) : a->AppendNull());
+      RETURN_IF_ERROR(AppendOpt(a, en.geo.country));
+      RETURN_IF_ERROR(AppendOpt(a, en.geo.region));
+      RETURN_IF_ERROR(AppendOpt(a, en.geo.city));
+      RETURN_IF_ERROR(AppendOpt(a, p.ip_hash));
+      RETURN_IF_ERROR(ev.revenue ? a->AppendDouble(*ev.revenue) : a->AppendNull());
+      RETURN_IF_ERROR(AppendOpt(a, ev.currency));
+      RETURN_IF_ERROR(ev.has_properties ? a->AppendString(valid(p.props)) : a->AppendNull());
+      RETURN_IF_ERROR(a->AppendString(valid(p.source)));
+      RETURN_IF_ERROR(a->AppendInt32(r.partition));
+      RETURN_IF_ERROR(a->AppendInt64(r.offset));
+      RETURN_IF_ERROR(a->AppendBool(ev.future_dated));
+      RETURN_IF_ERROR(a->AppendBool(ev.late));
+      for (BatchPropColumn* col : table_columns) {
+        if (col->values.empty()) {
+          RETURN_IF_ERROR(a->AppendNull());
+          continue;
+        }
+        RETURN_IF_ERROR(AppendPropValue(a, col->values.back().second));
+        col->values.clear();
       }
-      RETURN_IF_ERROR(AppendPropValue(a, col->values.back().second));
-      col->values.clear();
+      RETURN_IF_ERROR(a->EndRow());
+      stats.silver_rows++;
     }
-    RETURN_IF_ERROR(a->EndRow());
-    stats.silver_rows++;
+    prepared.Release(chunk);
   }
   RETURN_IF_ERROR(rows->Close());
   RETURN_IF_ERROR(reasons->Close());

@@ -22,8 +22,15 @@
 // no session; silver_sessions.h stitches identities and sessionizes them
 // together with the existing rows when silver.events is committed.
 //
-// Ownership: a SilverStage owns its parser, contracts, enricher, PII key and
-// dedup store. Thread safety: used by the runner's thread only.
+// Threads: BuildBatch parses, checks, enriches and scrubs the records on
+// SilverOptions::threads threads (in chunks, each record on its own), and
+// does everything that depends on the log order — deduplication, lateness,
+// prop_ column discovery, the rows and the stats — on the calling thread in
+// log order, so the result does not depend on the number of threads.
+//
+// Ownership: a SilverStage owns its contracts, enricher, PII key and dedup
+// store. Thread safety: used by the runner's thread only (BuildBatch runs its
+// own workers and joins them before it returns).
 #pragma once
 
 #include <cstdint>
@@ -77,8 +84,11 @@ struct SilverOptions {
   // "properties.<name>" (track/page/screen properties), top-level members whose
   // raw value is kept in restricted.pii (silver.events keeps only the HMAC).
   std::vector<std::string> restricted_fields = {"traits.email", "traits.phone"};
+  // processor.threads: threads that parse and enrich a batch's records; 0 =
+  // the hardware's concurrency, 1 = all on the calling thread.
+  int threads = 0;
 
-  // silver.* and privacy.key_file.
+  // silver.*, privacy.* and processor.threads.
   static SilverOptions FromConfig(const Config& config);
 };
 
@@ -132,7 +142,6 @@ class SilverStage {
   SilverStage() = default;
 
   SilverOptions options_;
-  std::unique_ptr<EventParser> parser_;
   ContractRegistry contracts_;
   std::unique_ptr<enrich::Enricher> enricher_;
   std::unique_ptr<DedupStore> dedup_;

@@ -1,15 +1,20 @@
 // Unit tests of the Silver building blocks: parsing and event time
-// (silver_parse.h), contracts (contracts.h), PII (silver.h), dedup (dedup.h).
+// (silver_parse.h), contracts (contracts.h), PII (silver.h), dedup (dedup.h),
+// and SilverStage::BuildBatch's result on one or several threads.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include "common/clock.h"
 #include "common/file_system.h"
+#include "common/raw_event.h"
 #include "common/test_util.h"
+#include "engine/engine.h"
+#include "pipeline/bronze.h"
 #include "pipeline/contracts.h"
 #include "pipeline/dedup.h"
 #include "pipeline/silver.h"
 #include "pipeline/silver_parse.h"
+#include "simulate/simulator.h"
 
 namespace clicklake::pipeline {
 namespace {
@@ -364,6 +369,233 @@ TEST(DedupTest, SecondOpenOfTheSameStoreFails) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto store, DedupStore::Open(JoinPath(dir.path(), "dedup"), 1));
   EXPECT_EQ(DedupStore::Open(JoinPath(dir.path(), "dedup"), 1).status().code(), StatusCode::kIOError);
+}
+
+// ---- BuildBatch on several threads ----
+
+// Log records of simulated traffic (duplicates, late and out-of-order events,
+// PII, malformed events) with hand-made records among them: undecodable ones,
+// invalid JSON and UTF-8, an unknown protocol, contract violations, prop_ type
+// conflicts, PII inside flattened properties, restricted traits, Snowplow,
+// and repeats of those.
+std::vector<log::LogRecord> MixedTraffic(size_t count) {
+  simulate::SimulatorOptions so;
+  so.users = 40;
+  so.seed = 5;
+  so.start_time_us = 1714550400000000LL;
+  so.duplicate_rate = 0.03;
+  so.malformed_rate = 0.01;
+  so.pii_rate = 0.03;
+  so.late_rate = 0.02;
+  so.out_of_order_rate = 0.03;
+  so.clock_skew_rate = 0.05;
+  simulate::TrafficGenerator gen(so);
+  const std::string ts = R"("timestamp":"2024-05-01T10:00:00Z")";
+  const std::vector<std::string> handmade = {
+      R"({"type":"track","event":"Checkout Step","userId":"u1","messageId":"h-step-bad","properties":{"step":"two"}})",
+      R"({"type":"track","event":"Checkout Step","userId":"u1","messageId":"h-step","properties":{"step":2}})",
+      R"({"type":"track","event":"Shape","userId":"u2","properties":{"shape":1,"size":{"w":2,"unit":"cm"}}})",
+      R"({"type":"track","event":"Shape","userId":"u2","properties":{"shape":"round","size":{"w":"wide"}}})",
+      R"({"type":"track","event":"Shape","userId":"u2","properties":{"shape":true,"size":[1,2]}})",
+      R"({"type":"track","event":"Note","anonymousId":"a3","messageId":"h-note","properties":{"note":"mail a.b@example.com",)"
+      R"("contact":{"phone":"+1 415-555-0123","n":3},"card":"4111 1111 1111 1111","shape":"square"}})",
+      R"({"type":"identify","userId":"u4","messageId":"h-id","traits":{"email":"Jane@Example.com","phone":"+44 20 7946 0958",)"
+      R"("name":"Jane","plan":"pro","age":41}})",
+      R"({"type":"identify","userId":"u5","traits":{"email":"","phone":5551234567,"plan":"free"}})",
+      R"({"type":"track","event":"Wide","userId":"u6","properties":{"a":{"b":{"c":{"d":{"e":1}}}},"k":null,)"
+      R"("x\"y":1,"!!!":2,"dup":1,"Dup":"two"}})",
+      "not json",
+      R"({"type":"track","event":"E"})",
+      R"({"type":"purchase","userId":"u"})",
+      R"({"type":"track","event":"Late","userId":"u7","timestamp":"2024-04-01T00:00:00Z"})",
+      R"({"type":"track","event":"Future","userId":"u7","timestamp":"2024-06-01T00:00:00Z"})",
+      R"({"type":"track","event":"Note","anonymousId":"a3","messageId":"h-note","properties":{"note":"again"}})",
+  };
+  std::vector<log::LogRecord> records;
+  std::vector<int64_t> offsets(3, 0);
+  auto add = [&](std::string value) {
+    log::LogRecord r;
+    r.partition = static_cast<int32_t>(records.size() % 3);
+    r.offset = offsets[r.partition]++;
+    r.value = std::move(value);
+    records.push_back(std::move(r));
+  };
+  // The hand-made events once first, so that their prop_ columns are among
+  // the first silver.max_prop_columns.
+  for (const std::string& payload : handmade) {
+    RawEvent raw;
+    raw.received_at_us = so.start_time_us;
+    raw.source = "web";
+    raw.protocol = "segment";
+    raw.payload = payload;
+    std::string value;
+    EncodeRawEvent(raw, &value);
+    add(std::move(value));
+  }
+  size_t next_handmade = 0;
+  while (records.size() < count) {
+    simulate::GeneratedBatch batch = gen.NextBatch();
+    const int64_t sent = batch.DefaultSentAtMicros();
+    for (const auto& e : batch.events) {
+      RawEvent raw;
+      raw.received_at_us = sent + 80000;
+      raw.source = "web";
+      raw.protocol = "segment";
+      raw.client_ip = "203.0.113." + std::to_string(records.size() % 7);
+      raw.user_agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/12" +
+                       std::to_string(records.size() % 3) + ".0 Safari/537.36";
+      raw.payload = batch.EventPayload(e, sent);
+      std::string value;
+      EncodeRawEvent(raw, &value);
+      add(std::move(value));
+      if (records.size() % 37 != 0) continue;
+      const size_t k = next_handmade++;
+      switch (k % (handmade.size() + 3)) {
+        case 0: add("not a RawEvent frame"); break;
+        case 1: raw.protocol = "carrier-pigeon"; break;
+        case 2:
+          raw.protocol = "snowplow";
+          raw.payload = R"({"e":"pv","eid":"sp-)" + std::to_string(k % 50) +
+                        R"(","duid":"d-1","url":"https://s.example/a?utm_source=news","refr":"https://t.co/x",)"
+                        R"("dtm":"1714557600000","stm":"1714557605000","ue_pr":"{\"data\":{\"data\":{\"q\":\"x\"}}}"})";
+          break;
+        default:
+          raw.payload = handmade[k % (handmade.size() + 3) - 3];
+          if (k % 5 == 0) raw.payload.insert(raw.payload.size() - 1, "," + ts);
+          if (k % 11 == 0) raw.source = "web\xff\xfe";  // not UTF-8
+      }
+      if (k % (handmade.size() + 3) != 0) {
+        value.clear();
+        EncodeRawEvent(raw, &value);
+        add(std::move(value));
+      }
+    }
+  }
+  records.resize(count);
+  return records;
+}
+
+struct BuiltBatch {
+  SilverBatchStats stats;
+  std::string silver_batch;
+  std::string silver_rows;  // "" when silver_batch is a join (silver_rows dropped)
+  std::string quarantine_batch;
+  std::string restricted_batch;
+};
+
+// Builds `batches` consecutive batches of `records` on a fresh lake with
+// processor.threads = `threads`.
+std::vector<BuiltBatch> BuildBatches(const std::vector<std::vector<log::LogRecord>>& batches, int threads,
+                                     const std::string& key_file) {
+  TempDir lake;
+  auto config = Config::Parse(R"([[contracts]]
+event = "Checkout Step"
+version = 3
+schema = '''{"properties":{"step":{"type":"integer"}}}'''
+[[contracts]]
+event = "product_added"
+version = 1
+schema = '''{"properties":{"product_id":{"type":"string"},"price":{"type":"number"},"quantity":{"type":"integer"}}}'''
+)");
+  EXPECT_TRUE(config.ok()) << config.status();
+  config->Set("privacy.key_file", key_file);
+  config->Set("silver.max_prop_columns", "30");  // reached: which columns exist depends on the order
+  config->Set("processor.threads", std::to_string(threads));
+  auto stage = SilverStage::Open(*config, lake.path());
+  EXPECT_TRUE(stage.ok()) << stage.status();
+  EXPECT_EQ((*stage)->options().threads, threads);
+  auto db = engine::Database::Open();
+  EXPECT_TRUE(db.ok()) << db.status();
+  auto conn = (*db)->Connect();
+  EXPECT_TRUE(conn.ok()) << conn.status();
+  auto dump = [&](const std::string& sql) -> std::string {
+    auto r = (*conn)->Query(sql);
+    EXPECT_TRUE(r.ok()) << sql << ": " << r.status();
+    return r.ok() ? r->ToCsv() : "";
+  };
+  delta::Schema schema = SilverEventsSchema();
+  std::vector<BuiltBatch> out;
+  for (size_t b = 0; b < batches.size(); b++) {
+    int64_t undecodable = 0;
+    EXPECT_OK(LoadBronzeBatch(conn->get(), batches[b], &undecodable));
+    auto stats = (*stage)->BuildBatch(conn->get(), batches[b], static_cast<int64_t>(b), b == 0 ? nullptr : &schema);
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    if (!stats.ok()) return out;
+    BuiltBatch built;
+    built.stats = *stats;
+    built.silver_batch = dump("SELECT * FROM silver_batch ORDER BY log_partition, log_offset");
+    if (stats->new_prop_columns.empty()) {
+      built.silver_rows = dump("SELECT * FROM silver_rows ORDER BY log_partition, log_offset");
+    }
+    built.quarantine_batch = dump("SELECT * FROM quarantine_batch ORDER BY log_partition, log_offset");
+    built.restricted_batch = dump("SELECT * FROM restricted_batch ORDER BY received_at, event_id, field, value");
+    EXPECT_OK((*stage)->CommitState(*stats));
+    for (const auto& f : stats->new_prop_columns) schema.fields.push_back(f);
+    out.push_back(std::move(built));
+  }
+  return out;
+}
+
+// Parse and enrich run on processor.threads threads; everything that depends on
+// the log order (dedup, lateness, prop_ columns and their types, the column
+// cap, stats) must come out exactly as on one thread.
+TEST(SilverBuildTest, SameTablesAndStatsOnOneOrSeveralThreads) {
+  std::vector<log::LogRecord> all = MixedTraffic(21000);
+  // Three batches: new prop columns, then a batch into existing ones, then a
+  // small one (fewer chunks than threads).
+  std::vector<std::vector<log::LogRecord>> batches(3);
+  batches[0].assign(all.begin(), all.begin() + 10500);
+  batches[1].assign(all.begin() + 10500, all.begin() + 20500);
+  batches[2].assign(all.begin() + 20500, all.end());
+  TempDir keys;
+  const std::string key_file = JoinPath(keys.path(), "pii.key");
+  std::vector<BuiltBatch> one = BuildBatches(batches, 1, key_file);
+  ASSERT_EQ(one.size(), batches.size());
+  // The traffic exercises what depends on the order.
+  const SilverBatchStats& s = one[0].stats;
+  EXPECT_GT(s.silver_rows, 9000);
+  EXPECT_GT(s.duplicates, 100);
+  EXPECT_GT(s.late, 10);
+  EXPECT_GT(s.future_dated, 0);
+  EXPECT_GT(s.pii_redactions, 100);
+  EXPECT_GT(s.prop_type_conflicts, 0);
+  EXPECT_GT(s.restricted_rows, 10);
+  EXPECT_EQ(s.new_prop_columns.size(), 30u);
+  for (const char* code : {"undecodable", "invalid_json", "unknown_protocol", "schema_violation", "no_identity",
+                           "missing_event", "unknown_type", "bad_timestamp"}) {
+    EXPECT_GT(s.quarantine_by_code.count(code), 0u) << code;
+  }
+  EXPECT_GT(one[1].stats.duplicates, 0);  // repeats of batch 0's events
+  EXPECT_FALSE(one[1].silver_rows.empty());
+
+  for (int threads : {2, 4}) {
+    std::vector<BuiltBatch> many = BuildBatches(batches, threads, key_file);
+    ASSERT_EQ(many.size(), batches.size());
+    for (size_t b = 0; b < batches.size(); b++) {
+      SCOPED_TRACE("threads " + std::to_string(threads) + ", batch " + std::to_string(b));
+      const SilverBatchStats& x = one[b].stats;
+      const SilverBatchStats& y = many[b].stats;
+      EXPECT_EQ(x.silver_rows, y.silver_rows);
+      EXPECT_EQ(x.quarantined, y.quarantined);
+      EXPECT_EQ(x.duplicates, y.duplicates);
+      EXPECT_EQ(x.future_dated, y.future_dated);
+      EXPECT_EQ(x.late, y.late);
+      EXPECT_EQ(x.pii_redactions, y.pii_redactions);
+      EXPECT_EQ(x.prop_type_conflicts, y.prop_type_conflicts);
+      EXPECT_EQ(x.newest_received_at_us, y.newest_received_at_us);
+      EXPECT_EQ(x.restricted_rows, y.restricted_rows);
+      EXPECT_EQ(x.quarantine_by_code, y.quarantine_by_code);
+      ASSERT_EQ(x.new_prop_columns.size(), y.new_prop_columns.size());
+      for (size_t i = 0; i < x.new_prop_columns.size(); i++) {
+        EXPECT_EQ(x.new_prop_columns[i].name, y.new_prop_columns[i].name);
+        EXPECT_EQ(x.new_prop_columns[i].type, y.new_prop_columns[i].type);
+      }
+      EXPECT_TRUE(one[b].silver_batch == many[b].silver_batch);  // (not printed: megabytes)
+      EXPECT_TRUE(one[b].silver_rows == many[b].silver_rows);
+      EXPECT_TRUE(one[b].quarantine_batch == many[b].quarantine_batch);
+      EXPECT_TRUE(one[b].restricted_batch == many[b].restricted_batch);
+    }
+  }
 }
 
 }  // namespace
