@@ -220,7 +220,7 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
         "AND o.log_partition = ch.log_partition AND o.log_offset = ch.log_offset";
   }
   RETURN_IF_ERROR(conn->Execute(
-      "CREATE OR REPLACE TABLE silver_out AS " + old_rows +
+      "CREATE OR REPLACE VIEW silver_out AS " + old_rows +
       " UNION ALL BY NAME "
       "SELECT b.* REPLACE (u.user_key AS user_key, u.session_id AS session_id, "
       "  u.session_event_index AS session_event_index) "

@@ -84,6 +84,8 @@ Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engi
 // Builds `silver_out` from `silver_batch` (the batch's new rows, user_key and
 // session columns to be filled) and the existing table `table_path` at
 // `snapshot` (version -1 = empty). Sets the connection's TimeZone to UTC.
+// `silver_out` is a view (the rewritten files' rows are read once, by the
+// write) over temp tables of the merge: valid until the next merge on `conn`.
 Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std::string& table_path,
                                              const delta::Snapshot& snapshot, int64_t session_timeout_us);
 
