@@ -966,14 +966,14 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
   const int64_t parsed_us = SystemClock()->MonotonicMicros();
   // silver_batch: a view of silver_rows; with columns new in this batch,
   // silver_props holds them row by row as silver_rows, and silver_batch is a
-  // view of silver_joined, the two side by side.
+  // view of the two side by side (a positional join: no copy of the rows).
   std::vector<std::pair<const std::string*, const BatchPropColumn*>> new_columns;
   for (const auto& [column, col] : batch_props) {
     if (!col.in_table && !col.path.empty()) new_columns.emplace_back(&column, &col);
   }
   if (new_columns.empty()) {
     RETURN_IF_ERROR(conn->Execute(
-        "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_rows; DROP TABLE IF EXISTS silver_joined"));
+        "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_rows; DROP TABLE IF EXISTS silver_props"));
   } else {
     std::string ddl;
     for (const auto& [column, col] : new_columns) {
@@ -996,9 +996,7 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     }
     RETURN_IF_ERROR(props_app->Close());
     RETURN_IF_ERROR(conn->Execute(
-        "CREATE OR REPLACE TABLE silver_joined AS SELECT * FROM silver_rows POSITIONAL JOIN silver_props; "
-        "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_joined; DROP TABLE silver_props; "
-        "DROP TABLE silver_rows"));
+        "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_rows POSITIONAL JOIN silver_props"));
   }
   const int64_t props_us = SystemClock()->MonotonicMicros();
   RETURN_IF_ERROR(conn->Execute(
