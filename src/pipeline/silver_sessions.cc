@@ -78,8 +78,9 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "CREATE OR REPLACE TABLE changed_anons AS "
       "SELECT a.anonymous_id, COALESCE(a.user_id, 'anon:' || a.anonymous_id) AS new_key FROM links a "
       "LEFT JOIN links_before b ON a.anonymous_id = b.anonymous_id WHERE b.user_id IS DISTINCT FROM a.user_id;"
-      // The batch's rows with their keys.
-      "CREATE OR REPLACE TABLE nb AS "
+      // The batch's rows with their keys (a view: the merge reads a few of
+      // their columns, and only the write reads them all).
+      "CREATE OR REPLACE VIEW nb AS "
       "SELECT b.* REPLACE (COALESCE(b.user_id, l.user_id, 'anon:' || b.anonymous_id) AS user_key) "
       "FROM silver_batch b LEFT JOIN links l ON b.anonymous_id = l.anonymous_id;"));
   mark("links");
