@@ -93,11 +93,6 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
       return 1;
     }
     collector = std::move(c).value();
-    if (Status s = collector->Start(); !s.ok()) {
-      err << "clicklake " << mode << ": starting the collector: " << s.ToString() << "\n";
-      return 1;
-    }
-    spdlog::info("collector listening on port {}", collector->port());
   }
 
   std::unique_ptr<pipeline::MicroBatchRunner> runner;
@@ -107,10 +102,22 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     auto r = pipeline::MicroBatchRunner::Create(options, event_log->get());
     if (!r.ok()) {
       err << "clicklake " << mode << ": starting the processor: " << r.status().ToString() << "\n";
-      if (collector) collector->Stop().IgnoreError();
       return 1;
     }
     runner = std::move(r).value();
+  }
+  // Every component has read its settings: a value of the wrong type is an
+  // error now rather than its default silently (the processor checks its own).
+  if (Status s = config->ReadErrors(); !s.ok()) {
+    err << "clicklake " << mode << ": " << s.message() << "\n";
+    return 2;
+  }
+  if (collector) {
+    if (Status s = collector->Start(); !s.ok()) {
+      err << "clicklake " << mode << ": starting the collector: " << s.ToString() << "\n";
+      return 1;
+    }
+    spdlog::info("collector listening on port {}", collector->port());
   }
 
   if (once) {

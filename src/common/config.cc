@@ -2,7 +2,9 @@
 
 #include <toml++/toml.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <mutex>
 #include <sstream>
 
 namespace clicklake {
@@ -86,12 +88,42 @@ std::string Config::GetString(const std::string& key, const std::string& fallbac
   return it == values_.end() ? fallback : it->second;
 }
 
+struct Config::ReadErrorLog {
+  std::mutex mu;
+  std::map<std::string, std::string> errors;  // GUARDED_BY(mu): key → what is wrong
+};
+
+Config::Config() : read_errors_(std::make_shared<ReadErrorLog>()) {}
+
+template <typename T>
+T Config::Malformed(const std::string& key, const std::string& value, const char* what, T fallback) const {
+  if (!read_errors_) return fallback;
+  std::lock_guard<std::mutex> lock(read_errors_->mu);
+  read_errors_->errors[key] = key + " = '" + value + "' is not " + what;
+  return fallback;
+}
+
+Status Config::ReadErrors() const {
+  if (!read_errors_) return Status::OK();
+  std::lock_guard<std::mutex> lock(read_errors_->mu);
+  if (read_errors_->errors.empty()) return Status::OK();
+  std::string message = "invalid settings: ";
+  bool first = true;
+  for (const auto& [key, error] : read_errors_->errors) {
+    message += (first ? "" : "; ") + error;
+    first = false;
+  }
+  return Status::InvalidArgument(message);
+}
+
 int64_t Config::GetInt(const std::string& key, int64_t fallback) const {
   auto it = values_.find(key);
   if (it == values_.end()) return fallback;
   char* end = nullptr;
+  errno = 0;
   long long v = std::strtoll(it->second.c_str(), &end, 10);
-  return (end && *end == '\0' && !it->second.empty()) ? v : fallback;
+  if (end && *end == '\0' && !it->second.empty() && errno != ERANGE) return v;
+  return Malformed(key, it->second, "an integer", fallback);
 }
 
 double Config::GetDouble(const std::string& key, double fallback) const {
@@ -99,7 +131,8 @@ double Config::GetDouble(const std::string& key, double fallback) const {
   if (it == values_.end()) return fallback;
   char* end = nullptr;
   double v = std::strtod(it->second.c_str(), &end);
-  return (end && *end == '\0' && !it->second.empty()) ? v : fallback;
+  if (end && *end == '\0' && !it->second.empty()) return v;
+  return Malformed(key, it->second, "a number", fallback);
 }
 
 bool Config::GetBool(const std::string& key, bool fallback) const {
@@ -107,14 +140,15 @@ bool Config::GetBool(const std::string& key, bool fallback) const {
   if (it == values_.end()) return fallback;
   if (it->second == "true" || it->second == "1" || it->second == "yes") return true;
   if (it->second == "false" || it->second == "0" || it->second == "no") return false;
-  return fallback;
+  return Malformed(key, it->second, "true or false", fallback);
 }
 
 int64_t Config::GetDurationMicros(const std::string& key, int64_t fallback) const {
   auto it = values_.find(key);
   if (it == values_.end()) return fallback;
   int64_t v;
-  return ParseDurationMicros(it->second, &v) ? v : fallback;
+  if (ParseDurationMicros(it->second, &v)) return v;
+  return Malformed(key, it->second, "a duration (like 500ms, 60s, 5m, 72h, 7d)", fallback);
 }
 
 std::vector<std::string> Config::GetStringList(const std::string& key) const {

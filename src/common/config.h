@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,7 +21,7 @@ namespace clicklake {
 
 class Config {
  public:
-  Config() = default;
+  Config();
 
   static Result<Config> LoadFile(const std::string& path);
   static Result<Config> Parse(const std::string& toml_text);
@@ -30,6 +31,10 @@ class Config {
   void Set(const std::string& key, const std::string& value);
 
   bool Has(const std::string& key) const;
+  // The typed getters below return `fallback` for a value that is not of
+  // their type, and remember it: ReadErrors() then names every such setting
+  // read so far (each component reads its settings when it is created, so a
+  // service checks this once it has created them). Copies share the record.
   std::string GetString(const std::string& key, const std::string& fallback) const;
   int64_t GetInt(const std::string& key, int64_t fallback) const;
   double GetDouble(const std::string& key, double fallback) const;
@@ -42,6 +47,10 @@ class Config {
   // Names of sub-tables or array-of-table entries under `key`, raw TOML text of each.
   std::vector<std::string> GetTableArrayToml(const std::string& key) const;
 
+  // InvalidArgument naming each setting a typed getter could not read as its
+  // type ("processor.max_batch_events = 'lots' is not an integer"), else OK.
+  Status ReadErrors() const;
+
   // Where the lake lives (lake.dir, default "./lake").
   std::string lake_dir() const { return GetString("lake.dir", "./lake"); }
 
@@ -50,6 +59,11 @@ class Config {
   std::map<std::string, std::string> values_;
   std::map<std::string, std::vector<std::string>> lists_;
   std::map<std::string, std::vector<std::string>> table_arrays_;
+  struct ReadErrorLog;
+  // Returns `fallback` after recording that `key` is not a `what`.
+  template <typename T>
+  T Malformed(const std::string& key, const std::string& value, const char* what, T fallback) const;
+  std::shared_ptr<ReadErrorLog> read_errors_;
 };
 
 // Parses "500ms", "60s", "5m", "72h", "7d" or plain seconds.

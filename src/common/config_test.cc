@@ -58,6 +58,34 @@ TEST(ConfigTest, DefaultConfigParses) {
   EXPECT_EQ(c.GetDurationMicros("processor.trigger", 0), 60000000);
 }
 
+// A value a typed getter cannot read gives the fallback and is reported by
+// ReadErrors (shared by copies), so a service can refuse it at start-up.
+TEST(ConfigTest, ValuesOfTheWrongTypeAreReported) {
+  Config c;
+  EXPECT_OK(c.ReadErrors());
+  c.Set("processor.max_batch_events", "lots");
+  c.Set("processor.trigger", "6o s");
+  c.Set("processor.gold", "sometimes");
+  c.Set("silver.quarantine_threshold", "ten percent");
+  c.Set("log.partitions", "99999999999999999999");
+  c.Set("collector.port", "8080");
+  const Config copy = c;  // a component's copy
+  EXPECT_EQ(copy.GetInt("processor.max_batch_events", 500), 500);
+  EXPECT_EQ(copy.GetDurationMicros("processor.trigger", 7), 7);
+  EXPECT_TRUE(copy.GetBool("processor.gold", true));
+  EXPECT_EQ(copy.GetDouble("silver.quarantine_threshold", 0.1), 0.1);
+  EXPECT_EQ(copy.GetInt("log.partitions", 8), 8);
+  EXPECT_EQ(c.GetInt("collector.port", 0), 8080);
+  Status s = c.ReadErrors();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  for (const char* part : {"processor.max_batch_events = 'lots' is not an integer", "processor.trigger = '6o s' is not a duration",
+                           "processor.gold = 'sometimes' is not true or false",
+                           "silver.quarantine_threshold = 'ten percent' is not a number", "log.partitions"}) {
+    EXPECT_NE(s.message().find(part), std::string::npos) << part << " in " << s.message();
+  }
+  EXPECT_EQ(s.message().find("collector.port"), std::string::npos) << s.message();
+}
+
 TEST(DurationTest, Units) {
   int64_t v;
   ASSERT_TRUE(ParseDurationMicros("500ms", &v));

@@ -209,6 +209,18 @@ TEST_F(PipelineTest, GoldCatchUpIntervalZeroRefreshesEveryBatch) {
   EXPECT_EQ(Count("SELECT count(*) FROM system.batches WHERE gold_ms IS NULL"), 0);
 }
 
+// A setting of the wrong type is refused when the processor starts, also one
+// the Silver stage reads only when the first batch opens it.
+TEST_F(PipelineTest, SettingsOfTheWrongTypeAreRefusedAtStart) {
+  options_.config.Set("silver.session_timeout", "half an hour");
+  auto runner = MicroBatchRunner::Create(options_, log_.get());
+  ASSERT_FALSE(runner.ok());
+  EXPECT_EQ(runner.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(runner.status().message().find("silver.session_timeout = 'half an hour' is not a duration"),
+            std::string::npos)
+      << runner.status();
+}
+
 TEST_F(PipelineTest, UndecodableRecordsAreKeptNotDropped) {
   ASSERT_OK(log_->Append({{"k", std::string("\xff\xfe not a raw event", 19)}}));
   AppendEvents(3);

@@ -8,6 +8,7 @@
 
 #include "delta/table.h"
 #include "engine/engine.h"
+#include "enrich/enrich.h"
 #include "pipeline/bronze.h"
 #include "pipeline/gold/gold.h"
 #include "pipeline/pipeline.h"
@@ -138,6 +139,12 @@ Result<std::unique_ptr<MicroBatchRunner>> MicroBatchRunner::Create(const Pipelin
   // should not spend before it can handle signals. Contracts are checked now.
   RETURN_IF_ERROR(ContractRegistry::FromConfig(options.config).status());
   if (options.gold) RETURN_IF_ERROR(gold::GoldOptions::FromConfig(options.config).status());
+  // The Silver stage's settings are read now too, so that a value of the
+  // wrong type is refused at start-up (Config::ReadErrors), not taken as
+  // its default when the first batch opens the stage.
+  (void)SilverOptions::FromConfig(options.config);
+  RETURN_IF_ERROR(enrich::EnrichOptionsFromConfig(options.config).status());
+  RETURN_IF_ERROR(options.config.ReadErrors());
   RETURN_IF_ERROR(r->Recover());
   return r;
 }
