@@ -35,14 +35,16 @@ gold_secs=$("$build/src/cli/clicklake" sql --lake "$lake" --format csv \
   "SELECT coalesce(sum(gold_ms), 0) / 1000 FROM system.batches" | tail -1 | tr -d '\r')
 
 sed -e "s|@EVENTS@|$work/events.ndjson|" -e "s|@OUT@|$work/duckdb_out|" "$root/bench/process/pipeline.sql" > "$work/script.sql"
-read -r sql_secs sql_rows < <("$build/bench/process/process_bench_sql" "$work/script.sql")
+# (An assignment, not `read < <(…)`: a failing step stops the run under set -e.)
+sql_out="$("$build/bench/process/process_bench_sql" "$work/script.sql")"
+read -r sql_secs sql_rows <<<"$sql_out"
 
 # The floor: one COPY each of the live bronze.events and silver.events rows,
 # already in memory, to zstd Parquet — what any design writing these tables
 # with this libduckdb pays at least, before parsing anything.
 mkdir -p "$work/floor"
-read -r floor_bronze floor_silver floor_brows floor_srows lz4_bronze lz4_silver \
-  < <("$build/bench/process/process_bench_floor" "$lake" "$work/floor")
+floor_out="$("$build/bench/process/process_bench_floor" "$lake" "$work/floor")"
+read -r floor_bronze floor_silver floor_brows floor_srows lz4_bronze lz4_silver <<<"$floor_out"
 
 cl_eps=$(echo "$n / $cl_secs" | bc -l)
 sql_eps=$(echo "$n / $sql_secs" | bc -l)
