@@ -751,6 +751,7 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     }
   }
   std::map<std::string, BatchPropColumn> batch_props;
+  std::vector<std::pair<int32_t, int64_t>> row_positions;  // each silver row's log partition and offset
   // silver_rows: the batch's rows with the prop_ columns silver.events has
   // (appended with each row); columns new in this batch are collected and
   // added at the end (silver_props), when the batch's set of them is known.
@@ -956,6 +957,7 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         col->values.clear();
       }
       RETURN_IF_ERROR(a->EndRow());
+      row_positions.emplace_back(r.partition, r.offset);
       stats.silver_rows++;
     }
     prepared.Release(chunk);
@@ -975,14 +977,25 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     RETURN_IF_ERROR(conn->Execute(
         "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_rows; DROP TABLE IF EXISTS silver_props"));
   } else {
-    std::string ddl;
+    // Only the rows holding a value of a new column, keyed by their log
+    // position (unique in a batch): joined by hash, the view scans in
+    // parallel, which a positional join does not.
+    std::string ddl = "log_partition INTEGER, log_offset BIGINT";
     for (const auto& [column, col] : new_columns) {
-      ddl += (ddl.empty() ? "" : ", ") + engine::QuoteIdentifier(*column) + " " + PropSqlType(prop_types[*column]);
+      ddl += ", " + engine::QuoteIdentifier(*column) + " " + PropSqlType(prop_types[*column]);
     }
     RETURN_IF_ERROR(conn->Execute("CREATE OR REPLACE TABLE silver_props (" + ddl + ")"));
     ASSIGN_OR_RETURN(auto props_app, conn->CreateAppender("", "silver_props"));
     std::vector<size_t> next(new_columns.size(), 0);
     for (int64_t row = 0; row < stats.silver_rows; row++) {
+      bool any = false;
+      for (size_t i = 0; i < new_columns.size() && !any; i++) {
+        const auto& values = new_columns[i].second->values;
+        any = next[i] < values.size() && values[next[i]].first == row;
+      }
+      if (!any) continue;
+      RETURN_IF_ERROR(props_app->AppendInt32(row_positions[row].first));
+      RETURN_IF_ERROR(props_app->AppendInt64(row_positions[row].second));
       for (size_t i = 0; i < new_columns.size(); i++) {
         const auto& values = new_columns[i].second->values;
         size_t& k = next[i];
@@ -996,7 +1009,8 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     }
     RETURN_IF_ERROR(props_app->Close());
     RETURN_IF_ERROR(conn->Execute(
-        "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_rows POSITIONAL JOIN silver_props"));
+        "CREATE OR REPLACE VIEW silver_batch AS SELECT r.*, p.* EXCLUDE (log_partition, log_offset) FROM silver_rows r "
+        "LEFT JOIN silver_props p USING (log_partition, log_offset)"));
   }
   const int64_t props_us = SystemClock()->MonotonicMicros();
   RETURN_IF_ERROR(conn->Execute(
