@@ -4,8 +4,12 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <sstream>
 
 #include "common/clock.h"
@@ -358,8 +362,74 @@ Status Appender::Close() {
 
 // ---- Connection ----
 
+// DatabaseOptions::profile_dir: numbers the statements of all connections and
+// keeps the index of their profiles.
+struct QueryProfiler {
+  std::string dir;
+  std::atomic<int64_t> next{0};
+  std::mutex mu;  // guards the index file's appends
+
+  // Points the connection's profile output at the next file; returns its number.
+  int64_t Begin(duckdb_connection conn) {
+    const int64_t n = next++;
+    const std::string path = dir + "/" + std::to_string(n) + ".json";
+    duckdb_result r;
+    duckdb_query(conn, ("SET profiling_output = " + QuoteLiteral(path)).c_str(), &r);
+    duckdb_destroy_result(&r);
+    return n;
+  }
+  void End(int64_t n, int64_t started_us, const std::string& sql, const std::string& part) {
+    std::string head = sql.substr(0, 200);
+    std::replace_if(head.begin(), head.end(), [](char c) { return c == '\n' || c == '\t' || c == '\r'; }, ' ');
+    const double ms = static_cast<double>(SystemClock()->MonotonicMicros() - started_us) / 1000.0;
+    std::lock_guard<std::mutex> lock(mu);
+    if (FILE* f = std::fopen((dir + "/queries.tsv").c_str(), "a")) {
+      std::fprintf(f, "%lld\t%.1f\t%s%s\n", static_cast<long long>(n), ms, part.c_str(), head.c_str());
+      std::fclose(f);
+    }
+  }
+};
+
 struct Connection::Impl {
   duckdb_connection conn = nullptr;
+  std::shared_ptr<QueryProfiler> profiler;  // null unless profiling
+
+  // Runs `sql` (one or more statements); on success `result` holds the last
+  // one's result (the caller destroys it), on failure nothing is left to free.
+  // Profiled: statement by statement, each timed and written to its own file.
+  Status Run(const std::string& sql, duckdb_result* result) {
+    auto failed = [&](duckdb_result* r) {
+      Status s = ErrorStatus("query failed", duckdb_result_error(r));
+      duckdb_destroy_result(r);
+      return s;
+    };
+    if (!profiler) return duckdb_query(conn, sql.c_str(), result) == DuckDBError ? failed(result) : Status::OK();
+    duckdb_extracted_statements extracted = nullptr;
+    const idx_t count = duckdb_extract_statements(conn, sql.c_str(), &extracted);
+    if (count <= 1) {  // one statement, or a parse error that duckdb_query reports
+      duckdb_destroy_extracted(&extracted);
+      const int64_t n = profiler->Begin(conn), t0 = SystemClock()->MonotonicMicros();
+      const duckdb_state state = duckdb_query(conn, sql.c_str(), result);
+      profiler->End(n, t0, sql, "");
+      return state == DuckDBError ? failed(result) : Status::OK();
+    }
+    Status status;
+    for (idx_t i = 0; i < count && status.ok(); i++) {
+      duckdb_prepared_statement prepared = nullptr;
+      const int64_t n = profiler->Begin(conn), t0 = SystemClock()->MonotonicMicros();
+      if (duckdb_prepare_extracted_statement(conn, extracted, i, &prepared) == DuckDBError) {
+        status = ErrorStatus("query failed", duckdb_prepare_error(prepared));
+      } else if (duckdb_execute_prepared(prepared, result) == DuckDBError) {
+        status = failed(result);
+      } else if (i + 1 < count) {
+        duckdb_destroy_result(result);
+      }
+      duckdb_destroy_prepare(&prepared);
+      profiler->End(n, t0, sql, "statement " + std::to_string(i + 1) + " of " + std::to_string(count) + " in: ");
+    }
+    duckdb_destroy_extracted(&extracted);
+    return status;
+  }
 };
 
 Connection::Connection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -367,22 +437,14 @@ Connection::~Connection() { duckdb_disconnect(&impl_->conn); }
 
 Status Connection::Execute(const std::string& sql) {
   duckdb_result result;
-  if (duckdb_query(impl_->conn, sql.c_str(), &result) == DuckDBError) {
-    Status s = ErrorStatus("query failed", duckdb_result_error(&result));
-    duckdb_destroy_result(&result);
-    return s;
-  }
+  RETURN_IF_ERROR(impl_->Run(sql, &result));
   duckdb_destroy_result(&result);
   return Status::OK();
 }
 
 Result<QueryResult> Connection::Query(const std::string& sql) {
   duckdb_result result;
-  if (duckdb_query(impl_->conn, sql.c_str(), &result) == DuckDBError) {
-    Status s = ErrorStatus("query failed", duckdb_result_error(&result));
-    duckdb_destroy_result(&result);
-    return s;
-  }
+  RETURN_IF_ERROR(impl_->Run(sql, &result));
   QueryResult out;
   idx_t cols = duckdb_column_count(&result);
   idx_t rows = duckdb_row_count(&result);
@@ -472,6 +534,7 @@ Result<int64_t> Connection::WriteParquet(const std::string& query, const std::st
 
 struct Database::Impl {
   duckdb_database db = nullptr;
+  std::shared_ptr<QueryProfiler> profiler;
 };
 
 Database::Database(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -502,13 +565,23 @@ Result<std::unique_ptr<Database>> Database::Open(const DatabaseOptions& options)
     return s;
   }
   duckdb_destroy_config(&config);
+  if (!options.profile_dir.empty()) {
+    impl->profiler = std::make_shared<QueryProfiler>();
+    impl->profiler->dir = options.profile_dir;
+  }
   return std::unique_ptr<Database>(new Database(std::move(impl)));
 }
 
 Result<std::unique_ptr<Connection>> Database::Connect() {
   auto impl = std::make_unique<Connection::Impl>();
   if (duckdb_connect(impl_->db, &impl->conn) == DuckDBError) return Status::Internal("cannot connect to DuckDB");
-  return std::unique_ptr<Connection>(new Connection(std::move(impl)));
+  std::unique_ptr<Connection> conn(new Connection(std::move(impl)));
+  if (impl_->profiler) {
+    // Enabled before the profiler is attached: this statement is not profiled.
+    RETURN_IF_ERROR(conn->Execute("SET enable_profiling = 'json'"));
+    conn->impl_->profiler = impl_->profiler;
+  }
+  return conn;
 }
 
 std::string QuoteLiteral(std::string_view s) {

@@ -28,6 +28,15 @@ struct DatabaseOptions {
   std::string memory_limit;    // e.g. "2GB"; "" = DuckDB's default
   bool allow_external_access = true;  // false: no file reads/writes, ATTACH, extensions
   std::string temp_directory;  // spill location; "" = DuckDB's default
+  // Non-empty: every statement of every connection is profiled by DuckDB
+  // into <profile_dir>/<n>.json (its operator tree, timings and row counts;
+  // DuckDB writes none for statements without a plan, e.g. SET or CREATE TABLE),
+  // and <profile_dir>/queries.tsv gets one line per statement: n, wall ms,
+  // the start of its SQL (for a statement of a multi-statement Execute, which
+  // then run one by one: "statement i of k in: " and the start of the whole
+  // text; the JSON's query_name has the statement's own). For finding slow
+  // steps: `sort -t$'\t' -k2 -rn queries.tsv`.
+  std::string profile_dir;
 };
 
 // Logical column types as clicklake cares about them (for formatting).

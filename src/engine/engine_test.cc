@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
 #include "common/test_util.h"
 
 namespace clicklake::engine {
@@ -61,6 +66,55 @@ TEST_F(EngineTest, ErrorsBecomeStatus) {
   EXPECT_NE(r.status().message().find("syntax error"), std::string::npos) << r.status();
   EXPECT_STATUS(conn_->Execute("SELECT * FROM no_such_table"), kInvalidArgument);
 }
+
+// DatabaseOptions::profile_dir: one DuckDB profile per statement (those of a
+// multi-statement Execute each on their own), listed in queries.tsv; a failing
+// statement stops the rest and is still reported as the error.
+TEST(EngineProfileTest, EveryStatementIsProfiledAndListed) {
+  TempDir dir;
+  DatabaseOptions options;
+  options.profile_dir = dir.path();
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(options));
+  ASSERT_OK_AND_ASSIGN(auto conn, db->Connect());
+  ASSERT_OK(conn->Execute("CREATE TABLE t AS SELECT range AS a FROM range(1000); CREATE TABLE u AS SELECT a * 2 AS b FROM t"));
+  ASSERT_OK_AND_ASSIGN(QueryResult r, conn->Query("SELECT sum(b) FROM u"));
+  EXPECT_EQ(r.GetInt64(0, 0), 999000);
+  auto failed = conn->Execute("CREATE TABLE v AS SELECT 1 AS c; SELECT * FROM no_such_table; CREATE TABLE w AS SELECT 1");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.ToString().find("no_such_table"), std::string::npos) << failed;
+  ASSERT_OK_AND_ASSIGN(QueryResult tables, conn->Query("SELECT count(*) FILTER (WHERE table_name = 'v'), count(*) "
+                                                       "FILTER (WHERE table_name = 'w') FROM duckdb_tables()"));
+  EXPECT_EQ(tables.GetInt64(0, 0), 1);  // ran before the failure
+  EXPECT_EQ(tables.GetInt64(0, 1), 0);  // not after it
+
+  std::ifstream index(dir.Sub("queries.tsv"));
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(index, line);) {
+    std::vector<std::string> fields;
+    std::stringstream ss(line);
+    for (std::string f; std::getline(ss, f, '\t');) fields.push_back(f);
+    rows.push_back(fields);
+  }
+  // 2 + 1 + the failing Execute's first two + the tables query.
+  ASSERT_EQ(rows.size(), 6u);
+  EXPECT_EQ(rows[0][0], "0");
+  EXPECT_EQ(rows[0][2].rfind("statement 1 of 2 in: CREATE TABLE t", 0), 0u) << rows[0][2];
+  EXPECT_EQ(rows[1][2].rfind("statement 2 of 2 in: CREATE TABLE t", 0), 0u) << rows[1][2];
+  EXPECT_EQ(rows[2][2], "SELECT sum(b) FROM u");
+  EXPECT_EQ(rows[4][2].rfind("statement 2 of 3 in: CREATE TABLE v", 0), 0u) << rows[4][2];
+  EXPECT_GE(std::stod(rows[2][1]), 0.0);
+  // Each successful statement's profile is DuckDB's JSON naming that statement.
+  for (const auto& [n, text] : std::vector<std::pair<int, std::string>>{
+           {0, "CREATE TABLE t AS SELECT range"}, {1, "CREATE TABLE u AS SELECT a * 2"}, {2, "SELECT sum(b) FROM u"}}) {
+    std::ifstream f(dir.Sub(std::to_string(n) + ".json"));
+    ASSERT_TRUE(f.good()) << n;
+    std::stringstream json;
+    json << f.rdbuf();
+    EXPECT_NE(json.str().find("\"latency\""), std::string::npos) << json.str();
+    EXPECT_NE(json.str().find(text), std::string::npos) << n << ": " << json.str().substr(0, 300);
+  }
+}
+
 
 TEST_F(EngineTest, AppenderAndParquetRoundTrip) {
   TempDir dir;

@@ -62,6 +62,7 @@ struct PipelineOptions {
   int64_t max_batch_events = 500'000;
   int engine_threads = 0;
   std::string engine_memory_limit;
+  std::string engine_profile_dir;  // processor.profile_dir: DuckDB profiles of every statement (engine.h)
   // Everything else (silver.*, contracts, enrich.*, privacy.*).
   Config config;
   // Commit the next batch even if its quarantine rate passes the threshold.

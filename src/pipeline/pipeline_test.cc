@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
@@ -146,6 +148,34 @@ TEST_F(PipelineTest, BatchLandsInBronzeWithOffsets) {
   int64_t total = 0;
   for (const auto& [p, next] : group) total += next;
   EXPECT_EQ(total, 100);
+}
+
+// processor.profile_dir: the batch's statements (Bronze and Silver writes
+// among them) profiled by DuckDB, for diagnosing a slow batch.
+TEST_F(PipelineTest, ProfileDirGetsEveryStatementOfTheBatch) {
+  AppendEvents(30);
+  TempDir profiles;
+  options_.config.Set("processor.profile_dir", profiles.Sub("p"));
+  PipelineOptions options = PipelineOptions::FromConfig(options_.config);
+  options.lake_dir = options_.lake_dir;
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options, log_.get()));
+  ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
+  EXPECT_EQ(r.bronze_rows, 30);
+  // Each line: number, milliseconds, SQL; the writes' profiles are DuckDB's JSON.
+  std::ifstream index(profiles.Sub("p/queries.tsv"));
+  std::set<std::string> writes;
+  for (std::string line; std::getline(index, line);) {
+    const size_t tab = line.find('\t');
+    for (const char* table : {"COPY (SELECT CAST(\"ingest_id\"", "COPY (SELECT CAST(\"event_id\""}) {
+      if (line.find(table) == std::string::npos) continue;
+      writes.insert(table);
+      std::ifstream json(profiles.Sub("p/" + line.substr(0, tab) + ".json"));
+      std::stringstream text;
+      text << json.rdbuf();
+      EXPECT_NE(text.str().find("\"latency\""), std::string::npos) << line;
+    }
+  }
+  EXPECT_EQ(writes.size(), 2u);  // bronze.events' file and silver.events' files
 }
 
 TEST_F(PipelineTest, RestartResumesAfterLastCommittedBatch) {

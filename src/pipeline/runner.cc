@@ -86,6 +86,7 @@ PipelineOptions PipelineOptions::FromConfig(const Config& config) {
   // spills to <lake>/_clicklake/tmp. A 2GB default was tried: delta's
   // checkpoint writer then fails to allocate 1 GiB, so no default cap yet.
   o.engine_memory_limit = config.GetString("processor.memory_limit", "");
+  o.engine_profile_dir = config.GetString("processor.profile_dir", "");
   o.gold = config.GetBool("processor.gold", o.gold);
   o.gold_catch_up_interval_us = config.GetDurationMicros("processor.gold_catch_up_interval", o.gold_catch_up_interval_us);
   o.config = config;
@@ -132,6 +133,12 @@ Result<std::unique_ptr<MicroBatchRunner>> MicroBatchRunner::Create(const Pipelin
   db_options.threads = options.engine_threads;
   db_options.memory_limit = options.engine_memory_limit;
   db_options.temp_directory = JoinPath(options.lake_dir, "_clicklake/tmp");
+  if (!options.engine_profile_dir.empty()) {
+    RETURN_IF_ERROR(fs->CreateDirs(options.engine_profile_dir));
+    db_options.profile_dir = options.engine_profile_dir;
+    spdlog::warn("processor: profiling every DuckDB statement into {} (processor.profile_dir; slower, for diagnosis)",
+                 options.engine_profile_dir);
+  }
   ASSIGN_OR_RETURN(r->db_, engine::Database::Open(db_options));
   RETURN_IF_ERROR(fs->CreateDirs(options.lake_dir));
   // The Silver stage (UA rules, geo DB, dedup state) is opened by the first
