@@ -19,6 +19,7 @@
 #include <sstream>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <variant>
 
 #include "common/json_string.h"
@@ -751,7 +752,7 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     }
   }
   std::map<std::string, BatchPropColumn> batch_props;
-  std::vector<std::pair<int32_t, int64_t>> row_positions;  // each silver row's log partition and offset
+  std::vector<std::tuple<int32_t, int64_t, std::string>> row_keys;  // each row's log partition, offset, event_id
   // silver_rows: the batch's rows with the prop_ columns silver.events has
   // (appended with each row); columns new in this batch are collected and
   // added at the end (silver_props), when the batch's set of them is known.
@@ -957,7 +958,7 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         col->values.clear();
       }
       RETURN_IF_ERROR(a->EndRow());
-      row_positions.emplace_back(r.partition, r.offset);
+      row_keys.emplace_back(r.partition, r.offset, valid(ev.event_id));
       stats.silver_rows++;
     }
     prepared.Release(chunk);
@@ -978,9 +979,11 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_rows; DROP TABLE IF EXISTS silver_props"));
   } else {
     // Only the rows holding a value of a new column, keyed by their log
-    // position (unique in a batch): joined by hash, the view scans in
-    // parallel, which a positional join does not.
-    std::string ddl = "log_partition INTEGER, log_offset BIGINT";
+    // position and event id (unique in a batch: the id is deduplicated, and
+    // the position is unique in one log, also if a backfill's Bronze spans
+    // two): joined by hash, the view scans in parallel, which a positional
+    // join does not.
+    std::string ddl = "log_partition INTEGER, log_offset BIGINT, event_id VARCHAR";
     for (const auto& [column, col] : new_columns) {
       ddl += ", " + engine::QuoteIdentifier(*column) + " " + PropSqlType(prop_types[*column]);
     }
@@ -994,8 +997,9 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         any = next[i] < values.size() && values[next[i]].first == row;
       }
       if (!any) continue;
-      RETURN_IF_ERROR(props_app->AppendInt32(row_positions[row].first));
-      RETURN_IF_ERROR(props_app->AppendInt64(row_positions[row].second));
+      RETURN_IF_ERROR(props_app->AppendInt32(std::get<0>(row_keys[row])));
+      RETURN_IF_ERROR(props_app->AppendInt64(std::get<1>(row_keys[row])));
+      RETURN_IF_ERROR(props_app->AppendString(std::get<2>(row_keys[row])));
       for (size_t i = 0; i < new_columns.size(); i++) {
         const auto& values = new_columns[i].second->values;
         size_t& k = next[i];
@@ -1009,8 +1013,8 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     }
     RETURN_IF_ERROR(props_app->Close());
     RETURN_IF_ERROR(conn->Execute(
-        "CREATE OR REPLACE VIEW silver_batch AS SELECT r.*, p.* EXCLUDE (log_partition, log_offset) FROM silver_rows r "
-        "LEFT JOIN silver_props p USING (log_partition, log_offset)"));
+        "CREATE OR REPLACE VIEW silver_batch AS SELECT r.*, p.* EXCLUDE (log_partition, log_offset, event_id) "
+        "FROM silver_rows r LEFT JOIN silver_props p USING (log_partition, log_offset, event_id)"));
   }
   const int64_t props_us = SystemClock()->MonotonicMicros();
   RETURN_IF_ERROR(conn->Execute(

@@ -225,7 +225,7 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       " UNION ALL BY NAME "
       "SELECT b.* REPLACE (u.user_key AS user_key, u.session_id AS session_id, "
       "  u.session_event_index AS session_event_index) "
-      "FROM silver_batch b JOIN upd u ON b.log_partition = u.log_partition "
+      "FROM silver_batch b JOIN upd u ON b.event_id = u.event_id AND b.log_partition = u.log_partition "
       "  AND b.log_offset = u.log_offset;"));
   ASSIGN_OR_RETURN(auto out_buckets,
                    conn->Query("SELECT b, min(event_date)::VARCHAR, count(DISTINCT event_date), count(*) FROM (SELECT " +
