@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -369,13 +370,24 @@ struct QueryProfiler {
   std::atomic<int64_t> next{0};
   std::mutex mu;  // guards the index file's appends
 
-  // Points the connection's profile output at the next file; returns its number.
-  int64_t Begin(duckdb_connection conn) {
+  // Points the connection's profile output at the next file; returns its
+  // number. DuckDB fails the statement if it cannot write its profile, so a
+  // file that cannot be created here (the directory gone, no space) turns
+  // profiling off for the statement instead; `*enabled` is the connection's state.
+  int64_t Begin(duckdb_connection conn, bool* enabled) {
     const int64_t n = next++;
     const std::string path = dir + "/" + std::to_string(n) + ".json";
-    duckdb_result r;
-    duckdb_query(conn, ("SET profiling_output = " + QuoteLiteral(path)).c_str(), &r);
-    duckdb_destroy_result(&r);
+    FILE* probe = std::fopen(path.c_str(), "w");
+    const bool writable = probe != nullptr && std::fclose(probe) == 0;
+    std::string sql;
+    if (writable) sql = (*enabled ? "" : "SET enable_profiling = 'json'; ") + ("SET profiling_output = " + QuoteLiteral(path));
+    if (!writable && *enabled) sql = "PRAGMA disable_profiling";
+    if (!sql.empty()) {
+      duckdb_result r;
+      duckdb_query(conn, sql.c_str(), &r);
+      duckdb_destroy_result(&r);
+      *enabled = writable;
+    }
     return n;
   }
   void End(int64_t n, int64_t started_us, const std::string& sql, const std::string& part) {
@@ -393,12 +405,17 @@ struct QueryProfiler {
 struct Connection::Impl {
   duckdb_connection conn = nullptr;
   std::shared_ptr<QueryProfiler> profiler;  // null unless profiling
+  bool profiling = true;                    // with a profiler: DuckDB's enable_profiling is on
 
   // Runs `sql` (one or more statements); on success `result` holds the last
   // one's result (the caller destroys it), on failure nothing is left to free.
   // Profiled: statement by statement, each timed and written to its own file.
   Status Run(const std::string& sql, duckdb_result* result) {
+    // (A failure that leaves no result, as DuckDB does for some errors after
+    // the statement ran, has no message to read.)
+    std::memset(result, 0, sizeof(*result));
     auto failed = [&](duckdb_result* r) {
+      if (r->internal_data == nullptr) return Status::Internal("query failed: DuckDB gave no error message");
       Status s = ErrorStatus("query failed", duckdb_result_error(r));
       duckdb_destroy_result(r);
       return s;
@@ -408,7 +425,7 @@ struct Connection::Impl {
     const idx_t count = duckdb_extract_statements(conn, sql.c_str(), &extracted);
     if (count <= 1) {  // one statement, or a parse error that duckdb_query reports
       duckdb_destroy_extracted(&extracted);
-      const int64_t n = profiler->Begin(conn), t0 = SystemClock()->MonotonicMicros();
+      const int64_t n = profiler->Begin(conn, &profiling), t0 = SystemClock()->MonotonicMicros();
       const duckdb_state state = duckdb_query(conn, sql.c_str(), result);
       profiler->End(n, t0, sql, "");
       return state == DuckDBError ? failed(result) : Status::OK();
@@ -416,7 +433,7 @@ struct Connection::Impl {
     Status status;
     for (idx_t i = 0; i < count && status.ok(); i++) {
       duckdb_prepared_statement prepared = nullptr;
-      const int64_t n = profiler->Begin(conn), t0 = SystemClock()->MonotonicMicros();
+      const int64_t n = profiler->Begin(conn, &profiling), t0 = SystemClock()->MonotonicMicros();
       if (duckdb_prepare_extracted_statement(conn, extracted, i, &prepared) == DuckDBError) {
         status = ErrorStatus("query failed", duckdb_prepare_error(prepared));
       } else if (duckdb_execute_prepared(prepared, result) == DuckDBError) {

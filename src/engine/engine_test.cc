@@ -67,6 +67,41 @@ TEST_F(EngineTest, ErrorsBecomeStatus) {
   EXPECT_STATUS(conn_->Execute("SELECT * FROM no_such_table"), kInvalidArgument);
 }
 
+// DuckDB fails a statement whose profile it cannot write without filling in
+// the result; that is an error Status, not a crash reading the message.
+TEST_F(EngineTest, FailureWithoutAResultIsAStatus) {
+  auto s = conn_->Execute("SET enable_profiling = 'json'; SET profiling_output = '/nonexistent/clicklake/p.json'; "
+                          "SELECT 42");
+  EXPECT_FALSE(s.ok());
+  ASSERT_OK(conn_->Execute("PRAGMA disable_profiling"));
+  ASSERT_OK_AND_ASSIGN(QueryResult r, conn_->Query("SELECT 42"));
+  EXPECT_EQ(r.GetInt64(0, 0), 42);
+}
+
+// profile_dir gone while the database is open (or full): statements run
+// unprofiled; profiling resumes once the directory can be written again.
+TEST(EngineProfileTest, UnwritableProfileDirDoesNotFailStatements) {
+  TempDir dir;
+  DatabaseOptions options;
+  options.profile_dir = dir.Sub("p");
+  std::filesystem::create_directories(options.profile_dir);
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(options));
+  ASSERT_OK_AND_ASSIGN(auto conn, db->Connect());
+  std::filesystem::remove_all(options.profile_dir);
+  ASSERT_OK(conn->Execute("CREATE TABLE t AS SELECT range AS a FROM range(10); CREATE TABLE u AS SELECT * FROM t"));
+  ASSERT_OK_AND_ASSIGN(QueryResult r, conn->Query("SELECT count(*) FROM u"));
+  EXPECT_EQ(r.GetInt64(0, 0), 10);
+  EXPECT_FALSE(std::filesystem::exists(options.profile_dir));
+  std::filesystem::create_directories(options.profile_dir);
+  ASSERT_OK_AND_ASSIGN(QueryResult again, conn->Query("SELECT sum(a) FROM t"));
+  EXPECT_EQ(again.GetInt64(0, 0), 45);
+  std::ifstream index(dir.Sub("p/queries.tsv"));
+  std::string line;
+  ASSERT_TRUE(std::getline(index, line));
+  EXPECT_NE(line.find("SELECT sum(a) FROM t"), std::string::npos) << line;
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub("p/" + line.substr(0, line.find('\t')) + ".json")));
+}
+
 // DatabaseOptions::profile_dir: one DuckDB profile per statement (those of a
 // multi-statement Execute each on their own), listed in queries.tsv; a failing
 // statement stops the rest and is still reported as the error.
