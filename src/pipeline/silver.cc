@@ -19,7 +19,6 @@
 #include <sstream>
 #include <system_error>
 #include <thread>
-#include <tuple>
 #include <variant>
 
 #include "common/json_string.h"
@@ -752,7 +751,6 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     }
   }
   std::map<std::string, BatchPropColumn> batch_props;
-  std::vector<std::tuple<int32_t, int64_t, std::string>> row_keys;  // each row's log partition, offset, event_id
   // silver_rows: the batch's rows with the prop_ columns silver.events has
   // (appended with each row); columns new in this batch are collected and
   // added at the end (silver_props), when the batch's set of them is known.
@@ -958,7 +956,6 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         col->values.clear();
       }
       RETURN_IF_ERROR(a->EndRow());
-      row_keys.emplace_back(r.partition, r.offset, valid(ev.event_id));
       stats.silver_rows++;
     }
     prepared.Release(chunk);
@@ -978,12 +975,11 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     RETURN_IF_ERROR(conn->Execute(
         "CREATE OR REPLACE VIEW silver_batch AS SELECT * FROM silver_rows; DROP TABLE IF EXISTS silver_props"));
   } else {
-    // Only the rows holding a value of a new column, keyed by their log
-    // position and event id (unique in a batch: the id is deduplicated, and
-    // the position is unique in one log, also if a backfill's Bronze spans
-    // two): joined by hash, the view scans in parallel, which a positional
-    // join does not.
-    std::string ddl = "log_partition INTEGER, log_offset BIGINT, event_id VARCHAR";
+    // Only the rows holding a value of a new column, keyed by their row
+    // number in silver_rows (its rowid: the table is new and only appended
+    // to, in this order): joined by hash, the view scans in parallel, which a
+    // positional join does not (nor tells DuckDB its size).
+    std::string ddl = "silver_row BIGINT";
     for (const auto& [column, col] : new_columns) {
       ddl += ", " + engine::QuoteIdentifier(*column) + " " + PropSqlType(prop_types[*column]);
     }
@@ -997,9 +993,7 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         any = next[i] < values.size() && values[next[i]].first == row;
       }
       if (!any) continue;
-      RETURN_IF_ERROR(props_app->AppendInt32(std::get<0>(row_keys[row])));
-      RETURN_IF_ERROR(props_app->AppendInt64(std::get<1>(row_keys[row])));
-      RETURN_IF_ERROR(props_app->AppendString(std::get<2>(row_keys[row])));
+      RETURN_IF_ERROR(props_app->AppendInt64(row));
       for (size_t i = 0; i < new_columns.size(); i++) {
         const auto& values = new_columns[i].second->values;
         size_t& k = next[i];
@@ -1013,8 +1007,8 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
     }
     RETURN_IF_ERROR(props_app->Close());
     RETURN_IF_ERROR(conn->Execute(
-        "CREATE OR REPLACE VIEW silver_batch AS SELECT r.*, p.* EXCLUDE (log_partition, log_offset, event_id) "
-        "FROM silver_rows r LEFT JOIN silver_props p USING (log_partition, log_offset, event_id)"));
+        "CREATE OR REPLACE VIEW silver_batch AS SELECT r.*, p.* EXCLUDE (silver_row) "
+        "FROM silver_rows r LEFT JOIN silver_props p ON r.rowid = p.silver_row"));
   }
   const int64_t props_us = SystemClock()->MonotonicMicros();
   RETURN_IF_ERROR(conn->Execute(
