@@ -78,6 +78,24 @@ struct Metadata {
   std::optional<int64_t> created_time;
 };
 
+// A deletion vector descriptor (PROTOCOL.md "Deletion Vectors"): which rows of
+// one data file are deleted, by 0-based physical row position.
+//   storage_type "u": a file <table>/<prefix>/deletion_vector_<uuid>.bin;
+//                     path_or_inline_dv = prefix + the UUID in Z85 (20 chars)
+//                "i": path_or_inline_dv is the bitmap itself, Z85-encoded
+//                "p": path_or_inline_dv is an absolute, URL-encoded path
+// offset: where the DV starts in its file (u and p; absent for i).
+struct DeletionVector {
+  std::string storage_type;
+  std::string path_or_inline_dv;
+  std::optional<int32_t> offset;
+  int32_t size_in_bytes = 0;
+  int64_t cardinality = 0;  // rows deleted
+  // storageType + pathOrInlineDv (+ "@" + offset): with the path, the key of a
+  // file in log replay.
+  std::string UniqueId() const;
+};
+
 struct AddFile {
   std::string path;  // relative URI as in the log (see DecodePath)
   std::map<std::string, std::optional<std::string>> partition_values;
@@ -86,6 +104,7 @@ struct AddFile {
   bool data_change = true;
   std::string stats;  // JSON text ("" = none)
   std::map<std::string, std::string> tags;
+  std::optional<DeletionVector> deletion_vector;  // rows of the file that are deleted
 };
 
 struct RemoveFile {
@@ -95,6 +114,7 @@ struct RemoveFile {
   bool extended_file_metadata = false;
   std::map<std::string, std::optional<std::string>> partition_values;
   std::optional<int64_t> size;
+  std::optional<DeletionVector> deletion_vector;  // the DV of the add this removes
 };
 
 struct Snapshot {
@@ -285,6 +305,20 @@ class Transaction {
       engine::Connection* conn, const std::string& query, const std::string& group_expr,
       const std::vector<std::map<std::string, std::optional<std::string>>>& groups);
   void AddFiles(std::vector<AddFile> files);
+  // Marks rows of live files of the read snapshot deleted. `rows_query` (run
+  // on `conn`) yields two columns: a file's add.path exactly as in the log
+  // (what ScanOptions::row_address exposes as `_delta_file`) and a 0-based
+  // physical row position in it (`_delta_row`). Rows already deleted are
+  // ignored. With deletion vectors enabled (the default for tables clicklake
+  // creates), stages per file remove(old DV) + add(same path, new DV = old ∪
+  // rows), writing the new DVs into one DV file now (an orphan if the commit
+  // never happens: vacuum deletes it); a file left with no live row is just
+  // removed. Without (reader 1 / writer 2 tables), rewrites those files
+  // without the rows (copy-on-write). The files' partitions count as read.
+  // May be called more than once per transaction (the same file twice: the
+  // union). Returns the rows newly deleted. InvalidArgument for a path that is
+  // not a live file or a position past its numRecords.
+  Result<int64_t> DeleteRows(engine::Connection* conn, const std::string& rows_query);
   // Stages a remove of a live file, with dataChange as set by SetDataChange
   // (call that first). The file's partition counts as read.
   void RemoveFile(const AddFile& file);
@@ -347,6 +381,19 @@ class Transaction {
 // (RegisterLakeViews and AttachTable set that) so naive Parquet timestamps
 // and partition values read as UTC.
 Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot);
+// Options of ScanSql.
+struct ScanOptions {
+  // Only the files that may hold rows matching all predicates (partition
+  // pruning and min/max stats skipping), rows filtered by them too.
+  std::vector<Predicate> predicates;
+  // Two more columns after the schema's: `_delta_file` (VARCHAR, the file's
+  // add.path exactly as in the log) and `_delta_row` (BIGINT, the row's 0-based
+  // physical position in the file): the input of Transaction::DeleteRows.
+  bool row_address = false;
+};
+// ScanSql with options. Every scan applies the files' deletion vectors.
+Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot, const ScanOptions& options);
+
 // The file-system path of the data file `add_path` (an add/remove action's
 // path) of the table at `table_path`: URI-decoded, relative paths resolved
 // against the table's absolute directory. It is what read_parquet reports in
