@@ -407,6 +407,11 @@ Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snaps
 // The files of `snapshot` that may hold rows matching all `predicates`.
 std::vector<AddFile> PruneFiles(const Snapshot& snapshot, const std::vector<Predicate>& predicates);
 
+// The deleted row positions (sorted) of the data file `file` of the table at
+// `table_path`: its deletion vector, or none.
+Result<std::vector<uint64_t>> ReadDeletedRows(const std::string& table_path, const AddFile& file,
+                                              FileSystem* fs = FileSystem::Default());
+
 // Loads a snapshot of the table at `path` without a Table; `conn` reads
 // checkpoints (it may be null for tables without checkpoints).
 Result<Snapshot> LoadSnapshotAt(const std::string& path, engine::Connection* conn, std::optional<int64_t> version,
