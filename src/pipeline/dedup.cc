@@ -7,6 +7,7 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -36,6 +37,61 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.IsCorruption()) return Status::Corruption("dedup state " + what + ": " + s.ToString());
   return Status::IOError("dedup state " + what + ": " + s.ToString());
 }
+
+// A link: event_ts (8), then event_id and user_id, each a 4-byte length and bytes.
+void AppendLink(const DedupStore::Link& l, std::string* out) {
+  auto put = [out](const void* p, size_t n) { out->append(static_cast<const char*>(p), n); };
+  put(&l.event_ts_us, 8);
+  for (const std::string* s : {&l.event_id, &l.user_id}) {
+    const uint32_t n = static_cast<uint32_t>(s->size());
+    put(&n, 4);
+    out->append(*s);
+  }
+}
+
+bool ReadLink(std::string_view* in, DedupStore::Link* l) {
+  if (in->size() < 8) return false;
+  std::memcpy(&l->event_ts_us, in->data(), 8);
+  in->remove_prefix(8);
+  for (std::string* s : {&l->event_id, &l->user_id}) {
+    uint32_t n;
+    if (in->size() < 4) return false;
+    std::memcpy(&n, in->data(), 4);
+    in->remove_prefix(4);
+    if (in->size() < n) return false;
+    s->assign(in->data(), n);
+    in->remove_prefix(n);
+  }
+  return true;
+}
+
+// "l<anonymous id>" → batch id (8), has-before (1), [before link], after link.
+std::string EncodeLinkEntry(int64_t batch_id, const std::optional<DedupStore::Link>& before,
+                            const DedupStore::Link& after) {
+  std::string v(8, '\0');
+  std::memcpy(v.data(), &batch_id, 8);
+  v.push_back(before ? 1 : 0);
+  if (before) AppendLink(*before, &v);
+  AppendLink(after, &v);
+  return v;
+}
+
+bool DecodeLinkEntry(std::string_view v, int64_t* batch_id, std::optional<DedupStore::Link>* before,
+                     DedupStore::Link* after) {
+  if (v.size() < 9) return false;
+  std::memcpy(batch_id, v.data(), 8);
+  const bool has_before = v[8] != 0;
+  v.remove_prefix(9);
+  before->reset();
+  if (has_before) {
+    DedupStore::Link b;
+    if (!ReadLink(&v, &b)) return false;
+    *before = std::move(b);
+  }
+  return ReadLink(&v, after) && v.empty();
+}
+
+constexpr const char* kIdentityInitializedKey = "L";
 
 }  // namespace
 
@@ -138,6 +194,85 @@ Status DedupStore::CommitBatch(int64_t newest_received_at_us) {
     if (expired > 0) spdlog::info("processor: expired {} event ids from the dedup state", expired);
   }
   return Status::OK();
+}
+
+Result<bool> DedupStore::IdentityInitialized() {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kIdentityInitializedKey, &value);
+  if (s.IsNotFound()) return false;
+  RETURN_IF_ERROR(FromRocks(s, "read identity marker"));
+  return true;
+}
+
+Result<std::vector<DedupStore::AnonState>> DedupStore::LookupAnons(const std::vector<std::string>& anonymous_ids) {
+  std::vector<AnonState> out(anonymous_ids.size());
+  std::vector<std::string> keys;
+  keys.reserve(anonymous_ids.size() * 2);
+  for (const auto& a : anonymous_ids) keys.push_back("l" + a);
+  for (const auto& a : anonymous_ids) keys.push_back("r" + a);
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<std::string> values;
+  std::vector<rocksdb::Status> statuses = db_->MultiGet(rocksdb::ReadOptions(), slices, &values);
+  const size_t n = anonymous_ids.size();
+  for (size_t i = 0; i < n; i++) {
+    if (statuses[i].ok()) {
+      int64_t batch;
+      std::optional<Link> before;
+      Link after;
+      if (!DecodeLinkEntry(values[i], &batch, &before, &after))
+        return Status::Corruption("identity state: bad link entry for anonymous id " + anonymous_ids[i]);
+      // A re-run of the batch that set it reads the value its first run read.
+      if (batch < batch_id_) {
+        out[i].link = std::move(after);
+      } else {
+        out[i].link = std::move(before);
+      }
+    } else if (!statuses[i].IsNotFound()) {
+      return FromRocks(statuses[i], "read link");
+    }
+    if (statuses[n + i].ok()) {
+      if (values[n + i].size() != 16) return Status::Corruption("identity state: bad range entry");
+      std::memcpy(&out[i].min_ts_us, values[n + i].data(), 8);
+      std::memcpy(&out[i].max_ts_us, values[n + i].data() + 8, 8);
+    } else if (!statuses[n + i].IsNotFound()) {
+      return FromRocks(statuses[n + i], "read range");
+    }
+  }
+  return out;
+}
+
+Status DedupStore::WriteIdentity(const std::vector<AnonUpdate>& updates, bool bootstrap) {
+  std::vector<std::string> ids;
+  ids.reserve(updates.size());
+  for (const auto& u : updates) ids.push_back(u.anonymous_id);
+  // The values before this batch (kept with each new link) and the current ranges.
+  ASSIGN_OR_RETURN(std::vector<AnonState> current, LookupAnons(ids));
+  std::vector<size_t> order(updates.size());
+  for (size_t i = 0; i < order.size(); i++) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a] < ids[b]; });
+  rocksdb::WriteBatch batch;
+  for (size_t i : order) {
+    const AnonUpdate& u = updates[i];
+    if (u.link) {
+      // A bootstrap describes the state before this batch, as if an earlier
+      // batch had set it.
+      const std::string entry = bootstrap ? EncodeLinkEntry(batch_id_ - 1, std::nullopt, *u.link)
+                                          : EncodeLinkEntry(batch_id_, current[i].link, *u.link);
+      RETURN_IF_ERROR(FromRocks(batch.Put("l" + u.anonymous_id, entry), "stage"));
+    }
+    const int64_t lo = std::min(u.min_ts_us, current[i].min_ts_us);
+    const int64_t hi = std::max(u.max_ts_us, current[i].max_ts_us);
+    if (lo <= hi && (lo != current[i].min_ts_us || hi != current[i].max_ts_us)) {
+      std::string v(16, '\0');
+      std::memcpy(v.data(), &lo, 8);
+      std::memcpy(v.data() + 8, &hi, 8);
+      RETURN_IF_ERROR(FromRocks(batch.Put("r" + u.anonymous_id, v), "stage"));
+    }
+  }
+  if (bootstrap) RETURN_IF_ERROR(FromRocks(batch.Put(kIdentityInitializedKey, "1"), "stage"));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Write(wo, &batch), "write identity");
 }
 
 Result<int64_t> DedupStore::Expire(int64_t cutoff_us) {

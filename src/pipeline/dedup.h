@@ -15,13 +15,23 @@
 // from the same watermark as its first run. Memory is bounded by RocksDB's options (a
 // small block cache and write buffer), not by the number of ids.
 //
+// It is also the Silver merge's identity state (DESIGN.md §6 Identity), so a
+// batch looks up what it needs instead of scanning silver.events: per
+// anonymous id, its latest identity link (the event carrying both ids that is
+// latest by (event_ts, event_id)) and the event_ts range of its rows that have
+// no user_id (the rows a new link re-keys). Links are written with the batch
+// that set them and their value before it, like the watermark, so a re-run of
+// batch N reads what its first run read.
+//
 // Thread safety: a DedupStore is used by the runner's thread only.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 #include <unordered_map>
 
@@ -58,8 +68,40 @@ class DedupStore {
 
   int64_t window_us() const { return window_us_; }
 
+  // ---- identity state ----
+  struct Link {
+    int64_t event_ts_us = 0;
+    std::string event_id;
+    std::string user_id;
+  };
+  struct AnonState {
+    std::optional<Link> link;  // the latest link before the current batch
+    // event_ts range of its rows without user_id (min > max: none known).
+    int64_t min_ts_us = INT64_MAX;
+    int64_t max_ts_us = INT64_MIN;
+  };
+  // True once the identity state covers every row silver.events held before
+  // the current batch (MarkIdentityInitialized).
+  Result<bool> IdentityInitialized();
+  // The state of each of `anonymous_ids` as of before the current batch.
+  Result<std::vector<AnonState>> LookupAnons(const std::vector<std::string>& anonymous_ids);
+  struct AnonUpdate {
+    std::string anonymous_id;
+    std::optional<Link> link;         // its latest link after this batch (nullopt: unchanged)
+    int64_t min_ts_us = INT64_MAX;    // widen its range to hold [min, max]
+    int64_t max_ts_us = INT64_MIN;
+  };
+  // Persists (synced, atomically) the current batch's identity changes.
+  // REQUIRES: BeginBatch; call once per batch.
+  Status CommitIdentity(const std::vector<AnonUpdate>& updates) { return WriteIdentity(updates, false); }
+  // Persists the state of every row silver.events held before the current
+  // batch (computed from the table once, for a lake that predates the state)
+  // and marks the state initialized.
+  Status BootstrapIdentity(const std::vector<AnonUpdate>& updates) { return WriteIdentity(updates, true); }
+
  private:
   DedupStore(std::unique_ptr<rocksdb::DB> db, int64_t window_us);
+  Status WriteIdentity(const std::vector<AnonUpdate>& updates, bool bootstrap);
 
   std::unique_ptr<rocksdb::DB> db_;
   int64_t window_us_;

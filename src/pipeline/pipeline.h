@@ -73,8 +73,20 @@ struct PipelineOptions {
   // the log), Gold is refreshed at most this often; the batch that drains the
   // log always refreshes it (processor.gold_catch_up_interval; 0: every batch).
   int64_t gold_catch_up_interval_us = 300'000'000;
+  // lake.deletion_vectors: tables the processor creates use Delta deletion
+  // vectors (reader 3 / writer 7); false keeps reader 1 / writer 2
+  // copy-on-write tables for old readers (changed rows then rewrite their files).
+  bool deletion_vectors = true;
+  // processor.compaction: between batches, while the next trigger is at least
+  // compaction_min_idle away, compact small files and files with many deleted
+  // rows (compaction.h), at most compaction_max_bytes of input per table and run.
+  bool compaction = true;
+  int64_t compaction_max_bytes = 256LL << 20;
+  int64_t compaction_min_idle_us = 5'000'000;
 
   static PipelineOptions FromConfig(const Config& config);
+  // The Delta configuration of the tables the processor creates.
+  std::map<std::string, std::string> TableProperties() const;
 };
 
 // What one micro-batch did.
@@ -86,7 +98,7 @@ struct BatchResult {
   int64_t silver_rows = 0;        // rows added to silver.events
   int64_t quarantined = 0;        // rows added to silver.quarantine
   int64_t duplicates = 0;         // valid events dropped as duplicates
-  int64_t silver_rewritten = 0;   // existing silver rows written again (the files holding re-keyed/re-sessioned rows)
+  int64_t silver_rewritten = 0;   // existing silver rows written again (re-keyed/re-sessioned; their old versions marked deleted)
   int64_t future_dated = 0;       // event times clamped to received_at
   int64_t late = 0;               // events older than allowed_lateness (kept, flagged)
   int64_t pii_redactions = 0;     // PII-looking strings replaced in properties
@@ -113,6 +125,10 @@ class MicroBatchRunner {
   // RunOnce every trigger interval until Stop(); runs a final drain on stop.
   Status Run();
   void Stop();
+  // One round of background compaction (compaction.h) over the processor's
+  // tables; Run() calls it between batches. Stops starting new tables after
+  // `deadline_us` (monotonic clock).
+  Status Compact(int64_t deadline_us);
 
   // The id the next batch will get and the offsets it will start from.
   int64_t next_batch_id() const { return next_batch_id_; }
@@ -161,6 +177,8 @@ class MicroBatchRunner {
   Gauge* refusing_ = nullptr;
   Counter* gold_failures_ = nullptr;
   Counter* gold_deferred_ = nullptr;
+  Counter* compactions_ = nullptr;
+  Gauge* compaction_seconds_ = nullptr;
 };
 
 }  // namespace clicklake::pipeline

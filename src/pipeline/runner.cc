@@ -10,8 +10,11 @@
 #include "engine/engine.h"
 #include "enrich/enrich.h"
 #include "pipeline/bronze.h"
+#include "pipeline/compaction.h"
 #include "pipeline/gold/gold.h"
 #include "pipeline/pipeline.h"
+
+#include "pipeline/compaction.h"
 #include "pipeline/silver.h"
 #include "pipeline/silver_sessions.h"
 
@@ -89,8 +92,17 @@ PipelineOptions PipelineOptions::FromConfig(const Config& config) {
   o.engine_profile_dir = config.GetString("processor.profile_dir", "");
   o.gold = config.GetBool("processor.gold", o.gold);
   o.gold_catch_up_interval_us = config.GetDurationMicros("processor.gold_catch_up_interval", o.gold_catch_up_interval_us);
+  o.deletion_vectors = config.GetBool("lake.deletion_vectors", o.deletion_vectors);
+  o.compaction = config.GetBool("processor.compaction", o.compaction);
+  o.compaction_max_bytes = config.GetInt("processor.compaction_max_bytes", o.compaction_max_bytes);
+  o.compaction_min_idle_us = config.GetDurationMicros("processor.compaction_min_idle", o.compaction_min_idle_us);
   o.config = config;
   return o;
+}
+
+std::map<std::string, std::string> PipelineOptions::TableProperties() const {
+  if (deletion_vectors) return {{"delta.enableDeletionVectors", "true"}};
+  return {{"delta.enableDeletionVectors", "false"}};
 }
 
 MicroBatchRunner::MicroBatchRunner(const PipelineOptions& options, log::EventLog* log, FileSystem* fs, Clock* clock)
@@ -122,6 +134,10 @@ MicroBatchRunner::MicroBatchRunner(const PipelineOptions& options, log::EventLog
                                  "Gold refreshes that failed (the next batch's refresh catches up).");
   gold_deferred_ = m->GetCounter("clicklake_gold_refreshes_deferred_total",
                                  "Batches that left Gold to a later batch while a backlog drained.");
+  compactions_ = m->GetCounter("clicklake_processor_compactions_total",
+                               "Background compaction commits (small files and deleted rows folded).");
+  compaction_seconds_ = m->GetGauge("clicklake_processor_last_compaction_seconds",
+                                    "Duration of the last background compaction round between batches.");
 }
 
 MicroBatchRunner::~MicroBatchRunner() = default;
@@ -342,7 +358,8 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
   ASSIGN_OR_RETURN(auto count, conn->Query("SELECT count(*) FROM bronze_batch"));
   const int64_t records_in_batch = count.GetInt64(0, 0);
   ASSIGN_OR_RETURN(auto bronze, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kBronzeTable), BronzeSchema(),
-                                                           {"event_date"}, {}, db_.get(), fs_, clock_));
+                                                           {"event_date"}, options_.TableProperties(), db_.get(), fs_,
+                                                           clock_));
   auto txn = bronze->StartTransaction();
   {
     // A re-run batch that bronze already holds writes no files there.
@@ -378,7 +395,7 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
     // recomputed from their recent rows (silver_sessions.h); the new rows are
     // added and only the files holding changed rows are rewritten.
     ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kSilverEventsTable),
-                                                            SilverEventsSchema(), {"event_date"}, {}, db_.get(), fs_,
+                                                            SilverEventsSchema(), {"event_date"}, options_.TableProperties(), db_.get(), fs_,
                                                             clock_));
     if (!stats.new_prop_columns.empty()) {
       // New prop_<path> columns: a schema-evolution commit of their own.
@@ -394,18 +411,29 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
     auto it = txns.find(options_.app_id);
     if (it == txns.end() || it->second < result.batch_id) {
       ASSIGN_OR_RETURN(SilverMerge merge, MergeIdentityAndSessions(conn.get(), table->path(), stxn->read_snapshot(),
-                                                                   silver_->options().session_timeout_us));
-      // Only the files holding rows whose key or session changed are replaced.
-      for (const auto& f : merge.rewritten_files) stxn->RemoveFile(f);
+                                                                   silver_->options().session_timeout_us,
+                                                                   silver_->state()));
+      // Rows whose key or session changed are marked deleted where they are
+      // (deletion vectors) and written again with the new rows; nothing else
+      // is rewritten.
+      int64_t deleted = 0;
+      if (merge.rows_changed > 0) {
+        ASSIGN_OR_RETURN(deleted, stxn->DeleteRows(conn.get(), merge.deleted_rows_query));
+      }
+      if (deleted != merge.rows_changed) {
+        return Status::Internal("silver merge: " + std::to_string(merge.rows_changed) + " changed rows, " +
+                                std::to_string(deleted) + " deleted");
+      }
       const int64_t tw = clock_->MonotonicMicros();
       ASSIGN_OR_RETURN(auto written, WriteSilverOut(stxn.get(), conn.get(), merge));
       spdlog::debug("processor: silver.events files written in {:.0f} ms", (clock_->MonotonicMicros() - tw) / 1000.0);
-      result.silver_rewritten = merge.rows_rewritten;
-      stxn->SetOperationMetrics({{"numRemovedFiles", std::to_string(merge.rewritten_files.size())},
-                                 {"numAddedFiles", std::to_string(written.size())},
-                                 {"numOutputRows", std::to_string(result.silver_rows + merge.rows_rewritten)},
+      result.silver_rewritten = merge.rows_changed;
+      stxn->SetOperationMetrics({{"numAddedFiles", std::to_string(written.size())},
+                                 {"numOutputRows", std::to_string(result.silver_rows + merge.rows_changed)},
                                  {"numUpdatedRows", std::to_string(merge.rows_changed)},
-                                 {"numCopiedRows", std::to_string(merge.rows_rewritten - merge.rows_changed)}});
+                                 {"numCopiedRows", "0"},
+                                 {"numDeletedRows", std::to_string(deleted)},
+                                 {"numFilesWithDeletes", std::to_string(merge.files_changed)}});
       stxn->SetOperation("STREAMING UPDATE", {{"outputMode", "Update"},
                                               {"queryId", options_.app_id},
                                               {"epochId", std::to_string(result.batch_id)}});
@@ -442,7 +470,7 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
   }
   {
     ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kQuarantineTable),
-                                                            QuarantineSchema(), {"received_date"}, {}, db_.get(), fs_,
+                                                            QuarantineSchema(), {"received_date"}, options_.TableProperties(), db_.get(), fs_,
                                                             clock_));
     auto qtxn = table->StartTransaction();
     const auto& txns = qtxn->read_snapshot().app_txn_versions;
@@ -464,7 +492,7 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
     // (silver.events holds only their HMAC). Before system.batches, so a crash
     // before it re-runs the batch, which then skips what this table holds.
     ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kRestrictedPiiTable),
-                                                            RestrictedPiiSchema(), {"event_date"}, {}, db_.get(), fs_,
+                                                            RestrictedPiiSchema(), {"event_date"}, options_.TableProperties(), db_.get(), fs_,
                                                             clock_));
     auto rtxn = table->StartTransaction();
     const auto& txns = rtxn->read_snapshot().app_txn_versions;
@@ -573,11 +601,40 @@ Status MicroBatchRunner::Drain() {
   }
 }
 
+Status MicroBatchRunner::Compact(int64_t deadline_us) {
+  const int64_t t0 = clock_->MonotonicMicros();
+  ASSIGN_OR_RETURN(auto conn, db_->Connect());
+  {
+    auto table = delta::Table::Open(JoinPath(options_.lake_dir, kSilverEventsTable), db_.get(), fs_, clock_);
+    if (table.ok()) {
+      ASSIGN_OR_RETURN(CompactionResult r, CompactSilverEvents(table->get(), conn.get(), options_.compaction_max_bytes));
+      if (r.version >= 0) {
+        compactions_->Increment();
+        spdlog::info("processor: compacted silver.events v{}: {} files ({} MB, {} deleted rows purged) -> {} files, "
+                     "{} rows, {:.0f} ms",
+                     r.version, r.files_removed, r.bytes_read >> 20, r.deleted_rows_purged, r.files_added, r.rows,
+                     (clock_->MonotonicMicros() - t0) / 1000.0);
+      }
+    } else if (!table.status().IsNotFound()) {
+      return table.status();
+    }
+  }
+  (void)deadline_us;
+  compaction_seconds_->Set((clock_->MonotonicMicros() - t0) / 1e6);
+  return Status::OK();
+}
+
 Status MicroBatchRunner::Run() {
   while (true) {
     const int64_t start = clock_->MonotonicMicros();
     auto r = RunOnce();
     if (!r.ok()) spdlog::error("processor: batch {} failed: {}", next_batch_id_, r.status().ToString());
+    const int64_t deadline = start + options_.trigger_us - options_.compaction_min_idle_us;
+    if (options_.compaction && clock_->MonotonicMicros() < deadline) {
+      // Background compaction in the time left before the next trigger.
+      Status c = Compact(deadline);
+      if (!c.ok()) spdlog::warn("processor: compaction failed (retried after the next batch): {}", c.ToString());
+    }
     std::unique_lock l(mu_);
     if (stop_) break;
     int64_t wait = options_.trigger_us - (clock_->MonotonicMicros() - start);

@@ -137,6 +137,8 @@ class SilverStage {
   Status CommitState(const SilverBatchStats& stats);
 
   const SilverOptions& options() const { return options_; }
+  // The state store (dedup ids, watermark, identity state).
+  DedupStore* state() const { return dedup_.get(); }
 
  private:
   SilverStage() = default;

@@ -3,38 +3,168 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
 #include "common/clock.h"
 #include "common/file_system.h"
 #include "engine/engine.h"
+#include "pipeline/dedup.h"
 
 namespace clicklake::pipeline {
 namespace {
 
 const char* kActivity = "('track', 'page', 'screen')";
 
-// The columns the merge needs of an existing row, and the data file holding it.
+// The columns the merge needs of an existing row, and where it is (the data
+// file's add.path and the row's position there, for DeleteRows).
 const char* kProjection =
     "event_id, log_partition, log_offset, event_type, CAST(event_ts AS TIMESTAMP) AS event_ts, user_id, "
-    "anonymous_id, user_key, session_id, session_event_index, COALESCE(is_late, false) AS is_late, filename";
+    "anonymous_id, user_key, session_id, session_event_index, COALESCE(is_late, false) AS is_late, _delta_file, "
+    "_delta_row";
 
-// SELECT <kProjection> over `files` (none: an empty result of the same shape).
-std::string ProjectionScan(const std::string& table_path, const std::vector<delta::AddFile>& files) {
+// SELECT <kProjection> over `files` of `snapshot`, deletion vectors applied
+// (none: an empty result of the same shape).
+Result<std::string> ProjectionScan(const std::string& table_path, const delta::Snapshot& snapshot,
+                                   const std::vector<delta::AddFile>& files) {
   if (files.empty()) {
-    return "SELECT NULL::VARCHAR AS event_id, NULL::INTEGER AS log_partition, NULL::BIGINT AS log_offset, "
-           "NULL::VARCHAR AS event_type, NULL::TIMESTAMP AS event_ts, NULL::VARCHAR AS user_id, "
-           "NULL::VARCHAR AS anonymous_id, NULL::VARCHAR AS user_key, NULL::VARCHAR AS session_id, "
-           "NULL::BIGINT AS session_event_index, false AS is_late, NULL::VARCHAR AS filename WHERE false";
+    return std::string(
+        "SELECT NULL::VARCHAR AS event_id, NULL::INTEGER AS log_partition, NULL::BIGINT AS log_offset, "
+        "NULL::VARCHAR AS event_type, NULL::TIMESTAMP AS event_ts, NULL::VARCHAR AS user_id, "
+        "NULL::VARCHAR AS anonymous_id, NULL::VARCHAR AS user_key, NULL::VARCHAR AS session_id, "
+        "NULL::BIGINT AS session_event_index, false AS is_late, NULL::VARCHAR AS _delta_file, "
+        "NULL::BIGINT AS _delta_row WHERE false");
   }
-  std::string list = "[";
-  for (size_t i = 0; i < files.size(); i++) {
-    if (i) list += ", ";
-    list += engine::QuoteLiteral(delta::DataFilePath(table_path, files[i].path));
+  delta::Snapshot part = snapshot;
+  part.files = files;
+  delta::ScanOptions options;
+  options.row_address = true;
+  ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(table_path, part, options));
+  return std::string("SELECT ") + kProjection + " FROM (" + scan + ")";
+}
+
+// The files of `files` whose event_ts stats overlap one of `intervals`
+// ([lo, hi] epoch µs); files without such stats are kept.
+std::vector<delta::AddFile> FilesOverlapping(const std::vector<delta::AddFile>& files,
+                                             std::vector<std::pair<int64_t, int64_t>> intervals) {
+  std::sort(intervals.begin(), intervals.end());
+  std::vector<std::pair<int64_t, int64_t>> merged;
+  for (const auto& iv : intervals) {
+    if (!merged.empty() && iv.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, iv.second);
+    } else {
+      merged.push_back(iv);
+    }
   }
-  list += "]";
-  return std::string("SELECT ") + kProjection + " FROM read_parquet(" + list + ", filename=true, union_by_name=true)";
+  std::vector<delta::AddFile> out;
+  if (merged.empty()) return out;
+  simdjson::dom::parser parser;
+  for (const auto& f : files) {
+    simdjson::dom::element st;
+    std::string_view mn, mx;
+    int64_t lo, hi;
+    if (f.stats.empty() || parser.parse(f.stats.data(), f.stats.size()).get(st) ||
+        st["minValues"]["event_ts"].get(mn) || st["maxValues"]["event_ts"].get(mx) ||
+        !ParseTimestampMicros(mn, &lo) || !ParseTimestampMicros(mx, &hi)) {
+      out.push_back(f);
+      continue;
+    }
+    hi += 999;  // stats maxima are truncated to milliseconds
+    // The first merged interval ending at or after lo: overlap iff it starts by hi.
+    auto it = std::lower_bound(merged.begin(), merged.end(), lo,
+                               [](const std::pair<int64_t, int64_t>& iv, int64_t v) { return iv.second < v; });
+    if (it != merged.end() && it->first <= hi) out.push_back(f);
+  }
+  return out;
+}
+
+// Loads the identity state of the batch's anonymous ids into `state_anons`
+// (anonymous_id, user_id, event_ts, event_id of its latest link; min_ts, max_ts
+// of its rows without user_id, epoch µs). First, for a lake whose state
+// predates this (or a new state store), the state of every row of the table
+// is computed from `all_scan` once and persisted.
+Status LoadIdentityState(engine::Connection* conn, DedupStore* state, bool table_has_rows,
+                         const std::function<Result<std::string>()>& all_scan) {
+  ASSIGN_OR_RETURN(bool initialized, state->IdentityInitialized());
+  if (!initialized) {
+    std::vector<DedupStore::AnonUpdate> all;
+    if (table_has_rows) {
+      ASSIGN_OR_RETURN(std::string scan, all_scan());
+      ASSIGN_OR_RETURN(auto rows, conn->Query(
+          "WITH s AS (" + scan + ") "
+          "SELECT anonymous_id, max(epoch_us(event_ts)) FILTER (WHERE user_id IS NULL), "
+          "  min(epoch_us(event_ts)) FILTER (WHERE user_id IS NULL), "
+          "  arg_max(epoch_us(event_ts), (event_ts, event_id)) FILTER (WHERE user_id IS NOT NULL), "
+          "  arg_max(event_id, (event_ts, event_id)) FILTER (WHERE user_id IS NOT NULL), "
+          "  arg_max(user_id, (event_ts, event_id)) FILTER (WHERE user_id IS NOT NULL) "
+          "FROM s WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id"));
+      all.resize(rows.row_count());
+      for (size_t i = 0; i < rows.row_count(); i++) {
+        all[i].anonymous_id = rows.GetString(i, 0);
+        if (!rows.IsNull(i, 1)) {
+          all[i].max_ts_us = rows.GetInt64(i, 1);
+          all[i].min_ts_us = rows.GetInt64(i, 2);
+        }
+        if (!rows.IsNull(i, 5)) all[i].link = DedupStore::Link{rows.GetInt64(i, 3), rows.GetString(i, 4), rows.GetString(i, 5)};
+      }
+    }
+    RETURN_IF_ERROR(state->BootstrapIdentity(all));
+    spdlog::info("silver merge: identity state initialized from silver.events ({} anonymous ids)", all.size());
+  }
+  ASSIGN_OR_RETURN(auto anons, conn->Query("SELECT anonymous_id FROM new_anons"));
+  std::vector<std::string> ids(anons.row_count());
+  for (size_t i = 0; i < ids.size(); i++) ids[i] = anons.GetString(i, 0);
+  ASSIGN_OR_RETURN(std::vector<DedupStore::AnonState> found, state->LookupAnons(ids));
+  RETURN_IF_ERROR(conn->Execute(
+      "CREATE OR REPLACE TABLE state_anons (anonymous_id VARCHAR, user_id VARCHAR, event_ts TIMESTAMP, "
+      "event_id VARCHAR, min_ts BIGINT, max_ts BIGINT)"));
+  ASSIGN_OR_RETURN(auto app, conn->CreateAppender("", "state_anons"));
+  for (size_t i = 0; i < ids.size(); i++) {
+    const DedupStore::AnonState& a = found[i];
+    if (!a.link && a.min_ts_us > a.max_ts_us) continue;
+    RETURN_IF_ERROR(app->AppendString(ids[i]));
+    if (a.link) {
+      RETURN_IF_ERROR(app->AppendString(a.link->user_id));
+      RETURN_IF_ERROR(app->AppendTimestampMicros(a.link->event_ts_us));
+      RETURN_IF_ERROR(app->AppendString(a.link->event_id));
+    } else {
+      for (int k = 0; k < 3; k++) RETURN_IF_ERROR(app->AppendNull());
+    }
+    if (a.min_ts_us <= a.max_ts_us) {
+      RETURN_IF_ERROR(app->AppendInt64(a.min_ts_us));
+      RETURN_IF_ERROR(app->AppendInt64(a.max_ts_us));
+    } else {
+      RETURN_IF_ERROR(app->AppendNull());
+      RETURN_IF_ERROR(app->AppendNull());
+    }
+    RETURN_IF_ERROR(app->EndRow());
+  }
+  return app->Close();
+}
+
+// Persists the batch's identity changes: the new latest link of each anonymous
+// id that gained one, and the event_ts range of its new rows without user_id.
+Status CommitIdentityState(engine::Connection* conn, DedupStore* state) {
+  ASSIGN_OR_RETURN(auto rows, conn->Query(
+      "WITH l AS (SELECT anonymous_id, epoch_us(event_ts) AS ts, event_id, user_id FROM ("
+      "  SELECT *, row_number() OVER (PARTITION BY anonymous_id ORDER BY event_ts DESC, event_id DESC) AS rn "
+      "  FROM link_rows) WHERE rn = 1 AND NOT old), "
+      "r AS (SELECT anonymous_id, min(epoch_us(event_ts)) AS lo, max(epoch_us(event_ts)) AS hi FROM silver_batch "
+      "  WHERE user_id IS NULL AND anonymous_id IS NOT NULL GROUP BY anonymous_id) "
+      "SELECT COALESCE(l.anonymous_id, r.anonymous_id), l.ts, l.event_id, l.user_id, r.lo, r.hi "
+      "FROM l FULL OUTER JOIN r ON l.anonymous_id = r.anonymous_id"));
+  std::vector<DedupStore::AnonUpdate> updates(rows.row_count());
+  for (size_t i = 0; i < updates.size(); i++) {
+    updates[i].anonymous_id = rows.GetString(i, 0);
+    if (!rows.IsNull(i, 3)) updates[i].link = DedupStore::Link{rows.GetInt64(i, 1), rows.GetString(i, 2), rows.GetString(i, 3)};
+    if (!rows.IsNull(i, 4)) {
+      updates[i].min_ts_us = rows.GetInt64(i, 4);
+      updates[i].max_ts_us = rows.GetInt64(i, 5);
+    }
+  }
+  return state->CommitIdentity(updates);
 }
 
 // The slice of `ts_expr` (a TIMESTAMP): floor(epoch µs / kSilverFileBucketUs),
@@ -47,7 +177,8 @@ std::string BucketSql(const std::string& ts_expr) {
 }  // namespace
 
 Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std::string& table_path,
-                                             const delta::Snapshot& snapshot, int64_t session_timeout_us) {
+                                             const delta::Snapshot& snapshot, int64_t session_timeout_us,
+                                             DedupStore* state) {
   const std::string timeout = std::to_string(session_timeout_us);
   const std::string activity = kActivity;
   const std::vector<delta::AddFile> no_files;
@@ -57,17 +188,35 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
   std::vector<std::pair<const char*, int64_t>> marks = {{"start", clock->MonotonicMicros()}};
   auto mark = [&](const char* what) { marks.emplace_back(what, clock->MonotonicMicros()); };
   RETURN_IF_ERROR(conn->Execute("SET TimeZone = 'UTC'"));
+  // Every file's rows: read only without the identity state, or to initialize
+  // it (building the scan reads every file's deletion vector: only on demand).
+  std::string all_scan_sql;
+  auto all_scan = [&]() -> Result<std::string> {
+    if (all_scan_sql.empty()) {
+      ASSIGN_OR_RETURN(all_scan_sql, ProjectionScan(table_path, snapshot, all_files));
+    }
+    return all_scan_sql;
+  };
+  ASSIGN_OR_RETURN(const std::string no_scan, ProjectionScan(table_path, snapshot, no_files));
 
   // 1. Links: the latest event carrying both ids, for the batch's anonymous ids,
   //    before and after this batch; anonymous ids whose link changed move.
+  //    The links before come from the identity state (or, without one, a scan).
   RETURN_IF_ERROR(conn->Execute(
       "CREATE OR REPLACE TABLE new_anons AS "
-      "SELECT DISTINCT anonymous_id FROM silver_batch WHERE anonymous_id IS NOT NULL;"
-      "CREATE OR REPLACE TABLE link_rows AS "
-      "SELECT anonymous_id, user_id, event_ts, event_id, true AS old FROM (" +
-      ProjectionScan(table_path, all_files) +
-      ") WHERE user_id IS NOT NULL AND anonymous_id IN (SELECT anonymous_id FROM new_anons) "
-      "UNION ALL SELECT anonymous_id, user_id, event_ts, event_id, false FROM silver_batch "
+      "SELECT DISTINCT anonymous_id FROM silver_batch WHERE anonymous_id IS NOT NULL"));
+  std::string old_links;
+  if (state) {
+    RETURN_IF_ERROR(LoadIdentityState(conn, state, !all_files.empty(), all_scan));
+    old_links = "SELECT anonymous_id, user_id, event_ts, event_id, true AS old FROM state_anons WHERE user_id IS NOT NULL";
+  } else {
+    ASSIGN_OR_RETURN(std::string scan, all_scan());
+    old_links = "SELECT anonymous_id, user_id, event_ts, event_id, true AS old FROM (" + scan +
+                ") WHERE user_id IS NOT NULL AND anonymous_id IN (SELECT anonymous_id FROM new_anons)";
+  }
+  RETURN_IF_ERROR(conn->Execute(
+      "CREATE OR REPLACE TABLE link_rows AS " + old_links +
+      " UNION ALL SELECT anonymous_id, user_id, CAST(event_ts AS TIMESTAMP), event_id, false FROM silver_batch "
       "  WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL;"
       "CREATE OR REPLACE TABLE links AS SELECT anonymous_id, user_id FROM ("
       "  SELECT anonymous_id, user_id, row_number() OVER (PARTITION BY anonymous_id "
@@ -84,11 +233,29 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "SELECT b.* REPLACE (COALESCE(b.user_id, l.user_id, 'anon:' || b.anonymous_id) AS user_key) "
       "FROM silver_batch b LEFT JOIN links l ON b.anonymous_id = l.anonymous_id;"));
   mark("links");
+  if (state) RETURN_IF_ERROR(CommitIdentityState(conn, state));
   ASSIGN_OR_RETURN(auto changed, conn->Query("SELECT count(*) FROM changed_anons"));
-  // 2. Existing rows that move to another key (any age, as a rebuild would).
+  // 2. Existing rows that move to another key (any age, as a rebuild would):
+  //    with the identity state, only the files whose event_ts range overlaps
+  //    the rows of the anonymous ids that move are read.
+  std::string moved_scan = no_scan;
+  int64_t moved_files = 0;
+  if (changed.GetInt64(0, 0) > 0 && !all_files.empty()) {
+    if (state) {
+      ASSIGN_OR_RETURN(auto ranges, conn->Query("SELECT s.min_ts, s.max_ts FROM state_anons s JOIN changed_anons c "
+                                                "USING (anonymous_id) WHERE s.min_ts IS NOT NULL"));
+      std::vector<std::pair<int64_t, int64_t>> intervals(ranges.row_count());
+      for (size_t i = 0; i < intervals.size(); i++) intervals[i] = {ranges.GetInt64(i, 0), ranges.GetInt64(i, 1)};
+      const std::vector<delta::AddFile> files = FilesOverlapping(all_files, std::move(intervals));
+      moved_files = static_cast<int64_t>(files.size());
+      ASSIGN_OR_RETURN(moved_scan, ProjectionScan(table_path, snapshot, files));
+    } else {
+      moved_files = static_cast<int64_t>(all_files.size());
+      ASSIGN_OR_RETURN(moved_scan, all_scan());
+    }
+  }
   RETURN_IF_ERROR(conn->Execute(
-      "CREATE OR REPLACE TABLE moved AS SELECT p.*, c.new_key FROM (" +
-      ProjectionScan(table_path, changed.GetInt64(0, 0) > 0 ? all_files : no_files) +
+      "CREATE OR REPLACE TABLE moved AS SELECT p.*, c.new_key FROM (" + moved_scan +
       ") p JOIN changed_anons c ON p.anonymous_id = c.anonymous_id "
       "WHERE p.user_id IS NULL AND p.user_key IS DISTINCT FROM c.new_key;"
       // 3. c_k per affected key: the earliest non-late change (NULL: late rows only).
@@ -104,9 +271,10 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
     recent = delta::PruneFiles(snapshot, {{"event_ts", ">=", from, "TIMESTAMP"}});
   }
   merge.files_scanned = static_cast<int64_t>(recent.size());
+  ASSIGN_OR_RETURN(const std::string recent_scan, ProjectionScan(table_path, snapshot, recent));
   RETURN_IF_ERROR(conn->Execute(
       // 4. The keys' rows from one timeout before c_k on (not moving away).
-      "CREATE OR REPLACE TABLE cand AS SELECT p.*, ch.c FROM (" + ProjectionScan(table_path, recent) +
+      "CREATE OR REPLACE TABLE cand AS SELECT p.*, ch.c FROM (" + recent_scan +
       ") p JOIN change_at ch ON p.user_key = ch.user_key "
       "WHERE ch.c IS NOT NULL AND epoch_us(p.event_ts) >= epoch_us(ch.c) - " + timeout +
       " AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.event_id = p.event_id AND m.log_partition = p.log_partition "
@@ -155,70 +323,44 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "    WHERE COALESCE(is_late, false) "
       "  UNION ALL SELECT event_id, log_partition, log_offset, new_key, event_type, event_ts FROM moved "
       "    WHERE is_late);"
-      // 6. Existing rows whose values change, and the files holding them.
+      // 6. Existing rows whose values change, and where they are.
       "CREATE OR REPLACE TABLE changes AS "
-      "SELECT u.*, o.filename FROM upd u JOIN ("
-      "  SELECT event_id, log_partition, log_offset, user_key, session_id, session_event_index, filename FROM cand "
-      "  UNION ALL SELECT event_id, log_partition, log_offset, user_key, session_id, session_event_index, filename "
-      "    FROM moved) o "
+      "SELECT u.*, o._delta_file, o._delta_row FROM upd u JOIN ("
+      "  SELECT event_id, log_partition, log_offset, user_key, session_id, session_event_index, _delta_file, "
+      "    _delta_row FROM cand "
+      "  UNION ALL SELECT event_id, log_partition, log_offset, user_key, session_id, session_event_index, "
+      "    _delta_file, _delta_row FROM moved) o "
       "  ON u.event_id = o.event_id AND u.log_partition = o.log_partition AND u.log_offset = o.log_offset "
       "WHERE u.user_key IS DISTINCT FROM o.user_key OR u.session_id IS DISTINCT FROM o.session_id "
       "  OR u.session_event_index IS DISTINCT FROM o.session_event_index;"));
   mark("sessions");
-  ASSIGN_OR_RETURN(auto files, conn->Query("SELECT DISTINCT filename FROM changes"));
-  std::map<std::string, const delta::AddFile*> by_path;
-  for (const auto& f : all_files) by_path[delta::DataFilePath(table_path, f.path)] = &f;
-  delta::Snapshot rewrite = snapshot;
-  rewrite.files.clear();
-  for (size_t i = 0; i < files.row_count(); i++) {
-    auto it = by_path.find(files.GetString(i, 0));
-    if (it == by_path.end()) return Status::Internal("silver merge: a changed row in unknown file " + files.GetString(i, 0));
-    rewrite.files.push_back(*it->second);
-  }
-  // Slices this batch writes; their small files are compacted into the new ones.
-  ASSIGN_OR_RETURN(auto new_buckets, conn->Query("SELECT DISTINCT " + BucketSql("event_ts") +
-                                                 " FROM nb UNION SELECT DISTINCT " + BucketSql("event_ts") +
-                                                 " FROM changes c JOIN cand USING (event_id, log_partition, log_offset)"));
-  std::set<int64_t> buckets;
-  for (size_t i = 0; i < new_buckets.row_count(); i++) buckets.insert(new_buckets.GetInt64(i, 0));
-  {
-    std::set<std::string> chosen;
-    for (const auto& f : rewrite.files) chosen.insert(f.path);
-    simdjson::dom::parser parser;
-    for (const auto& f : all_files) {
-      if (chosen.count(f.path) || f.stats.empty()) continue;
-      simdjson::dom::element st;
-      if (parser.parse(f.stats.data(), f.stats.size()).get(st)) continue;
-      int64_t n = 0;
-      std::string_view mn, mx;
-      if (st["numRecords"].get(n) || st["minValues"]["event_ts"].get(mn) || st["maxValues"]["event_ts"].get(mx))
-        continue;
-      int64_t lo, hi;
-      if (n >= kSilverSmallFileRows || !ParseTimestampMicros(mn, &lo) || !ParseTimestampMicros(mx, &hi)) continue;
-      auto bucket = [](int64_t us) { return us >= 0 ? us / kSilverFileBucketUs : -((-us - 1) / kSilverFileBucketUs) - 1; };
-      // Stats maxima are truncated to milliseconds: the slice must hold both ends.
-      if (bucket(lo) != bucket(hi) || bucket(hi + 999) != bucket(lo) || !buckets.count(bucket(lo))) continue;
-      rewrite.files.push_back(f);
-      merge.files_compacted++;
-    }
-  }
-  merge.rewritten_files = rewrite.files;
-
-  // 7. silver_out: the rewritten files' rows (changed ones updated) and the new rows.
+  // 7. silver_out: the changed rows' new versions and the new rows. Only the
+  //    files holding changed rows are read for their other columns.
+  ASSIGN_OR_RETURN(auto files, conn->Query("SELECT DISTINCT _delta_file FROM changes"));
+  std::set<std::string> changed_paths;
+  for (size_t i = 0; i < files.row_count(); i++) changed_paths.insert(files.GetString(i, 0));
+  std::vector<delta::AddFile> changed_files;
+  for (const auto& f : all_files)
+    if (changed_paths.count(f.path)) changed_files.push_back(f);
+  if (changed_files.size() != changed_paths.size())
+    return Status::Internal("silver merge: a changed row in a file the snapshot does not hold");
+  merge.files_changed = static_cast<int64_t>(changed_files.size());
+  merge.deleted_rows_query = "SELECT _delta_file, _delta_row FROM changes";
   std::string old_rows;
-  if (rewrite.files.empty()) {
+  if (changed_files.empty()) {
     old_rows = "SELECT * FROM silver_batch WHERE false";
   } else {
-    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(table_path, rewrite));
+    delta::Snapshot part = snapshot;
+    part.files = changed_files;
+    delta::ScanOptions options;
+    options.row_address = true;
+    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(table_path, part, options));
     old_rows =
-        "SELECT o.* REPLACE (CAST(o.event_ts AS TIMESTAMP) AS event_ts, CAST(o.original_ts AS TIMESTAMP) AS "
-        "original_ts, CAST(o.sent_at AS TIMESTAMP) AS sent_at, CAST(o.received_at AS TIMESTAMP) AS received_at, "
-        "CASE WHEN ch.event_id IS NULL THEN o.user_key ELSE ch.user_key END AS user_key, "
-        "CASE WHEN ch.event_id IS NULL THEN o.session_id ELSE ch.session_id END AS session_id, "
-        "CASE WHEN ch.event_id IS NULL THEN o.session_event_index ELSE ch.session_event_index END "
-        "  AS session_event_index) "
-        "FROM (" + scan + ") o LEFT JOIN changes ch ON o.event_id = ch.event_id "
-        "AND o.log_partition = ch.log_partition AND o.log_offset = ch.log_offset";
+        "SELECT o.* EXCLUDE (_delta_file, _delta_row) REPLACE (CAST(o.event_ts AS TIMESTAMP) AS event_ts, "
+        "CAST(o.original_ts AS TIMESTAMP) AS original_ts, CAST(o.sent_at AS TIMESTAMP) AS sent_at, "
+        "CAST(o.received_at AS TIMESTAMP) AS received_at, ch.user_key AS user_key, ch.session_id AS session_id, "
+        "ch.session_event_index AS session_event_index) "
+        "FROM (" + scan + ") o JOIN changes ch ON o._delta_file = ch._delta_file AND o._delta_row = ch._delta_row";
   }
   RETURN_IF_ERROR(conn->Execute(
       "CREATE OR REPLACE VIEW silver_out AS " + old_rows +
@@ -227,27 +369,24 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "  u.session_event_index AS session_event_index) "
       "FROM silver_batch b JOIN upd u ON b.event_id = u.event_id AND b.log_partition = u.log_partition "
       "  AND b.log_offset = u.log_offset;"));
-  ASSIGN_OR_RETURN(auto out_buckets,
-                   conn->Query("SELECT b, min(event_date)::VARCHAR, count(DISTINCT event_date), count(*) FROM (SELECT " +
-                               BucketSql("event_ts") + " AS b, event_date FROM silver_out) GROUP BY b ORDER BY b"));
-  for (size_t i = 0; i < out_buckets.row_count(); i++) {
-    if (out_buckets.GetInt64(i, 2) != 1) return Status::Internal("silver merge: a 4-hour slice spans event dates");
-    merge.slices.push_back({out_buckets.GetInt64(i, 0), out_buckets.GetString(i, 1), out_buckets.GetInt64(i, 3)});
-  }
+  ASSIGN_OR_RETURN(merge.slices, SilverSlicesOf(conn, "silver_out"));
   ASSIGN_OR_RETURN(auto counts, conn->Query("SELECT (SELECT count(*) FROM changes), (SELECT count(*) FROM silver_out) - "
                                             "(SELECT count(*) FROM silver_batch), (SELECT count(*) FROM nb), "
                                             "(SELECT count(*) FROM silver_out)"));
   mark("output");
   merge.rows_changed = counts.GetInt64(0, 0);
+  if (counts.GetInt64(0, 1) != merge.rows_changed) {
+    return Status::Internal("silver merge: " + std::to_string(merge.rows_changed) + " changed rows but " +
+                            std::to_string(counts.GetInt64(0, 1)) + " of their old versions found");
+  }
   std::string timing;
   for (size_t i = 1; i < marks.size(); i++)
     timing += fmt::format("{}{} {:.0f} ms", i > 1 ? ", " : "", marks[i].first,
                           (marks[i].second - marks[i - 1].second) / 1000.0);
-  spdlog::info("silver merge: {} anonymous ids re-keyed, {} of {} files scanned, {} rows changed, {} files ({} rows, "
-               "{} small files compacted) rewritten; {}",
-               changed.GetInt64(0, 0), merge.files_scanned, all_files.size(), merge.rows_changed,
-               merge.rewritten_files.size(), counts.GetInt64(0, 1), merge.files_compacted, timing);
-  merge.rows_rewritten = counts.GetInt64(0, 1);
+  spdlog::info("silver merge: {} anonymous ids re-keyed ({} files read for their rows), {} of {} files scanned for "
+               "sessions, {} rows changed in {} files; {}",
+               changed.GetInt64(0, 0), moved_files, merge.files_scanned, all_files.size(), merge.rows_changed,
+               merge.files_changed, timing);
   if (counts.GetInt64(0, 3) - counts.GetInt64(0, 1) != counts.GetInt64(0, 2)) {
     return Status::Internal("silver merge: " + std::to_string(counts.GetInt64(0, 2)) + " new rows but " +
                             std::to_string(counts.GetInt64(0, 3) - counts.GetInt64(0, 1)) + " in the output");
@@ -257,12 +396,30 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
 
 Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engine::Connection* conn,
                                                    const SilverMerge& merge) {
+  return WriteSilverSlices(txn, conn, "silver_out", merge.slices);
+}
+
+Result<std::vector<SilverMerge::Slice>> SilverSlicesOf(engine::Connection* conn, const std::string& view) {
+  std::vector<SilverMerge::Slice> slices;
+  ASSIGN_OR_RETURN(auto out_buckets,
+                   conn->Query("SELECT b, min(event_date)::VARCHAR, count(DISTINCT event_date), count(*) FROM (SELECT " +
+                               BucketSql("event_ts") + " AS b, event_date FROM " + view + ") GROUP BY b ORDER BY b"));
+  for (size_t i = 0; i < out_buckets.row_count(); i++) {
+    if (out_buckets.GetInt64(i, 2) != 1) return Status::Internal("silver: a 4-hour slice spans event dates");
+    slices.push_back({out_buckets.GetInt64(i, 0), out_buckets.GetString(i, 1), out_buckets.GetInt64(i, 3)});
+  }
+  return slices;
+}
+
+Result<std::vector<delta::AddFile>> WriteSilverSlices(delta::Transaction* txn, engine::Connection* conn,
+                                                      const std::string& view,
+                                                      const std::vector<SilverMerge::Slice>& slices) {
   // The files: event_ts ranges [bounds[i], bounds[i + 1]) of one slice each,
   // written by one parallel COPY (delta::Transaction::WriteFileGroups).
   std::vector<int64_t> lower;  // each file's lower bound, ascending
   std::vector<int64_t> upper;
   std::vector<std::map<std::string, std::optional<std::string>>> groups;
-  for (const SilverMerge::Slice& slice : merge.slices) {
+  for (const SilverMerge::Slice& slice : slices) {
     std::vector<int64_t> bounds = {slice.bucket * kSilverFileBucketUs};
     const int64_t end = (slice.bucket + 1) * kSilverFileBucketUs;
     if (slice.rows > kSilverFileMaxRows) {
@@ -274,7 +431,7 @@ Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engi
       const int64_t per_file = (slice.rows + files - 1) / files;
       ASSIGN_OR_RETURN(auto splits,
                        conn->Query("SELECT DISTINCT t FROM (SELECT epoch_us(event_ts) AS t, row_number() OVER (ORDER BY "
-                                   "event_ts) AS rn FROM silver_out WHERE event_ts >= make_timestamp(" +
+                                   "event_ts) AS rn FROM " + view + " WHERE event_ts >= make_timestamp(" +
                                    std::to_string(bounds[0]) + "::BIGINT) AND event_ts < make_timestamp(" +
                                    std::to_string(end) + "::BIGINT)) WHERE rn > 1 AND rn % " +
                                    std::to_string(per_file) + " = 1 ORDER BY t"));
@@ -300,7 +457,7 @@ Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engi
                                                         " THEN " + std::to_string(i) + " END)");
   }
   group += " END";
-  return txn->WriteFileGroups(conn, "SELECT * FROM silver_out", group, groups);
+  return txn->WriteFileGroups(conn, "SELECT * FROM " + view, group, groups);
 }
 
 }  // namespace clicklake::pipeline

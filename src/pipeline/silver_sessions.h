@@ -26,8 +26,11 @@
 // c_k (the "seed"), which is found within one timeout before c_k. So only rows
 // of k with event_ts >= c_k - timeout are read (files pruned by their
 // event_ts stats), rows from c_k on are recomputed from the seed, and only the
-// data files holding rows whose values actually changed are rewritten (their
-// other rows copied unchanged); the new rows go to new files.
+// rows whose values actually changed are written again: the commit marks them
+// deleted in their files (deletion vectors, delta::Transaction::DeleteRows)
+// and appends their new versions with the batch's new rows. Unchanged rows
+// are never rewritten (DESIGN.md §6 "Cost follows the change"); files are
+// compacted in the background (CompactSilver).
 //
 // Thread safety: stateless functions; a connection is used by one thread.
 #pragma once
@@ -45,26 +48,30 @@ class Connection;
 
 namespace clicklake::pipeline {
 
+class DedupStore;
+
 // silver.events data files hold the rows of one event_date and one
 // kSilverFileBucketUs-wide slice of event_ts, so that a rewrite touches only
 // the slices holding changed rows (mostly the newest ones).
 inline constexpr int64_t kSilverFileBucketUs = 4LL * 3600 * 1000000;
-// Files of a slice written by this batch that have fewer rows than this are
-// merged into the slice's new file (compaction, rows unchanged).
+// Background compaction (compaction.h) folds a slice's files with fewer live
+// rows than this, or with more than kSilverMaxDeletedFraction of their rows
+// deleted, into new files of the slice.
 inline constexpr int64_t kSilverSmallFileRows = 50000;
+inline constexpr double kSilverMaxDeletedFraction = 0.1;
 // A slice with more rows than this is written as several files, each a range
 // of event_ts, so that a change near the end of a busy slice (a session
 // continued, a late event) rewrites one of them rather than the whole slice.
 inline constexpr int64_t kSilverFileMaxRows = 100000;
 
 struct SilverMerge {
-  // Live files of the snapshot to remove: their whole new content (changed and
-  // unchanged rows) is in `silver_out`, together with the batch's new rows.
-  std::vector<delta::AddFile> rewritten_files;
-  int64_t rows_changed = 0;    // existing rows whose user_key or session changed
-  int64_t rows_rewritten = 0;  // existing rows written again (the rewritten files' rows)
+  // Existing rows to mark deleted: a query yielding (_delta_file, _delta_row)
+  // for delta::Transaction::DeleteRows. Their new versions are in `silver_out`,
+  // together with the batch's new rows.
+  std::string deleted_rows_query;
+  int64_t rows_changed = 0;    // existing rows whose user_key or session changed (deleted and written again)
+  int64_t files_changed = 0;   // files holding them
   int64_t files_scanned = 0;   // files read for the keys' recent rows
-  int64_t files_compacted = 0;  // small files of the written slices merged (among rewritten_files)
   // The event_ts slices of `silver_out` (floor(epoch µs / kSilverFileBucketUs),
   // the event_date holding it, its rows): WriteSilverOut writes each.
   struct Slice {
@@ -80,13 +87,28 @@ struct SilverMerge {
 // the files added.
 Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engine::Connection* conn,
                                                    const SilverMerge& merge);
+// The same for the rows of any silver.events-shaped `view` (compaction):
+// its slices, then its files.
+Result<std::vector<SilverMerge::Slice>> SilverSlicesOf(engine::Connection* conn, const std::string& view);
+Result<std::vector<delta::AddFile>> WriteSilverSlices(delta::Transaction* txn, engine::Connection* conn,
+                                                      const std::string& view,
+                                                      const std::vector<SilverMerge::Slice>& slices);
+// The event_ts slice of an epoch-µs time (floor division by kSilverFileBucketUs).
+inline int64_t SilverBucketOf(int64_t us) {
+  return us >= 0 ? us / kSilverFileBucketUs : -((-us - 1) / kSilverFileBucketUs) - 1;
+}
 
 // Builds `silver_out` from `silver_batch` (the batch's new rows, user_key and
 // session columns to be filled) and the existing table `table_path` at
 // `snapshot` (version -1 = empty). Sets the connection's TimeZone to UTC.
-// `silver_out` is a view (the rewritten files' rows are read once, by the
-// write) over temp tables of the merge: valid until the next merge on `conn`.
+// `silver_out` is a view (the changed rows' old versions are read once, by
+// the write) over temp tables of the merge: valid until the next merge on `conn`.
+// `state`: the identity state (dedup.h) the links before this batch and the
+// rows to re-key are looked up in, and this batch's links are persisted to
+// (before the silver commit; a re-run reads what its first run read). Null:
+// links are found by scanning the table (backfill, which starts empty).
 Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std::string& table_path,
-                                             const delta::Snapshot& snapshot, int64_t session_timeout_us);
+                                             const delta::Snapshot& snapshot, int64_t session_timeout_us,
+                                             DedupStore* state = nullptr);
 
 }  // namespace clicklake::pipeline
