@@ -52,6 +52,8 @@ std::string SerializeMetadata(const Metadata& m);
 std::string SerializeAdd(const AddFile& a);
 std::string SerializeRemove(const RemoveFile& r);
 std::string SerializeTxn(const TxnAction& t);
+// The deletionVector object of an add or remove.
+std::string SerializeDeletionVector(const DeletionVector& dv);
 
 // ---- log files ----
 enum class LogFileKind { kCommit, kCheckpoint, kMultiPartCheckpoint, kOther };
