@@ -1,0 +1,318 @@
+// Deletion vectors and column mapping, read side: every table of
+// ../shared/data/delta-golden-dv (written by Spark, Databricks and
+// delta-kernel-rs) at every version against its EXPECTED.md, plus the codec
+// (Z85, RoaringBitmapArray), damaged DVs, inline DVs, row addresses and
+// checkpoints carrying DVs.
+
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "common/test_util.h"
+#include "delta/deletion_vector.h"
+#include "delta/internal.h"
+#include "delta/table.h"
+#include "delta/testing/golden_table_test.h"
+
+namespace clicklake::delta {
+namespace {
+
+namespace fs = std::filesystem;
+
+[[maybe_unused]] std::vector<int64_t> Range(int64_t from, int64_t to) {  // [from, to)
+  std::vector<int64_t> out(static_cast<size_t>(to - from));
+  std::iota(out.begin(), out.end(), from);
+  return out;
+}
+
+// Little-endian helpers for hand-built bitmaps.
+void PutLE32(uint32_t v, std::string* out) {
+  for (int i = 0; i < 4; i++) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+[[maybe_unused]] void PutBE32(uint32_t v, std::string* out) {
+  for (int i = 3; i >= 0; i--) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// A RoaringBitmapArray of positions < 2^32 with one array container per
+// 16-bit chunk, built by hand from the portable Roaring layout (cookie 12346,
+// container count, per container key + cardinality-1, then offsets and the
+// 16-bit values), independent of the code under test.
+std::string HandBuiltBitmap(const std::vector<uint32_t>& sorted) {
+  std::map<uint16_t, std::vector<uint16_t>> chunks;
+  for (uint32_t p : sorted) chunks[static_cast<uint16_t>(p >> 16)].push_back(static_cast<uint16_t>(p & 0xffff));
+  std::string out;
+  PutLE32(1681511377, &out);
+  PutLE32(1, &out);  // one 32-bit bitmap (count is 8 bytes LE)
+  PutLE32(0, &out);
+  PutLE32(0, &out);  // its key: high 32 bits = 0
+  PutLE32(12346, &out);
+  PutLE32(static_cast<uint32_t>(chunks.size()), &out);
+  for (auto& [key, values] : chunks) {
+    out.push_back(static_cast<char>(key & 0xff));
+    out.push_back(static_cast<char>(key >> 8));
+    uint16_t card = static_cast<uint16_t>(values.size() - 1);
+    out.push_back(static_cast<char>(card & 0xff));
+    out.push_back(static_cast<char>(card >> 8));
+  }
+  uint32_t offset = static_cast<uint32_t>(8 + 8 * chunks.size());
+  for (auto& [key, values] : chunks) {
+    PutLE32(offset, &out);
+    offset += static_cast<uint32_t>(2 * values.size());
+  }
+  for (auto& [key, values] : chunks) {
+    for (uint16_t v : values) {
+      out.push_back(static_cast<char>(v & 0xff));
+      out.push_back(static_cast<char>(v >> 8));
+    }
+  }
+  return out;
+}
+
+// Z85 by hand (RFC 32), for building inline descriptors in tests.
+std::string TestZ85Encode(std::string bytes) {
+  static const char* kAlphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+  while (bytes.size() % 4) bytes.push_back('\0');
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 4) {
+    uint32_t v = 0;
+    for (int j = 0; j < 4; j++) v = (v << 8) | static_cast<unsigned char>(bytes[i + j]);
+    char group[5];
+    for (int j = 4; j >= 0; j--) {
+      group[j] = kAlphabet[v % 85];
+      v /= 85;
+    }
+    out.append(group, 5);
+  }
+  return out;
+}
+
+class DvGoldenTest : public test::GoldenTableTest {
+ protected:
+  DvGoldenTest() : GoldenTableTest("delta-golden-dv") {}
+
+  // One column of the scan (ScanSql with `options`), sorted, as integers.
+  std::vector<int64_t> Column(const std::string& path, const Snapshot& snap, const std::string& column,
+                              const ScanOptions& options = {}) {
+    auto sql = ScanSql(path, snap, options);
+    EXPECT_OK(sql.status());
+    if (!sql.ok()) return {};
+    auto r = Query("SELECT " + engine::QuoteIdentifier(column) + "::BIGINT FROM (" + *sql + ") ORDER BY 1");
+    std::vector<int64_t> out;
+    for (size_t i = 0; i < r.row_count(); i++) out.push_back(r.GetInt64(i, 0));
+    return out;
+  }
+
+  // How many rows the snapshot's DVs delete.
+  int64_t DeletedRows(const std::string& path, const Snapshot& snap) {
+    int64_t n = 0;
+    for (const AddFile& f : snap.files) {
+      auto rows = ReadDeletedRows(path, f);
+      EXPECT_OK(rows.status());
+      if (rows.ok()) n += static_cast<int64_t>(rows->size());
+    }
+    return n;
+  }
+};
+
+// ---- codec ----
+
+TEST(Z85Test, DecodesTheRfcVector) {
+  auto bytes = internal::Z85Decode("HelloWorld");
+  ASSERT_OK(bytes.status());
+  EXPECT_EQ(*bytes, std::string("\x86\x4F\xD2\x6F\xB5\x59\xF7\x5B", 8));
+  EXPECT_EQ(TestZ85Encode(*bytes), "HelloWorld");
+}
+
+TEST(Z85Test, RefusesBadInput) {
+  EXPECT_STATUS(internal::Z85Decode("Hello").status(), kOk);
+  EXPECT_STATUS(internal::Z85Decode("Hell").status(), kInvalidArgument);  // not a multiple of 5
+  EXPECT_STATUS(internal::Z85Decode("Hel\"o").status(), kInvalidArgument);  // '"' is not Z85
+  EXPECT_STATUS(internal::Z85Decode("#####").status(), kInvalidArgument);  // 85^5-1 > 2^32-1
+  auto max = internal::Z85Decode("%nSc0");  // 0xffffffff
+  ASSERT_OK(max.status());
+  EXPECT_EQ(*max, std::string(4, '\xff'));
+}
+
+TEST(DeletionVectorCodecTest, DeserializesHandBuiltBitmaps) {
+  std::vector<uint32_t> rows = {0, 7, 14, 65535, 65536, 200000};
+  auto got = internal::DeserializeRowPositions(HandBuiltBitmap(rows));
+  ASSERT_OK(got.status());
+  EXPECT_EQ(*got, std::vector<uint64_t>(rows.begin(), rows.end()));
+  // Bad magic, truncation, trailing bytes.
+  std::string bad = HandBuiltBitmap(rows);
+  bad[0] ^= 1;
+  EXPECT_STATUS(internal::DeserializeRowPositions(bad).status(), kCorruption);
+  std::string cut = HandBuiltBitmap(rows);
+  cut.resize(cut.size() - 3);
+  EXPECT_STATUS(internal::DeserializeRowPositions(cut).status(), kCorruption);
+  EXPECT_STATUS(internal::DeserializeRowPositions(HandBuiltBitmap(rows) + "x").status(), kCorruption);
+  EXPECT_STATUS(internal::DeserializeRowPositions("").status(), kCorruption);
+}
+
+TEST(DeletionVectorCodecTest, UniqueIdAndFilePath) {
+  DeletionVector dv{"u", "ab^-aqEH.-t@S}K{vb[*k^", 4, 40, 6};
+  EXPECT_EQ(dv.UniqueId(), "uab^-aqEH.-t@S}K{vb[*k^@4");
+  dv.offset.reset();
+  EXPECT_EQ(dv.UniqueId(), "uab^-aqEH.-t@S}K{vb[*k^");
+  // Prefix "ab", then the UUID's 16 bytes in Z85.
+  auto path = internal::DeletionVectorFilePath("/t", dv);
+  ASSERT_OK(path.status());
+  auto uuid = internal::Z85Decode("^-aqEH.-t@S}K{vb[*k^");
+  ASSERT_OK(uuid.status());
+  ASSERT_EQ(uuid->size(), 16u);
+  char hex[40];
+  const auto* b = reinterpret_cast<const unsigned char*>(uuid->data());
+  std::snprintf(hex, sizeof hex, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  EXPECT_EQ(*path, std::string("/t/ab/deletion_vector_") + hex + ".bin");
+  DeletionVector abs{"p", "file:///data/x%20y.bin", 1, 40, 6};
+  EXPECT_EQ(*internal::DeletionVectorFilePath("/t", abs), "/data/x y.bin");
+  DeletionVector inl{"i", "wi5b=000010000siXQKl0rr91000f55c8Xg0@@D72lkbi5=-{L", std::nullopt, 40, 6};
+  EXPECT_STATUS(internal::DeletionVectorFilePath("/t", inl).status(), kInvalidArgument);
+  EXPECT_EQ(inl.UniqueId(), "iwi5b=000010000siXQKl0rr91000f55c8Xg0@@D72lkbi5=-{L");
+}
+
+TEST_F(DvGoldenTest, GoldenDvFileNamesMatchTheirDescriptors) {
+  // basic-dv-no-checkpoint v1: "IjB3V2d3#qUP%s94R0WF" names deletion_vector_899cef78-...bin.
+  DeletionVector dv{"u", "IjB3V2d3#qUP%s94R0WF", 1, 36, 2};
+  auto path = internal::DeletionVectorFilePath(Path("basic-dv-no-checkpoint"), dv);
+  ASSERT_OK(path.status());
+  EXPECT_EQ(fs::path(*path).filename(), "deletion_vector_899cef78-06b3-4c14-b024-03860e62cd40.bin");
+  EXPECT_TRUE(fs::exists(*path)) << *path;
+  auto rows = internal::LoadDeletionVector(FileSystem::Default(), Path("basic-dv-no-checkpoint"), dv);
+  ASSERT_OK(rows.status());
+  EXPECT_EQ(*rows, (std::vector<uint64_t>{0, 1}));
+}
+
+// ---- log replay ----
+
+TEST_F(DvGoldenTest, EveryVersionLoadsAndEveryDvDecodes) {
+  int tables = 0, dvs = 0;
+  for (auto& e : fs::directory_iterator(golden_)) {
+    if (!e.is_directory()) continue;
+    tables++;
+    std::string path = e.path().string(), name = e.path().filename().string();
+    auto table = Table::Open(path, db_.get());
+    ASSERT_OK(table.status());
+    auto latest = (*table)->LatestVersion();
+    ASSERT_OK(latest.status());
+    for (int64_t v = 0; v <= *latest; v++) {
+      internal::ClearSnapshotCache();
+      auto snap = (*table)->LoadSnapshot(v);
+      // Versions before the oldest checkpoint of a cleaned log may be gone.
+      if (!snap.ok() && snap.status().IsNotFound()) continue;
+      ASSERT_TRUE(snap.ok()) << name << " v" << v << ": " << snap.status();
+      for (const AddFile& f : snap->files) {
+        auto rows = ReadDeletedRows(path, f);
+        ASSERT_TRUE(rows.ok()) << name << " v" << v << " " << f.path << ": " << rows.status();
+        if (!f.deletion_vector) {
+          EXPECT_TRUE(rows->empty());
+          continue;
+        }
+        dvs++;
+        EXPECT_EQ(static_cast<int64_t>(rows->size()), f.deletion_vector->cardinality) << name << " v" << v;
+        EXPECT_TRUE(std::is_sorted(rows->begin(), rows->end()));
+      }
+    }
+  }
+  EXPECT_EQ(tables, 6);
+  EXPECT_GT(dvs, 50);
+}
+
+TEST_F(DvGoldenTest, ReplayKeysFilesByPathAndDv) {
+  // v1 holds add(P, DV) before remove(P, no DV): P is live with the DV.
+  std::string path = Path("basic-dv-no-checkpoint");
+  Snapshot v0 = Load(path, 0), v1 = Load(path, 1);
+  ASSERT_EQ(v0.files.size(), 2u);
+  EXPECT_FALSE(v0.files[0].deletion_vector);
+  ASSERT_EQ(v1.files.size(), 2u);
+  ASSERT_TRUE(v1.files[0].deletion_vector);
+  EXPECT_EQ(v1.files[0].deletion_vector->storage_type, "u");
+  EXPECT_EQ(v1.files[0].deletion_vector->cardinality, 2);
+  EXPECT_EQ(v1.files[0].deletion_vector->offset, 1);
+  EXPECT_FALSE(v1.files[1].deletion_vector);
+  ASSERT_EQ(v1.tombstones.size(), 1u);
+  EXPECT_FALSE(v1.tombstones[0].deletion_vector);
+
+  // Each commit adds the new DV before removing the old one.
+  std::string cases = Path("log-replay-dv-key-cases");
+  for (int64_t v = 0; v <= 3; v++) {
+    Snapshot s = Load(cases, v);
+    ASSERT_EQ(s.files.size(), 1u) << "v" << v;
+    EXPECT_EQ(s.files[0].deletion_vector ? s.files[0].deletion_vector->cardinality : 0, v) << "v" << v;
+    EXPECT_EQ(DeletedRows(cases, s), v) << "v" << v;
+  }
+  auto rows = ReadDeletedRows(cases, Load(cases).files[0]);
+  ASSERT_OK(rows.status());
+  EXPECT_EQ(*rows, (std::vector<uint64_t>{0, 7, 14}));
+}
+
+TEST_F(DvGoldenTest, SameCommitRemoveOldAddNewInEitherOrder) {
+  // A hand-written log: v1 replaces the DV of P; in one order the remove of
+  // the old DV comes first, in the other last. Both leave P with DV2 live.
+  for (bool remove_first : {true, false}) {
+    std::string dir = tmp_.Sub(remove_first ? "rf" : "af");
+    fs::create_directories(dir + "/_delta_log");
+    AddFile a;
+    a.path = "p.parquet";
+    a.size = 10;
+    DeletionVector dv1{"i", "a", std::nullopt, 1, 1}, dv2{"i", "b", std::nullopt, 1, 2};
+    Protocol proto{3, 7, std::vector<std::string>{"deletionVectors"}, std::vector<std::string>{"deletionVectors"}};
+    Metadata md;
+    md.id = "x";
+    md.schema_string = R"({"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}}]})";
+    AddFile a1 = a, a2 = a;
+    a1.deletion_vector = dv1;
+    a2.deletion_vector = dv2;
+    RemoveFile r1;
+    r1.path = a.path;
+    r1.deletion_vector = dv1;
+    std::ofstream(dir + "/_delta_log/" + CommitFileName(0))
+        << internal::SerializeProtocol(proto) << "\n" << internal::SerializeMetadata(md) << "\n"
+        << internal::SerializeAdd(a1) << "\n";
+    std::string add2 = internal::SerializeAdd(a2), rem1 = internal::SerializeRemove(r1);
+    std::ofstream(dir + "/_delta_log/" + CommitFileName(1))
+        << (remove_first ? rem1 : add2) << "\n" << (remove_first ? add2 : rem1) << "\n";
+    auto snap = LoadSnapshotAt(dir, conn_.get(), std::nullopt);
+    ASSERT_OK(snap.status());
+    ASSERT_EQ(snap->files.size(), 1u);
+    ASSERT_TRUE(snap->files[0].deletion_vector);
+    EXPECT_EQ(snap->files[0].deletion_vector->UniqueId(), "ib");
+    ASSERT_EQ(snap->tombstones.size(), 1u);
+    EXPECT_EQ(snap->tombstones[0].deletion_vector->UniqueId(), "ia");
+    // The DV survives serialisation of both actions.
+    internal::CommitActions back;
+    ASSERT_OK(internal::ParseActions(add2 + "\n" + rem1, &back));
+    ASSERT_EQ(back.adds.size(), 1u);
+    ASSERT_EQ(back.removes.size(), 1u);
+    EXPECT_EQ(back.adds[0].deletion_vector->cardinality, 2);
+    EXPECT_EQ(back.removes[0].deletion_vector->UniqueId(), "ia");
+  }
+}
+
+TEST_F(DvGoldenTest, ProtocolChecks) {
+  Protocol dv{3, 7, std::vector<std::string>{"deletionVectors", "columnMapping"},
+              std::vector<std::string>{"deletionVectors", "columnMapping"}};
+  Metadata md;
+  md.configuration["delta.columnMapping.mode"] = "name";
+  EXPECT_OK(internal::CheckReadable(dv, &md));
+  md.configuration["delta.columnMapping.mode"] = "id";
+  EXPECT_OK(internal::CheckReadable(dv, &md));
+  md.configuration["delta.columnMapping.mode"] = "bogus";
+  EXPECT_STATUS(internal::CheckReadable(dv, &md), kUnsupported);
+  Protocol unknown{3, 7, std::vector<std::string>{"deletionVectors", "v2Checkpoint"}, std::nullopt};
+  EXPECT_STATUS(internal::CheckReadable(unknown, nullptr), kUnsupported);
+  internal::CommitActions actions;
+  EXPECT_STATUS(internal::ParseActions(
+                    R"({"add":{"path":"x","deletionVector":{"storageType":"z","pathOrInlineDv":"a","sizeInBytes":1,"cardinality":1}}})",
+                    &actions),
+                kCorruption);
+  EXPECT_STATUS(internal::ParseActions(R"({"add":{"path":"x","deletionVector":{"storageType":"u","sizeInBytes":1}}})",
+                                       &actions),
+                kCorruption);
+}
+
+}  // namespace
+}  // namespace clicklake::delta
