@@ -93,6 +93,46 @@ bool DecodeLinkEntry(std::string_view v, int64_t* batch_id, std::optional<DedupS
 
 constexpr const char* kIdentityInitializedKey = "L";
 
+// "k<user_key>" → max_ts (8), has_seed (1), [seed_ts (8), seed_index (8),
+// event_id and session_id (4-byte length + bytes each)].
+std::string EncodeKeyState(const DedupStore::KeyState& k) {
+  std::string v(8, '\0');
+  std::memcpy(v.data(), &k.max_ts_us, 8);
+  v.push_back(k.has_seed ? 1 : 0);
+  if (k.has_seed) {
+    v.append(reinterpret_cast<const char*>(&k.seed_ts_us), 8);
+    v.append(reinterpret_cast<const char*>(&k.seed_index), 8);
+    for (const std::string* s : {&k.seed_event_id, &k.seed_session_id}) {
+      const uint32_t n = static_cast<uint32_t>(s->size());
+      v.append(reinterpret_cast<const char*>(&n), 4);
+      v.append(*s);
+    }
+  }
+  return v;
+}
+
+bool DecodeKeyState(std::string_view v, DedupStore::KeyState* k) {
+  if (v.size() < 9) return false;
+  std::memcpy(&k->max_ts_us, v.data(), 8);
+  k->has_seed = v[8] != 0;
+  v.remove_prefix(9);
+  if (!k->has_seed) return v.empty();
+  if (v.size() < 16) return false;
+  std::memcpy(&k->seed_ts_us, v.data(), 8);
+  std::memcpy(&k->seed_index, v.data() + 8, 8);
+  v.remove_prefix(16);
+  for (std::string* s : {&k->seed_event_id, &k->seed_session_id}) {
+    uint32_t n;
+    if (v.size() < 4) return false;
+    std::memcpy(&n, v.data(), 4);
+    v.remove_prefix(4);
+    if (v.size() < n) return false;
+    s->assign(v.data(), n);
+    v.remove_prefix(n);
+  }
+  return v.empty();
+}
+
 }  // namespace
 
 DedupStore::DedupStore(std::unique_ptr<rocksdb::DB> db, int64_t window_us) : db_(std::move(db)), window_us_(window_us) {}
@@ -241,7 +281,27 @@ Result<std::vector<DedupStore::AnonState>> DedupStore::LookupAnons(const std::ve
   return out;
 }
 
-Status DedupStore::WriteIdentity(const std::vector<AnonUpdate>& updates, bool bootstrap) {
+Result<std::vector<std::optional<DedupStore::KeyState>>> DedupStore::LookupKeys(
+    const std::vector<std::string>& user_keys) {
+  std::vector<std::string> keys;
+  keys.reserve(user_keys.size());
+  for (const auto& k : user_keys) keys.push_back("k" + k);
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<std::string> values;
+  std::vector<rocksdb::Status> statuses = db_->MultiGet(rocksdb::ReadOptions(), slices, &values);
+  std::vector<std::optional<KeyState>> out(user_keys.size());
+  for (size_t i = 0; i < user_keys.size(); i++) {
+    if (statuses[i].IsNotFound()) continue;
+    RETURN_IF_ERROR(FromRocks(statuses[i], "read key state"));
+    KeyState k;
+    if (!DecodeKeyState(values[i], &k)) return Status::Corruption("session state: bad entry for " + user_keys[i]);
+    out[i] = std::move(k);
+  }
+  return out;
+}
+
+Status DedupStore::WriteIdentity(const std::vector<AnonUpdate>& updates, const std::vector<KeyUpdate>& keys,
+                                 bool bootstrap) {
   std::vector<std::string> ids;
   ids.reserve(updates.size());
   for (const auto& u : updates) ids.push_back(u.anonymous_id);
@@ -267,6 +327,17 @@ Status DedupStore::WriteIdentity(const std::vector<AnonUpdate>& updates, bool bo
       std::memcpy(v.data(), &lo, 8);
       std::memcpy(v.data() + 8, &hi, 8);
       RETURN_IF_ERROR(FromRocks(batch.Put("r" + u.anonymous_id, v), "stage"));
+    }
+  }
+  std::vector<const KeyUpdate*> sorted_keys;
+  for (const auto& k : keys) sorted_keys.push_back(&k);
+  std::sort(sorted_keys.begin(), sorted_keys.end(),
+            [](const KeyUpdate* a, const KeyUpdate* b) { return a->user_key < b->user_key; });
+  for (const KeyUpdate* k : sorted_keys) {
+    if (k->state) {
+      RETURN_IF_ERROR(FromRocks(batch.Put("k" + k->user_key, EncodeKeyState(*k->state)), "stage"));
+    } else {
+      RETURN_IF_ERROR(FromRocks(batch.Delete("k" + k->user_key), "stage"));
     }
   }
   if (bootstrap) RETURN_IF_ERROR(FromRocks(batch.Put(kIdentityInitializedKey, "1"), "stage"));

@@ -91,17 +91,42 @@ class DedupStore {
     int64_t min_ts_us = INT64_MAX;    // widen its range to hold [min, max]
     int64_t max_ts_us = INT64_MIN;
   };
+  // Per user_key, what the Silver merge needs to continue its sessions without
+  // reading silver.events: the newest event_ts of its non-late rows and its
+  // last non-late activity row (the seed of a session that may continue). A
+  // batch whose rows of the key all come after max_ts changes none of its
+  // existing rows. The entry may run ahead of silver.events (written before
+  // the commit): a re-run then finds its rows not after max_ts and reads the
+  // table, which is always correct.
+  struct KeyState {
+    int64_t max_ts_us = INT64_MIN;
+    bool has_seed = false;
+    int64_t seed_ts_us = 0;
+    std::string seed_event_id;
+    std::string seed_session_id;
+    int64_t seed_index = 0;
+  };
+  Result<std::vector<std::optional<KeyState>>> LookupKeys(const std::vector<std::string>& user_keys);
+  struct KeyUpdate {
+    std::string user_key;
+    std::optional<KeyState> state;  // nullopt: the key has no rows any more
+  };
+
   // Persists (synced, atomically) the current batch's identity changes.
   // REQUIRES: BeginBatch; call once per batch.
-  Status CommitIdentity(const std::vector<AnonUpdate>& updates) { return WriteIdentity(updates, false); }
+  Status CommitIdentity(const std::vector<AnonUpdate>& updates, const std::vector<KeyUpdate>& keys) {
+    return WriteIdentity(updates, keys, false);
+  }
   // Persists the state of every row silver.events held before the current
   // batch (computed from the table once, for a lake that predates the state)
   // and marks the state initialized.
-  Status BootstrapIdentity(const std::vector<AnonUpdate>& updates) { return WriteIdentity(updates, true); }
+  Status BootstrapIdentity(const std::vector<AnonUpdate>& updates, const std::vector<KeyUpdate>& keys) {
+    return WriteIdentity(updates, keys, true);
+  }
 
  private:
   DedupStore(std::unique_ptr<rocksdb::DB> db, int64_t window_us);
-  Status WriteIdentity(const std::vector<AnonUpdate>& updates, bool bootstrap);
+  Status WriteIdentity(const std::vector<AnonUpdate>& updates, const std::vector<KeyUpdate>& keys, bool bootstrap);
 
   std::unique_ptr<rocksdb::DB> db_;
   int64_t window_us_;

@@ -110,7 +110,32 @@ Status LoadIdentityState(engine::Connection* conn, DedupStore* state, bool table
         if (!rows.IsNull(i, 5)) all[i].link = DedupStore::Link{rows.GetInt64(i, 3), rows.GetString(i, 4), rows.GetString(i, 5)};
       }
     }
-    RETURN_IF_ERROR(state->BootstrapIdentity(all));
+    std::vector<DedupStore::KeyUpdate> keys;
+    if (table_has_rows) {
+      ASSIGN_OR_RETURN(std::string scan, all_scan());
+      const std::string order = "(event_ts, event_id)";
+      const std::string last_activity = " FILTER (WHERE NOT is_late AND session_event_index IS NOT NULL)";
+      ASSIGN_OR_RETURN(auto rows, conn->Query(
+          "WITH s AS (" + scan + ") SELECT user_key, max(epoch_us(event_ts)) FILTER (WHERE NOT is_late), "
+          "arg_max(epoch_us(event_ts), " + order + ")" + last_activity + ", arg_max(event_id, " + order + ")" +
+          last_activity + ", arg_max(session_id, " + order + ")" + last_activity + ", arg_max(session_event_index, " +
+          order + ")" + last_activity + " FROM s WHERE user_key IS NOT NULL GROUP BY user_key"));
+      keys.resize(rows.row_count());
+      for (size_t i = 0; i < keys.size(); i++) {
+        keys[i].user_key = rows.GetString(i, 0);
+        DedupStore::KeyState k;
+        if (!rows.IsNull(i, 1)) k.max_ts_us = rows.GetInt64(i, 1);
+        if (!rows.IsNull(i, 2) && !rows.IsNull(i, 4)) {
+          k.has_seed = true;
+          k.seed_ts_us = rows.GetInt64(i, 2);
+          k.seed_event_id = rows.GetString(i, 3);
+          k.seed_session_id = rows.GetString(i, 4);
+          k.seed_index = rows.GetInt64(i, 5);
+        }
+        keys[i].state = std::move(k);
+      }
+    }
+    RETURN_IF_ERROR(state->BootstrapIdentity(all, keys));
     spdlog::info("silver merge: identity state initialized from silver.events ({} anonymous ids)", all.size());
   }
   ASSIGN_OR_RETURN(auto anons, conn->Query("SELECT anonymous_id FROM new_anons"));
@@ -144,9 +169,88 @@ Status LoadIdentityState(engine::Connection* conn, DedupStore* state, bool table
   return app->Close();
 }
 
+// Loads the session state of the keys in `change_at` into `key_state`
+// (user_key, known, max_ts, seed_ts, seed_event_id, seed_sid, seed_idx, gone,
+// fast): `gone` keys lose every row to a new link (anon:<id> keys of the ids
+// that gained one), `fast` keys have no existing row at or after c_k, so none
+// of their rows changes and their seed comes from the state.
+Status LoadKeyState(engine::Connection* conn, DedupStore* state, int64_t session_timeout_us) {
+  ASSIGN_OR_RETURN(auto keys, conn->Query("SELECT user_key FROM change_at WHERE user_key IS NOT NULL"));
+  std::vector<std::string> ids(keys.row_count());
+  for (size_t i = 0; i < ids.size(); i++) ids[i] = keys.GetString(i, 0);
+  ASSIGN_OR_RETURN(auto found, state->LookupKeys(ids));
+  RETURN_IF_ERROR(conn->Execute(
+      "CREATE OR REPLACE TABLE key_state_raw (user_key VARCHAR, known BOOLEAN, max_ts BIGINT, seed_ts BIGINT, "
+      "seed_event_id VARCHAR, seed_sid VARCHAR, seed_idx BIGINT)"));
+  {
+    ASSIGN_OR_RETURN(auto app, conn->CreateAppender("", "key_state_raw"));
+    for (size_t i = 0; i < ids.size(); i++) {
+      RETURN_IF_ERROR(app->AppendString(ids[i]));
+      RETURN_IF_ERROR(app->AppendBool(found[i].has_value()));
+      RETURN_IF_ERROR(found[i] ? app->AppendInt64(found[i]->max_ts_us) : app->AppendNull());
+      if (found[i] && found[i]->has_seed) {
+        RETURN_IF_ERROR(app->AppendInt64(found[i]->seed_ts_us));
+        RETURN_IF_ERROR(app->AppendString(found[i]->seed_event_id));
+        RETURN_IF_ERROR(app->AppendString(found[i]->seed_session_id));
+        RETURN_IF_ERROR(app->AppendInt64(found[i]->seed_index));
+      } else {
+        for (int k = 0; k < 4; k++) RETURN_IF_ERROR(app->AppendNull());
+      }
+      RETURN_IF_ERROR(app->EndRow());
+    }
+    RETURN_IF_ERROR(app->Close());
+  }
+  (void)session_timeout_us;
+  return conn->Execute(
+      "CREATE OR REPLACE TABLE gone_keys AS SELECT DISTINCT user_key FROM moved "
+      "  WHERE user_key = 'anon:' || anonymous_id;"
+      "CREATE OR REPLACE TABLE key_state AS SELECT k.*, g.user_key IS NOT NULL AS gone, "
+      "  g.user_key IS NULL AND NOT (k.known AND k.max_ts >= epoch_us(ch.c)) AS fast "
+      "FROM key_state_raw k JOIN change_at ch USING (user_key) LEFT JOIN gone_keys g USING (user_key) "
+      "WHERE ch.c IS NOT NULL OR g.user_key IS NOT NULL");
+}
+
 // Persists the batch's identity changes: the new latest link of each anonymous
-// id that gained one, and the event_ts range of its new rows without user_id.
-Status CommitIdentityState(engine::Connection* conn, DedupStore* state) {
+// id that gained one, the event_ts range of its new rows without user_id, and
+// the session state of every key whose rows changed.
+Status CommitIdentityState(engine::Connection* conn, DedupStore* state, const std::string& activity) {
+  // Keys that keep some rows but lose others to a new link: their seed may
+  // have moved, so they are read from the table from now on (max_ts = max).
+  ASSIGN_OR_RETURN(auto key_rows, conn->Query(
+      "WITH rmax AS (SELECT user_key, max(epoch_us(event_ts)) AS m FROM r WHERE seed_sid IS NULL GROUP BY user_key), "
+      "last AS (SELECT user_key, arg_max(epoch_us(event_ts), (event_ts, event_id)) AS ts, "
+      "  arg_max(event_id, (event_ts, event_id)) AS id, arg_max(session_id, (event_ts, event_id)) AS sid, "
+      "  arg_max(idx, (event_ts, event_id)) AS idx FROM r_sess WHERE NOT is_seed GROUP BY user_key), "
+      "losing AS (SELECT DISTINCT user_key FROM moved WHERE user_key <> 'anon:' || anonymous_id) "
+      "SELECT ks.user_key, ks.gone, lo.user_key IS NOT NULL AS losing, "
+      "  greatest(COALESCE(ks.max_ts, -9223372036854775808), COALESCE(rmax.m, -9223372036854775808)), "
+      "  COALESCE(l.ts, epoch_us(sd.event_ts), ks.seed_ts), "
+      "  CASE WHEN l.ts IS NOT NULL THEN l.id WHEN sd.event_ts IS NOT NULL THEN sd.event_id ELSE ks.seed_event_id END, "
+      "  CASE WHEN l.ts IS NOT NULL THEN l.sid WHEN sd.event_ts IS NOT NULL THEN sd.session_id ELSE ks.seed_sid END, "
+      "  CASE WHEN l.ts IS NOT NULL THEN l.idx WHEN sd.event_ts IS NOT NULL THEN sd.session_event_index "
+      "    ELSE ks.seed_idx END "
+      "FROM key_state ks LEFT JOIN rmax USING (user_key) LEFT JOIN last l USING (user_key) "
+      "LEFT JOIN seeds sd USING (user_key) LEFT JOIN losing lo USING (user_key)"));
+  (void)activity;
+  std::vector<DedupStore::KeyUpdate> keys(key_rows.row_count());
+  for (size_t i = 0; i < keys.size(); i++) {
+    keys[i].user_key = key_rows.GetString(i, 0);
+    if (key_rows.GetString(i, 1) == "true") continue;  // gone: no rows left
+    DedupStore::KeyState k;
+    if (key_rows.GetString(i, 2) == "true") {
+      k.max_ts_us = INT64_MAX;
+    } else {
+      k.max_ts_us = key_rows.GetInt64(i, 3);
+      if (!key_rows.IsNull(i, 4)) {
+        k.has_seed = true;
+        k.seed_ts_us = key_rows.GetInt64(i, 4);
+        k.seed_event_id = key_rows.GetString(i, 5);
+        k.seed_session_id = key_rows.GetString(i, 6);
+        k.seed_index = key_rows.GetInt64(i, 7);
+      }
+    }
+    keys[i].state = std::move(k);
+  }
   ASSIGN_OR_RETURN(auto rows, conn->Query(
       "WITH l AS (SELECT anonymous_id, epoch_us(event_ts) AS ts, event_id, user_id FROM ("
       "  SELECT *, row_number() OVER (PARTITION BY anonymous_id ORDER BY event_ts DESC, event_id DESC) AS rn "
@@ -164,7 +268,7 @@ Status CommitIdentityState(engine::Connection* conn, DedupStore* state) {
       updates[i].max_ts_us = rows.GetInt64(i, 5);
     }
   }
-  return state->CommitIdentity(updates);
+  return state->CommitIdentity(updates, keys);
 }
 
 // The slice of `ts_expr` (a TIMESTAMP): floor(epoch µs / kSilverFileBucketUs),
@@ -233,7 +337,6 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "SELECT b.* REPLACE (COALESCE(b.user_id, l.user_id, 'anon:' || b.anonymous_id) AS user_key) "
       "FROM silver_batch b LEFT JOIN links l ON b.anonymous_id = l.anonymous_id;"));
   mark("links");
-  if (state) RETURN_IF_ERROR(CommitIdentityState(conn, state));
   ASSIGN_OR_RETURN(auto changed, conn->Query("SELECT count(*) FROM changed_anons"));
   // 2. Existing rows that move to another key (any age, as a rebuild would):
   //    with the identity state, only the files whose event_ts range overlaps
@@ -264,25 +367,45 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "  UNION ALL SELECT user_key, event_ts, is_late FROM moved "
       "  UNION ALL SELECT new_key, event_ts, is_late FROM moved) GROUP BY user_key;"));
   mark("moved");
-  ASSIGN_OR_RETURN(auto minc, conn->Query("SELECT epoch_us(min(c)) FROM change_at"));
+  // 4. The keys' rows from one timeout before c_k on (not moving away). With
+  //    the session state, only the keys whose existing rows reach c_k
+  //    ("slow": out-of-order or late events, rows moving in from a user key)
+  //    are read, from the files overlapping [c_k - timeout, their max_ts];
+  //    the others continue from the seed the state holds.
   std::vector<delta::AddFile> recent;
-  if (!minc.IsNull(0, 0) && !all_files.empty()) {
-    const std::string from = FormatTimestampMicros(minc.GetInt64(0, 0) - session_timeout_us);
-    recent = delta::PruneFiles(snapshot, {{"event_ts", ">=", from, "TIMESTAMP"}});
+  if (state) {
+    RETURN_IF_ERROR(LoadKeyState(conn, state, session_timeout_us));
+    ASSIGN_OR_RETURN(auto slow, conn->Query("SELECT epoch_us(ch.c) - " + timeout + ", ks.max_ts FROM change_at ch "
+                                            "JOIN key_state ks USING (user_key) WHERE NOT ks.fast AND NOT ks.gone"));
+    std::vector<std::pair<int64_t, int64_t>> intervals(slow.row_count());
+    for (size_t i = 0; i < intervals.size(); i++) intervals[i] = {slow.GetInt64(i, 0), slow.GetInt64(i, 1)};
+    if (!all_files.empty()) recent = FilesOverlapping(all_files, std::move(intervals));
+  } else {
+    ASSIGN_OR_RETURN(auto minc, conn->Query("SELECT epoch_us(min(c)) FROM change_at"));
+    if (!minc.IsNull(0, 0) && !all_files.empty()) {
+      const std::string from = FormatTimestampMicros(minc.GetInt64(0, 0) - session_timeout_us);
+      recent = delta::PruneFiles(snapshot, {{"event_ts", ">=", from, "TIMESTAMP"}});
+    }
   }
   merge.files_scanned = static_cast<int64_t>(recent.size());
   ASSIGN_OR_RETURN(const std::string recent_scan, ProjectionScan(table_path, snapshot, recent));
+  const std::string slow_only = state ? " AND ch.user_key IN (SELECT user_key FROM key_state WHERE NOT fast AND NOT gone)" : "";
+  const std::string state_seeds =
+      state ? " UNION ALL SELECT ks.user_key, make_timestamp(ks.seed_ts), ks.seed_event_id, ks.seed_sid, ks.seed_idx "
+              "FROM key_state ks JOIN change_at ch USING (user_key) WHERE ks.fast AND ks.seed_ts IS NOT NULL "
+              "AND ks.seed_ts >= epoch_us(ch.c) - " + timeout + " AND ks.seed_ts < epoch_us(ch.c)"
+            : "";
   RETURN_IF_ERROR(conn->Execute(
-      // 4. The keys' rows from one timeout before c_k on (not moving away).
       "CREATE OR REPLACE TABLE cand AS SELECT p.*, ch.c FROM (" + recent_scan +
       ") p JOIN change_at ch ON p.user_key = ch.user_key "
-      "WHERE ch.c IS NOT NULL AND epoch_us(p.event_ts) >= epoch_us(ch.c) - " + timeout +
+      "WHERE ch.c IS NOT NULL AND epoch_us(p.event_ts) >= epoch_us(ch.c) - " + timeout + slow_only +
       " AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.event_id = p.event_id AND m.log_partition = p.log_partition "
       "  AND m.log_offset = p.log_offset);"
       // The seed: each key's last non-late activity row before c_k.
       "CREATE OR REPLACE TABLE seeds AS SELECT user_key, event_ts, event_id, session_id, session_event_index FROM ("
       "  SELECT *, row_number() OVER (PARTITION BY user_key ORDER BY event_ts DESC, event_id DESC) AS rn "
-      "  FROM cand WHERE event_ts < c AND NOT is_late AND event_type IN " + activity + ") WHERE rn = 1;"
+      "  FROM cand WHERE event_ts < c AND NOT is_late AND event_type IN " + activity + ") WHERE rn = 1" +
+      state_seeds + ";"
       // 5. The non-late rows to recompute, and the seeds.
       "CREATE OR REPLACE TABLE r AS "
       "SELECT event_id, log_partition, log_offset, user_key, event_type, event_ts, NULL::VARCHAR AS seed_sid, "
@@ -304,7 +427,7 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "    max(seed_sid) OVER (PARTITION BY user_key, sn) AS g_sid, "
       "    max(seed_idx) OVER (PARTITION BY user_key, sn) AS g_idx, "
       "    row_number() OVER (PARTITION BY user_key, sn ORDER BY event_ts, event_id) AS rnk FROM b) "
-      "SELECT event_id, log_partition, log_offset, user_key, s_start, s_end, seed_sid IS NOT NULL AS is_seed, "
+      "SELECT event_id, log_partition, log_offset, user_key, event_ts, s_start, s_end, seed_sid IS NOT NULL AS is_seed, "
       "  CASE WHEN g_sid IS NOT NULL THEN g_idx + rnk - 1 ELSE rnk END AS idx, "
       "  COALESCE(g_sid, left(sha256(user_key || '|' || s_start::VARCHAR), 32)) AS session_id FROM c;"
       "CREATE OR REPLACE TABLE r_spans AS SELECT DISTINCT user_key, session_id, s_start, s_end FROM r_sess;"
@@ -334,6 +457,8 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "WHERE u.user_key IS DISTINCT FROM o.user_key OR u.session_id IS DISTINCT FROM o.session_id "
       "  OR u.session_event_index IS DISTINCT FROM o.session_event_index;"));
   mark("sessions");
+  // The state after this batch, persisted before the commit (dedup.h).
+  if (state) RETURN_IF_ERROR(CommitIdentityState(conn, state, activity));
   // 7. silver_out: the changed rows' new versions and the new rows. Only the
   //    files holding changed rows are read for their other columns.
   ASSIGN_OR_RETURN(auto files, conn->Query("SELECT DISTINCT _delta_file FROM changes"));
