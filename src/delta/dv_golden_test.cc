@@ -413,6 +413,61 @@ TEST_F(DvGoldenTest, WithShortDv) {
   EXPECT_EQ(r.GetInt64(0, 2), 7);
 }
 
+// ---- checkpoints carrying DVs ----
+
+TEST_F(DvGoldenTest, CheckpointWithDvsEqualsReplay) {
+  for (const std::string name : {"basic-dv-with-checkpoint", "table-with-dv-large", "log-replay-dv-key-cases"}) {
+    // Replay from version 0 only: a copy without checkpoints.
+    std::string replay_path = Copy(name, name + "-replay");
+    for (auto& e : fs::directory_iterator(replay_path + "/_delta_log")) {
+      if (e.path().filename().string().find("checkpoint") != std::string::npos) fs::remove(e.path());
+    }
+    Snapshot replayed = Load(replay_path);
+    // A checkpoint written here at the latest version, and the commits
+    // before it deleted, so that loading must read it.
+    std::string path = Copy(name, name + "-checkpointed");
+    auto table = Table::Open(path, db_.get());
+    ASSERT_OK(table.status());
+    ASSERT_OK((*table)->Checkpoint(replayed.version));
+    for (int64_t v = 0; v < replayed.version; v++) fs::remove(path + "/_delta_log/" + CommitFileName(v));
+    for (auto& e : fs::directory_iterator(path + "/_delta_log")) {
+      std::string f = e.path().filename().string();
+      if (f.find("checkpoint.parquet") != std::string::npos && f != internal::CheckpointFileName(replayed.version)) {
+        fs::remove(e.path());
+      }
+    }
+    internal::ClearSnapshotCache();
+    Snapshot read = Load(path);
+    ASSERT_EQ(read.version, replayed.version) << name;
+    ASSERT_EQ(read.files.size(), replayed.files.size()) << name;
+    int with_dv = 0;
+    for (size_t i = 0; i < read.files.size(); i++) {
+      const AddFile &a = read.files[i], &b = replayed.files[i];
+      EXPECT_EQ(a.path, b.path);
+      EXPECT_EQ(a.size, b.size);
+      EXPECT_EQ(a.stats, b.stats);
+      EXPECT_EQ(a.partition_values, b.partition_values);
+      ASSERT_EQ(a.deletion_vector.has_value(), b.deletion_vector.has_value()) << name << " " << a.path;
+      if (!a.deletion_vector) continue;
+      with_dv++;
+      EXPECT_EQ(a.deletion_vector->UniqueId(), b.deletion_vector->UniqueId());
+      EXPECT_EQ(a.deletion_vector->size_in_bytes, b.deletion_vector->size_in_bytes);
+      EXPECT_EQ(a.deletion_vector->cardinality, b.deletion_vector->cardinality);
+    }
+    EXPECT_GT(with_dv, 0) << name;
+    EXPECT_EQ(read.protocol.reader_features, replayed.protocol.reader_features);
+    const std::string column = read.schema().fields[0].name;  // id or value
+    EXPECT_EQ(Column(path, read, column), Column(replay_path, replayed, column)) << name;
+    // Files without a DV have a null deletionVector struct, not a struct of nulls.
+    auto r = Query("SELECT count(*) FILTER (add.deletionVector IS NULL), count(*) FILTER (add.deletionVector IS NOT "
+                   "NULL AND add.deletionVector.storageType IS NOT NULL) FROM read_parquet(" +
+                   engine::QuoteLiteral(path + "/_delta_log/" + internal::CheckpointFileName(read.version)) +
+                   ") WHERE add IS NOT NULL");
+    EXPECT_EQ(r.GetInt64(0, 0), static_cast<int64_t>(read.files.size()) - with_dv) << name;
+    EXPECT_EQ(r.GetInt64(0, 1), with_dv) << name;
+  }
+}
+
 // ---- damaged deletion vectors ----
 
 TEST_F(DvGoldenTest, DamagedDvsAreErrorsNotCrashes) {
