@@ -87,12 +87,23 @@ std::map<int64_t, int64_t> CommitTimestamps(const LogListing& listing);
 // ---- protocol ----
 Status CheckReadable(const Protocol& protocol, const Metadata* metadata);
 Status CheckWritable(const Protocol& protocol, const Metadata& metadata);
+// Whether writers may add deletion vectors: the protocol has the
+// deletionVectors writer feature and delta.enableDeletionVectors is "true".
+bool DeletionVectorsEnabled(const Protocol& protocol, const Metadata& metadata);
+// The protocol of new tables: reader 3 / writer 7 with deletionVectors, or
+// reader 1 / writer 2 when `configuration` switches DVs off.
+Protocol NewTableProtocol(const std::map<std::string, std::string>& configuration);
+// stats.numRecords of an add (physical rows), nullopt when absent.
+std::optional<int64_t> StatsNumRecords(const std::string& stats);
 
 // ---- committing ----
 // Writes `content` to a temp file in `log_dir`, syncs it, links it to the
 // commit file of `version`, unlinks the temp and syncs the directory.
 // AlreadyExists if that version exists (a concurrent writer won).
 Status PutIfAbsent(FileSystem* fs, const std::string& log_dir, int64_t version, std::string_view content);
+// Creates (or truncates) `path` with `content` and syncs it; on failure the
+// file is deleted. The name is not durable until its directory is synced.
+Status WriteSyncedFile(FileSystem* fs, const std::string& path, std::string_view content);
 // Writes `content` to `path` atomically (temp + sync + rename + SyncDir); for
 // files that may be overwritten (_last_checkpoint, checkpoints).
 Status WriteAtomically(FileSystem* fs, const std::string& path, std::string_view content);

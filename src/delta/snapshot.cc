@@ -172,10 +172,17 @@ Status CheckReadable(const Protocol& protocol, const Metadata* metadata) {
 
 Status CheckWritable(const Protocol& protocol, const Metadata& metadata) {
   RETURN_IF_ERROR(CheckReadable(protocol, &metadata));
-  static const std::set<std::string> kWriterFeatures = {"appendOnly", "invariants"};
+  static const std::set<std::string> kWriterFeatures = {"appendOnly", "invariants", "deletionVectors"};
   if (protocol.min_writer_version > 7 || (protocol.min_writer_version > 2 && protocol.min_writer_version < 7)) {
     return Status::Unsupported("table needs Delta writer version " + std::to_string(protocol.min_writer_version) +
-                               "; clicklake writes versions 1, 2 and 7 (appendOnly, invariants)");
+                               "; clicklake writes versions 1, 2 and 7 (appendOnly, invariants, deletionVectors)");
+  }
+  // Reading column-mapped tables is supported; writing them is not (files,
+  // partition folders and stats would need the physical names).
+  auto mode = metadata.configuration.find("delta.columnMapping.mode");
+  if (mode != metadata.configuration.end() && mode->second != "none") {
+    return Status::Unsupported("table uses column mapping (delta.columnMapping.mode=" + mode->second +
+                               "), which clicklake can read but not write");
   }
   if (protocol.min_writer_version == 7) {
     for (const auto& f : protocol.writer_features.value_or(std::vector<std::string>{})) {
