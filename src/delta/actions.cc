@@ -242,6 +242,22 @@ std::string SerializeDeletionVector(const DeletionVector& dv) {
   return out;
 }
 
+bool ColumnMappingEnabled(const Metadata& metadata) {
+  auto it = metadata.configuration.find("delta.columnMapping.mode");
+  return it != metadata.configuration.end() && (it->second == "name" || it->second == "id");
+}
+
+std::string PhysicalName(const Metadata& metadata, const Field& field) {
+  if (!ColumnMappingEnabled(metadata) || field.metadata_json.empty()) return field.name;
+  simdjson::dom::parser parser;
+  element md;
+  std::string_view physical;
+  if (parser.parse(field.metadata_json).get(md) || md["delta.columnMapping.physicalName"].get_string().get(physical)) {
+    return field.name;
+  }
+  return std::string(physical);
+}
+
 std::string JsonStringMap(const std::map<std::string, std::string>& m) {
   std::string out = "{";
   bool first = true;

@@ -55,6 +55,14 @@ std::string SerializeTxn(const TxnAction& t);
 // The deletionVector object of an add or remove.
 std::string SerializeDeletionVector(const DeletionVector& dv);
 
+// ---- column mapping ----
+// Whether the table maps logical column names to physical ones
+// (delta.columnMapping.mode = name or id).
+bool ColumnMappingEnabled(const Metadata& metadata);
+// The name of `field` in data files, partitionValues and stats: its
+// delta.columnMapping.physicalName under column mapping, else its name.
+std::string PhysicalName(const Metadata& metadata, const Field& field);
+
 // ---- log files ----
 enum class LogFileKind { kCommit, kCheckpoint, kMultiPartCheckpoint, kOther };
 struct LogFileName {
@@ -117,6 +125,9 @@ std::string PartitionKey(const std::map<std::string, std::optional<std::string>>
 // the commits after it, when that version's commit file is unchanged.
 Result<Snapshot> LoadSnapshotImpl(const std::string& table_path, FileSystem* fs, engine::Connection* conn,
                                   std::optional<int64_t> version, const LogListing* listing = nullptr);
+// ScanSql reading deletion vectors through `fs`.
+Result<std::string> ScanSqlImpl(const std::string& table_path, const Snapshot& snapshot, const ScanOptions& options,
+                                FileSystem* fs);
 // Forgets every cached snapshot (tests and benchmarks).
 void ClearSnapshotCache();
 // Parses "interval 7 days"-style durations (Delta's calendar-interval strings)
