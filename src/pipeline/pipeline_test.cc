@@ -706,7 +706,9 @@ TEST_F(PipelineTest, DeletionVectorsOffKeepsCopyOnWriteTables) {
 // silver.events commit writes at most 2 × (new rows + rows whose values
 // changed). Rows written are counted from the commit's new data files;
 // changed rows by comparing the table before and after. Copy-on-write
-// (rewriting the files of the day touched) fails this.
+// (rewriting the files holding changed rows) fails this: checked on
+// 2026-12-07 with lake.deletion_vectors = false, e.g. 1,726 rows written for
+// 293 new and 54 changed.
 TEST_F(PipelineTest, SilverWritesAreProportionalToTheChange) {
   simulate::SimulatorOptions so;
   so.users = 300;
@@ -717,6 +719,7 @@ TEST_F(PipelineTest, SilverWritesAreProportionalToTheChange) {
   so.out_of_order_rate = 0.03;
   simulate::TrafficGenerator gen(so);
   options_.config.Set("silver.quarantine_min_batch", "1000000");
+  options_.gold = false;
   ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
   ASSERT_OK_AND_ASSIGN(auto db, engine::Database::Open());
   ASSERT_OK_AND_ASSIGN(auto conn, db->Connect());
