@@ -193,7 +193,9 @@ Result<std::vector<uint64_t>> LoadDeletionVector(FileSystem* fs, const std::stri
     where = "inline deletion vector";
   } else {
     ASSIGN_OR_RETURN(std::string path, DeletionVectorFilePath(table_path, dv));
-    where = "deletion vector file " + path + " at offset " + std::to_string(dv.offset.value_or(0));
+    // Without an offset the DV is the file's only one, after the version byte.
+    uint64_t offset = static_cast<uint64_t>(dv.offset.value_or(1));
+    where = "deletion vector file " + path + " at offset " + std::to_string(offset);
     auto file = fs->NewRandomAccessFile(path);
     if (!file.ok()) {
       if (file.status().IsNotFound() || !fs->Exists(path)) {
@@ -201,23 +203,26 @@ Result<std::vector<uint64_t>> LoadDeletionVector(FileSystem* fs, const std::stri
       }
       return file.status();
     }
-    if (dv.size_in_bytes < 0) return Status::Corruption(where + ": negative sizeInBytes");
-    uint64_t offset = static_cast<uint64_t>(dv.offset.value_or(1));
-    size_t wanted = 4 + static_cast<size_t>(dv.size_in_bytes) + 4;
-    std::string raw;
-    RETURN_IF_ERROR((*file)->Read(offset, wanted, &raw).WithContext(where));
-    if (raw.size() != wanted) {
-      return Status::Corruption(where + ": file ends after " + std::to_string(raw.size()) + " of " +
-                                std::to_string(wanted) + " bytes");
+    if (dv.size_in_bytes < 0 || (dv.offset && *dv.offset < 0)) {
+      return Status::Corruption(where + ": negative sizeInBytes or offset");
     }
-    const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
-    uint32_t stored_size = LoadBigEndian32(p);
+    std::string header;
+    RETURN_IF_ERROR((*file)->Read(offset, 4, &header).WithContext(where));
+    if (header.size() != 4) return Status::Corruption(where + ": the file ends before the DV's size");
+    uint32_t stored_size = LoadBigEndian32(reinterpret_cast<const unsigned char*>(header.data()));
     if (stored_size != static_cast<uint32_t>(dv.size_in_bytes)) {
       return Status::Corruption(where + ": stored size " + std::to_string(stored_size) +
                                 " differs from the descriptor's sizeInBytes " + std::to_string(dv.size_in_bytes));
     }
-    bitmap = raw.substr(4, stored_size);
-    uint32_t stored_crc = LoadBigEndian32(p + 4 + stored_size);
+    std::string raw;
+    RETURN_IF_ERROR((*file)->Read(offset + 4, stored_size + 4, &raw).WithContext(where));
+    if (raw.size() != stored_size + 4) {
+      return Status::Corruption(where + ": the file ends after " + std::to_string(raw.size()) + " of the DV's " +
+                                std::to_string(stored_size + 4) + " bytes (bitmap and CRC)");
+    }
+    bitmap = raw.substr(0, stored_size);
+    const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
+    uint32_t stored_crc = LoadBigEndian32(p + stored_size);
     uint32_t crc = static_cast<uint32_t>(
         ::crc32(0L, reinterpret_cast<const Bytef*>(bitmap.data()), static_cast<uInt>(bitmap.size())));
     if (crc != stored_crc) {

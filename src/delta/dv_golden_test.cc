@@ -29,12 +29,9 @@ std::vector<int64_t> Range(int64_t from, int64_t to) {  // [from, to)
   return out;
 }
 
-// Little-endian helpers for hand-built bitmaps.
+// Little-endian writing for hand-built bitmaps.
 void PutLE32(uint32_t v, std::string* out) {
   for (int i = 0; i < 4; i++) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-[[maybe_unused]] void PutBE32(uint32_t v, std::string* out) {
-  for (int i = 3; i >= 0; i--) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 // A RoaringBitmapArray of positions < 2^32 with one array container per
@@ -414,6 +411,225 @@ TEST_F(DvGoldenTest, WithShortDv) {
   EXPECT_EQ(r.GetString(0, 0), "3,4,5,6,7,8,9");
   EXPECT_EQ(r.GetInt64(0, 1), 7);
   EXPECT_EQ(r.GetInt64(0, 2), 7);
+}
+
+// ---- checkpoints carrying DVs ----
+
+TEST_F(DvGoldenTest, CheckpointWithDvsEqualsReplay) {
+  for (const std::string name : {"basic-dv-with-checkpoint", "table-with-dv-large", "log-replay-dv-key-cases"}) {
+    // Replay from version 0 only: a copy without checkpoints.
+    std::string replay_path = Copy(name, name + "-replay");
+    for (auto& e : fs::directory_iterator(replay_path + "/_delta_log")) {
+      if (e.path().filename().string().find("checkpoint") != std::string::npos) fs::remove(e.path());
+    }
+    Snapshot replayed = Load(replay_path);
+    // A checkpoint written here at the latest version, and the commits
+    // before it deleted, so that loading must read it.
+    std::string path = Copy(name, name + "-checkpointed");
+    auto table = Table::Open(path, db_.get());
+    ASSERT_OK(table.status());
+    ASSERT_OK((*table)->Checkpoint(replayed.version));
+    for (int64_t v = 0; v < replayed.version; v++) fs::remove(path + "/_delta_log/" + CommitFileName(v));
+    for (auto& e : fs::directory_iterator(path + "/_delta_log")) {
+      std::string f = e.path().filename().string();
+      if (f.find("checkpoint.parquet") != std::string::npos && f != internal::CheckpointFileName(replayed.version)) {
+        fs::remove(e.path());
+      }
+    }
+    internal::ClearSnapshotCache();
+    Snapshot read = Load(path);
+    ASSERT_EQ(read.version, replayed.version) << name;
+    ASSERT_EQ(read.files.size(), replayed.files.size()) << name;
+    int with_dv = 0;
+    for (size_t i = 0; i < read.files.size(); i++) {
+      const AddFile &a = read.files[i], &b = replayed.files[i];
+      EXPECT_EQ(a.path, b.path);
+      EXPECT_EQ(a.size, b.size);
+      EXPECT_EQ(a.stats, b.stats);
+      EXPECT_EQ(a.partition_values, b.partition_values);
+      ASSERT_EQ(a.deletion_vector.has_value(), b.deletion_vector.has_value()) << name << " " << a.path;
+      if (!a.deletion_vector) continue;
+      with_dv++;
+      EXPECT_EQ(a.deletion_vector->UniqueId(), b.deletion_vector->UniqueId());
+      EXPECT_EQ(a.deletion_vector->size_in_bytes, b.deletion_vector->size_in_bytes);
+      EXPECT_EQ(a.deletion_vector->cardinality, b.deletion_vector->cardinality);
+    }
+    EXPECT_GT(with_dv, 0) << name;
+    EXPECT_EQ(read.protocol.reader_features, replayed.protocol.reader_features);
+    const std::string column = read.schema().fields[0].name;  // id or value
+    EXPECT_EQ(Column(path, read, column), Column(replay_path, replayed, column)) << name;
+    // Files without a DV have a null deletionVector struct, not a struct of nulls.
+    auto r = Query("SELECT count(*) FILTER (add.deletionVector IS NULL), count(*) FILTER (add.deletionVector IS NOT "
+                   "NULL AND add.deletionVector.storageType IS NOT NULL) FROM read_parquet(" +
+                   engine::QuoteLiteral(path + "/_delta_log/" + internal::CheckpointFileName(read.version)) +
+                   ") WHERE add IS NOT NULL");
+    EXPECT_EQ(r.GetInt64(0, 0), static_cast<int64_t>(read.files.size()) - with_dv) << name;
+    EXPECT_EQ(r.GetInt64(0, 1), with_dv) << name;
+  }
+}
+
+// ---- damaged deletion vectors ----
+
+TEST_F(DvGoldenTest, DamagedDvsAreErrorsNotCrashes) {
+  const std::string dv_file = "deletion_vector_899cef78-06b3-4c14-b024-03860e62cd40.bin";
+  auto scan_status = [&](const std::string& path) {
+    internal::ClearSnapshotCache();
+    Snapshot s = Load(path);
+    Status st = ScanSql(path, s).status();
+    Status attach = AttachTable(conn_.get(), "damaged", path, std::nullopt);
+    EXPECT_EQ(st.code(), attach.code()) << st << " / " << attach;
+    Status rows = ReadDeletedRows(path, s.files[0]).status();
+    EXPECT_EQ(st.code(), rows.code()) << st << " / " << rows;
+    return st;
+  };
+  {
+    // A flipped bit in the bitmap: the CRC no longer matches.
+    std::string path = Copy("basic-dv-no-checkpoint", "damaged1");
+    std::fstream f(path + "/" + dv_file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1 + 4 + 20);
+    f.put('\x7f');
+    f.close();
+    Status st = scan_status(path);
+    EXPECT_STATUS(st, kCorruption);
+    EXPECT_NE(st.message().find("CRC-32"), std::string::npos) << st;
+  }
+  {
+    // The descriptor's sizeInBytes disagrees with the stored size.
+    std::string path = Copy("basic-dv-no-checkpoint", "damaged2");
+    std::string log = path + "/_delta_log/" + CommitFileName(1);
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string size36 = "\"sizeInBytes\":36";
+    size_t at = text.find(size36);
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, size36.size(), "\"sizeInBytes\":40");
+    std::ofstream(log, std::ios::trunc) << text;
+    Status st = scan_status(path);
+    EXPECT_STATUS(st, kCorruption);
+    EXPECT_NE(st.message().find("sizeInBytes 40"), std::string::npos) << st;
+  }
+  {
+    // A file cut short.
+    std::string path = Copy("basic-dv-no-checkpoint", "damaged3");
+    fs::resize_file(path + "/" + dv_file, 20);
+    EXPECT_STATUS(scan_status(path), kCorruption);
+  }
+  {
+    // The DV file is gone.
+    std::string path = Copy("basic-dv-no-checkpoint", "damaged4");
+    fs::remove(path + "/" + dv_file);
+    Status st = scan_status(path);
+    EXPECT_STATUS(st, kNotFound);
+    EXPECT_NE(st.message().find(dv_file), std::string::npos) << st;
+  }
+  {
+    // The cardinality in the log disagrees with the bitmap.
+    DeletionVector dv{"u", "IjB3V2d3#qUP%s94R0WF", 1, 36, 3};
+    EXPECT_STATUS(internal::LoadDeletionVector(FileSystem::Default(), Path("basic-dv-no-checkpoint"), dv).status(),
+                  kCorruption);
+  }
+}
+
+// ---- inline DVs, partitions and row addresses on a table written here ----
+
+class DvTableTest : public DvGoldenTest {
+ protected:
+  // A table partitioned by `day` (ids 0..9 on 2024-01-01, 10..19 on
+  // 2024-01-02; one file each), then a commit that upgrades the protocol and
+  // gives the first day's file an inline DV deleting `rows`.
+  void Build(const std::vector<uint32_t>& rows) {
+    path_ = tmp_.Sub("t");
+    Schema schema;
+    schema.fields = {{"id", "long"}, {"day", "date"}};
+    auto table = Table::OpenOrCreate(path_, schema, {"day"}, {}, db_.get());
+    ASSERT_OK(table.status());
+    auto tx = (*table)->StartTransaction();
+    ASSERT_OK(tx->WriteFiles(conn_.get(), "SELECT range AS id, DATE '2024-01-01' + (range // 10)::INTEGER AS day "
+                                          "FROM range(20) ORDER BY id")
+                  .status());
+    ASSERT_OK(tx->Commit().status());
+    Snapshot s = Load(path_);
+    ASSERT_EQ(s.files.size(), 2u);
+    AddFile file = s.files[0].partition_values.at("day") == "2024-01-01" ? s.files[0] : s.files[1];
+    RemoveFile remove;
+    remove.path = file.path;
+    remove.deletion_timestamp = 1;
+    remove.partition_values = file.partition_values;
+    remove.size = file.size;
+    std::string bitmap = HandBuiltBitmap(rows);
+    file.deletion_vector = DeletionVector{"i", TestZ85Encode(bitmap), std::nullopt, static_cast<int32_t>(bitmap.size()),
+                                          static_cast<int64_t>(rows.size())};
+    Protocol proto{3, 7, std::vector<std::string>{"deletionVectors"}, std::vector<std::string>{"deletionVectors"}};
+    std::ofstream(path_ + "/_delta_log/" + CommitFileName(2))
+        << internal::SerializeProtocol(proto) << "\n" << internal::SerializeAdd(file) << "\n"
+        << internal::SerializeRemove(remove) << "\n";
+    internal::ClearSnapshotCache();
+    dv_file_ = file.path;
+  }
+
+  std::string path_, dv_file_;
+};
+
+TEST_F(DvTableTest, InlineDvWithPartitions) {
+  Build({0, 3, 9});
+  Snapshot s = Load(path_);
+  ASSERT_EQ(s.version, 2);
+  std::vector<int64_t> want = Without(Range(0, 20), {0, 3, 9});
+  EXPECT_EQ(Column(path_, s, "id"), want);
+  // Partition values still line up with their files' rows.
+  auto sql = ScanSql(path_, s);
+  ASSERT_OK(sql.status());
+  auto r = Query("SELECT count(*) FROM (" + *sql + ") WHERE day <> DATE '2024-01-01' + (id // 10)::INTEGER");
+  EXPECT_EQ(r.GetInt64(0, 0, -1), 0);
+  // Pruning to the other partition leaves the DV out of the plan; to this one keeps it applied.
+  EXPECT_EQ(Column(path_, s, "id", ScanOptions{{{"day", "=", "2024-01-02", ""}}, false}), Range(10, 20));
+  EXPECT_EQ(Column(path_, s, "id", ScanOptions{{{"day", "=", "2024-01-01", ""}}, false}), Without(Range(0, 10), {0, 3, 9}));
+  EXPECT_EQ(Column(path_, Load(path_, 1), "id"), Range(0, 20));  // before the DV
+}
+
+TEST_F(DvTableTest, InlineDvWithRuns) {
+  // A long run (0..7) and singles: both forms of the scan's deleted-row list.
+  Build({0, 1, 2, 3, 4, 5, 6, 7, 9});
+  EXPECT_EQ(Column(path_, Load(path_), "id"), (std::vector<int64_t>{8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}));
+}
+
+TEST_F(DvTableTest, RowAddresses) {
+  Build({1, 2});
+  Snapshot s = Load(path_);
+  ScanOptions options;
+  options.row_address = true;
+  auto sql = ScanSql(path_, s, options);
+  ASSERT_OK(sql.status());
+  auto r = Query("SELECT id, _delta_file, _delta_row, typeof(_delta_row) FROM (" + *sql + ") ORDER BY id");
+  ASSERT_EQ(r.row_count(), 18u);
+  ASSERT_EQ(r.column_count(), 4u);
+  std::map<std::string, std::string> path_of_day;
+  for (const AddFile& f : s.files) path_of_day[*f.partition_values.at("day")] = f.path;
+  for (size_t i = 0; i < r.row_count(); i++) {
+    int64_t id = r.GetInt64(i, 0);
+    // Rows were written in id order: position = id % 10 in its day's file.
+    EXPECT_EQ(r.GetString(i, 1), path_of_day[id < 10 ? "2024-01-01" : "2024-01-02"]) << id;
+    EXPECT_EQ(r.GetInt64(i, 2), id % 10) << id;
+    EXPECT_EQ(r.GetString(i, 3), "BIGINT");
+  }
+  EXPECT_EQ(r.GetInt64(0, 0), 0);
+  EXPECT_EQ(r.GetInt64(1, 0), 3);  // 1 and 2 deleted
+  // The golden column-mapped table, with a DV and a sub-folder path.
+  std::string cm = Path("table-with-dv-small-columnmapping");
+  auto cm_sql = ScanSql(cm, Load(cm), options);
+  ASSERT_OK(cm_sql.status());
+  auto c = Query("SELECT value, _delta_file, _delta_row FROM (" + *cm_sql + ") ORDER BY value");
+  ASSERT_EQ(c.row_count(), 8u);
+  EXPECT_EQ(c.GetString(0, 1), "r4/part-00000-5521fc5e-6e49-4437-8b2d-ce6a1a94a34a-c000.snappy.parquet");
+  EXPECT_EQ(c.GetInt64(0, 2), 1);
+  // With no files: the same columns, no rows.
+  Snapshot empty = s;
+  empty.files.clear();
+  auto none = ScanSql(path_, empty, options);
+  ASSERT_OK(none.status());
+  auto n = Query("SELECT * FROM (" + *none + ")");
+  EXPECT_EQ(n.row_count(), 0u);
+  EXPECT_EQ(n.column_count(), 4u);
 }
 
 }  // namespace

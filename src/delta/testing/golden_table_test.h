@@ -51,10 +51,10 @@ class GoldenTableTest : public ::testing::Test {
     return r.ok() ? *r : engine::QueryResult{};
   }
 
-  // A writable copy of a golden table.
-  std::string Copy(const std::string& name) {
+  // A writable copy of a golden table (in a folder named `as`, default `name`).
+  std::string Copy(const std::string& name, const std::string& as = "") {
     namespace fs = std::filesystem;
-    std::string dst = tmp_.Sub(name);
+    std::string dst = tmp_.Sub(as.empty() ? name : as);
     fs::copy(Path(name), dst, fs::copy_options::recursive);
     for (auto& e : fs::recursive_directory_iterator(dst)) {
       fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
