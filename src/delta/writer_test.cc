@@ -74,6 +74,17 @@ class WriterTest : public ::testing::Test {
     return r.ok() ? r->GetInt64(0, 0) : -1;
   }
 
+  // The latest snapshot of a copy of the table without its checkpoints
+  // (replayed from the JSON commits alone).
+  Result<Snapshot> ReplayedWithoutCheckpoints() {
+    std::string copy = tmp_.Sub("replayed");
+    fs::copy(path_, copy, fs::copy_options::recursive);
+    for (auto& e : fs::directory_iterator(copy + "/_delta_log")) {
+      if (e.path().string().find("checkpoint") != std::string::npos) fs::remove(e.path());
+    }
+    return LoadSnapshotAt(copy, nullptr, std::nullopt);
+  }
+
   void ExpectValid() {
     test::LogValidator v(path_, conn_.get());
     auto problems = v.Validate();
@@ -397,12 +408,7 @@ TEST_F(WriterTest, CheckpointsEveryIntervalAndReadBack) {
   EXPECT_GT(kv->row_count(), 0u);
   // The snapshot from the checkpoint equals one replayed from the JSON log.
   ASSERT_OK_AND_ASSIGN(Snapshot with_ck, t->LoadSnapshot());
-  std::string copy = tmp_.Sub("copy");
-  fs::copy(path_, copy, fs::copy_options::recursive);
-  for (auto& e : fs::directory_iterator(copy + "/_delta_log")) {
-    if (e.path().string().find("checkpoint") != std::string::npos) fs::remove(e.path());
-  }
-  ASSERT_OK_AND_ASSIGN(Snapshot without, LoadSnapshotAt(copy, nullptr, std::nullopt));
+  ASSERT_OK_AND_ASSIGN(Snapshot without, ReplayedWithoutCheckpoints());
   ASSERT_EQ(with_ck.files.size(), without.files.size());
   for (size_t i = 0; i < with_ck.files.size(); i++) {
     EXPECT_EQ(with_ck.files[i].path, without.files[i].path);
@@ -1217,6 +1223,36 @@ TEST_F(DeletionVectorWriteTest, VacuumDeletesUnreferencedDeletionVectorFiles) {
   EXPECT_EQ(res.deletion_vector_files, 1);
   EXPECT_EQ(DvFiles(path_), 1);
   EXPECT_EQ(Ids(t.get()).size(), 17u);
+  ExpectValid();
+}
+
+// DVs written across checkpoints: the checkpoint's state equals the replayed
+// one, DV for DV, and reads back the same rows.
+TEST_F(DeletionVectorWriteTest, DeletionVectorsSurviveCheckpoints) {
+  auto t = Create({{"delta.checkpointInterval", "3"}}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("k", 30)).status());
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  ASSERT_OK(Delete(t.get(), Addresses({{snap.files[0].path, {0, 4}}, {snap.files[1].path, {9}}})).status());
+  ASSERT_OK(Delete(t.get(), Addresses({{snap.files[0].path, {5}}})).status());  // version 3: a checkpoint
+  ASSERT_OK(Delete(t.get(), Addresses({{snap.files[2].path, {1, 2, 3}}})).status());
+  EXPECT_TRUE(fs::exists(path_ + "/_delta_log/00000000000000000003.checkpoint.parquet"));
+  internal::ClearSnapshotCache();
+  ASSERT_OK_AND_ASSIGN(Snapshot with_ck, t->LoadSnapshot());
+  ASSERT_OK_AND_ASSIGN(Snapshot replayed, ReplayedWithoutCheckpoints());
+  ASSERT_EQ(with_ck.files.size(), replayed.files.size());
+  int with_dv = 0;
+  for (size_t i = 0; i < with_ck.files.size(); i++) {
+    EXPECT_EQ(with_ck.files[i].path, replayed.files[i].path);
+    ASSERT_EQ(with_ck.files[i].deletion_vector.has_value(), replayed.files[i].deletion_vector.has_value());
+    if (!with_ck.files[i].deletion_vector) continue;
+    with_dv++;
+    EXPECT_EQ(with_ck.files[i].deletion_vector->UniqueId(), replayed.files[i].deletion_vector->UniqueId());
+    EXPECT_EQ(with_ck.files[i].deletion_vector->cardinality, replayed.files[i].deletion_vector->cardinality);
+    EXPECT_EQ(with_ck.files[i].stats, replayed.files[i].stats);
+  }
+  EXPECT_EQ(with_dv, 3);
+  EXPECT_EQ(Ids(t.get()).size(), 30u - 7);
   ExpectValid();
 }
 
