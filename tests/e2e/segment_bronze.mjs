@@ -52,13 +52,17 @@ try {
   check(got.length === want.length, `bronze.events has ${got.length} rows, sent ${want.length}`);
   check(JSON.stringify(got) === JSON.stringify(want), 'bronze.events messageIds differ from those sent');
   check(rows.every((r) => r.protocol === 'segment' && r.source === 'web'), 'protocol/source columns');
-  // The table's first commit: commitInfo first, protocol 1/2, metaData with a Spark-style schemaString.
+  // The table's first commit: commitInfo first, protocol 3/7 with deletion vectors (DESIGN.md §5),
+  // metaData with a Spark-style schemaString and delta.enableDeletionVectors.
   const log0 = readFileSync(join(lake, 'bronze/events/_delta_log/00000000000000000000.json'), 'utf8')
     .trim().split('\n').map((l) => JSON.parse(l));
   check(Object.keys(log0[0])[0] === 'commitInfo', 'first action of version 0 is commitInfo');
   const protocol = log0.find((a) => a.protocol)?.protocol;
-  check(protocol && protocol.minReaderVersion === 1 && protocol.minWriterVersion === 2, 'protocol 1/2');
+  check(protocol && protocol.minReaderVersion === 3 && protocol.minWriterVersion === 7 &&
+    JSON.stringify(protocol.readerFeatures) === '["deletionVectors"]' &&
+    JSON.stringify(protocol.writerFeatures) === '["deletionVectors"]', 'protocol 3/7 with deletionVectors');
   const meta = log0.find((a) => a.metaData)?.metaData;
+  check(meta && meta.configuration['delta.enableDeletionVectors'] === 'true', 'delta.enableDeletionVectors');
   check(meta && typeof meta.schemaString === 'string', 'metaData.schemaString is a string');
   const schema = JSON.parse(meta.schemaString);
   check(schema.type === 'struct', 'schemaString is a struct');
