@@ -137,7 +137,7 @@ TEST_F(PipelineTest, BatchLandsInBronzeWithOffsets) {
   std::string metrics = MetricsRegistry::Global()->RenderPrometheus();
   EXPECT_NE(metrics.find("clicklake_processor_stage_seconds{stage=\"silver\"}"), std::string::npos);
   EXPECT_NE(metrics.find("clicklake_silver_events_total"), std::string::npos);
-  // system.batches has the batch, bronze.events' first commit is protocol 1/2.
+  // system.batches has the batch.
   auto db = engine::Database::Open();
   ASSERT_OK_AND_ASSIGN(auto conn, (*db)->Connect());
   ASSERT_OK(delta::RegisterLakeViews(conn.get(), dir_.path(), std::nullopt));
