@@ -381,6 +381,13 @@ TEST_F(DvGoldenTest, TableWithDvLargeTimeTravel) {
   EXPECT_EQ(Query("SELECT count(*) FROM dvl").GetInt64(0, 0), 1993);
   ASSERT_OK(AttachTable(conn_.get(), "dvl1", path, 1));
   EXPECT_EQ(Query("SELECT count(*) FROM dvl1").GetInt64(0, 0), 1995);
+  // And as a lake's view (`clicklake sql`, with and without --version).
+  fs::create_directories(tmp_.Sub("lake/gold"));
+  fs::rename(Copy("table-with-dv-large"), tmp_.Sub("lake/gold/dvl"));
+  ASSERT_OK(RegisterLakeViews(conn_.get(), tmp_.Sub("lake"), std::nullopt));
+  EXPECT_EQ(Query("SELECT count(*) FROM gold.dvl").GetInt64(0, 0), 1993);
+  ASSERT_OK(RegisterLakeViews(conn_.get(), tmp_.Sub("lake"), 3));
+  EXPECT_EQ(Query("SELECT count(*) FROM gold.dvl").GetInt64(0, 0), 1991);
 }
 
 TEST_F(DvGoldenTest, ColumnMappingByLogicalNames) {
