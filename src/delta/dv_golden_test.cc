@@ -381,6 +381,13 @@ TEST_F(DvGoldenTest, TableWithDvLargeTimeTravel) {
   EXPECT_EQ(Query("SELECT count(*) FROM dvl").GetInt64(0, 0), 1993);
   ASSERT_OK(AttachTable(conn_.get(), "dvl1", path, 1));
   EXPECT_EQ(Query("SELECT count(*) FROM dvl1").GetInt64(0, 0), 1995);
+  // And as a lake's view (`clicklake sql`, with and without --version).
+  fs::create_directories(tmp_.Sub("lake/gold"));
+  fs::rename(Copy("table-with-dv-large"), tmp_.Sub("lake/gold/dvl"));
+  ASSERT_OK(RegisterLakeViews(conn_.get(), tmp_.Sub("lake"), std::nullopt));
+  EXPECT_EQ(Query("SELECT count(*) FROM gold.dvl").GetInt64(0, 0), 1993);
+  ASSERT_OK(RegisterLakeViews(conn_.get(), tmp_.Sub("lake"), 3));
+  EXPECT_EQ(Query("SELECT count(*) FROM gold.dvl").GetInt64(0, 0), 1991);
 }
 
 TEST_F(DvGoldenTest, ColumnMappingByLogicalNames) {
@@ -411,6 +418,59 @@ TEST_F(DvGoldenTest, WithShortDv) {
   EXPECT_EQ(r.GetString(0, 0), "3,4,5,6,7,8,9");
   EXPECT_EQ(r.GetInt64(0, 1), 7);
   EXPECT_EQ(r.GetInt64(0, 2), 7);
+}
+
+TEST_F(DvGoldenTest, ColumnMappingIdModeMatchesFieldIds) {
+  // A hand-made mode-id table: its Parquet columns carry the field ids but
+  // names matching neither the logical nor the physical ones, so only id
+  // matching reads them. The partition value is keyed by physical name. The
+  // second file lacks field 2 (added later): NULL. An inline DV deletes row 1
+  // of the first file.
+  std::string dir = tmp_.Sub("idmode");
+  fs::create_directories(dir + "/_delta_log");
+  ASSERT_OK(conn_->Execute("COPY (SELECT range AS x1, 'n' || range AS x2 FROM range(4)) TO " +
+                           engine::QuoteLiteral(dir + "/a.parquet") + " (FORMAT parquet, FIELD_IDS {x1: 1, x2: 2})"));
+  ASSERT_OK(conn_->Execute("COPY (SELECT range + 10 AS y1 FROM range(2)) TO " + engine::QuoteLiteral(dir + "/b.parquet") +
+                           " (FORMAT parquet, FIELD_IDS {y1: 1})"));
+  Metadata md;
+  md.id = "idmode";
+  md.schema_string =
+      R"({"type":"struct","fields":[)"
+      R"({"name":"id","type":"long","nullable":true,"metadata":{"delta.columnMapping.id":1,"delta.columnMapping.physicalName":"col-1"}},)"
+      R"({"name":"label","type":"string","nullable":true,"metadata":{"delta.columnMapping.id":2,"delta.columnMapping.physicalName":"col-2"}},)"
+      R"({"name":"day","type":"string","nullable":true,"metadata":{"delta.columnMapping.id":3,"delta.columnMapping.physicalName":"col-3"}}]})";
+  md.partition_columns = {"day"};
+  md.configuration = {{"delta.columnMapping.mode", "id"}, {"delta.columnMapping.maxColumnId", "3"}};
+  Protocol proto{3, 7, std::vector<std::string>{"columnMapping", "deletionVectors"},
+                 std::vector<std::string>{"columnMapping", "deletionVectors"}};
+  AddFile a, b;
+  a.path = "a.parquet";
+  a.size = static_cast<int64_t>(fs::file_size(dir + "/a.parquet"));
+  a.partition_values = {{"col-3", "d1"}};
+  a.stats = R"({"numRecords":4,"minValues":{"col-1":0},"maxValues":{"col-1":3},"nullCount":{"col-1":0}})";
+  std::string bitmap = HandBuiltBitmap({1});
+  a.deletion_vector = DeletionVector{"i", TestZ85Encode(bitmap), std::nullopt, static_cast<int32_t>(bitmap.size()), 1};
+  b.path = "b.parquet";
+  b.size = static_cast<int64_t>(fs::file_size(dir + "/b.parquet"));
+  b.partition_values = {{"col-3", "d2"}};
+  b.stats = R"({"numRecords":2,"minValues":{"col-1":10},"maxValues":{"col-1":11},"nullCount":{"col-1":0}})";
+  std::ofstream(dir + "/_delta_log/" + CommitFileName(0))
+      << internal::SerializeProtocol(proto) << "\n" << internal::SerializeMetadata(md) << "\n"
+      << internal::SerializeAdd(a) << "\n" << internal::SerializeAdd(b) << "\n";
+  Snapshot s = Load(dir);
+  ASSERT_EQ(s.files.size(), 2u);
+  EXPECT_EQ(internal::ColumnMappingId(s.metadata, s.schema().fields[1]), 2);
+  auto sql = ScanSql(dir, s);
+  ASSERT_OK(sql.status());
+  auto r = Query("SELECT id, coalesce(label, '-'), day FROM (" + *sql + ") ORDER BY id");
+  std::vector<std::string> rows;
+  for (size_t i = 0; i < r.row_count(); i++) {
+    rows.push_back(r.GetString(i, 0) + "|" + r.GetString(i, 1) + "|" + r.GetString(i, 2));
+  }
+  EXPECT_EQ(rows, (std::vector<std::string>{"0|n0|d1", "2|n2|d1", "3|n3|d1", "10|-|d2", "11|-|d2"}));
+  // Stats and partition values by physical name: pruning by logical names.
+  EXPECT_EQ(Column(dir, s, "id", ScanOptions{{{"id", ">", "5", ""}}, false}), (std::vector<int64_t>{10, 11}));
+  EXPECT_EQ(PruneFiles(s, {{"day", "=", "d1", ""}}).size(), 1u);
 }
 
 // ---- checkpoints carrying DVs ----
