@@ -34,36 +34,42 @@ void PutLE32(uint32_t v, std::string* out) {
   for (int i = 0; i < 4; i++) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-// A RoaringBitmapArray of positions < 2^32 with one array container per
-// 16-bit chunk, built by hand from the portable Roaring layout (cookie 12346,
-// container count, per container key + cardinality-1, then offsets and the
-// 16-bit values), independent of the code under test.
-std::string HandBuiltBitmap(const std::vector<uint32_t>& sorted) {
-  std::map<uint16_t, std::vector<uint16_t>> chunks;
-  for (uint32_t p : sorted) chunks[static_cast<uint16_t>(p >> 16)].push_back(static_cast<uint16_t>(p & 0xffff));
+// A RoaringBitmapArray built by hand from the portable Roaring layout,
+// independent of the code under test: per high 32 bits a key (4 bytes LE)
+// and a 32-bit bitmap of array containers only (cookie 12346, container
+// count, per container key + cardinality-1, then offsets and the 16-bit
+// values).
+std::string HandBuiltBitmap(const std::vector<uint64_t>& sorted) {
+  std::map<uint32_t, std::map<uint16_t, std::vector<uint16_t>>> buckets;
+  for (uint64_t p : sorted) {
+    buckets[static_cast<uint32_t>(p >> 32)][static_cast<uint16_t>((p >> 16) & 0xffff)].push_back(
+        static_cast<uint16_t>(p & 0xffff));
+  }
   std::string out;
   PutLE32(1681511377, &out);
-  PutLE32(1, &out);  // one 32-bit bitmap (count is 8 bytes LE)
+  PutLE32(static_cast<uint32_t>(buckets.size()), &out);  // the count is 8 bytes LE
   PutLE32(0, &out);
-  PutLE32(0, &out);  // its key: high 32 bits = 0
-  PutLE32(12346, &out);
-  PutLE32(static_cast<uint32_t>(chunks.size()), &out);
-  for (auto& [key, values] : chunks) {
-    out.push_back(static_cast<char>(key & 0xff));
-    out.push_back(static_cast<char>(key >> 8));
-    uint16_t card = static_cast<uint16_t>(values.size() - 1);
-    out.push_back(static_cast<char>(card & 0xff));
-    out.push_back(static_cast<char>(card >> 8));
-  }
-  uint32_t offset = static_cast<uint32_t>(8 + 8 * chunks.size());
-  for (auto& [key, values] : chunks) {
-    PutLE32(offset, &out);
-    offset += static_cast<uint32_t>(2 * values.size());
-  }
-  for (auto& [key, values] : chunks) {
-    for (uint16_t v : values) {
-      out.push_back(static_cast<char>(v & 0xff));
-      out.push_back(static_cast<char>(v >> 8));
+  for (auto& [high, chunks] : buckets) {
+    PutLE32(high, &out);
+    PutLE32(12346, &out);
+    PutLE32(static_cast<uint32_t>(chunks.size()), &out);
+    for (auto& [key, values] : chunks) {
+      out.push_back(static_cast<char>(key & 0xff));
+      out.push_back(static_cast<char>(key >> 8));
+      uint16_t card = static_cast<uint16_t>(values.size() - 1);
+      out.push_back(static_cast<char>(card & 0xff));
+      out.push_back(static_cast<char>(card >> 8));
+    }
+    uint32_t offset = static_cast<uint32_t>(8 + 8 * chunks.size());
+    for (auto& [key, values] : chunks) {
+      PutLE32(offset, &out);
+      offset += static_cast<uint32_t>(2 * values.size());
+    }
+    for (auto& [key, values] : chunks) {
+      for (uint16_t v : values) {
+        out.push_back(static_cast<char>(v & 0xff));
+        out.push_back(static_cast<char>(v >> 8));
+      }
     }
   }
   return out;
@@ -135,10 +141,15 @@ TEST(Z85Test, RefusesBadInput) {
 }
 
 TEST(DeletionVectorCodecTest, DeserializesHandBuiltBitmaps) {
-  std::vector<uint32_t> rows = {0, 7, 14, 65535, 65536, 200000};
+  std::vector<uint64_t> rows = {0, 7, 14, 65535, 65536, 200000};
   auto got = internal::DeserializeRowPositions(HandBuiltBitmap(rows));
   ASSERT_OK(got.status());
-  EXPECT_EQ(*got, std::vector<uint64_t>(rows.begin(), rows.end()));
+  EXPECT_EQ(*got, rows);
+  // Positions past 2^32: a second 32-bit bitmap under key 1.
+  std::vector<uint64_t> wide = {5, (1ULL << 32) + 7, (1ULL << 32) + 70000};
+  auto got_wide = internal::DeserializeRowPositions(HandBuiltBitmap(wide));
+  ASSERT_OK(got_wide.status());
+  EXPECT_EQ(*got_wide, wide);
   // Bad magic, truncation, trailing bytes.
   std::string bad = HandBuiltBitmap(rows);
   bad[0] ^= 1;
@@ -148,6 +159,29 @@ TEST(DeletionVectorCodecTest, DeserializesHandBuiltBitmaps) {
   EXPECT_STATUS(internal::DeserializeRowPositions(cut).status(), kCorruption);
   EXPECT_STATUS(internal::DeserializeRowPositions(HandBuiltBitmap(rows) + "x").status(), kCorruption);
   EXPECT_STATUS(internal::DeserializeRowPositions("").status(), kCorruption);
+}
+
+TEST(DeletionVectorCodecTest, ReadsWhatTheWriterWrites) {
+  // The writer run-optimises: a long run becomes a run container (the
+  // 32-bit bitmap's cookie is then 12347 in its low 16 bits), next to an
+  // array container and a bitmap container (> 4096 values in one chunk), and
+  // positions past 2^32.
+  std::vector<uint64_t> rows;
+  for (uint64_t i = 100; i < 20000; i++) rows.push_back(i);           // run
+  for (uint64_t i = 70000; i < 130000; i += 7) rows.push_back(i);     // dense, no runs: bitmap container
+  rows.push_back(200003);                                            // array container
+  rows.push_back((1ULL << 32) + 3);
+  std::string bytes = internal::SerializeRowPositions(rows);
+  ASSERT_GE(bytes.size(), 18u);
+  EXPECT_EQ(static_cast<unsigned char>(bytes[16]) | (static_cast<unsigned char>(bytes[17]) << 8), 12347);
+  auto got = internal::DeserializeRowPositions(bytes);
+  ASSERT_OK(got.status());
+  EXPECT_EQ(*got, rows);
+  // And as an inline descriptor, through the Z85 round trip.
+  DeletionVector dv = internal::InlineDeletionVector(rows);
+  auto loaded = internal::LoadDeletionVector(FileSystem::Default(), "/nonexistent", dv);
+  ASSERT_OK(loaded.status());
+  EXPECT_EQ(*loaded, rows);
 }
 
 TEST(DeletionVectorCodecTest, UniqueIdAndFilePath) {
@@ -597,7 +631,7 @@ class DvTableTest : public DvGoldenTest {
   // A table partitioned by `day` (ids 0..9 on 2024-01-01, 10..19 on
   // 2024-01-02; one file each), then a commit that upgrades the protocol and
   // gives the first day's file an inline DV deleting `rows`.
-  void Build(const std::vector<uint32_t>& rows) {
+  void Build(const std::vector<uint64_t>& rows) {
     path_ = tmp_.Sub("t");
     Schema schema;
     schema.fields = {{"id", "long"}, {"day", "date"}};
