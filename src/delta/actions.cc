@@ -258,6 +258,18 @@ std::string PhysicalName(const Metadata& metadata, const Field& field) {
   return std::string(physical);
 }
 
+std::optional<int64_t> ColumnMappingId(const Metadata& metadata, const Field& field) {
+  auto mode = metadata.configuration.find("delta.columnMapping.mode");
+  if (mode == metadata.configuration.end() || mode->second != "id" || field.metadata_json.empty()) return std::nullopt;
+  simdjson::dom::parser parser;
+  element md, id;
+  int64_t value = 0;
+  if (parser.parse(field.metadata_json).get(md) || md["delta.columnMapping.id"].get(id) || !GetInt(id, &value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
 std::string JsonStringMap(const std::map<std::string, std::string>& m) {
   std::string out = "{";
   bool first = true;

@@ -34,36 +34,42 @@ void PutLE32(uint32_t v, std::string* out) {
   for (int i = 0; i < 4; i++) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-// A RoaringBitmapArray of positions < 2^32 with one array container per
-// 16-bit chunk, built by hand from the portable Roaring layout (cookie 12346,
-// container count, per container key + cardinality-1, then offsets and the
-// 16-bit values), independent of the code under test.
-std::string HandBuiltBitmap(const std::vector<uint32_t>& sorted) {
-  std::map<uint16_t, std::vector<uint16_t>> chunks;
-  for (uint32_t p : sorted) chunks[static_cast<uint16_t>(p >> 16)].push_back(static_cast<uint16_t>(p & 0xffff));
+// A RoaringBitmapArray built by hand from the portable Roaring layout,
+// independent of the code under test: per high 32 bits a key (4 bytes LE)
+// and a 32-bit bitmap of array containers only (cookie 12346, container
+// count, per container key + cardinality-1, then offsets and the 16-bit
+// values).
+std::string HandBuiltBitmap(const std::vector<uint64_t>& sorted) {
+  std::map<uint32_t, std::map<uint16_t, std::vector<uint16_t>>> buckets;
+  for (uint64_t p : sorted) {
+    buckets[static_cast<uint32_t>(p >> 32)][static_cast<uint16_t>((p >> 16) & 0xffff)].push_back(
+        static_cast<uint16_t>(p & 0xffff));
+  }
   std::string out;
   PutLE32(1681511377, &out);
-  PutLE32(1, &out);  // one 32-bit bitmap (count is 8 bytes LE)
+  PutLE32(static_cast<uint32_t>(buckets.size()), &out);  // the count is 8 bytes LE
   PutLE32(0, &out);
-  PutLE32(0, &out);  // its key: high 32 bits = 0
-  PutLE32(12346, &out);
-  PutLE32(static_cast<uint32_t>(chunks.size()), &out);
-  for (auto& [key, values] : chunks) {
-    out.push_back(static_cast<char>(key & 0xff));
-    out.push_back(static_cast<char>(key >> 8));
-    uint16_t card = static_cast<uint16_t>(values.size() - 1);
-    out.push_back(static_cast<char>(card & 0xff));
-    out.push_back(static_cast<char>(card >> 8));
-  }
-  uint32_t offset = static_cast<uint32_t>(8 + 8 * chunks.size());
-  for (auto& [key, values] : chunks) {
-    PutLE32(offset, &out);
-    offset += static_cast<uint32_t>(2 * values.size());
-  }
-  for (auto& [key, values] : chunks) {
-    for (uint16_t v : values) {
-      out.push_back(static_cast<char>(v & 0xff));
-      out.push_back(static_cast<char>(v >> 8));
+  for (auto& [high, chunks] : buckets) {
+    PutLE32(high, &out);
+    PutLE32(12346, &out);
+    PutLE32(static_cast<uint32_t>(chunks.size()), &out);
+    for (auto& [key, values] : chunks) {
+      out.push_back(static_cast<char>(key & 0xff));
+      out.push_back(static_cast<char>(key >> 8));
+      uint16_t card = static_cast<uint16_t>(values.size() - 1);
+      out.push_back(static_cast<char>(card & 0xff));
+      out.push_back(static_cast<char>(card >> 8));
+    }
+    uint32_t offset = static_cast<uint32_t>(8 + 8 * chunks.size());
+    for (auto& [key, values] : chunks) {
+      PutLE32(offset, &out);
+      offset += static_cast<uint32_t>(2 * values.size());
+    }
+    for (auto& [key, values] : chunks) {
+      for (uint16_t v : values) {
+        out.push_back(static_cast<char>(v & 0xff));
+        out.push_back(static_cast<char>(v >> 8));
+      }
     }
   }
   return out;
@@ -135,10 +141,15 @@ TEST(Z85Test, RefusesBadInput) {
 }
 
 TEST(DeletionVectorCodecTest, DeserializesHandBuiltBitmaps) {
-  std::vector<uint32_t> rows = {0, 7, 14, 65535, 65536, 200000};
+  std::vector<uint64_t> rows = {0, 7, 14, 65535, 65536, 200000};
   auto got = internal::DeserializeRowPositions(HandBuiltBitmap(rows));
   ASSERT_OK(got.status());
-  EXPECT_EQ(*got, std::vector<uint64_t>(rows.begin(), rows.end()));
+  EXPECT_EQ(*got, rows);
+  // Positions past 2^32: a second 32-bit bitmap under key 1.
+  std::vector<uint64_t> wide = {5, (1ULL << 32) + 7, (1ULL << 32) + 70000};
+  auto got_wide = internal::DeserializeRowPositions(HandBuiltBitmap(wide));
+  ASSERT_OK(got_wide.status());
+  EXPECT_EQ(*got_wide, wide);
   // Bad magic, truncation, trailing bytes.
   std::string bad = HandBuiltBitmap(rows);
   bad[0] ^= 1;
@@ -148,6 +159,29 @@ TEST(DeletionVectorCodecTest, DeserializesHandBuiltBitmaps) {
   EXPECT_STATUS(internal::DeserializeRowPositions(cut).status(), kCorruption);
   EXPECT_STATUS(internal::DeserializeRowPositions(HandBuiltBitmap(rows) + "x").status(), kCorruption);
   EXPECT_STATUS(internal::DeserializeRowPositions("").status(), kCorruption);
+}
+
+TEST(DeletionVectorCodecTest, ReadsWhatTheWriterWrites) {
+  // The writer run-optimises: a long run becomes a run container (the
+  // 32-bit bitmap's cookie is then 12347 in its low 16 bits), next to an
+  // array container and a bitmap container (> 4096 values in one chunk), and
+  // positions past 2^32.
+  std::vector<uint64_t> rows;
+  for (uint64_t i = 100; i < 20000; i++) rows.push_back(i);           // run
+  for (uint64_t i = 70000; i < 130000; i += 7) rows.push_back(i);     // dense, no runs: bitmap container
+  rows.push_back(200003);                                            // array container
+  rows.push_back((1ULL << 32) + 3);
+  std::string bytes = internal::SerializeRowPositions(rows);
+  ASSERT_GE(bytes.size(), 18u);
+  EXPECT_EQ(static_cast<unsigned char>(bytes[16]) | (static_cast<unsigned char>(bytes[17]) << 8), 12347);
+  auto got = internal::DeserializeRowPositions(bytes);
+  ASSERT_OK(got.status());
+  EXPECT_EQ(*got, rows);
+  // And as an inline descriptor, through the Z85 round trip.
+  DeletionVector dv = internal::InlineDeletionVector(rows);
+  auto loaded = internal::LoadDeletionVector(FileSystem::Default(), "/nonexistent", dv);
+  ASSERT_OK(loaded.status());
+  EXPECT_EQ(*loaded, rows);
 }
 
 TEST(DeletionVectorCodecTest, UniqueIdAndFilePath) {
@@ -381,6 +415,13 @@ TEST_F(DvGoldenTest, TableWithDvLargeTimeTravel) {
   EXPECT_EQ(Query("SELECT count(*) FROM dvl").GetInt64(0, 0), 1993);
   ASSERT_OK(AttachTable(conn_.get(), "dvl1", path, 1));
   EXPECT_EQ(Query("SELECT count(*) FROM dvl1").GetInt64(0, 0), 1995);
+  // And as a lake's view (`clicklake sql`, with and without --version).
+  fs::create_directories(tmp_.Sub("lake/gold"));
+  fs::rename(Copy("table-with-dv-large"), tmp_.Sub("lake/gold/dvl"));
+  ASSERT_OK(RegisterLakeViews(conn_.get(), tmp_.Sub("lake"), std::nullopt));
+  EXPECT_EQ(Query("SELECT count(*) FROM gold.dvl").GetInt64(0, 0), 1993);
+  ASSERT_OK(RegisterLakeViews(conn_.get(), tmp_.Sub("lake"), 3));
+  EXPECT_EQ(Query("SELECT count(*) FROM gold.dvl").GetInt64(0, 0), 1991);
 }
 
 TEST_F(DvGoldenTest, ColumnMappingByLogicalNames) {
@@ -411,6 +452,59 @@ TEST_F(DvGoldenTest, WithShortDv) {
   EXPECT_EQ(r.GetString(0, 0), "3,4,5,6,7,8,9");
   EXPECT_EQ(r.GetInt64(0, 1), 7);
   EXPECT_EQ(r.GetInt64(0, 2), 7);
+}
+
+TEST_F(DvGoldenTest, ColumnMappingIdModeMatchesFieldIds) {
+  // A hand-made mode-id table: its Parquet columns carry the field ids but
+  // names matching neither the logical nor the physical ones, so only id
+  // matching reads them. The partition value is keyed by physical name. The
+  // second file lacks field 2 (added later): NULL. An inline DV deletes row 1
+  // of the first file.
+  std::string dir = tmp_.Sub("idmode");
+  fs::create_directories(dir + "/_delta_log");
+  ASSERT_OK(conn_->Execute("COPY (SELECT range AS x1, 'n' || range AS x2 FROM range(4)) TO " +
+                           engine::QuoteLiteral(dir + "/a.parquet") + " (FORMAT parquet, FIELD_IDS {x1: 1, x2: 2})"));
+  ASSERT_OK(conn_->Execute("COPY (SELECT range + 10 AS y1 FROM range(2)) TO " + engine::QuoteLiteral(dir + "/b.parquet") +
+                           " (FORMAT parquet, FIELD_IDS {y1: 1})"));
+  Metadata md;
+  md.id = "idmode";
+  md.schema_string =
+      R"({"type":"struct","fields":[)"
+      R"({"name":"id","type":"long","nullable":true,"metadata":{"delta.columnMapping.id":1,"delta.columnMapping.physicalName":"col-1"}},)"
+      R"({"name":"label","type":"string","nullable":true,"metadata":{"delta.columnMapping.id":2,"delta.columnMapping.physicalName":"col-2"}},)"
+      R"({"name":"day","type":"string","nullable":true,"metadata":{"delta.columnMapping.id":3,"delta.columnMapping.physicalName":"col-3"}}]})";
+  md.partition_columns = {"day"};
+  md.configuration = {{"delta.columnMapping.mode", "id"}, {"delta.columnMapping.maxColumnId", "3"}};
+  Protocol proto{3, 7, std::vector<std::string>{"columnMapping", "deletionVectors"},
+                 std::vector<std::string>{"columnMapping", "deletionVectors"}};
+  AddFile a, b;
+  a.path = "a.parquet";
+  a.size = static_cast<int64_t>(fs::file_size(dir + "/a.parquet"));
+  a.partition_values = {{"col-3", "d1"}};
+  a.stats = R"({"numRecords":4,"minValues":{"col-1":0},"maxValues":{"col-1":3},"nullCount":{"col-1":0}})";
+  std::string bitmap = HandBuiltBitmap({1});
+  a.deletion_vector = DeletionVector{"i", TestZ85Encode(bitmap), std::nullopt, static_cast<int32_t>(bitmap.size()), 1};
+  b.path = "b.parquet";
+  b.size = static_cast<int64_t>(fs::file_size(dir + "/b.parquet"));
+  b.partition_values = {{"col-3", "d2"}};
+  b.stats = R"({"numRecords":2,"minValues":{"col-1":10},"maxValues":{"col-1":11},"nullCount":{"col-1":0}})";
+  std::ofstream(dir + "/_delta_log/" + CommitFileName(0))
+      << internal::SerializeProtocol(proto) << "\n" << internal::SerializeMetadata(md) << "\n"
+      << internal::SerializeAdd(a) << "\n" << internal::SerializeAdd(b) << "\n";
+  Snapshot s = Load(dir);
+  ASSERT_EQ(s.files.size(), 2u);
+  EXPECT_EQ(internal::ColumnMappingId(s.metadata, s.schema().fields[1]), 2);
+  auto sql = ScanSql(dir, s);
+  ASSERT_OK(sql.status());
+  auto r = Query("SELECT id, coalesce(label, '-'), day FROM (" + *sql + ") ORDER BY id");
+  std::vector<std::string> rows;
+  for (size_t i = 0; i < r.row_count(); i++) {
+    rows.push_back(r.GetString(i, 0) + "|" + r.GetString(i, 1) + "|" + r.GetString(i, 2));
+  }
+  EXPECT_EQ(rows, (std::vector<std::string>{"0|n0|d1", "2|n2|d1", "3|n3|d1", "10|-|d2", "11|-|d2"}));
+  // Stats and partition values by physical name: pruning by logical names.
+  EXPECT_EQ(Column(dir, s, "id", ScanOptions{{{"id", ">", "5", ""}}, false}), (std::vector<int64_t>{10, 11}));
+  EXPECT_EQ(PruneFiles(s, {{"day", "=", "d1", ""}}).size(), 1u);
 }
 
 // ---- checkpoints carrying DVs ----
@@ -537,7 +631,7 @@ class DvTableTest : public DvGoldenTest {
   // A table partitioned by `day` (ids 0..9 on 2024-01-01, 10..19 on
   // 2024-01-02; one file each), then a commit that upgrades the protocol and
   // gives the first day's file an inline DV deleting `rows`.
-  void Build(const std::vector<uint32_t>& rows) {
+  void Build(const std::vector<uint64_t>& rows) {
     path_ = tmp_.Sub("t");
     Schema schema;
     schema.fields = {{"id", "long"}, {"day", "date"}};

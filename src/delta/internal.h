@@ -62,6 +62,9 @@ bool ColumnMappingEnabled(const Metadata& metadata);
 // The name of `field` in data files, partitionValues and stats: its
 // delta.columnMapping.physicalName under column mapping, else its name.
 std::string PhysicalName(const Metadata& metadata, const Field& field);
+// The Parquet field id of `field` in column mapping mode `id`
+// (delta.columnMapping.id); nullopt in other modes or without one.
+std::optional<int64_t> ColumnMappingId(const Metadata& metadata, const Field& field);
 
 // ---- log files ----
 enum class LogFileKind { kCommit, kCheckpoint, kMultiPartCheckpoint, kOther };

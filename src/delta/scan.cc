@@ -99,14 +99,21 @@ std::vector<AddFile> PruneFiles(const Snapshot& snapshot, const std::vector<Pred
   const Schema& schema = snapshot.schema();
   std::set<std::string> partition_set(snapshot.partition_columns().begin(), snapshot.partition_columns().end());
   simdjson::dom::parser parser;
+  // Partition values and stats are keyed by physical name (column mapping).
+  std::vector<std::string> physical_names;
+  for (const Predicate& p : predicates) {
+    const Field* field = schema.Find(p.column);
+    physical_names.push_back(field ? internal::PhysicalName(snapshot.metadata, *field) : p.column);
+  }
   for (const AddFile& f : snapshot.files) {
     bool keep = true;
     simdjson::dom::element stats;
     bool have_stats = !f.stats.empty() && !parser.parse(f.stats.data(), f.stats.size()).get(stats);
-    for (const Predicate& p : predicates) {
+    for (size_t pi = 0; pi < predicates.size(); pi++) {
+      const Predicate& p = predicates[pi];
       const Field* field = schema.Find(p.column);
       if (field == nullptr) continue;
-      std::string physical = internal::PhysicalName(snapshot.metadata, *field);
+      const std::string& physical = physical_names[pi];
       if (partition_set.count(p.column)) {
         auto it = f.partition_values.find(physical);
         if (it == f.partition_values.end()) continue;
@@ -169,16 +176,14 @@ DeletedRowsText DeletedRowsAsText(const std::vector<uint64_t>& rows) {
   return out;
 }
 
-// The relation (__cl_file UBIGINT, __cl_row BIGINT) of every deleted row of
-// the scanned files: file_index (position in the read_parquet list) and
-// physical row position. "" when no file has a deletion vector.
-Result<std::string> DeletedRowsRelation(const std::string& table_path, const std::vector<AddFile>& files,
-                                        FileSystem* fs) {
+// The relation (__cl_file UBIGINT, __cl_row BIGINT) of the deleted rows of
+// the files whose `deleted` list is non-empty: file_index (position in the
+// read_parquet list) and physical row position.
+std::string DeletedRowsRelation(const std::vector<std::vector<uint64_t>>& deleted) {
   std::string singles, runs;
-  for (size_t i = 0; i < files.size(); i++) {
-    if (!files[i].deletion_vector) continue;
-    ASSIGN_OR_RETURN(std::vector<uint64_t> rows, ReadDeletedRows(table_path, files[i], fs));
-    DeletedRowsText text = DeletedRowsAsText(rows);
+  for (size_t i = 0; i < deleted.size(); i++) {
+    if (deleted[i].empty()) continue;
+    DeletedRowsText text = DeletedRowsAsText(deleted[i]);
     std::string index = std::to_string(i);
     if (!text.singles.empty()) singles += (singles.empty() ? "(" : ", (") + index + ", '" + text.singles + "')";
     if (!text.runs.empty()) runs += (runs.empty() ? "(" : ", (") + index + ", '" + text.runs + "')";
@@ -197,38 +202,42 @@ Result<std::string> DeletedRowsRelation(const std::string& table_path, const std
   return parts;
 }
 
-// The scan of `files` (a subset of the snapshot's live files) as SQL. Columns
-// are read by their physical names and exposed by their logical ones; rows
-// that the files' deletion vectors delete are left out by an anti-join on
-// (file_index, file_row_number).
-Result<std::string> ScanFilesSql(const std::string& table_path, const Snapshot& snapshot,
-                                 const std::vector<AddFile>& files, bool row_address, FileSystem* fs) {
+// The schema's columns as a scan exposes them.
+struct ScanColumns {
+  std::vector<std::string> types;     // DuckDB types
+  std::vector<std::string> physical;  // names in the data files, partitionValues and stats
+  std::set<std::string> partitions;   // logical names of partition columns
+  // Column mapping mode id: read_parquet's `schema` argument matching the
+  // files' columns by Parquet field id (named by physical name); "" otherwise.
+  std::string field_id_schema;
+};
+
+// A per-file value picked by the row's file_index: a constant list indexed
+// by it (a hash join on file_index costs several times more per row).
+std::string PerFileValue(const std::vector<std::optional<std::string>>& values) {
+  std::string list = "CAST([";
+  for (size_t i = 0; i < values.size(); i++) {
+    if (i) list += ", ";
+    list += values[i] ? engine::QuoteLiteral(*values[i]) : "NULL";
+  }
+  return list + "] AS VARCHAR[])[CAST(__cl_d.file_index AS BIGINT) + 1]";
+}
+
+// One read_parquet over `files`. `deleted[i]` holds the deleted rows of
+// files[i] (empty: none); when any is non-empty the rows are anti-joined
+// with them on (file_index, file_row_number).
+std::string ScanBranchSql(const std::string& table_abs, const Snapshot& snapshot, const ScanColumns& columns,
+                          const std::vector<const AddFile*>& files, const std::vector<std::vector<uint64_t>>& deleted,
+                          bool row_address) {
   const Schema& schema = snapshot.schema();
-  if (schema.fields.empty()) return Status::InvalidArgument("table " + table_path + " has no columns");
-  std::string table_abs = AbsolutePath(table_path);
-  std::set<std::string> partition_set(snapshot.partition_columns().begin(), snapshot.partition_columns().end());
-  std::vector<std::string> types, physical;
-  for (const Field& f : schema.fields) {
-    ASSIGN_OR_RETURN(std::string t, DuckDbType(f.type));
-    types.push_back(t);
-    physical.push_back(internal::PhysicalName(snapshot.metadata, f));
-  }
-  if (files.empty()) {
-    std::string sql = "SELECT ";
-    for (size_t i = 0; i < schema.fields.size(); i++) {
-      sql += (i ? ", " : "") + std::string("CAST(NULL AS ") + types[i] + ") AS " + engine::QuoteIdentifier(schema.fields[i].name);
-    }
-    if (row_address) sql += ", CAST(NULL AS VARCHAR) AS _delta_file, CAST(NULL AS BIGINT) AS _delta_row";
-    return sql + " WHERE false";
-  }
-  ASSIGN_OR_RETURN(std::string deleted, DeletedRowsRelation(table_path, files, fs));
-  bool row_numbers = row_address || !deleted.empty();
+  std::string deleted_relation = DeletedRowsRelation(deleted);
+  bool row_numbers = row_address || !deleted_relation.empty();
   // A typed empty row unioned by name with the files: columns missing from
   // older files (schema evolution) read as NULL.
   std::string empty = "SELECT ";
   for (size_t i = 0; i < schema.fields.size(); i++) {
-    if (partition_set.count(schema.fields[i].name)) continue;
-    empty += "CAST(NULL AS " + types[i] + ") AS " + engine::QuoteIdentifier(physical[i]) + ", ";
+    if (columns.partitions.count(schema.fields[i].name)) continue;
+    empty += "CAST(NULL AS " + columns.types[i] + ") AS " + engine::QuoteIdentifier(columns.physical[i]) + ", ";
   }
   empty += "CAST(NULL AS UBIGINT) AS file_index";
   if (row_numbers) empty += ", CAST(NULL AS BIGINT) AS file_row_number";
@@ -236,50 +245,97 @@ Result<std::string> ScanFilesSql(const std::string& table_path, const Snapshot& 
   std::string list = "[";
   for (size_t i = 0; i < files.size(); i++) {
     if (i) list += ", ";
-    list += engine::QuoteLiteral(ResolveDataFile(table_abs, files[i].path));
+    list += engine::QuoteLiteral(ResolveDataFile(table_abs, files[i]->path));
   }
   list += "]";
-  std::string data = "(" + empty + " UNION ALL BY NAME SELECT *, file_index FROM read_parquet(" + list +
-                     ", union_by_name=true" + (row_numbers ? ", file_row_number=true" : "") + ")) AS __cl_d";
   std::string select = "SELECT ";
-  std::map<std::string, std::string> partition_alias;
-  int pi = 0;
-  for (const auto& p : snapshot.partition_columns()) partition_alias[p] = "__cl_p" + std::to_string(pi++);
   for (size_t i = 0; i < schema.fields.size(); i++) {
     const std::string& name = schema.fields[i].name;
     if (i) select += ", ";
-    if (partition_set.count(name)) {
-      select += "CAST(__cl_pv." + partition_alias[name] + " AS " + types[i] + ")";
+    if (columns.partitions.count(name)) {
+      std::vector<std::optional<std::string>> values;
+      for (const AddFile* f : files) {
+        auto it = f->partition_values.find(columns.physical[i]);
+        values.push_back(it == f->partition_values.end() ? std::nullopt : it->second);
+      }
+      select += "CAST(" + PerFileValue(values) + " AS " + columns.types[i] + ")";
     } else {
-      select += "CAST(__cl_d." + engine::QuoteIdentifier(physical[i]) + " AS " + types[i] + ")";
+      select += "CAST(__cl_d." + engine::QuoteIdentifier(columns.physical[i]) + " AS " + columns.types[i] + ")";
     }
     select += " AS " + engine::QuoteIdentifier(name);
   }
-  if (row_address) select += ", __cl_pv.__cl_path AS _delta_file, __cl_d.file_row_number AS _delta_row";
-  std::string sql = select + " FROM " + data;
-  if (!partition_set.empty() || row_address) {
-    // Per file: its add.path and partition values (keyed by physical name).
-    std::string values = "(VALUES ";
-    for (size_t i = 0; i < files.size(); i++) {
-      const AddFile& f = files[i];
-      values += (i ? ", (" : "(") + std::to_string(i) + ", " + engine::QuoteLiteral(f.path);
-      for (const auto& p : snapshot.partition_columns()) {
-        const Field* field = schema.Find(p);
-        auto it = f.partition_values.find(field ? internal::PhysicalName(snapshot.metadata, *field) : p);
-        values += ", ";
-        values += (it != f.partition_values.end() && it->second) ? engine::QuoteLiteral(*it->second) : "NULL::VARCHAR";
-      }
-      values += ")";
-    }
-    values += ") AS __cl_pvl(__cl_file, __cl_path";
-    for (const auto& p : snapshot.partition_columns()) values += ", " + partition_alias[p];
-    values += ")";
-    sql += " JOIN (SELECT * REPLACE (CAST(__cl_file AS UBIGINT) AS __cl_file) FROM " + values +
-           ") AS __cl_pv ON __cl_d.file_index = __cl_pv.__cl_file";
+  if (row_address) {
+    std::vector<std::optional<std::string>> paths;
+    for (const AddFile* f : files) paths.push_back(f->path);
+    select += ", " + PerFileValue(paths) + " AS _delta_file, __cl_d.file_row_number AS _delta_row";
   }
-  if (!deleted.empty()) {
-    sql += " ANTI JOIN (" + deleted +
+  // With field ids, a column a file lacks reads as NULL through `schema`
+  // (which DuckDB cannot combine with union_by_name).
+  std::string options = columns.field_id_schema.empty() ? ", union_by_name=true" : ", schema=" + columns.field_id_schema;
+  std::string sql = select + " FROM (" + empty + " UNION ALL BY NAME SELECT *, file_index FROM read_parquet(" + list +
+                    options + (row_numbers ? ", file_row_number=true" : "") + ")) AS __cl_d";
+  if (!deleted_relation.empty()) {
+    sql += " ANTI JOIN (" + deleted_relation +
            ") AS __cl_dv ON __cl_d.file_index = __cl_dv.__cl_file AND __cl_d.file_row_number = __cl_dv.__cl_row";
+  }
+  return sql;
+}
+
+// The scan of `files` (a subset of the snapshot's live files) as SQL. Columns
+// are read by their physical names and exposed by their logical ones. Files
+// whose deletion vectors delete rows are read apart from the others (UNION
+// ALL), so that only their rows pay for the anti-join that leaves the
+// deleted rows out.
+Result<std::string> ScanFilesSql(const std::string& table_path, const Snapshot& snapshot,
+                                 const std::vector<AddFile>& files, bool row_address, FileSystem* fs) {
+  const Schema& schema = snapshot.schema();
+  if (schema.fields.empty()) return Status::InvalidArgument("table " + table_path + " has no columns");
+  ScanColumns columns;
+  columns.partitions.insert(snapshot.partition_columns().begin(), snapshot.partition_columns().end());
+  std::string field_ids;
+  bool every_field_has_id = true;
+  for (const Field& f : schema.fields) {
+    ASSIGN_OR_RETURN(std::string t, DuckDbType(f.type));
+    columns.types.push_back(t);
+    columns.physical.push_back(internal::PhysicalName(snapshot.metadata, f));
+    if (columns.partitions.count(f.name)) continue;
+    auto id = internal::ColumnMappingId(snapshot.metadata, f);
+    every_field_has_id &= id.has_value();
+    if (!id) continue;
+    field_ids += (field_ids.empty() ? "" : ", ") + std::to_string(*id) + ": {name: " +
+                 engine::QuoteLiteral(columns.physical.back()) + ", type: " + engine::QuoteLiteral(t) +
+                 ", default_value: NULL}";
+  }
+  // Mode id without an id on some column: match by physical name, as Spark also writes them.
+  if (every_field_has_id && !field_ids.empty()) columns.field_id_schema = "MAP {" + field_ids + "}";
+  if (files.empty()) {
+    std::string sql = "SELECT ";
+    for (size_t i = 0; i < schema.fields.size(); i++) {
+      sql += (i ? ", " : "") + std::string("CAST(NULL AS ") + columns.types[i] + ") AS " +
+             engine::QuoteIdentifier(schema.fields[i].name);
+    }
+    if (row_address) sql += ", CAST(NULL AS VARCHAR) AS _delta_file, CAST(NULL AS BIGINT) AS _delta_row";
+    return sql + " WHERE false";
+  }
+  std::vector<const AddFile*> plain, with_dv;
+  std::vector<std::vector<uint64_t>> deleted;
+  for (const AddFile& f : files) {
+    ASSIGN_OR_RETURN(std::vector<uint64_t> rows, ReadDeletedRows(table_path, f, fs));
+    if (rows.empty()) {
+      plain.push_back(&f);
+    } else {
+      with_dv.push_back(&f);
+      deleted.push_back(std::move(rows));
+    }
+  }
+  std::string table_abs = AbsolutePath(table_path);
+  std::string sql;
+  if (!plain.empty()) {
+    sql = ScanBranchSql(table_abs, snapshot, columns, plain, std::vector<std::vector<uint64_t>>(plain.size()), row_address);
+  }
+  if (!with_dv.empty()) {
+    if (!sql.empty()) sql += " UNION ALL ";
+    sql += ScanBranchSql(table_abs, snapshot, columns, with_dv, deleted, row_address);
   }
   return sql;
 }

@@ -708,6 +708,7 @@ Result<int64_t> Transaction::DeleteRows(engine::Connection* conn, const std::str
     std::vector<uint64_t> deleted;  // the new union
   };
   std::vector<Change> changes;
+  std::map<std::string, size_t> change_of;  // decoded path -> index in changes
   for (size_t row = 0; row < grouped.row_count(); row++) {
     if (grouped.IsNull(row, 0)) return Status::InvalidArgument("DeleteRows: a row has no file path");
     const std::string& path = grouped.GetString(row, 0);
@@ -749,9 +750,18 @@ Result<int64_t> Transaction::DeleteRows(engine::Connection* conn, const std::str
                                      path + ", which has " + std::to_string(change.state->num_records) + " rows");
     }
     std::vector<uint64_t> rows = ParsePositions(grouped.GetString(row, 4));
+    if (auto seen = change_of.find(key); seen != change_of.end()) {
+      // The same file named twice (its path encoded and decoded): one change.
+      std::vector<uint64_t> merged;
+      std::set_union(changes[seen->second].deleted.begin(), changes[seen->second].deleted.end(), rows.begin(),
+                     rows.end(), std::back_inserter(merged));
+      changes[seen->second].deleted = std::move(merged);
+      continue;
+    }
     std::set_union(change.state->deleted.begin(), change.state->deleted.end(), rows.begin(), rows.end(),
                    std::back_inserter(change.deleted));
     if (change.deleted.size() == change.state->deleted.size()) continue;  // all already deleted
+    change_of[key] = changes.size();
     changes.push_back(std::move(change));
   }
   if (changes.empty()) return 0;

@@ -1226,6 +1226,32 @@ TEST_F(DeletionVectorWriteTest, VacuumDeletesUnreferencedDeletionVectorFiles) {
   ExpectValid();
 }
 
+// A file named by its add.path and by the decoded path in one call is one
+// change (one remove, one add).
+TEST_F(DeletionVectorWriteTest, OneFileUnderBothSpellingsOfItsPath) {
+  auto t = Create({}, {"src"});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("s", 16)).status());
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  const AddFile* special = nullptr;
+  for (const auto& f : snap.files) {
+    if (f.partition_values.at("src") == "a:b/c=d%e f") special = &f;
+  }
+  ASSERT_NE(special, nullptr);
+  ASSERT_NE(special->path, DecodePath(special->path));
+  ASSERT_OK_AND_ASSIGN(int64_t n, Delete(t.get(), Addresses({{special->path, {0}}, {DecodePath(special->path), {1, 0}}})));
+  EXPECT_EQ(n, 2);
+  ASSERT_OK_AND_ASSIGN(Snapshot after, t->LoadSnapshot());
+  for (const auto& f : after.files) {
+    if (f.path == special->path) {
+      ASSERT_TRUE(f.deletion_vector.has_value());
+      EXPECT_EQ(f.deletion_vector->cardinality, 2);
+    }
+  }
+  EXPECT_EQ(Ids(t.get()).size(), 14u);
+  ExpectValid();
+}
+
 // DVs written across checkpoints: the checkpoint's state equals the replayed
 // one, DV for DV, and reads back the same rows.
 TEST_F(DeletionVectorWriteTest, DeletionVectorsSurviveCheckpoints) {
