@@ -26,6 +26,8 @@ constexpr const char* kUsage =
     "  --target-size BYTES  optimize: target file size (default 268435456)\n"
     "  --sort-by COLS       optimize: sort rows by these columns (default: table property\n"
     "                       delta.clicklake.zOrderBy or delta.clicklake.sortBy)\n"
+    "  --purge              optimize: rewrite every file with deleted rows (deletion vectors) without\n"
+    "                       them (default: files with more than 5% of their rows deleted)\n"
     "  --retain HOURS       vacuum: keep files removed less than HOURS ago (default 168)\n"
     "  --force              vacuum: allow --retain under 168 hours\n"
     "  --dry-run            vacuum: list what would be deleted\n";
@@ -41,6 +43,7 @@ struct Options {
   std::optional<double> retain_hours;
   bool force = false;
   bool dry_run = false;
+  bool purge = false;
 };
 
 bool ParseInt(const std::string& s, int64_t* out) {
@@ -97,6 +100,8 @@ std::string Parse(const std::vector<std::string>& args, Options* o) {
       o->force = true;
     } else if (flag == "--dry-run") {
       o->dry_run = true;
+    } else if (flag == "--purge") {
+      o->purge = true;
     } else if (a == "-h" || a == "--help") {
       return "help";
     } else if (!a.empty() && a[0] == '-') {
@@ -229,6 +234,7 @@ int Run(const Options& o, std::ostream& out, std::ostream& err) {
     delta::OptimizeOptions opts;
     if (o.target_size) opts.target_size = *o.target_size;
     opts.sort_by = o.sort_by;
+    if (o.purge) opts.purge_deleted_fraction = 0;
     auto r = t->Optimize(opts);
     if (!r.ok()) return fail(r.status());
     if (r->version < 0) {
@@ -236,7 +242,12 @@ int Run(const Options& o, std::ostream& out, std::ostream& err) {
       return 0;
     }
     out << "optimized at version " << r->version << ": " << r->files_removed << " files (" << r->bytes_removed
-        << " bytes) -> " << r->files_added << " files (" << r->bytes_added << " bytes), " << r->rows << " rows\n";
+        << " bytes) -> " << r->files_added << " files (" << r->bytes_added << " bytes), " << r->rows << " rows";
+    if (r->deletion_vectors_purged > 0) {
+      out << "; " << r->deletion_vectors_purged << " deletion vectors purged (" << r->deleted_rows_purged
+          << " deleted rows dropped)";
+    }
+    out << "\n";
     return 0;
   }
   // vacuum

@@ -90,6 +90,31 @@ TEST_F(TableCommandTest, DeletionVectors) {
   EXPECT_NE(out_.str().find("deletion vectors:  5 files, 5 rows deleted"), std::string::npos) << out_.str();
 }
 
+// optimize --purge rewrites every file with deleted rows without them.
+TEST_F(TableCommandTest, OptimizePurgesDeletionVectors) {
+  std::string lake = dir_.Sub("lake");
+  auto t = Table::Open(dir_.Sub("lake/gold/t"), db_.get());
+  ASSERT_OK(t.status());
+  auto conn = db_->Connect();
+  ASSERT_OK(conn.status());
+  {
+    // Rows 3 and 29, in two files of 5 rows.
+    auto tx = (*t)->StartTransaction();
+    ASSERT_OK_AND_ASSIGN(std::string scan, ScanSql((*t)->path(), tx->read_snapshot(), ScanOptions{{}, true}));
+    ASSERT_OK_AND_ASSIGN(int64_t n, tx->DeleteRows(conn->get(), "SELECT _delta_file, _delta_row FROM (" + scan +
+                                                                     ") WHERE id IN (3, 29)"));
+    EXPECT_EQ(n, 2);
+    ASSERT_OK(tx->Commit().status());
+  }
+  EXPECT_EQ(Run({"describe", "gold.t", "--lake", lake}), 0) << err_.str();
+  EXPECT_NE(out_.str().find("deletion vectors:  2 files, 2 rows deleted"), std::string::npos) << out_.str();
+  EXPECT_EQ(Run({"optimize", "gold.t", "--lake", lake, "--purge"}), 0) << err_.str();
+  EXPECT_NE(out_.str().find("2 deletion vectors purged (2 deleted rows dropped)"), std::string::npos) << out_.str();
+  EXPECT_EQ(Run({"describe", "gold.t", "--lake", lake}), 0) << err_.str();
+  EXPECT_NE(out_.str().find("records:           28"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("deletion vectors:  0 files, 0 rows deleted"), std::string::npos) << out_.str();
+}
+
 TEST_F(TableCommandTest, Errors) {
   EXPECT_EQ(Run({"describe"}), 2);
   EXPECT_EQ(Run({"explode", "gold.t"}), 2);
