@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <vector>
 
 #include "delta/deletion_vector.h"
 #include "delta/internal.h"
@@ -64,10 +65,13 @@ std::string SerializeRowPositions(const std::vector<uint64_t>& sorted_positions)
   Roaring64Map bitmap;
   bitmap.addMany(sorted_positions.size(), sorted_positions.data());
   bitmap.runOptimize();  // runs of deleted rows become run containers
-  std::string out(4 + bitmap.getSizeInBytes(/*portable=*/true), '\0');
+  // Roaring64Map::write stores the bucket count as a uint64_t through a cast
+  // pointer: give it an 8-byte-aligned buffer, then put the magic in front.
+  std::vector<uint64_t> aligned((bitmap.getSizeInBytes(/*portable=*/true) + 7) / 8 + 1);
+  const size_t written = bitmap.write(reinterpret_cast<char*>(aligned.data()), /*portable=*/true);
+  std::string out(4, '\0');
   for (int i = 0; i < 4; i++) out[i] = static_cast<char>((kBitmapMagic >> (8 * i)) & 0xff);
-  size_t written = bitmap.write(out.data() + 4, /*portable=*/true);
-  out.resize(4 + written);
+  out.append(reinterpret_cast<const char*>(aligned.data()), written);
   return out;
 }
 

@@ -22,6 +22,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <cstring>
 #include <vector>
 
 #include "engine/engine.h"
@@ -204,7 +205,11 @@ class LogValidator {
     for (int i = 3; i >= 0; i--) magic = (magic << 8) | static_cast<unsigned char>(bitmap[i]);
     if (magic != 1681511377u) Problem("DV bitmap magic wrong: " + rel);
     try {
-      Roaring64Map rows = Roaring64Map::readSafe(bitmap.data() + 4, bitmap.size() - 4 - 8);
+      // readSafe loads the bucket count through a uint64_t pointer: read from
+      // an 8-byte-aligned copy.
+      std::vector<uint64_t> aligned((bitmap.size() - 4 + 7) / 8);
+      std::memcpy(aligned.data(), bitmap.data() + 4, bitmap.size() - 4);
+      Roaring64Map rows = Roaring64Map::readSafe(reinterpret_cast<const char*>(aligned.data()), bitmap.size() - 4 - 8);
       if (rows.getSizeInBytes(true) != bitmap.size() - 4) Problem("DV bitmap has trailing or missing bytes: " + rel);
       if (static_cast<int64_t>(rows.cardinality()) != cardinality) {
         Problem("DV cardinality " + std::to_string(cardinality) + " but the bitmap holds " +
