@@ -728,7 +728,7 @@ TEST_F(PipelineTest, SilverWritesAreProportionalToTheChange) {
   std::string prev_rows_table;
   int64_t total_new = 0, total_written = 0;
   for (int b = 0; b < 20; b++) {
-    for (int k = 0; k < 15; k++) {
+    for (int k = 0; k < 10; k++) {
       simulate::GeneratedBatch batch = gen.NextBatch();
       const int64_t sent = batch.DefaultSentAtMicros();
       std::vector<std::string> payloads;
