@@ -12,12 +12,12 @@
 // reading input views the stage sets up (silver_scope, sessions_scope, …).
 //
 // Incremental rule: each Gold commit records the silver.events version it
-// covers. Refresh() diffs silver.events between that version and the latest at
-// file granularity (rows of removed files vs rows of added files), derives the
-// affected sessions, dates, users, campaigns and devices, recomputes only their
-// partitions / rows from Silver, and replaces them atomically: one commit per
-// table, with txn(app_id, batch_id) when app_id is set (a table that already
-// holds the batch skips its commit).
+// covers. Refresh() diffs silver.events between that version and the latest
+// (only the files and rows that changed), derives the touched events, sessions,
+// users, (user, date)s, campaigns and devices, recomputes only their rows and
+// swaps them in: one commit per table deleting the touched keys' old rows and
+// appending the new ones, with txn(app_id, batch_id) when app_id is set (a
+// table that already holds the batch skips its commit).
 //
 // Ownership: a GoldStage borrows the Database, FileSystem and Clock (they must
 // outlive it). Thread safety: one thread at a time.
@@ -69,17 +69,22 @@ struct GoldOptions {
 };
 
 // Table names, "<layer>/<table>" relative to the lake.
-inline constexpr const char* kGoldTables[] = {"gold/dim_user",          "gold/dim_campaign",
-                                              "gold/dim_device",        "gold/fact_events",
-                                              "gold/fact_session_daily", "gold/fact_funnel_daily",
+// session_funnels and session_days are per-session state the daily funnel rows
+// and the feature windows are computed from (README.md).
+inline constexpr const char* kGoldTables[] = {"gold/dim_user",           "gold/dim_campaign",
+                                              "gold/dim_device",         "gold/fact_events",
+                                              "gold/fact_session_daily", "gold/session_funnels",
+                                              "gold/session_days",       "gold/fact_funnel_daily",
                                               "gold/user_activity_daily", "gold/user_features_daily"};
 inline constexpr const char* kGoldRefreshesTable = "system/gold_refreshes";
 
 struct GoldTableRefresh {
   int64_t version = -1;                // the commit (-1: skipped, the table already holds the batch)
-  std::vector<std::string> dates;      // partitions replaced (YYYY-MM-DD); dims: empty
+  std::vector<std::string> dates;      // partitions written to (YYYY-MM-DD); dims: empty
   bool replaced_all = false;           // every partition / the whole dim was rewritten
-  int64_t rows_written = 0;
+  int64_t rows_written = 0;            // new rows appended
+  int64_t rows_deleted = 0;            // rows deleted (a refresh deletes the touched keys' old rows)
+  int64_t rows_rewritten = 0;          // unchanged rows copied into new files (copy-on-write deletes)
   int64_t us = 0;                      // time spent on this table
 };
 
@@ -124,6 +129,7 @@ class GoldStage {
   engine::Database* db_;
   FileSystem* fs_;
   Clock* clock_;
+  int64_t session_timeout_us_ = 30LL * 60 * 1000000;  // silver.session_timeout
 };
 
 }  // namespace clicklake::pipeline::gold
