@@ -146,6 +146,18 @@ int64_t NumRecords(const std::string& stats) {
   return pos == std::string::npos ? -1 : std::strtoll(stats.c_str() + pos + 13, nullptr, 10);
 }
 
+// Rows a file's deletion vector deletes (0 without one); numRecords counts
+// physical rows, so live rows = numRecords - this.
+int64_t DeletedRows(const delta::AddFile& f) { return f.deletion_vector ? f.deletion_vector->cardinality : 0; }
+
+std::string DeletionVectorText(const delta::AddFile& f) {
+  if (!f.deletion_vector) return "-";
+  const delta::DeletionVector& dv = *f.deletion_vector;
+  static const std::map<std::string, std::string> kStorage = {{"u", "file"}, {"i", "inline"}, {"p", "path"}};
+  auto it = kStorage.find(dv.storage_type);
+  return (it == kStorage.end() ? dv.storage_type : it->second) + ", " + std::to_string(dv.cardinality) + " deleted";
+}
+
 int Run(const Options& o, std::ostream& out, std::ostream& err) {
   auto fail = [&](const Status& s) {
     err << "clicklake table " << o.command << ": " << s.ToString() << "\n";
@@ -179,9 +191,19 @@ int Run(const Options& o, std::ostream& out, std::ostream& err) {
     if (d->metadata.created_time) out << "created:           " << FormatMillis(*d->metadata.created_time) << "\n";
     out << "partition columns: ";
     for (size_t i = 0; i < d->metadata.partition_columns.size(); i++) out << (i ? ", " : "") << d->metadata.partition_columns[i];
+    // Live rows: the files' numRecords (physical rows) minus their DVs' rows.
+    auto snap = t->LoadSnapshot(d->version);
+    if (!snap.ok()) return fail(snap.status());
+    int64_t dv_files = 0, deleted = 0;
+    for (const auto& f : snap->files) {
+      dv_files += f.deletion_vector ? 1 : 0;
+      deleted += DeletedRows(f);
+    }
     out << "\nfiles:             " << d->num_files << "\n";
     out << "size bytes:        " << d->size_bytes << "\n";
-    out << "records:           " << (d->num_records < 0 ? std::string("unknown") : std::to_string(d->num_records)) << "\n";
+    out << "records:           " << (d->num_records < 0 ? std::string("unknown") : std::to_string(d->num_records - deleted))
+        << "\n";
+    out << "deletion vectors:  " << dv_files << " files, " << deleted << " rows deleted\n";
     out << "properties:\n";
     for (const auto& [k, v] : d->metadata.configuration) out << "  " << k << " = " << v << "\n";
     out << "schema:\n";
@@ -193,10 +215,11 @@ int Run(const Options& o, std::ostream& out, std::ostream& err) {
   if (o.command == "files") {
     auto s = t->LoadSnapshot(o.version);
     if (!s.ok()) return fail(s.status());
-    out << "path | size | records | partition\n";
+    out << "path | size | records | deletion vector | live records | partition\n";
     for (const auto& f : s->files) {
       int64_t n = NumRecords(f.stats);
       out << f.path << " | " << f.size << " | " << (n < 0 ? std::string("?") : std::to_string(n)) << " | "
+          << DeletionVectorText(f) << " | " << (n < 0 ? std::string("?") : std::to_string(n - DeletedRows(f))) << " | "
           << PartitionText(f.partition_values) << "\n";
     }
     out << "(" << s->files.size() << " files, " << s->TotalBytes() << " bytes, version " << s->version << ")\n";

@@ -148,6 +148,41 @@ Status ParseMetadata(object o, Metadata* m) {
   return Status::OK();
 }
 
+// A deletionVector object; null (checkpoints) and absent are the same.
+Status ParseDeletionVector(element e, std::optional<DeletionVector>* out) {
+  if (e.is_null()) return Status::OK();
+  object o;
+  if (e.get_object().get(o)) return Status::Corruption("deletionVector is not an object");
+  DeletionVector dv;
+  bool has_type = false, has_path = false, has_size = false, has_cardinality = false;
+  for (auto [k, v] : o) {
+    int64_t i = 0;
+    if (k == "storageType") {
+      has_type = GetString(v, &dv.storage_type);
+    } else if (k == "pathOrInlineDv") {
+      has_path = GetString(v, &dv.path_or_inline_dv);
+    } else if (k == "offset" && GetInt(v, &i)) {
+      dv.offset = static_cast<int32_t>(i);
+    } else if (k == "sizeInBytes" && GetInt(v, &i)) {
+      dv.size_in_bytes = static_cast<int32_t>(i);
+      has_size = true;
+    } else if (k == "cardinality" && GetInt(v, &i)) {
+      dv.cardinality = i;
+      has_cardinality = true;
+    }
+  }
+  // A struct of nulls is how some checkpoint writers spell "no DV".
+  if (!has_type && !has_path && !has_size && !has_cardinality) return Status::OK();
+  if (!has_type || !has_path || !has_size || !has_cardinality) {
+    return Status::Corruption("deletionVector without storageType, pathOrInlineDv, sizeInBytes or cardinality");
+  }
+  if (dv.storage_type != "u" && dv.storage_type != "i" && dv.storage_type != "p") {
+    return Status::Corruption("deletionVector with unknown storageType '" + dv.storage_type + "'");
+  }
+  *out = std::move(dv);
+  return Status::OK();
+}
+
 Status ParseAdd(object o, AddFile* a) {
   bool has_path = false;
   for (auto [k, v] : o) {
@@ -165,8 +200,8 @@ Status ParseAdd(object o, AddFile* a) {
       GetString(v, &a->stats);
     } else if (k == "tags") {
       a->tags = GetStringMap(v);
-    } else if (k == "deletionVector" && !v.is_null()) {
-      return Status::Unsupported("add action with a deletion vector: the table uses deletion vectors, which clicklake cannot read");
+    } else if (k == "deletionVector") {
+      RETURN_IF_ERROR(ParseDeletionVector(v, &a->deletion_vector).WithContext("add " + a->path));
     }
   }
   if (!has_path) return Status::Corruption("add action without path");
@@ -189,6 +224,8 @@ Status ParseRemove(object o, RemoveFile* r) {
     } else if (k == "size") {
       int64_t s;
       if (GetInt(v, &s)) r->size = s;
+    } else if (k == "deletionVector") {
+      RETURN_IF_ERROR(ParseDeletionVector(v, &r->deletion_vector).WithContext("remove " + r->path));
     }
   }
   if (!has_path) return Status::Corruption("remove action without path");
@@ -197,7 +234,29 @@ Status ParseRemove(object o, RemoveFile* r) {
 
 }  // namespace
 
+std::string SerializeDeletionVector(const DeletionVector& dv) {
+  std::string out = "{\"storageType\":" + JsonString(dv.storage_type) +
+                    ",\"pathOrInlineDv\":" + JsonString(dv.path_or_inline_dv);
+  if (dv.offset) out += ",\"offset\":" + std::to_string(*dv.offset);
+  out += ",\"sizeInBytes\":" + std::to_string(dv.size_in_bytes) + ",\"cardinality\":" + std::to_string(dv.cardinality) + "}";
+  return out;
+}
 
+bool ColumnMappingEnabled(const Metadata& metadata) {
+  auto it = metadata.configuration.find("delta.columnMapping.mode");
+  return it != metadata.configuration.end() && (it->second == "name" || it->second == "id");
+}
+
+std::string PhysicalName(const Metadata& metadata, const Field& field) {
+  if (!ColumnMappingEnabled(metadata) || field.metadata_json.empty()) return field.name;
+  simdjson::dom::parser parser;
+  element md;
+  std::string_view physical;
+  if (parser.parse(field.metadata_json).get(md) || md["delta.columnMapping.physicalName"].get_string().get(physical)) {
+    return field.name;
+  }
+  return std::string(physical);
+}
 
 std::string JsonStringMap(const std::map<std::string, std::string>& m) {
   std::string out = "{";
@@ -336,6 +395,7 @@ std::string SerializeAdd(const AddFile& a) {
                     ",\"dataChange\":" + (a.data_change ? "true" : "false");
   if (!a.stats.empty()) out += ",\"stats\":" + JsonString(a.stats);
   if (!a.tags.empty()) out += ",\"tags\":" + JsonStringMap(a.tags);
+  if (a.deletion_vector) out += ",\"deletionVector\":" + SerializeDeletionVector(*a.deletion_vector);
   out += "}}";
   return out;
 }
@@ -347,6 +407,7 @@ std::string SerializeRemove(const RemoveFile& r) {
                     ",\"extendedFileMetadata\":" + (r.extended_file_metadata ? "true" : "false") +
                     ",\"partitionValues\":" + JsonOptStringMap(r.partition_values);
   if (r.size) out += ",\"size\":" + std::to_string(*r.size);
+  if (r.deletion_vector) out += ",\"deletionVector\":" + SerializeDeletionVector(*r.deletion_vector);
   out += "}}";
   return out;
 }

@@ -13,18 +13,23 @@ namespace {
 constexpr int64_t kDefaultDeletedFileRetentionMs = 7LL * 86400 * 1000;
 constexpr int64_t kDefaultLogRetentionMs = 30LL * 86400 * 1000;
 
-// The checkpoint's column types (DuckDB syntax), as Spark writes them.
-constexpr const char* kCheckpointColumns =
-    "{txn: 'STRUCT(appId VARCHAR, version BIGINT, lastUpdated BIGINT)', "
-    "add: 'STRUCT(path VARCHAR, partitionValues MAP(VARCHAR, VARCHAR), size BIGINT, modificationTime BIGINT, "
-    "dataChange BOOLEAN, tags MAP(VARCHAR, VARCHAR), stats VARCHAR)', "
-    "remove: 'STRUCT(path VARCHAR, deletionTimestamp BIGINT, dataChange BOOLEAN, extendedFileMetadata BOOLEAN, "
-    "partitionValues MAP(VARCHAR, VARCHAR), size BIGINT)', "
-    "metaData: 'STRUCT(id VARCHAR, name VARCHAR, description VARCHAR, format STRUCT(provider VARCHAR, options "
-    "MAP(VARCHAR, VARCHAR)), schemaString VARCHAR, partitionColumns VARCHAR[], configuration MAP(VARCHAR, VARCHAR), "
-    "createdTime BIGINT)', "
-    "protocol: 'STRUCT(minReaderVersion INTEGER, minWriterVersion INTEGER, readerFeatures VARCHAR[], "
-    "writerFeatures VARCHAR[])'}";
+// The checkpoint's column types (DuckDB syntax), as Spark writes them. An
+// action without a deletion vector has a null deletionVector struct (`offset`
+// is quoted: a reserved word).
+std::string CheckpointColumns() {
+  const std::string dv =
+      "STRUCT(storageType VARCHAR, pathOrInlineDv VARCHAR, \"offset\" INTEGER, sizeInBytes INTEGER, cardinality BIGINT)";
+  return "{txn: 'STRUCT(appId VARCHAR, version BIGINT, lastUpdated BIGINT)', "
+         "add: 'STRUCT(path VARCHAR, partitionValues MAP(VARCHAR, VARCHAR), size BIGINT, modificationTime BIGINT, "
+         "dataChange BOOLEAN, tags MAP(VARCHAR, VARCHAR), deletionVector " + dv + ", stats VARCHAR)', "
+         "remove: 'STRUCT(path VARCHAR, deletionTimestamp BIGINT, dataChange BOOLEAN, extendedFileMetadata BOOLEAN, "
+         "partitionValues MAP(VARCHAR, VARCHAR), size BIGINT, deletionVector " + dv + ")', "
+         "metaData: 'STRUCT(id VARCHAR, name VARCHAR, description VARCHAR, format STRUCT(provider VARCHAR, options "
+         "MAP(VARCHAR, VARCHAR)), schemaString VARCHAR, partitionColumns VARCHAR[], configuration MAP(VARCHAR, VARCHAR), "
+         "createdTime BIGINT)', "
+         "protocol: 'STRUCT(minReaderVersion INTEGER, minWriterVersion INTEGER, readerFeatures VARCHAR[], "
+         "writerFeatures VARCHAR[])'}";
+}
 
 int64_t ConfigMs(const Snapshot& snap, const std::string& key, int64_t fallback) {
   auto it = snap.metadata.configuration.find(key);
@@ -91,7 +96,7 @@ Status Table::Checkpoint(int64_t version) {
   const size_t max_object = std::max<size_t>(1 << 20, 2 * longest + 1);
   std::string sql = "COPY (SELECT txn, add, remove, metaData, protocol FROM read_json(" + engine::QuoteLiteral(json_path) +
                     ", format='newline_delimited', maximum_object_size=" + std::to_string(max_object) +
-                    ", columns=" + kCheckpointColumns +
+                    ", columns=" + CheckpointColumns() +
                     ")) TO " + engine::QuoteLiteral(parquet_path) + " (FORMAT parquet, COMPRESSION snappy)";
   RETURN_IF_ERROR(conn->Execute(sql).WithContext("writing checkpoint " + std::to_string(version)));
   std::string bytes;

@@ -7,47 +7,21 @@
 #include "common/test_util.h"
 #include "delta/internal.h"
 #include "delta/table.h"
+#include "delta/testing/golden_table_test.h"
 
 namespace clicklake::delta {
 namespace {
 
 namespace fs = std::filesystem;
 
-class GoldenTest : public ::testing::Test {
+class GoldenTest : public test::GoldenTableTest {
  protected:
-  void SetUp() override {
-    golden_ = testing::SharedDir() + "/data/delta-golden";
-    ASSERT_TRUE(fs::exists(golden_)) << golden_;
-    auto db = engine::Database::Open();
-    ASSERT_OK(db.status());
-    db_ = std::move(*db);
-    auto conn = db_->Connect();
-    ASSERT_OK(conn.status());
-    conn_ = std::move(*conn);
-    ASSERT_OK(conn_->Execute("SET TimeZone='UTC'"));
-  }
-
-  std::string Path(const std::string& name) { return golden_ + "/" + name; }
-
-  Snapshot Load(const std::string& path, std::optional<int64_t> version = std::nullopt) {
-    auto table = Table::Open(path, db_.get());
-    EXPECT_OK(table.status());
-    if (!table.ok()) return {};
-    auto snap = (*table)->LoadSnapshot(version);
-    EXPECT_OK(snap.status());
-    return snap.ok() ? *snap : Snapshot{};
-  }
+  GoldenTest() : GoldenTableTest("delta-golden") {}
 
   std::vector<std::string> FilePaths(const Snapshot& s) {
     std::vector<std::string> out;
     for (const auto& f : s.files) out.push_back(f.path);
     return out;
-  }
-
-  engine::QueryResult Query(const std::string& sql) {
-    auto r = conn_->Query(sql);
-    EXPECT_TRUE(r.ok()) << r.status() << " " << sql;
-    return r.ok() ? *r : engine::QueryResult{};
   }
 
   // Rows of the snapshot through ScanSql, as one string per row (ordered).
@@ -78,22 +52,6 @@ class GoldenTest : public ::testing::Test {
     if (!sql.ok()) return -1;
     return Query("SELECT count(*) FROM (" + *sql + ")").GetInt64(0, 0, -1);
   }
-
-  // A writable copy of a golden table.
-  std::string Copy(const std::string& name) {
-    std::string dst = tmp_.Sub(name);
-    fs::copy(Path(name), dst, fs::copy_options::recursive);
-    for (auto& e : fs::recursive_directory_iterator(dst)) {
-      fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
-    }
-    fs::permissions(dst, fs::perms::owner_write, fs::perm_options::add);
-    return dst;
-  }
-
-  testing::TempDir tmp_;
-  std::string golden_;
-  std::unique_ptr<engine::Database> db_;
-  std::unique_ptr<engine::Connection> conn_;
 };
 
 TEST_F(GoldenTest, EveryTableReadsOrIsRefused) {

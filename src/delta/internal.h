@@ -52,6 +52,16 @@ std::string SerializeMetadata(const Metadata& m);
 std::string SerializeAdd(const AddFile& a);
 std::string SerializeRemove(const RemoveFile& r);
 std::string SerializeTxn(const TxnAction& t);
+// The deletionVector object of an add or remove.
+std::string SerializeDeletionVector(const DeletionVector& dv);
+
+// ---- column mapping ----
+// Whether the table maps logical column names to physical ones
+// (delta.columnMapping.mode = name or id).
+bool ColumnMappingEnabled(const Metadata& metadata);
+// The name of `field` in data files, partitionValues and stats: its
+// delta.columnMapping.physicalName under column mapping, else its name.
+std::string PhysicalName(const Metadata& metadata, const Field& field);
 
 // ---- log files ----
 enum class LogFileKind { kCommit, kCheckpoint, kMultiPartCheckpoint, kOther };
@@ -77,12 +87,23 @@ std::map<int64_t, int64_t> CommitTimestamps(const LogListing& listing);
 // ---- protocol ----
 Status CheckReadable(const Protocol& protocol, const Metadata* metadata);
 Status CheckWritable(const Protocol& protocol, const Metadata& metadata);
+// Whether writers may add deletion vectors: the protocol has the
+// deletionVectors writer feature and delta.enableDeletionVectors is "true".
+bool DeletionVectorsEnabled(const Protocol& protocol, const Metadata& metadata);
+// The protocol of new tables: reader 3 / writer 7 with deletionVectors, or
+// reader 1 / writer 2 when `configuration` switches DVs off.
+Protocol NewTableProtocol(const std::map<std::string, std::string>& configuration);
+// stats.numRecords of an add (physical rows), nullopt when absent.
+std::optional<int64_t> StatsNumRecords(const std::string& stats);
 
 // ---- committing ----
 // Writes `content` to a temp file in `log_dir`, syncs it, links it to the
 // commit file of `version`, unlinks the temp and syncs the directory.
 // AlreadyExists if that version exists (a concurrent writer won).
 Status PutIfAbsent(FileSystem* fs, const std::string& log_dir, int64_t version, std::string_view content);
+// Creates (or truncates) `path` with `content` and syncs it; on failure the
+// file is deleted. The name is not durable until its directory is synced.
+Status WriteSyncedFile(FileSystem* fs, const std::string& path, std::string_view content);
 // Writes `content` to `path` atomically (temp + sync + rename + SyncDir); for
 // files that may be overwritten (_last_checkpoint, checkpoints).
 Status WriteAtomically(FileSystem* fs, const std::string& path, std::string_view content);
@@ -104,6 +125,9 @@ std::string PartitionKey(const std::map<std::string, std::optional<std::string>>
 // the commits after it, when that version's commit file is unchanged.
 Result<Snapshot> LoadSnapshotImpl(const std::string& table_path, FileSystem* fs, engine::Connection* conn,
                                   std::optional<int64_t> version, const LogListing* listing = nullptr);
+// ScanSql reading deletion vectors through `fs`.
+Result<std::string> ScanSqlImpl(const std::string& table_path, const Snapshot& snapshot, const ScanOptions& options,
+                                FileSystem* fs);
 // Forgets every cached snapshot (tests and benchmarks).
 void ClearSnapshotCache();
 // Parses "interval 7 days"-style durations (Delta's calendar-interval strings)

@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "delta/deletion_vector.h"
 #include "delta/internal.h"
 
 namespace clicklake::delta {
@@ -43,6 +44,12 @@ bool Matches(const AddFile& f, const std::map<std::string, std::optional<std::st
 
 Result<OptimizeResult> Table::Optimize(const OptimizeOptions& options) {
   if (options.target_size <= 0) return Status::InvalidArgument("optimize target size must be positive");
+  if (!(options.purge_deleted_fraction >= 0 && options.purge_deleted_fraction <= 1)) {
+    return Status::InvalidArgument("optimize purge_deleted_fraction must lie in [0, 1]");
+  }
+  if (options.max_input_bytes && *options.max_input_bytes <= 0) {
+    return Status::InvalidArgument("optimize max_input_bytes must be positive");
+  }
   auto tx = StartTransaction();
   RETURN_IF_ERROR(tx->read_status_);
   const Snapshot& snap = tx->read_snapshot();
@@ -54,29 +61,77 @@ Result<OptimizeResult> Table::Optimize(const OptimizeOptions& options) {
   }
   int64_t min_size = options.min_file_size.value_or(options.target_size);
 
-  // Small files per partition, bin-packed up to the target size.
-  std::map<std::string, std::vector<AddFile>> by_partition;
+  // Candidates per partition: small files, and files whose DV deletes more
+  // than the purge fraction of their rows (rewritten however big).
+  struct Candidate {
+    AddFile file;
+    double deleted_fraction = 0;
+    bool purge = false;
+    int64_t live_bytes = 0;  // size scaled by the rows still live
+  };
+  std::map<std::string, std::vector<Candidate>> by_partition;
   for (const auto& f : snap.files) {
-    if (f.size >= min_size || !Matches(f, options.partition_filter)) continue;
-    by_partition[internal::PartitionKey(f.partition_values)].push_back(f);
-  }
-  std::vector<std::vector<AddFile>> bins;
-  for (auto& [key, files] : by_partition) {
-    std::sort(files.begin(), files.end(), [](const AddFile& a, const AddFile& b) { return a.size < b.size; });
-    std::vector<AddFile> bin;
-    int64_t bin_bytes = 0;
-    for (auto& f : files) {
-      if (!bin.empty() && bin_bytes + f.size > options.target_size) {
-        if (bin.size() > 1) bins.push_back(std::move(bin));
-        bin.clear();
-        bin_bytes = 0;
-      }
-      bin_bytes += f.size;
-      bin.push_back(f);
+    if (!Matches(f, options.partition_filter)) continue;
+    Candidate c;
+    c.file = f;
+    if (f.deletion_vector && f.deletion_vector->cardinality > 0) {
+      int64_t records = internal::StatsNumRecords(f.stats).value_or(0);
+      c.deleted_fraction = records > 0 ? static_cast<double>(f.deletion_vector->cardinality) / records : 1.0;
+      c.purge = c.deleted_fraction > options.purge_deleted_fraction;
     }
-    if (bin.size() > 1) bins.push_back(std::move(bin));
+    if (f.size >= min_size && !c.purge) continue;
+    c.live_bytes = static_cast<int64_t>(static_cast<double>(f.size) * (1 - std::min(c.deleted_fraction, 1.0)));
+    by_partition[internal::PartitionKey(f.partition_values)].push_back(std::move(c));
   }
+  // Bin-packed up to the target size (by live bytes); a bin is rewritten when
+  // it merges files or purges a DV.
+  struct Bin {
+    std::vector<Candidate> files;
+    int64_t input_bytes = 0;
+    double worst_fraction = 0;
+    bool purge = false;
+  };
+  std::vector<Bin> bins;
+  for (auto& [key, files] : by_partition) {
+    std::sort(files.begin(), files.end(),
+              [](const Candidate& a, const Candidate& b) { return a.live_bytes < b.live_bytes; });
+    Bin bin;
+    int64_t bin_live = 0;
+    auto flush = [&]() {
+      if (bin.files.size() > 1 || bin.purge) bins.push_back(std::move(bin));
+      bin = Bin{};
+      bin_live = 0;
+    };
+    for (auto& c : files) {
+      if (!bin.files.empty() && bin_live + c.live_bytes > options.target_size) flush();
+      bin_live += c.live_bytes;
+      bin.input_bytes += c.file.size;
+      bin.worst_fraction = std::max(bin.worst_fraction, c.purge ? c.deleted_fraction : 0.0);
+      bin.purge |= c.purge;
+      bin.files.push_back(std::move(c));
+    }
+    flush();
+  }
+  // Worst first: most deleted rows, then most files merged, then least input.
+  std::stable_sort(bins.begin(), bins.end(), [](const Bin& a, const Bin& b) {
+    if (a.worst_fraction != b.worst_fraction) return a.worst_fraction > b.worst_fraction;
+    if (a.files.size() != b.files.size()) return a.files.size() > b.files.size();
+    return a.input_bytes < b.input_bytes;
+  });
   OptimizeResult result;
+  if (options.max_input_bytes) {
+    std::vector<Bin> chosen;
+    int64_t input = 0;
+    for (auto& b : bins) {
+      if (!chosen.empty() && input + b.input_bytes > *options.max_input_bytes) {
+        result.more_work = true;
+        continue;
+      }
+      input += b.input_bytes;
+      chosen.push_back(std::move(b));
+    }
+    bins = std::move(chosen);
+  }
   if (bins.empty()) return result;
 
   ASSIGN_OR_RETURN(auto conn, db_->Connect());
@@ -84,19 +139,25 @@ Result<OptimizeResult> Table::Optimize(const OptimizeOptions& options) {
   std::string order;
   for (const auto& c : sort_by) order += (order.empty() ? "" : ", ") + engine::QuoteIdentifier(c);
   for (const auto& bin : bins) {
-    ASSIGN_OR_RETURN(std::string scan, ScanFiles(path_, snap, bin));
+    std::vector<AddFile> inputs;
+    for (const auto& c : bin.files) inputs.push_back(c.file);
+    // ScanSql applies the DVs: deleted rows are not copied.
+    ASSIGN_OR_RETURN(std::string scan, ScanFiles(path_, snap, inputs));
     std::string sql = "SELECT * FROM (" + scan + ")" + (order.empty() ? "" : " ORDER BY " + order);
-    ASSIGN_OR_RETURN(std::vector<AddFile> added, tx->WriteFiles(conn.get(), sql, bin[0].partition_values));
-    for (const auto& f : bin) {
+    ASSIGN_OR_RETURN(std::vector<AddFile> added, tx->WriteFiles(conn.get(), sql, inputs[0].partition_values));
+    for (const auto& f : inputs) {
       tx->RemoveFile(f);
       result.files_removed++;
       result.bytes_removed += f.size;
+      if (f.deletion_vector) {
+        result.deletion_vectors_purged++;
+        result.deleted_rows_purged += f.deletion_vector->cardinality;
+      }
     }
     for (const auto& a : added) {
       result.files_added++;
       result.bytes_added += a.size;
-      size_t pos = a.stats.find("\"numRecords\":");
-      if (pos != std::string::npos) result.rows += std::strtoll(a.stats.c_str() + pos + 13, nullptr, 10);
+      result.rows += internal::StatsNumRecords(a.stats).value_or(0);
     }
   }
   std::string predicate = "[]";
@@ -105,7 +166,9 @@ Result<OptimizeResult> Table::Optimize(const OptimizeOptions& options) {
   tx->SetOperationMetrics({{"numRemovedFiles", std::to_string(result.files_removed)},
                            {"numAddedFiles", std::to_string(result.files_added)},
                            {"numRemovedBytes", std::to_string(result.bytes_removed)},
-                           {"numAddedBytes", std::to_string(result.bytes_added)}});
+                           {"numAddedBytes", std::to_string(result.bytes_added)},
+                           {"numDeletionVectorsRemoved", std::to_string(result.deletion_vectors_purged)},
+                           {"numDeletionVectorRowsRemoved", std::to_string(result.deleted_rows_purged)}});
   ASSIGN_OR_RETURN(result.version, tx->Commit());
   return result;
 }
@@ -124,9 +187,23 @@ Result<VacuumResult> Table::Vacuum(const VacuumOptions& options) {
   int64_t now = clock_->NowMillis();
   int64_t cutoff = now - retain_ms;
   std::set<std::string> keep;
-  for (const auto& f : snap.files) keep.insert(DecodePath(f.path));
+  // DV files are kept while a live add or an unexpired tombstone refers to them.
+  std::string table_dir = DataFilePath(path_, "x");
+  table_dir.pop_back();
+  auto keep_dv = [&](const std::optional<DeletionVector>& dv) {
+    if (!dv || dv->storage_type == "i") return;
+    auto file = internal::DeletionVectorFilePath(path_, *dv);
+    if (file.ok() && file->rfind(table_dir, 0) == 0) keep.insert(file->substr(table_dir.size()));
+  };
+  for (const auto& f : snap.files) {
+    keep.insert(DecodePath(f.path));
+    keep_dv(f.deletion_vector);
+  }
   for (const auto& r : snap.tombstones) {
-    if (r.deletion_timestamp > cutoff) keep.insert(DecodePath(r.path));
+    if (r.deletion_timestamp > cutoff) {
+      keep.insert(DecodePath(r.path));
+      keep_dv(r.deletion_vector);
+    }
   }
   VacuumResult result;
   std::vector<std::pair<std::string, int64_t>> to_delete;
@@ -151,8 +228,15 @@ Result<VacuumResult> Table::Vacuum(const VacuumOptions& options) {
   std::sort(to_delete.begin(), to_delete.end());
   int64_t bytes = 0;
   for (const auto& [p, s] : to_delete) bytes += s;
+  auto is_dv_file = [](const std::string& rel) {
+    std::string name = BaseName(rel);
+    return name.rfind("deletion_vector_", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".bin";
+  };
   if (options.dry_run) {
-    for (const auto& [p, s] : to_delete) result.deleted.push_back(p);
+    for (const auto& [p, s] : to_delete) {
+      result.deleted.push_back(p);
+      result.deletion_vector_files += is_dv_file(p);
+    }
     result.bytes_deleted = bytes;
     return result;
   }
@@ -172,6 +256,7 @@ Result<VacuumResult> Table::Vacuum(const VacuumOptions& options) {
     if (!st.ok() && fs_->Exists(JoinPath(path_, p))) return st;
     result.deleted.push_back(p);
     result.bytes_deleted += s;
+    result.deletion_vector_files += is_dv_file(p);
   }
   {
     ASSIGN_OR_RETURN(Snapshot latest, LoadSnapshot());
@@ -237,27 +322,15 @@ Result<int64_t> Table::DeleteWhere(engine::Connection* conn, const std::string& 
   const Snapshot& snap = tx->read_snapshot();
   RETURN_IF_ERROR(conn->Execute("SET TimeZone='UTC'"));
   tx->ReadWholeTable();
-  int64_t deleted = 0, removed = 0, added = 0;
-  for (const auto& f : snap.files) {
-    ASSIGN_OR_RETURN(std::string scan, ScanFiles(path_, snap, {f}));
-    ASSIGN_OR_RETURN(engine::QueryResult r,
-                     conn->Query("SELECT count(*) FILTER (WHERE (" + predicate + ")), count(*) FROM (" + scan + ")"));
-    int64_t matching = r.GetInt64(0, 0), total = r.GetInt64(0, 1);
-    if (matching == 0) continue;
-    deleted += matching;
-    if (matching < total) {
-      ASSIGN_OR_RETURN(auto files, tx->WriteFiles(conn, "SELECT * FROM (" + scan + ") WHERE (" + predicate + ") IS NOT TRUE",
-                                                  f.partition_values));
-      added += static_cast<int64_t>(files.size());
-    }
-    tx->RemoveFile(f);
-    removed++;
-  }
+  // The matching rows' addresses; DeleteRows marks them deleted with DVs, or
+  // rewrites their files on tables without DVs.
+  ScanOptions scan_options;
+  scan_options.row_address = true;
+  ASSIGN_OR_RETURN(std::string scan, ScanSql(path_, snap, scan_options));
+  ASSIGN_OR_RETURN(int64_t deleted, tx->DeleteRows(conn, "SELECT _delta_file, _delta_row FROM (" + scan +
+                                                             ") WHERE (" + predicate + ")"));
   if (deleted == 0) return 0;
   tx->SetOperation("DELETE", {{"predicate", internal::JsonStringArray({predicate})}});
-  tx->SetOperationMetrics({{"numDeletedRows", std::to_string(deleted)},
-                           {"numRemovedFiles", std::to_string(removed)},
-                           {"numAddedFiles", std::to_string(added)}});
   RETURN_IF_ERROR(tx->Commit().status());
   return deleted;
 }

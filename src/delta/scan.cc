@@ -106,8 +106,9 @@ std::vector<AddFile> PruneFiles(const Snapshot& snapshot, const std::vector<Pred
     for (const Predicate& p : predicates) {
       const Field* field = schema.Find(p.column);
       if (field == nullptr) continue;
+      std::string physical = internal::PhysicalName(snapshot.metadata, *field);
       if (partition_set.count(p.column)) {
-        auto it = f.partition_values.find(p.column);
+        auto it = f.partition_values.find(physical);
         if (it == f.partition_values.end()) continue;
         if (!it->second) {
           keep = false;  // NULL never satisfies a comparison
@@ -119,8 +120,10 @@ std::vector<AddFile> PruneFiles(const Snapshot& snapshot, const std::vector<Pred
           break;
         }
       } else if (have_stats) {
-        auto mn = StatValue(stats, "minValues", p.column);
-        auto mx = StatValue(stats, "maxValues", p.column);
+        // With deletion vectors (tightBounds false) min/max may describe
+        // deleted rows too: still a superset of the live values.
+        auto mn = StatValue(stats, "minValues", physical);
+        auto mx = StatValue(stats, "maxValues", physical);
         if (mn && mx && !RangeMayMatch(field->type, p.op, p.literal, *mn, *mx)) {
           keep = false;
           break;
@@ -136,42 +139,111 @@ std::string DataFilePath(const std::string& table_path, const std::string& add_p
   return ResolveDataFile(AbsolutePath(table_path), add_path);
 }
 
-Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot) {
+namespace {
+
+// Deleted positions of one file as SQL text: single positions "3,9,12" and
+// runs "100-199,400-420" (inclusive), so that a contiguous deletion costs a
+// few bytes of view text however long it is.
+struct DeletedRowsText {
+  std::string singles;
+  std::string runs;
+};
+
+DeletedRowsText DeletedRowsAsText(const std::vector<uint64_t>& rows) {
+  constexpr size_t kMinRun = 4;  // shorter runs are cheaper as single positions
+  DeletedRowsText out;
+  for (size_t i = 0; i < rows.size();) {
+    size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) j++;
+    if (j - i >= kMinRun) {
+      if (!out.runs.empty()) out.runs.push_back(',');
+      out.runs += std::to_string(rows[i]) + "-" + std::to_string(rows[j - 1]);
+    } else {
+      for (size_t k = i; k < j; k++) {
+        if (!out.singles.empty()) out.singles.push_back(',');
+        out.singles += std::to_string(rows[k]);
+      }
+    }
+    i = j;
+  }
+  return out;
+}
+
+// The relation (__cl_file UBIGINT, __cl_row BIGINT) of every deleted row of
+// the scanned files: file_index (position in the read_parquet list) and
+// physical row position. "" when no file has a deletion vector.
+Result<std::string> DeletedRowsRelation(const std::string& table_path, const std::vector<AddFile>& files,
+                                        FileSystem* fs) {
+  std::string singles, runs;
+  for (size_t i = 0; i < files.size(); i++) {
+    if (!files[i].deletion_vector) continue;
+    ASSIGN_OR_RETURN(std::vector<uint64_t> rows, ReadDeletedRows(table_path, files[i], fs));
+    DeletedRowsText text = DeletedRowsAsText(rows);
+    std::string index = std::to_string(i);
+    if (!text.singles.empty()) singles += (singles.empty() ? "(" : ", (") + index + ", '" + text.singles + "')";
+    if (!text.runs.empty()) runs += (runs.empty() ? "(" : ", (") + index + ", '" + text.runs + "')";
+  }
+  std::string parts;
+  if (!singles.empty()) {
+    parts = "SELECT CAST(__cl_f AS UBIGINT) AS __cl_file, unnest(CAST(string_split(__cl_r, ',') AS BIGINT[])) AS __cl_row "
+            "FROM (VALUES " + singles + ") AS __cl_dvs(__cl_f, __cl_r)";
+  }
+  if (!runs.empty()) {
+    if (!parts.empty()) parts += " UNION ALL ";
+    parts += "SELECT __cl_file, unnest(range(CAST(split_part(__cl_run, '-', 1) AS BIGINT), "
+             "CAST(split_part(__cl_run, '-', 2) AS BIGINT) + 1)) AS __cl_row FROM (SELECT CAST(__cl_f AS UBIGINT) AS "
+             "__cl_file, unnest(string_split(__cl_r, ',')) AS __cl_run FROM (VALUES " + runs + ") AS __cl_dvr(__cl_f, __cl_r))";
+  }
+  return parts;
+}
+
+// The scan of `files` (a subset of the snapshot's live files) as SQL. Columns
+// are read by their physical names and exposed by their logical ones; rows
+// that the files' deletion vectors delete are left out by an anti-join on
+// (file_index, file_row_number).
+Result<std::string> ScanFilesSql(const std::string& table_path, const Snapshot& snapshot,
+                                 const std::vector<AddFile>& files, bool row_address, FileSystem* fs) {
   const Schema& schema = snapshot.schema();
   if (schema.fields.empty()) return Status::InvalidArgument("table " + table_path + " has no columns");
   std::string table_abs = AbsolutePath(table_path);
   std::set<std::string> partition_set(snapshot.partition_columns().begin(), snapshot.partition_columns().end());
-  std::vector<std::string> types;
+  std::vector<std::string> types, physical;
   for (const Field& f : schema.fields) {
     ASSIGN_OR_RETURN(std::string t, DuckDbType(f.type));
     types.push_back(t);
+    physical.push_back(internal::PhysicalName(snapshot.metadata, f));
   }
-  if (snapshot.files.empty()) {
+  if (files.empty()) {
     std::string sql = "SELECT ";
     for (size_t i = 0; i < schema.fields.size(); i++) {
       sql += (i ? ", " : "") + std::string("CAST(NULL AS ") + types[i] + ") AS " + engine::QuoteIdentifier(schema.fields[i].name);
     }
+    if (row_address) sql += ", CAST(NULL AS VARCHAR) AS _delta_file, CAST(NULL AS BIGINT) AS _delta_row";
     return sql + " WHERE false";
   }
+  ASSIGN_OR_RETURN(std::string deleted, DeletedRowsRelation(table_path, files, fs));
+  bool row_numbers = row_address || !deleted.empty();
   // A typed empty row unioned by name with the files: columns missing from
   // older files (schema evolution) read as NULL.
   std::string empty = "SELECT ";
   for (size_t i = 0; i < schema.fields.size(); i++) {
     if (partition_set.count(schema.fields[i].name)) continue;
-    empty += "CAST(NULL AS " + types[i] + ") AS " + engine::QuoteIdentifier(schema.fields[i].name) + ", ";
+    empty += "CAST(NULL AS " + types[i] + ") AS " + engine::QuoteIdentifier(physical[i]) + ", ";
   }
-  empty += "CAST(NULL AS VARCHAR) AS filename WHERE false";
-  std::string files = "[";
-  for (size_t i = 0; i < snapshot.files.size(); i++) {
-    if (i) files += ", ";
-    files += engine::QuoteLiteral(ResolveDataFile(table_abs, snapshot.files[i].path));
+  empty += "CAST(NULL AS UBIGINT) AS file_index";
+  if (row_numbers) empty += ", CAST(NULL AS BIGINT) AS file_row_number";
+  empty += " WHERE false";
+  std::string list = "[";
+  for (size_t i = 0; i < files.size(); i++) {
+    if (i) list += ", ";
+    list += engine::QuoteLiteral(ResolveDataFile(table_abs, files[i].path));
   }
-  files += "]";
-  std::string data = "(" + empty + " UNION ALL BY NAME SELECT * FROM read_parquet(" + files +
-                     ", filename=true, union_by_name=true)) AS __cl_d";
+  list += "]";
+  std::string data = "(" + empty + " UNION ALL BY NAME SELECT *, file_index FROM read_parquet(" + list +
+                     ", union_by_name=true" + (row_numbers ? ", file_row_number=true" : "") + ")) AS __cl_d";
   std::string select = "SELECT ";
-  int pi = 0;
   std::map<std::string, std::string> partition_alias;
+  int pi = 0;
   for (const auto& p : snapshot.partition_columns()) partition_alias[p] = "__cl_p" + std::to_string(pi++);
   for (size_t i = 0; i < schema.fields.size(); i++) {
     const std::string& name = schema.fields[i].name;
@@ -179,33 +251,48 @@ Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snaps
     if (partition_set.count(name)) {
       select += "CAST(__cl_pv." + partition_alias[name] + " AS " + types[i] + ")";
     } else {
-      select += "CAST(__cl_d." + engine::QuoteIdentifier(name) + " AS " + types[i] + ")";
+      select += "CAST(__cl_d." + engine::QuoteIdentifier(physical[i]) + " AS " + types[i] + ")";
     }
     select += " AS " + engine::QuoteIdentifier(name);
   }
-  if (partition_set.empty()) return select + " FROM " + data;
-  std::string values = "(VALUES ";
-  for (size_t i = 0; i < snapshot.files.size(); i++) {
-    const AddFile& f = snapshot.files[i];
-    values += (i ? ", (" : "(") + engine::QuoteLiteral(ResolveDataFile(table_abs, f.path));
-    for (const auto& p : snapshot.partition_columns()) {
-      auto it = f.partition_values.find(p);
-      values += ", ";
-      values += (it != f.partition_values.end() && it->second) ? engine::QuoteLiteral(*it->second) : "NULL::VARCHAR";
+  if (row_address) select += ", __cl_pv.__cl_path AS _delta_file, __cl_d.file_row_number AS _delta_row";
+  std::string sql = select + " FROM " + data;
+  if (!partition_set.empty() || row_address) {
+    // Per file: its add.path and partition values (keyed by physical name).
+    std::string values = "(VALUES ";
+    for (size_t i = 0; i < files.size(); i++) {
+      const AddFile& f = files[i];
+      values += (i ? ", (" : "(") + std::to_string(i) + ", " + engine::QuoteLiteral(f.path);
+      for (const auto& p : snapshot.partition_columns()) {
+        const Field* field = schema.Find(p);
+        auto it = f.partition_values.find(field ? internal::PhysicalName(snapshot.metadata, *field) : p);
+        values += ", ";
+        values += (it != f.partition_values.end() && it->second) ? engine::QuoteLiteral(*it->second) : "NULL::VARCHAR";
+      }
+      values += ")";
     }
+    values += ") AS __cl_pvl(__cl_file, __cl_path";
+    for (const auto& p : snapshot.partition_columns()) values += ", " + partition_alias[p];
     values += ")";
+    sql += " JOIN (SELECT * REPLACE (CAST(__cl_file AS UBIGINT) AS __cl_file) FROM " + values +
+           ") AS __cl_pv ON __cl_d.file_index = __cl_pv.__cl_file";
   }
-  values += ") AS __cl_pv(__cl_file";
-  for (const auto& p : snapshot.partition_columns()) values += ", " + partition_alias[p];
-  values += ")";
-  return select + " FROM " + data + " JOIN " + values + " ON __cl_d.filename = __cl_pv.__cl_file";
+  if (!deleted.empty()) {
+    sql += " ANTI JOIN (" + deleted +
+           ") AS __cl_dv ON __cl_d.file_index = __cl_dv.__cl_file AND __cl_d.file_row_number = __cl_dv.__cl_row";
+  }
+  return sql;
 }
 
-Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot,
-                            const std::vector<Predicate>& predicates) {
+}  // namespace
+
+namespace internal {
+
+Result<std::string> ScanSqlImpl(const std::string& table_path, const Snapshot& snapshot, const ScanOptions& options,
+                                FileSystem* fs) {
   static const std::set<std::string> kOps = {"=", "!=", "<>", "<", "<=", ">", ">="};
   std::string where;
-  for (const Predicate& p : predicates) {
+  for (const Predicate& p : options.predicates) {
     const Field* f = snapshot.schema().Find(p.column);
     if (f == nullptr) return Status::InvalidArgument("no column " + p.column + " in " + table_path);
     if (!kOps.count(p.op)) return Status::InvalidArgument("unsupported operator " + p.op);
@@ -213,11 +300,29 @@ Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snaps
     if (!where.empty()) where += " AND ";
     where += engine::QuoteIdentifier(p.column) + " " + p.op + " CAST(" + engine::QuoteLiteral(p.literal) + " AS " + t + ")";
   }
-  Snapshot pruned = snapshot;
-  pruned.files = PruneFiles(snapshot, predicates);
-  ASSIGN_OR_RETURN(std::string sql, ScanSql(table_path, pruned));
+  std::vector<AddFile> pruned;
+  if (!options.predicates.empty()) pruned = PruneFiles(snapshot, options.predicates);
+  const std::vector<AddFile>& files = options.predicates.empty() ? snapshot.files : pruned;
+  ASSIGN_OR_RETURN(std::string sql, ScanFilesSql(table_path, snapshot, files, options.row_address, fs));
   if (where.empty()) return sql;
   return "SELECT * FROM (" + sql + ") WHERE " + where;
+}
+
+}  // namespace internal
+
+Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot) {
+  return internal::ScanSqlImpl(table_path, snapshot, ScanOptions{}, FileSystem::Default());
+}
+
+Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot, const ScanOptions& options) {
+  return internal::ScanSqlImpl(table_path, snapshot, options, FileSystem::Default());
+}
+
+Result<std::string> ScanSql(const std::string& table_path, const Snapshot& snapshot,
+                            const std::vector<Predicate>& predicates) {
+  ScanOptions options;
+  options.predicates = predicates;
+  return internal::ScanSqlImpl(table_path, snapshot, options, FileSystem::Default());
 }
 
 Status AttachTable(engine::Connection* conn, const std::string& name, const std::string& path,
@@ -247,7 +352,7 @@ Status AttachTable(engine::Connection* conn, const std::string& name, const std:
     own.push_back(p);
   }
   if (!own.empty()) snap.files = PruneFiles(snap, own);
-  ASSIGN_OR_RETURN(std::string sql, ScanSql(path, snap));
+  ASSIGN_OR_RETURN(std::string sql, internal::ScanSqlImpl(path, snap, ScanOptions{}, fs));
   std::string qualified;
   size_t dot = name.find('.');
   if (dot != std::string::npos) {

@@ -146,8 +146,8 @@ std::map<int64_t, int64_t> CommitTimestamps(const LogListing& listing) {
 }
 
 Status CheckReadable(const Protocol& protocol, const Metadata* metadata) {
-  static const std::set<std::string> kReaderFeatures = {"timestampNtz", "vacuumProtocolCheck", "appendOnly",
-                                                         "invariants"};
+  static const std::set<std::string> kReaderFeatures = {"timestampNtz",  "vacuumProtocolCheck", "appendOnly",
+                                                         "invariants",    "deletionVectors",     "columnMapping"};
   if (protocol.min_reader_version > 3) {
     return Status::Unsupported("table needs Delta reader version " + std::to_string(protocol.min_reader_version) +
                                "; clicklake reads versions 1 to 3");
@@ -160,10 +160,11 @@ Status CheckReadable(const Protocol& protocol, const Metadata* metadata) {
       }
     }
   }
-  if (protocol.min_reader_version == 2 && metadata != nullptr) {
+  if (metadata != nullptr) {
     auto it = metadata->configuration.find("delta.columnMapping.mode");
-    if (it != metadata->configuration.end() && it->second != "none") {
-      return Status::Unsupported("table uses column mapping (mode " + it->second + "), which clicklake does not support");
+    if (it != metadata->configuration.end() && it->second != "none" && it->second != "name" && it->second != "id") {
+      return Status::Unsupported("table uses column mapping mode '" + it->second +
+                                 "'; clicklake reads the modes none, name and id");
     }
   }
   return Status::OK();
@@ -171,10 +172,17 @@ Status CheckReadable(const Protocol& protocol, const Metadata* metadata) {
 
 Status CheckWritable(const Protocol& protocol, const Metadata& metadata) {
   RETURN_IF_ERROR(CheckReadable(protocol, &metadata));
-  static const std::set<std::string> kWriterFeatures = {"appendOnly", "invariants"};
+  static const std::set<std::string> kWriterFeatures = {"appendOnly", "invariants", "deletionVectors"};
   if (protocol.min_writer_version > 7 || (protocol.min_writer_version > 2 && protocol.min_writer_version < 7)) {
     return Status::Unsupported("table needs Delta writer version " + std::to_string(protocol.min_writer_version) +
-                               "; clicklake writes versions 1, 2 and 7 (appendOnly, invariants)");
+                               "; clicklake writes versions 1, 2 and 7 (appendOnly, invariants, deletionVectors)");
+  }
+  // Reading column-mapped tables is supported; writing them is not (files,
+  // partition folders and stats would need the physical names).
+  auto mode = metadata.configuration.find("delta.columnMapping.mode");
+  if (mode != metadata.configuration.end() && mode->second != "none") {
+    return Status::Unsupported("table uses column mapping (delta.columnMapping.mode=" + mode->second +
+                               "), which clicklake can read but not write");
   }
   if (protocol.min_writer_version == 7) {
     for (const auto& f : protocol.writer_features.value_or(std::vector<std::string>{})) {
@@ -193,8 +201,18 @@ Status CheckWritable(const Protocol& protocol, const Metadata& metadata) {
 
 namespace {
 
-// Log replay state: files keyed by decoded path, first-wins semantics
-// realised by applying commits oldest to newest.
+// A file's identity in log replay: its decoded path and its deletion
+// vector's id ("" without one). Changing a file's DV is a remove of the old
+// (path, DV) and an add of the new one.
+std::string FileKey(const std::string& path, const std::optional<DeletionVector>& dv) {
+  std::string key = DecodePath(path);
+  key.push_back('\0');
+  if (dv) key += dv->UniqueId();
+  return key;
+}
+
+// Log replay state: files keyed by (decoded path, DV id), first-wins
+// semantics realised by applying commits oldest to newest.
 class Replay {
  public:
   explicit Replay(int64_t target) { snap_.version = target; }
@@ -205,8 +223,8 @@ class Replay {
     snap_.app_txn_versions = base.app_txn_versions;
     snap_.app_txn_last_updated = base.app_txn_last_updated;
     live_.reserve(base.files.size());
-    for (const auto& f : base.files) live_[DecodePath(f.path)] = f;
-    for (const auto& r : base.tombstones) tombstones_[DecodePath(r.path)] = r;
+    for (const auto& f : base.files) live_[FileKey(f.path, f.deletion_vector)] = f;
+    for (const auto& r : base.tombstones) tombstones_[FileKey(r.path, r.deletion_vector)] = r;
   }
 
   void Apply(CommitActions& a) {
@@ -216,15 +234,17 @@ class Replay {
       snap_.app_txn_versions[t.app_id] = t.version;
       if (t.last_updated) snap_.app_txn_last_updated[t.app_id] = *t.last_updated;
     }
-    // The protocol forbids adding and removing one path in one commit, so the
-    // order of removes and adds within a commit is moot.
+    // Actions within a commit are unordered. One commit never adds and
+    // removes the same (path, DV), so applying its removes before its adds
+    // gives the same state whatever order they appear in: a remove of
+    // (P, DV1) with an add of (P, DV2) leaves P with DV2 live.
     for (auto& r : a.removes) {
-      std::string key = DecodePath(r.path);
+      std::string key = FileKey(r.path, r.deletion_vector);
       live_.erase(key);
       tombstones_[key] = std::move(r);
     }
     for (auto& f : a.adds) {
-      std::string key = DecodePath(f.path);
+      std::string key = FileKey(f.path, f.deletion_vector);
       tombstones_.erase(key);
       live_[key] = std::move(f);
     }
@@ -254,10 +274,15 @@ class Replay {
     snap.metadata = std::move(*metadata_);
     snap.files.reserve(live_.size());
     for (auto& [k, f] : live_) snap.files.push_back(std::move(f));
-    std::sort(snap.files.begin(), snap.files.end(), [](const AddFile& a, const AddFile& b) { return a.path < b.path; });
+    // By path, then DV id (a path's older DVs may linger as tombstones).
+    auto by_key = [](const auto& a, const auto& b) {
+      if (a.path != b.path) return a.path < b.path;
+      return (a.deletion_vector ? a.deletion_vector->UniqueId() : std::string()) <
+             (b.deletion_vector ? b.deletion_vector->UniqueId() : std::string());
+    };
+    std::sort(snap.files.begin(), snap.files.end(), by_key);
     for (auto& [k, r] : tombstones_) snap.tombstones.push_back(std::move(r));
-    std::sort(snap.tombstones.begin(), snap.tombstones.end(),
-              [](const delta::RemoveFile& a, const delta::RemoveFile& b) { return a.path < b.path; });
+    std::sort(snap.tombstones.begin(), snap.tombstones.end(), by_key);
     // Commit time: the file's mtime made strictly increasing over the listing.
     auto times = CommitTimestamps(listing);
     auto it = times.find(snap.version);

@@ -8,20 +8,20 @@
 namespace clicklake::delta {
 namespace internal {
 
+Status WriteSyncedFile(FileSystem* fs, const std::string& path, std::string_view content) {
+  ASSIGN_OR_RETURN(auto file, fs->NewWritableFile(path));
+  Status st = file->Append(content);
+  if (st.ok()) st = file->Sync();
+  Status close = file->Close();
+  if (st.ok()) st = close;
+  if (!st.ok()) fs->DeleteFile(path).IgnoreError();
+  return st;
+}
+
 Status PutIfAbsent(FileSystem* fs, const std::string& log_dir, int64_t version, std::string_view content) {
   std::string temp = JoinPath(log_dir, "." + NewUuid() + ".tmp");
   std::string target = JoinPath(log_dir, CommitFileName(version));
-  {
-    ASSIGN_OR_RETURN(auto file, fs->NewWritableFile(temp));
-    Status st = file->Append(content);
-    if (st.ok()) st = file->Sync();
-    Status close = file->Close();
-    if (st.ok()) st = close;
-    if (!st.ok()) {
-      fs->DeleteFile(temp).IgnoreError();
-      return st;
-    }
-  }
+  RETURN_IF_ERROR(WriteSyncedFile(fs, temp, content));
   Status link = fs->Link(temp, target);
   // The temp name is garbage either way; a crash before this unlink leaves it
   // behind for CleanupLog (readers ignore it).
@@ -37,17 +37,7 @@ Status PutIfAbsent(FileSystem* fs, const std::string& log_dir, int64_t version, 
 
 Status WriteAtomically(FileSystem* fs, const std::string& path, std::string_view content) {
   std::string temp = JoinPath(DirName(path), "." + NewUuid() + ".tmp");
-  {
-    ASSIGN_OR_RETURN(auto file, fs->NewWritableFile(temp));
-    Status st = file->Append(content);
-    if (st.ok()) st = file->Sync();
-    Status close = file->Close();
-    if (st.ok()) st = close;
-    if (!st.ok()) {
-      fs->DeleteFile(temp).IgnoreError();
-      return st;
-    }
-  }
+  RETURN_IF_ERROR(WriteSyncedFile(fs, temp, content));
   Status st = fs->Rename(temp, path);
   if (!st.ok()) {
     fs->DeleteFile(temp).IgnoreError();
@@ -130,10 +120,12 @@ Result<std::unique_ptr<Table>> Table::OpenOrCreate(const std::string& path, cons
   md.partition_columns = partition_columns;
   md.configuration = configuration;
   md.created_time = clock->NowMillis();
-  Protocol protocol;
+  // Deletion vectors unless switched off ("delta.enableDeletionVectors":"false").
+  const Protocol protocol = internal::NewTableProtocol(configuration);
+  if (protocol.min_writer_version == 7) md.configuration.emplace("delta.enableDeletionVectors", "true");
   std::map<std::string, std::string> params = {{"isManaged", "false"},
                                                {"partitionBy", internal::JsonStringArray(partition_columns)},
-                                               {"properties", internal::JsonStringMap(configuration)}};
+                                               {"properties", internal::JsonStringMap(md.configuration)}};
   std::string content = internal::CommitInfoJson(clock->NowMillis(), "CREATE TABLE", params, -1, "Serializable",
                                                  true, {}, {}) +
                         "\n" + internal::SerializeProtocol(protocol) + "\n" + internal::SerializeMetadata(md) + "\n";

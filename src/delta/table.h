@@ -153,6 +153,15 @@ struct OptimizeOptions {
   std::map<std::string, std::optional<std::string>> partition_filter;
   // Files at least this big are left alone (default: target_size * 3/4 is "big").
   std::optional<int64_t> min_file_size;
+  // A file whose deletion vector deletes more than this fraction of its rows
+  // is rewritten without them (purging the DV), however big it is; 0 purges
+  // every DV.
+  double purge_deleted_fraction = 0.05;
+  // Bounds one run's work (background compaction between micro-batches): the
+  // rewrites are ranked worst first (most deleted rows, then most small files)
+  // and taken while their input stays within this many bytes (the first is
+  // always taken); the rest is left for the next run. nullopt = no bound.
+  std::optional<int64_t> max_input_bytes;
 };
 
 struct OptimizeResult {
@@ -162,6 +171,9 @@ struct OptimizeResult {
   int64_t bytes_removed = 0;
   int64_t bytes_added = 0;
   int64_t rows = 0;
+  int64_t deletion_vectors_purged = 0;  // rewritten files that had a DV
+  int64_t deleted_rows_purged = 0;      // rows those DVs deleted (dropped for good)
+  bool more_work = false;               // max_input_bytes left candidates for a later run
 };
 
 struct VacuumOptions {
@@ -171,8 +183,9 @@ struct VacuumOptions {
 };
 
 struct VacuumResult {
-  std::vector<std::string> deleted;  // table-relative paths
+  std::vector<std::string> deleted;  // table-relative paths (data and DV files)
   int64_t bytes_deleted = 0;
+  int64_t deletion_vector_files = 0;  // of `deleted`, DV files (deletion_vector_*.bin)
 };
 
 struct TableDescription {
@@ -206,9 +219,14 @@ class Table {
   static Result<std::unique_ptr<Table>> Open(const std::string& path, engine::Database* db,
                                              FileSystem* fs = FileSystem::Default(),
                                              Clock* clock = SystemClock());
-  // Opens, or creates with version 0 (protocol 1/2 + metaData) if absent. Safe
+  // Opens, or creates with version 0 (protocol + metaData) if absent. Safe
   // when several processes race to create: the loser opens the winner's table.
-  // An existing table's schema is not changed (see EvolveSchema).
+  // An existing table's schema is not changed (see EvolveSchema). New tables
+  // use deletion vectors: protocol reader 3 / writer 7 with the
+  // deletionVectors feature and "delta.enableDeletionVectors":"true" (added to
+  // `configuration` when absent); with "delta.enableDeletionVectors":"false"
+  // they are reader 1 / writer 2 tables that old readers can read, and row
+  // deletes rewrite files (copy-on-write).
   static Result<std::unique_ptr<Table>> OpenOrCreate(
       const std::string& path, const Schema& schema, const std::vector<std::string>& partition_columns,
       const std::map<std::string, std::string>& configuration, engine::Database* db,
@@ -243,8 +261,9 @@ class Table {
   // rows of those partitions. Returns the committed version.
   Result<int64_t> ReplacePartitions(engine::Connection* conn, const std::string& query,
                                     const std::vector<std::map<std::string, std::optional<std::string>>>& partitions);
-  // Copy-on-write delete: rewrites every file holding rows where the SQL
-  // `predicate` is true (over the table's columns) without those rows.
+  // Deletes the rows where the SQL `predicate` is true (over the table's
+  // columns) through Transaction::DeleteRows: deletion vectors on tables that
+  // enable them, else copy-on-write (files rewritten without those rows).
   // Returns the number of rows deleted (0: nothing matched, no commit).
   Result<int64_t> DeleteWhere(engine::Connection* conn, const std::string& predicate);
   // Adds the nullable fields of `desired` missing from the current schema in a
@@ -372,6 +391,10 @@ class Transaction {
   bool read_whole_table_ = false;
   std::vector<std::string> read_partitions_;  // canonical partition keys
   bool committed_ = false;
+  // DeleteRows' state per file of the read snapshot it touched (by decoded
+  // path): every row deleted so far (old DV included) and the files it wrote.
+  struct RowDeletion;
+  std::map<std::string, std::shared_ptr<RowDeletion>> row_deletions_;
 };
 
 // SQL text scanning `snapshot` of the table at `table_path`: the schema's

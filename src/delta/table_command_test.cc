@@ -67,6 +67,29 @@ TEST_F(TableCommandTest, Subcommands) {
   EXPECT_NE(out_.str().find("records:           30"), std::string::npos) << out_.str();
 }
 
+TEST_F(TableCommandTest, DeletionVectors) {
+  // Golden tables written by Spark with deletion vectors (read only).
+  std::string golden = testing::SharedDir() + "/data/delta-golden-dv";
+  EXPECT_EQ(Run({"files", golden + "/basic-dv-no-checkpoint"}), 0) << err_.str();
+  EXPECT_NE(out_.str().find("path | size | records | deletion vector | live records | partition"), std::string::npos)
+      << out_.str();
+  EXPECT_NE(out_.str().find("part-00000-a489737f-d477-4d9a-8b4a-bd6a6536df5b-c000.snappy.parquet | 500 | 5 | file, 2 "
+                            "deleted | 3 | "),
+            std::string::npos)
+      << out_.str();
+  EXPECT_NE(out_.str().find("c000.snappy.parquet | 503 | 5 | - | 5 | "), std::string::npos) << out_.str();
+  EXPECT_EQ(Run({"files", golden + "/basic-dv-no-checkpoint", "--version", "0"}), 0) << err_.str();
+  EXPECT_EQ(out_.str().find("deleted |"), std::string::npos) << out_.str();
+  // 2004 physical rows at v4, 11 of them deleted by the DVs of 8 files
+  // (counted by replaying the log's JSON by hand).
+  EXPECT_EQ(Run({"describe", golden + "/table-with-dv-large"}), 0) << err_.str();
+  EXPECT_NE(out_.str().find("records:           1993\n"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("deletion vectors:  8 files, 11 rows deleted"), std::string::npos) << out_.str();
+  EXPECT_EQ(Run({"describe", golden + "/table-with-dv-large", "--version", "1"}), 0) << err_.str();
+  EXPECT_NE(out_.str().find("records:           1995\n"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("deletion vectors:  5 files, 5 rows deleted"), std::string::npos) << out_.str();
+}
+
 TEST_F(TableCommandTest, Errors) {
   EXPECT_EQ(Run({"describe"}), 2);
   EXPECT_EQ(Run({"explode", "gold.t"}), 2);

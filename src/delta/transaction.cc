@@ -7,6 +7,7 @@
 #include <simdjson.h>
 
 #include <spdlog/spdlog.h>
+#include "delta/deletion_vector.h"
 #include "delta/internal.h"
 
 namespace clicklake::delta {
@@ -307,7 +308,86 @@ Result<WritePlan> PlanWrite(engine::Connection* conn, const std::string& query, 
   return plan;
 }
 
+// The stats of a file whose rows a DV now partly deletes: the same numbers
+// (numRecords stays physical) with "tightBounds":false, since min/max may
+// describe deleted rows.
+std::string LooseBoundsStats(const std::string& stats, int64_t num_records) {
+  if (stats.empty() || stats.front() != '{' || stats.back() != '}') {
+    return "{\"numRecords\":" + std::to_string(num_records) + ",\"tightBounds\":false}";
+  }
+  std::string out = stats;
+  if (size_t pos = out.find("\"tightBounds\":true"); pos != std::string::npos) {
+    out.replace(pos, 18, "\"tightBounds\":false");
+  } else if (out.find("\"tightBounds\":false") == std::string::npos) {
+    out.insert(out.size() - 1, out.size() > 2 ? ",\"tightBounds\":false" : "\"tightBounds\":false");
+  }
+  return out;
+}
+
+// Sorted, distinct positions from "1,5,9".
+std::vector<uint64_t> ParsePositions(const std::string& text) {
+  std::vector<uint64_t> out;
+  const char* p = text.c_str();
+  while (*p) {
+    char* end = nullptr;
+    out.push_back(std::strtoull(p, &end, 10));
+    p = *end == ',' ? end + 1 : end;
+  }
+  return out;
+}
+
+// The key of a remove in conflict checks: the file and which version of it
+// (its DV) the remove ends.
+std::string RemoveKey(const std::string& path, const std::optional<DeletionVector>& dv) {
+  std::string key = DecodePath(path);
+  key.push_back('\0');
+  if (dv) {
+    key += dv->storage_type + dv->path_or_inline_dv;
+    if (dv->offset) key += "@" + std::to_string(*dv->offset);
+  }
+  return key;
+}
+
 }  // namespace
+
+namespace internal {
+
+bool DeletionVectorsEnabled(const Protocol& protocol, const Metadata& metadata) {
+  if (!protocol.writer_features) return false;
+  const auto& features = *protocol.writer_features;
+  if (std::find(features.begin(), features.end(), "deletionVectors") == features.end()) return false;
+  auto it = metadata.configuration.find("delta.enableDeletionVectors");
+  return it != metadata.configuration.end() && it->second == "true";
+}
+
+Protocol NewTableProtocol(const std::map<std::string, std::string>& configuration) {
+  Protocol p;
+  auto it = configuration.find("delta.enableDeletionVectors");
+  if (it != configuration.end() && it->second == "false") return p;  // reader 1 / writer 2
+  p.min_reader_version = 3;
+  p.min_writer_version = 7;
+  p.reader_features = std::vector<std::string>{"deletionVectors"};
+  p.writer_features = std::vector<std::string>{"deletionVectors"};
+  return p;
+}
+
+std::optional<int64_t> StatsNumRecords(const std::string& stats) {
+  size_t pos = stats.find("\"numRecords\":");
+  if (pos == std::string::npos) return std::nullopt;
+  return std::strtoll(stats.c_str() + pos + 13, nullptr, 10);
+}
+
+}  // namespace internal
+
+// What DeleteRows did to one file of the read snapshot so far.
+struct Transaction::RowDeletion {
+  AddFile original;                // as in the read snapshot
+  int64_t num_records = 0;         // physical rows
+  int64_t old_deleted = 0;         // rows its DV deleted before this transaction
+  std::vector<uint64_t> deleted;   // sorted: the old DV's rows and this transaction's
+  bool with_dv = false;            // the new state is a DV (else copy-on-write)
+  std::vector<std::string> staged_adds;  // add.paths this transaction staged for it
+};
 
 Transaction::Transaction(Table* table, Snapshot snapshot, Status read_status)
     : table_(table), read_snapshot_(std::move(snapshot)), read_status_(std::move(read_status)) {}
@@ -325,6 +405,7 @@ void Transaction::RemoveFile(const AddFile& file) {
   r.extended_file_metadata = true;
   r.partition_values = file.partition_values;
   r.size = file.size;
+  r.deletion_vector = file.deletion_vector;
   removes_.push_back(std::move(r));
   ReadPartition(file.partition_values);
 }
@@ -595,18 +676,212 @@ Result<std::vector<AddFile>> Transaction::WriteFileGroups(
   return written;
 }
 
+Result<int64_t> Transaction::DeleteRows(engine::Connection* conn, const std::string& rows_query) {
+  RETURN_IF_ERROR(read_status_);
+  if (committed_) return Status::InvalidArgument("transaction already committed");
+  const Metadata& md = new_metadata_ ? *new_metadata_ : read_snapshot_.metadata;
+  RETURN_IF_ERROR(internal::CheckWritable(read_snapshot_.protocol, md));
+  const bool with_dv = internal::DeletionVectorsEnabled(read_snapshot_.protocol, md);
+  FileSystem* fs = table_->fs();
+
+  // The rows per file, deduplicated and sorted by the engine.
+  ASSIGN_OR_RETURN(engine::QueryResult grouped,
+                   conn->Query("SELECT f, count(*) FILTER (WHERE r IS NULL), min(r), max(r), "
+                               "string_agg(r::VARCHAR, ',' ORDER BY r) FROM (SELECT DISTINCT CAST(c0 AS VARCHAR) AS f, "
+                               "CAST(c1 AS BIGINT) AS r FROM (" + rows_query + ") AS q(c0, c1)) GROUP BY f ORDER BY f"));
+  std::map<std::string, const AddFile*> live;
+  if (grouped.row_count() > 0) {
+    for (const auto& f : read_snapshot_.files) {
+      live[f.path] = &f;
+      live[DecodePath(f.path)] = &f;
+    }
+  }
+  std::set<std::string> removed_otherwise;
+  for (const auto& r : removes_) {
+    std::string key = DecodePath(r.path);
+    if (!row_deletions_.count(key)) removed_otherwise.insert(key);
+  }
+  // Validate everything first: an error leaves the transaction as it was.
+  struct Change {
+    std::shared_ptr<RowDeletion> state;
+    bool is_new = false;
+    std::vector<uint64_t> deleted;  // the new union
+  };
+  std::vector<Change> changes;
+  for (size_t row = 0; row < grouped.row_count(); row++) {
+    if (grouped.IsNull(row, 0)) return Status::InvalidArgument("DeleteRows: a row has no file path");
+    const std::string& path = grouped.GetString(row, 0);
+    if (grouped.GetInt64(row, 1) > 0) return Status::InvalidArgument("DeleteRows: a row of " + path + " has no position");
+    auto it = live.find(path);
+    if (it == live.end()) {
+      return Status::InvalidArgument("DeleteRows: " + path + " is not a live file of " + table_->path() + " at version " +
+                                     std::to_string(read_snapshot_.version));
+    }
+    const AddFile& file = *it->second;
+    const std::string key = DecodePath(file.path);
+    if (removed_otherwise.count(key)) {
+      return Status::InvalidArgument("DeleteRows: " + path + " is already removed by this transaction");
+    }
+    Change change;
+    auto existing = row_deletions_.find(key);
+    if (existing != row_deletions_.end()) {
+      change.state = existing->second;
+    } else {
+      change.state = std::make_shared<RowDeletion>();
+      change.is_new = true;
+      change.state->original = file;
+      std::optional<int64_t> n = internal::StatsNumRecords(file.stats);
+      if (!n) {
+        ASSIGN_OR_RETURN(engine::QueryResult meta,
+                         conn->Query("SELECT sum(num_rows)::BIGINT FROM parquet_file_metadata(" +
+                                     engine::QuoteLiteral(DataFilePath(table_->path(), file.path)) + ")"));
+        n = meta.GetInt64(0, 0);
+      }
+      change.state->num_records = *n;
+      if (file.deletion_vector) {
+        ASSIGN_OR_RETURN(change.state->deleted, internal::LoadDeletionVector(fs, table_->path(), *file.deletion_vector));
+      }
+      change.state->old_deleted = static_cast<int64_t>(change.state->deleted.size());
+    }
+    const int64_t min_row = grouped.GetInt64(row, 2), max_row = grouped.GetInt64(row, 3);
+    if (min_row < 0 || max_row >= change.state->num_records) {
+      return Status::InvalidArgument("DeleteRows: row " + std::to_string(min_row < 0 ? min_row : max_row) + " of " +
+                                     path + ", which has " + std::to_string(change.state->num_records) + " rows");
+    }
+    std::vector<uint64_t> rows = ParsePositions(grouped.GetString(row, 4));
+    std::set_union(change.state->deleted.begin(), change.state->deleted.end(), rows.begin(), rows.end(),
+                   std::back_inserter(change.deleted));
+    if (change.deleted.size() == change.state->deleted.size()) continue;  // all already deleted
+    changes.push_back(std::move(change));
+  }
+  if (changes.empty()) return 0;
+
+  // With DVs, every new DV of this call goes into one DV file.
+  std::vector<DeletionVector> dvs;
+  if (with_dv) {
+    std::vector<std::vector<uint64_t>> bitmaps;
+    for (const auto& c : changes) {
+      if (static_cast<int64_t>(c.deleted.size()) < c.state->num_records) bitmaps.push_back(c.deleted);
+    }
+    if (!bitmaps.empty()) {
+      ASSIGN_OR_RETURN(dvs, internal::WriteDeletionVectorFile(fs, table_->path(), bitmaps));
+    }
+  }
+  auto unstage = [&](RowDeletion& state) {
+    std::set<std::string> paths(state.staged_adds.begin(), state.staged_adds.end());
+    adds_.erase(std::remove_if(adds_.begin(), adds_.end(), [&](const AddFile& a) { return paths.count(a.path) > 0; }),
+                adds_.end());
+    if (!state.with_dv) {  // this transaction's rewritten files: nothing refers to them
+      for (const auto& p : state.staged_adds) fs->DeleteFile(DataFilePath(table_->path(), p)).IgnoreError();
+    }
+    state.staged_adds.clear();
+  };
+  int64_t newly_deleted = 0;
+  size_t next_dv = 0;
+  const bool saved_data_change = data_change_;
+  data_change_ = true;
+  Status status;
+  for (auto& c : changes) {
+    RowDeletion& state = *c.state;
+    const AddFile& original = state.original;
+    const bool whole_file = static_cast<int64_t>(c.deleted.size()) >= state.num_records;
+    std::vector<AddFile> added;
+    if (!whole_file && with_dv) {
+      AddFile a = original;
+      a.data_change = true;
+      a.stats = LooseBoundsStats(original.stats, state.num_records);
+      a.deletion_vector = dvs[next_dv++];
+      added.push_back(std::move(a));
+    } else if (!whole_file) {
+      // Copy-on-write: the file's live rows, minus the deleted ones, into a new file.
+      Snapshot one;
+      one.version = read_snapshot_.version;
+      one.protocol = read_snapshot_.protocol;
+      one.metadata = md;
+      one.files = {original};
+      ScanOptions options;
+      options.row_address = true;
+      auto scan = ScanSql(table_->path(), one, options);
+      if (!scan.ok()) {
+        status = scan.status();
+        break;
+      }
+      std::string list;
+      for (uint64_t r : c.deleted) list += (list.empty() ? "" : ",") + std::to_string(r);
+      // WriteFiles stages the adds itself; they are moved into `added` below.
+      auto files = WriteFiles(conn,
+                              "SELECT * EXCLUDE (_delta_file, _delta_row) FROM (" + *scan +
+                                  ") WHERE _delta_row NOT IN (SELECT unnest([" + list + "]::BIGINT[]))",
+                              original.partition_values);
+      if (!files.ok()) {
+        status = files.status();
+        break;
+      }
+      adds_.resize(adds_.size() - files->size());
+      added = std::move(*files);
+    }
+    unstage(state);
+    if (c.is_new) {
+      RemoveFile(original);  // dataChange true (set above), the old DV, its partition read
+      row_deletions_[DecodePath(original.path)] = c.state;
+    }
+    newly_deleted += static_cast<int64_t>(c.deleted.size() - state.deleted.size());
+    state.deleted = std::move(c.deleted);
+    state.with_dv = with_dv && !whole_file;
+    for (auto& a : added) {
+      state.staged_adds.push_back(a.path);
+      adds_.push_back(std::move(a));
+    }
+  }
+  data_change_ = saved_data_change;
+  RETURN_IF_ERROR(status);
+  return newly_deleted;
+}
+
 Result<int64_t> Transaction::Commit() {
   RETURN_IF_ERROR(read_status_);
   if (committed_) return Status::InvalidArgument("transaction already committed");
   const Metadata& md = new_metadata_ ? *new_metadata_ : read_snapshot_.metadata;
   RETURN_IF_ERROR(internal::CheckWritable(read_snapshot_.protocol, md));
   bool any_data_change = new_metadata_.has_value();
-  std::set<std::string> my_removed, my_added;
+  // Removes are keyed by (path, DV): which version of a file they end.
+  std::set<std::string> my_removed_paths, my_removed, my_added;
   for (const auto& r : removes_) {
-    if (!my_removed.insert(DecodePath(r.path)).second) {
+    if (!my_removed_paths.insert(DecodePath(r.path)).second) {
       return Status::InvalidArgument("file " + r.path + " removed twice in one commit");
     }
+    my_removed.insert(RemoveKey(r.path, r.deletion_vector));
     any_data_change |= r.data_change;
+  }
+  for (const auto& a : adds_) {
+    if (a.deletion_vector && !internal::DeletionVectorsEnabled(read_snapshot_.protocol, md)) {
+      return Status::InvalidArgument("file " + a.path + " has a deletion vector, but table " + table_->path() +
+                                     " does not enable them (deletionVectors feature and "
+                                     "delta.enableDeletionVectors=true)");
+    }
+  }
+  // DeleteRows' metrics (Delta's names), unless the caller set them.
+  if (!row_deletions_.empty()) {
+    int64_t deleted_rows = 0, dvs_added = 0, dvs_removed = 0, dvs_updated = 0, files_removed = 0, files_added = 0,
+            copied_rows = 0;
+    for (const auto& [key, d] : row_deletions_) {
+      deleted_rows += static_cast<int64_t>(d->deleted.size()) - d->old_deleted;
+      const bool had_dv = d->original.deletion_vector.has_value();
+      dvs_removed += had_dv;
+      dvs_added += d->with_dv;
+      dvs_updated += had_dv && d->with_dv;
+      if (!d->with_dv) {
+        files_removed++;
+        files_added += static_cast<int64_t>(d->staged_adds.size());
+        if (!d->staged_adds.empty()) copied_rows += d->num_records - static_cast<int64_t>(d->deleted.size());
+      }
+    }
+    const std::pair<const char*, int64_t> metrics[] = {
+        {"numDeletedRows", deleted_rows},        {"numDeletionVectorsAdded", dvs_added},
+        {"numDeletionVectorsRemoved", dvs_removed}, {"numDeletionVectorsUpdated", dvs_updated},
+        {"numRemovedFiles", files_removed},      {"numAddedFiles", files_added},
+        {"numCopiedRows", copied_rows}};
+    for (const auto& [name, value] : metrics) operation_metrics_.emplace(name, std::to_string(value));
   }
   for (const auto& a : adds_) {
     if (!my_added.insert(DecodePath(a.path)).second) {
@@ -681,11 +956,11 @@ Result<int64_t> Transaction::Commit() {
         }
       }
       for (const auto& r : w.removes) {
-        std::string key = DecodePath(r.path);
-        if (my_removed.count(key)) {
+        if (my_removed.count(RemoveKey(r.path, r.deletion_vector))) {
           return Status::Conflict(where + " also removed " + r.path + "; re-read and retry");
         }
-        if (read_files.count(key)) {
+        // At snapshot isolation (optimize) only the files it removes matter.
+        if (isolation != "SnapshotIsolation" && read_files.count(DecodePath(r.path))) {
           return Status::Conflict(where + " removed " + r.path + ", which this transaction read; re-read and retry");
         }
       }

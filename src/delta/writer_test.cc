@@ -1,11 +1,14 @@
 // Writer tests: tables clicklake writes pass the independent validator and
 // read back exactly; conflicts, txn, checkpoints, cleanup and operations.
 
+#include <zlib.h>
+
 #include <filesystem>
 #include <fstream>
 
 #include "common/clock.h"
 #include "common/test_util.h"
+#include "delta/deletion_vector.h"
 #include "delta/internal.h"
 #include "delta/table.h"
 #include "delta/testing/validator.h"
@@ -580,12 +583,22 @@ TEST_F(WriterTest, UnknownWriterFeatureRefused) {
   EXPECT_STATUS(tx->Commit().status(), kUnsupported);
   {
     std::ofstream out(log + CommitFileName(2));
-    out << "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"deletionVectors\"],"
-           "\"writerFeatures\":[\"deletionVectors\"]}}\n";
+    out << "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"variantType\"],"
+           "\"writerFeatures\":[\"variantType\"]}}\n";
   }
   auto snap = t->LoadSnapshot();
   EXPECT_STATUS(snap.status(), kUnsupported);
-  EXPECT_NE(snap.status().message().find("deletionVectors"), std::string::npos);
+  EXPECT_NE(snap.status().message().find("variantType"), std::string::npos);
+}
+
+// Reading column-mapped tables is dvread's; writing them stays refused.
+TEST_F(WriterTest, ColumnMappedTablesAreNotWritten) {
+  Metadata md;
+  md.schema = EventSchema();
+  md.configuration = {{"delta.columnMapping.mode", "name"}};
+  Protocol p = internal::NewTableProtocol({});
+  EXPECT_OK(internal::CheckWritable(p, Metadata{}));
+  EXPECT_STATUS(internal::CheckWritable(p, md), kUnsupported);
 }
 
 TEST_F(WriterTest, OpenOrCreateRaceAndOpenMissing) {
@@ -663,6 +676,591 @@ TEST_F(WriterTest, SnapshotCacheNoticesARewrittenVersion) {
   ASSERT_OK(Append(t.get(), Rows("c", 1)).status());
   EXPECT_EQ(Count(t.get()), 6);  // incremental from the cached version 2
   EXPECT_EQ(Count(t.get(), 1), 5);
+}
+
+}  // namespace
+}  // namespace clicklake::delta
+
+// ---- deletion vectors, the writing side ----
+
+namespace clicklake::delta {
+namespace {
+
+void PutLE16(std::string* s, uint16_t v) {
+  for (int i = 0; i < 2; i++) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutLE32(std::string* s, uint32_t v) {
+  for (int i = 0; i < 4; i++) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutLE64(std::string* s, uint64_t v) {
+  for (int i = 0; i < 8; i++) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutBE32(std::string* s, uint32_t v) {
+  for (int i = 3; i >= 0; i--) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+std::string Hex(const std::string& bytes) {
+  std::string out;
+  char b[4];
+  for (unsigned char c : bytes) {
+    std::snprintf(b, sizeof b, "%02x ", c);
+    out += b;
+  }
+  return out;
+}
+
+// RoaringBitmapArray bytes built by hand from the Roaring format spec: the
+// magic, the count of 32-bit bitmaps (8 bytes), then per bitmap its key (the
+// high 32 bits) and the portable 32-bit Roaring serialization.
+std::vector<uint64_t> ArrayCase() { return {0, 2, 4, 100000}; }
+std::string ArrayCaseBytes() {
+  std::string e;
+  PutLE32(&e, 1681511377);
+  PutLE64(&e, 1);
+  PutLE32(&e, 0);
+  PutLE32(&e, 12346);  // cookie without run containers
+  PutLE32(&e, 2);      // containers
+  PutLE16(&e, 0);      // key 0 (values 0, 2, 4), cardinality - 1
+  PutLE16(&e, 2);
+  PutLE16(&e, 1);  // key 1 (100000 = 1 << 16 | 34464)
+  PutLE16(&e, 0);
+  PutLE32(&e, 24);  // offsets of the containers from the 32-bit bitmap's start
+  PutLE32(&e, 30);
+  for (uint16_t v : {0, 2, 4}) PutLE16(&e, v);  // array container
+  PutLE16(&e, 34464);
+  return e;
+}
+std::vector<uint64_t> RunCase() {
+  std::vector<uint64_t> v;
+  for (uint64_t i = 5; i <= 1004; i++) v.push_back(i);
+  v.push_back(100000);
+  return v;
+}
+std::string RunCaseBytes() {
+  std::string e;
+  PutLE32(&e, 1681511377);
+  PutLE64(&e, 1);
+  PutLE32(&e, 0);
+  PutLE16(&e, 12347);  // cookie with run containers, then containers - 1
+  PutLE16(&e, 1);
+  e.push_back(0x01);  // run bitset: container 0 is a run
+  PutLE16(&e, 0);
+  PutLE16(&e, 999);
+  PutLE16(&e, 1);
+  PutLE16(&e, 0);
+  // fewer than 4 containers: no offsets
+  PutLE16(&e, 1);  // one run: start 5, length - 1 = 999
+  PutLE16(&e, 5);
+  PutLE16(&e, 999);
+  PutLE16(&e, 34464);
+  return e;
+}
+std::vector<uint64_t> WideCase() { return {1, (1ULL << 32) + 7}; }
+std::string WideCaseBytes() {
+  std::string e;
+  PutLE32(&e, 1681511377);
+  PutLE64(&e, 2);
+  for (uint32_t key : {0u, 1u}) {
+    PutLE32(&e, key);
+    PutLE32(&e, 12346);
+    PutLE32(&e, 1);
+    PutLE16(&e, 0);
+    PutLE16(&e, 0);
+    PutLE32(&e, 16);
+    PutLE16(&e, key == 0 ? 1 : 7);
+  }
+  return e;
+}
+
+TEST(DeletionVectorCodecTest, Z85EncodesTheRfcVector) {
+  EXPECT_EQ(internal::Z85Encode(std::string("\x86\x4F\xD2\x6F\xB5\x59\xF7\x5B", 8)), "HelloWorld");
+  EXPECT_EQ(internal::Z85Encode(std::string(4, '\0')), "00000");
+  EXPECT_EQ(internal::Z85Encode(std::string(4, '\xff')), "%nSc0");
+  std::string bytes;
+  for (int i = 0; i < 64; i++) bytes.push_back(static_cast<char>(i * 37));
+  ASSERT_OK_AND_ASSIGN(std::string back, internal::Z85Decode(internal::Z85Encode(bytes)));
+  EXPECT_EQ(back, bytes);
+}
+
+TEST(DeletionVectorCodecTest, RowPositionsSerialiseInThePortableFormat) {
+  EXPECT_EQ(Hex(internal::SerializeRowPositions(ArrayCase())), Hex(ArrayCaseBytes()));
+  EXPECT_EQ(Hex(internal::SerializeRowPositions(RunCase())), Hex(RunCaseBytes()));
+  EXPECT_EQ(Hex(internal::SerializeRowPositions(WideCase())), Hex(WideCaseBytes()));
+  ASSERT_OK_AND_ASSIGN(auto rows, internal::DeserializeRowPositions(internal::SerializeRowPositions(RunCase())));
+  EXPECT_EQ(rows, RunCase());
+}
+
+TEST(DeletionVectorCodecTest, DeletionVectorFileLayout) {
+  testing::TempDir tmp;
+  std::string dir = tmp.Sub("t");
+  fs::create_directories(dir);
+  ASSERT_OK_AND_ASSIGN(auto dvs, internal::WriteDeletionVectorFile(FileSystem::Default(), dir, {ArrayCase(), RunCase()}));
+  ASSERT_EQ(dvs.size(), 2u);
+  std::vector<std::string> files;
+  for (auto& e : fs::directory_iterator(dir)) files.push_back(e.path().filename().string());
+  ASSERT_EQ(files.size(), 1u);  // one file for every DV of the call, no temp left
+  // The name holds the UUID whose 16 bytes the descriptors carry in Z85.
+  ASSERT_EQ(dvs[0].path_or_inline_dv.size(), 20u);
+  ASSERT_OK_AND_ASSIGN(std::string uuid, internal::Z85Decode(dvs[0].path_or_inline_dv));
+  std::string hex;
+  for (unsigned char c : uuid) {
+    char b[3];
+    std::snprintf(b, sizeof b, "%02x", c);
+    hex += b;
+  }
+  std::string name = files[0];
+  std::string expected_name = "deletion_vector_" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
+                              "-" + hex.substr(16, 4) + "-" + hex.substr(20) + ".bin";
+  EXPECT_EQ(name, expected_name);
+  EXPECT_EQ(hex[12], '4') << "a version 4 UUID";
+  // Version byte, then per DV: big-endian size, the bitmap, big-endian CRC-32.
+  std::string expected(1, '\x01');
+  for (const std::string& bitmap : {ArrayCaseBytes(), RunCaseBytes()}) {
+    PutBE32(&expected, static_cast<uint32_t>(bitmap.size()));
+    expected += bitmap;
+    PutBE32(&expected, static_cast<uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(bitmap.data()),
+                                                      static_cast<uInt>(bitmap.size()))));
+  }
+  std::ifstream in(dir + "/" + name, std::ios::binary);
+  std::string actual((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(Hex(actual), Hex(expected));
+  EXPECT_EQ(dvs[0].storage_type, "u");
+  EXPECT_EQ(dvs[0].offset, 1);
+  EXPECT_EQ(dvs[0].size_in_bytes, static_cast<int32_t>(ArrayCaseBytes().size()));
+  EXPECT_EQ(dvs[0].cardinality, 4);
+  EXPECT_EQ(dvs[1].path_or_inline_dv, dvs[0].path_or_inline_dv);
+  EXPECT_EQ(dvs[1].offset, static_cast<int32_t>(1 + 4 + ArrayCaseBytes().size() + 4));
+  EXPECT_EQ(dvs[1].cardinality, 1001);
+  ASSERT_OK_AND_ASSIGN(auto rows, internal::LoadDeletionVector(FileSystem::Default(), dir, dvs[1]));
+  EXPECT_EQ(rows, RunCase());
+  // Inline: the padded bitmap in Z85, sizeInBytes its own length.
+  DeletionVector inl = internal::InlineDeletionVector(ArrayCase());
+  EXPECT_EQ(inl.storage_type, "i");
+  EXPECT_FALSE(inl.offset.has_value());
+  EXPECT_EQ(inl.size_in_bytes, static_cast<int32_t>(ArrayCaseBytes().size()));
+  ASSERT_OK_AND_ASSIGN(std::string inline_bytes, internal::Z85Decode(inl.path_or_inline_dv));
+  EXPECT_EQ(Hex(inline_bytes.substr(0, inl.size_in_bytes)), Hex(ArrayCaseBytes()));
+  ASSERT_OK_AND_ASSIGN(rows, internal::LoadDeletionVector(FileSystem::Default(), dir, inl));
+  EXPECT_EQ(rows, ArrayCase());
+}
+
+// A rows query for DeleteRows: (add.path, position) pairs.
+std::string Addresses(const std::vector<std::pair<std::string, std::vector<int64_t>>>& rows) {
+  std::string sql;
+  for (const auto& [path, positions] : rows) {
+    for (int64_t p : positions) {
+      sql += (sql.empty() ? "SELECT * FROM (VALUES " : ", ") + std::string("(") + engine::QuoteLiteral(path) + ", " +
+             std::to_string(p) + ")";
+    }
+  }
+  return sql + ") t(f, r)";
+}
+
+class DeletionVectorWriteTest : public WriterTest {
+ protected:
+  // DeleteRows + commit.
+  Result<int64_t> Delete(Table* t, const std::string& rows_query) {
+    auto tx = t->StartTransaction();
+    auto n = tx->DeleteRows(conn_.get(), rows_query);
+    if (!n.ok()) return n.status();
+    tx->SetOperation("DELETE", {});
+    RETURN_IF_ERROR(tx->Commit().status());
+    return n;
+  }
+
+  // The event_ids a scan of the latest snapshot returns, sorted.
+  std::vector<std::string> Ids(Table* t) {
+    std::vector<std::string> out;
+    auto snap = t->LoadSnapshot();
+    EXPECT_OK(snap.status());
+    if (!snap.ok()) return out;
+    auto sql = ScanSql(t->path(), *snap);
+    EXPECT_OK(sql.status());
+    auto r = conn_->Query("SELECT event_id FROM (" + *sql + ") ORDER BY 1");
+    EXPECT_OK(r.status());
+    for (size_t i = 0; r.ok() && i < r->row_count(); i++) out.push_back(r->GetString(i, 0));
+    return out;
+  }
+
+  // The event_ids at `positions` of a data file, read from the Parquet file itself.
+  std::vector<std::string> IdsAt(Table* t, const AddFile& f, const std::vector<int64_t>& positions) {
+    std::string list;
+    for (int64_t p : positions) list += (list.empty() ? "" : ",") + std::to_string(p);
+    auto r = conn_->Query("SELECT event_id FROM read_parquet(" + engine::QuoteLiteral(DataFilePath(t->path(), f.path)) +
+                          ", file_row_number = true) WHERE file_row_number IN (" + list + ") ORDER BY 1");
+    EXPECT_OK(r.status());
+    std::vector<std::string> out;
+    for (size_t i = 0; r.ok() && i < r->row_count(); i++) out.push_back(r->GetString(i, 0));
+    return out;
+  }
+
+  std::string MetricsOf(Table* t) {
+    auto h = t->History(1);
+    EXPECT_OK(h.status());
+    return h.ok() ? (*h)[0].operation_metrics_json : "";
+  }
+
+  int DvFiles(const std::string& dir) {
+    int n = 0;
+    for (auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().rfind("deletion_vector_", 0) == 0;
+    return n;
+  }
+};
+
+std::vector<std::string> Minus(std::vector<std::string> all, const std::vector<std::string>& gone) {
+  std::set<std::string> g(gone.begin(), gone.end());
+  all.erase(std::remove_if(all.begin(), all.end(), [&](const std::string& s) { return g.count(s) > 0; }), all.end());
+  return all;
+}
+
+TEST_F(DeletionVectorWriteTest, NewTablesUseDeletionVectorsUnlessSwitchedOff) {
+  auto t = Create({}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  EXPECT_EQ(snap.protocol.min_reader_version, 3);
+  EXPECT_EQ(snap.protocol.min_writer_version, 7);
+  EXPECT_EQ(snap.protocol.reader_features, (std::vector<std::string>{"deletionVectors"}));
+  EXPECT_EQ(snap.protocol.writer_features, (std::vector<std::string>{"deletionVectors"}));
+  EXPECT_EQ(snap.Config("delta.enableDeletionVectors", ""), "true");
+  ASSERT_OK(Append(t.get(), Rows("a", 6)).status());
+  ExpectValid();
+
+  path_ = tmp_.Sub("old_readers");
+  auto old = Create({{"delta.enableDeletionVectors", "false"}}, {"event_date"});
+  ASSERT_NE(old, nullptr);
+  ASSERT_OK_AND_ASSIGN(snap, old->LoadSnapshot());
+  EXPECT_EQ(snap.protocol.min_reader_version, 1);
+  EXPECT_EQ(snap.protocol.min_writer_version, 2);
+  EXPECT_FALSE(snap.protocol.reader_features.has_value());
+  EXPECT_FALSE(snap.protocol.writer_features.has_value());
+  ASSERT_OK(Append(old.get(), Rows("a", 6)).status());
+  ExpectValid();
+  // A hand-made DV on it is refused at commit: the table lacks the feature.
+  auto tx = old->StartTransaction();
+  AddFile f = tx->read_snapshot().files[0];
+  f.deletion_vector = internal::InlineDeletionVector({0});
+  tx->RemoveFile(tx->read_snapshot().files[0]);
+  tx->AddFiles({f});
+  EXPECT_STATUS(tx->Commit().status(), kInvalidArgument);
+}
+
+TEST_F(DeletionVectorWriteTest, DeleteRowsMarksRowsAndReadsBack) {
+  auto t = Create({}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("a", 30)).status());  // 3 files of 10 rows
+  const std::vector<std::string> all = Ids(t.get());
+  ASSERT_EQ(all.size(), 30u);
+  ASSERT_OK_AND_ASSIGN(Snapshot before, t->LoadSnapshot());
+  const AddFile f0 = before.files[0], f1 = before.files[1], f2 = before.files[2];
+
+  // Two calls in one transaction: the same file's rows are unioned.
+  auto tx = t->StartTransaction();
+  ASSERT_OK_AND_ASSIGN(int64_t n, tx->DeleteRows(conn_.get(), Addresses({{f0.path, {1, 3}}, {f1.path, {0}}})));
+  EXPECT_EQ(n, 3);
+  ASSERT_OK_AND_ASSIGN(n, tx->DeleteRows(conn_.get(), Addresses({{f0.path, {3, 5}}})));
+  EXPECT_EQ(n, 1);
+  tx->SetOperation("DELETE", {});
+  ASSERT_OK(tx->Commit().status());
+  ExpectValid();
+  ASSERT_OK_AND_ASSIGN(Snapshot after, t->LoadSnapshot());
+  ASSERT_EQ(after.files.size(), 3u);
+  std::map<std::string, AddFile> by_path;
+  for (const auto& f : after.files) by_path[f.path] = f;
+  ASSERT_TRUE(by_path.count(f0.path));
+  const AddFile& g0 = by_path[f0.path];
+  ASSERT_TRUE(g0.deletion_vector.has_value());
+  EXPECT_EQ(g0.deletion_vector->storage_type, "u");
+  EXPECT_EQ(g0.deletion_vector->cardinality, 3);
+  EXPECT_EQ(g0.size, f0.size);
+  EXPECT_EQ(g0.modification_time, f0.modification_time);
+  EXPECT_EQ(g0.partition_values, f0.partition_values);
+  EXPECT_NE(g0.stats.find("\"numRecords\":10"), std::string::npos) << g0.stats;
+  EXPECT_NE(g0.stats.find("\"tightBounds\":false"), std::string::npos) << g0.stats;
+  ASSERT_OK_AND_ASSIGN(auto rows, ReadDeletedRows(path_, g0));
+  EXPECT_EQ(rows, (std::vector<uint64_t>{1, 3, 5}));
+  ASSERT_OK_AND_ASSIGN(rows, ReadDeletedRows(path_, by_path[f1.path]));
+  EXPECT_EQ(rows, (std::vector<uint64_t>{0}));
+  EXPECT_FALSE(by_path[f2.path].deletion_vector.has_value());
+  std::string metrics = MetricsOf(t.get());
+  EXPECT_NE(metrics.find("\"numDeletedRows\":\"4\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\"numDeletionVectorsAdded\":\"2\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\"numRemovedFiles\":\"0\""), std::string::npos) << metrics;
+  std::vector<std::string> gone = IdsAt(t.get(), f0, {1, 3, 5});
+  for (const auto& id : IdsAt(t.get(), f1, {0})) gone.push_back(id);
+  EXPECT_EQ(Ids(t.get()), Minus(all, gone));
+
+  // A later transaction: the old DV's rows stay deleted, the remove names it.
+  ASSERT_OK_AND_ASSIGN(n, Delete(t.get(), Addresses({{f0.path, {5, 7}}})));
+  EXPECT_EQ(n, 1);
+  metrics = MetricsOf(t.get());
+  EXPECT_NE(metrics.find("\"numDeletionVectorsUpdated\":\"1\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\"numDeletionVectorsRemoved\":\"1\""), std::string::npos) << metrics;
+  ASSERT_OK_AND_ASSIGN(std::string commit, FileSystem::Default()->ReadFile(path_ + "/_delta_log/" + CommitFileName(3)));
+  EXPECT_NE(commit.find("\"remove\":{\"path\":\"" + f0.path), std::string::npos);
+  EXPECT_NE(commit.find(g0.deletion_vector->path_or_inline_dv), std::string::npos) << "the remove carries the old DV";
+  ASSERT_OK_AND_ASSIGN(after, t->LoadSnapshot());
+  for (const auto& f : after.files) {
+    if (f.path == f0.path) {
+      EXPECT_EQ(f.deletion_vector->cardinality, 4);
+    }
+  }
+  gone.push_back(IdsAt(t.get(), f0, {7})[0]);
+  EXPECT_EQ(Ids(t.get()), Minus(all, gone));
+  // Rows already deleted: nothing to do.
+  tx = t->StartTransaction();
+  ASSERT_OK_AND_ASSIGN(n, tx->DeleteRows(conn_.get(), Addresses({{f0.path, {1, 7}}})));
+  EXPECT_EQ(n, 0);
+  EXPECT_TRUE(tx->staged_adds().empty());
+
+  // Every row of a file: the file is just removed.
+  ASSERT_OK_AND_ASSIGN(n, Delete(t.get(), Addresses({{f1.path, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}})));
+  EXPECT_EQ(n, 9);
+  ASSERT_OK_AND_ASSIGN(commit, FileSystem::Default()->ReadFile(path_ + "/_delta_log/" + CommitFileName(4)));
+  EXPECT_EQ(commit.find("\"add\""), std::string::npos) << commit;
+  metrics = MetricsOf(t.get());
+  EXPECT_NE(metrics.find("\"numRemovedFiles\":\"1\""), std::string::npos) << metrics;
+  ASSERT_OK_AND_ASSIGN(after, t->LoadSnapshot());
+  EXPECT_EQ(after.files.size(), 2u);
+  for (const auto& id : IdsAt(t.get(), f1, {1, 2, 3, 4, 5, 6, 7, 8, 9})) gone.push_back(id);
+  EXPECT_EQ(Ids(t.get()), Minus(all, gone));
+  ExpectValid();
+
+  // Bad addresses: a file that is not live, a position past numRecords.
+  tx = t->StartTransaction();
+  EXPECT_STATUS(tx->DeleteRows(conn_.get(), Addresses({{f1.path, {0}}})).status(), kInvalidArgument);
+  EXPECT_STATUS(tx->DeleteRows(conn_.get(), Addresses({{f2.path, {10}}})).status(), kInvalidArgument);
+  EXPECT_STATUS(tx->DeleteRows(conn_.get(), Addresses({{f2.path, {-1}}})).status(), kInvalidArgument);
+  EXPECT_STATUS(tx->DeleteRows(conn_.get(), Addresses({{"nope.parquet", {0}}})).status(), kInvalidArgument);
+  EXPECT_TRUE(tx->staged_adds().empty());
+}
+
+TEST_F(DeletionVectorWriteTest, ConcurrentDeletesOfOneFileConflict) {
+  auto t = Create({}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("c", 30)).status());
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  auto a = t->StartTransaction(snap);
+  auto b = t->StartTransaction(snap);
+  ASSERT_OK(a->DeleteRows(conn_.get(), Addresses({{snap.files[0].path, {1}}})).status());
+  ASSERT_OK(b->DeleteRows(conn_.get(), Addresses({{snap.files[0].path, {2}}})).status());
+  ASSERT_OK(a->Commit().status());
+  EXPECT_STATUS(b->Commit().status(), kConflict);
+  // Files of different partitions, and a blind append: no conflict.
+  ASSERT_OK_AND_ASSIGN(snap, t->LoadSnapshot());
+  auto c = t->StartTransaction(snap);
+  auto d = t->StartTransaction(snap);
+  auto e = t->StartTransaction(snap);
+  ASSERT_OK(c->DeleteRows(conn_.get(), Addresses({{snap.files[1].path, {1}}})).status());
+  ASSERT_OK(d->DeleteRows(conn_.get(), Addresses({{snap.files[2].path, {1}}})).status());
+  ASSERT_OK(e->WriteFiles(conn_.get(), Rows("e", 6)).status());
+  e->SetBlindAppend(true);
+  ASSERT_OK(e->Commit().status());
+  ASSERT_OK(c->Commit().status());
+  ASSERT_OK(d->Commit().status());
+  EXPECT_EQ(Ids(t.get()).size(), 30u - 3 + 6);
+  // A DeleteRows racing an optimize that rewrote its file conflicts (the rows
+  // it addressed no longer exist under that path); the optimize itself, at
+  // snapshot isolation, does not conflict with deletes of other files.
+  ASSERT_OK(Append(t.get(), Rows("f", 30)).status());
+  ASSERT_OK_AND_ASSIGN(snap, t->LoadSnapshot());
+  auto late = t->StartTransaction(snap);
+  ASSERT_OK(late->DeleteRows(conn_.get(), Addresses({{snap.files[0].path, {0}}})).status());
+  ASSERT_OK_AND_ASSIGN(OptimizeResult opt, t->Optimize());
+  EXPECT_GT(opt.files_removed, 0);
+  EXPECT_STATUS(late->Commit().status(), kConflict);
+  ExpectValid();
+}
+
+TEST_F(DeletionVectorWriteTest, DeleteWhereOnDvAndCopyOnWriteTables) {
+  auto dv = Create({}, {"event_date"});
+  ASSERT_NE(dv, nullptr);
+  path_ = tmp_.Sub("cow");
+  auto cow = Create({{"delta.enableDeletionVectors", "false"}}, {"event_date"});
+  ASSERT_NE(cow, nullptr);
+  for (Table* t : {dv.get(), cow.get()}) ASSERT_OK(Append(t, Rows("w", 30)).status());
+  ASSERT_OK_AND_ASSIGN(Snapshot dv_before, dv->LoadSnapshot());
+  ASSERT_OK_AND_ASSIGN(int64_t a, dv->DeleteWhere(conn_.get(), "src = 'web' OR n = 1"));
+  ASSERT_OK_AND_ASSIGN(int64_t b, cow->DeleteWhere(conn_.get(), "src = 'web' OR n = 1"));
+  EXPECT_EQ(a, 9);  // n % 4 == 0 below 30 (8 rows) and n = 1
+  EXPECT_EQ(b, 9);
+  EXPECT_EQ(Ids(dv.get()), Ids(cow.get()));
+  EXPECT_EQ(Ids(dv.get()).size(), 21u);
+  // The DV table kept its data files, now with DVs; the other rewrote them.
+  ASSERT_OK_AND_ASSIGN(Snapshot dv_after, dv->LoadSnapshot());
+  ASSERT_EQ(dv_after.files.size(), dv_before.files.size());
+  for (size_t i = 0; i < dv_after.files.size(); i++) {
+    EXPECT_EQ(dv_after.files[i].path, dv_before.files[i].path);
+    EXPECT_TRUE(dv_after.files[i].deletion_vector.has_value());
+  }
+  ASSERT_OK_AND_ASSIGN(Snapshot cow_after, cow->LoadSnapshot());
+  for (const auto& f : cow_after.files) EXPECT_FALSE(f.deletion_vector.has_value());
+  EXPECT_EQ(DvFiles(path_), 0);
+  std::string metrics = MetricsOf(cow.get());
+  EXPECT_NE(metrics.find("\"numCopiedRows\":\"21\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\"numDeletedRows\":\"9\""), std::string::npos) << metrics;
+  ASSERT_OK_AND_ASSIGN(auto history, dv->History(1));
+  EXPECT_EQ(history[0].operation, "DELETE");
+  // Deleting again deletes nothing new.
+  ASSERT_OK_AND_ASSIGN(a, dv->DeleteWhere(conn_.get(), "src = 'web'"));
+  EXPECT_EQ(a, 0);
+  ExpectValid();
+  path_ = dv->path();
+  ExpectValid();
+}
+
+TEST_F(DeletionVectorWriteTest, OptimizePurgesDeletionVectors) {
+  auto t = Create({}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("p", 60)).status());  // 3 files of 20 rows
+  ASSERT_OK_AND_ASSIGN(int64_t deleted, t->DeleteWhere(conn_.get(), "n % 5 = 0"));
+  EXPECT_EQ(deleted, 12);
+  const std::vector<std::string> before = Ids(t.get());
+  // 20% deleted: not past a 50% threshold, and single small files are not merged.
+  ASSERT_OK_AND_ASSIGN(OptimizeResult none, t->Optimize({.purge_deleted_fraction = 0.5}));
+  EXPECT_EQ(none.version, -1);
+  ASSERT_OK_AND_ASSIGN(OptimizeResult opt, t->Optimize());
+  EXPECT_EQ(opt.files_removed, 3);
+  EXPECT_EQ(opt.files_added, 3);
+  EXPECT_EQ(opt.deletion_vectors_purged, 3);
+  EXPECT_EQ(opt.deleted_rows_purged, 12);
+  EXPECT_EQ(opt.rows, 48);
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  for (const auto& f : snap.files) {
+    EXPECT_FALSE(f.deletion_vector.has_value());
+    EXPECT_NE(f.stats.find("\"numRecords\":16"), std::string::npos) << f.stats;
+    EXPECT_FALSE(f.data_change);
+  }
+  EXPECT_EQ(Ids(t.get()), before);
+  std::string metrics = MetricsOf(t.get());
+  EXPECT_NE(metrics.find("\"numDeletionVectorsRemoved\":\"3\""), std::string::npos) << metrics;
+  ExpectValid();
+  // A threshold of 0 purges any DV.
+  ASSERT_OK(Delete(t.get(), Addresses({{snap.files[0].path, {0}}})).status());
+  ASSERT_OK_AND_ASSIGN(none, t->Optimize({.min_file_size = 1, .purge_deleted_fraction = 0.1}));
+  EXPECT_EQ(none.version, -1);  // 1 of 16 rows: under 10%, and the file counts as big
+  ASSERT_OK_AND_ASSIGN(opt, t->Optimize({.min_file_size = 1, .purge_deleted_fraction = 0}));
+  EXPECT_EQ(opt.deletion_vectors_purged, 1);
+  EXPECT_EQ(Ids(t.get()).size(), before.size() - 1);
+  ExpectValid();
+}
+
+TEST_F(DeletionVectorWriteTest, OptimizeDoesBoundedWorkWorstFirst) {
+  auto t = Create({}, {"event_date"});
+  ASSERT_NE(t, nullptr);
+  for (int i = 0; i < 3; i++) ASSERT_OK(Append(t.get(), Rows("b" + std::to_string(i), 30)).status());
+  // One file of 2024-05-03 loses half its rows: that partition goes first.
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  const AddFile* target = nullptr;
+  for (const auto& f : snap.files) {
+    if (f.partition_values.at("event_date") == "2024-05-03") target = &f;
+  }
+  ASSERT_NE(target, nullptr);
+  ASSERT_OK(Delete(t.get(), Addresses({{target->path, {0, 1, 2, 3, 4}}})).status());
+  const std::vector<std::string> before = Ids(t.get());
+  ASSERT_OK_AND_ASSIGN(OptimizeResult first, t->Optimize({.max_input_bytes = 1}));
+  EXPECT_TRUE(first.more_work);
+  EXPECT_EQ(first.files_removed, 3);  // one partition's three files
+  EXPECT_EQ(first.deletion_vectors_purged, 1);
+  ASSERT_OK_AND_ASSIGN(snap, t->LoadSnapshot());
+  int merged = 0;
+  for (const auto& f : snap.files) merged += f.partition_values.at("event_date") == "2024-05-03";
+  EXPECT_EQ(merged, 1);
+  ASSERT_OK_AND_ASSIGN(OptimizeResult second, t->Optimize({.max_input_bytes = 1}));
+  EXPECT_TRUE(second.more_work);
+  ASSERT_OK_AND_ASSIGN(OptimizeResult third, t->Optimize({.max_input_bytes = 1}));
+  EXPECT_FALSE(third.more_work);
+  EXPECT_EQ(third.files_removed, 3);
+  ASSERT_OK_AND_ASSIGN(OptimizeResult done, t->Optimize({.max_input_bytes = 1}));
+  EXPECT_EQ(done.version, -1);
+  ASSERT_OK_AND_ASSIGN(snap, t->LoadSnapshot());
+  EXPECT_EQ(snap.files.size(), 3u);
+  EXPECT_EQ(Ids(t.get()), before);
+  EXPECT_STATUS(t->Optimize({.max_input_bytes = 0}).status(), kInvalidArgument);
+  EXPECT_STATUS(t->Optimize({.purge_deleted_fraction = 2}).status(), kInvalidArgument);
+  ExpectValid();
+}
+
+TEST_F(DeletionVectorWriteTest, VacuumDeletesUnreferencedDeletionVectorFiles) {
+  FakeClock clock(SystemClock()->NowMicros());
+  auto t = Create({}, {}, &clock);
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("v", 20)).status());
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  const std::string file = snap.files[0].path;
+  // Two calls in one transaction: the first call's DV file ends up unreferenced.
+  auto tx = t->StartTransaction();
+  ASSERT_OK(tx->DeleteRows(conn_.get(), Addresses({{file, {1}}})).status());
+  ASSERT_OK(tx->DeleteRows(conn_.get(), Addresses({{file, {2}}})).status());
+  ASSERT_OK(tx->Commit().status());
+  EXPECT_EQ(DvFiles(path_), 2);
+  ASSERT_OK_AND_ASSIGN(VacuumResult none, t->Vacuum({}));
+  EXPECT_TRUE(none.deleted.empty());  // within the retention
+  clock.Advance(8LL * 86400 * 1000 * 1000);
+  // Replaced a week later: its old DV file is held by an unexpired tombstone.
+  ASSERT_OK(Delete(t.get(), Addresses({{file, {3}}})).status());
+  EXPECT_EQ(DvFiles(path_), 3);
+  ASSERT_OK_AND_ASSIGN(VacuumResult dry, t->Vacuum({.dry_run = true}));
+  ASSERT_EQ(dry.deleted.size(), 1u);
+  EXPECT_EQ(dry.deletion_vector_files, 1);
+  EXPECT_EQ(DvFiles(path_), 3);
+  ASSERT_OK_AND_ASSIGN(VacuumResult res, t->Vacuum({}));
+  EXPECT_EQ(res.deleted, dry.deleted);
+  EXPECT_EQ(res.deletion_vector_files, 1);
+  EXPECT_EQ(DvFiles(path_), 2);
+  EXPECT_EQ(Ids(t.get()).size(), 17u);
+  ASSERT_OK_AND_ASSIGN(VacuumResult history_kept, t->Vacuum({}));
+  EXPECT_TRUE(history_kept.deleted.empty());
+  ASSERT_OK_AND_ASSIGN(auto older, t->LoadSnapshot(2));
+  ASSERT_OK(ReadDeletedRows(path_, older.files[0]).status());  // time travel still has its DV
+  // Once the tombstone expires, only the live DV file remains.
+  clock.Advance(8LL * 86400 * 1000 * 1000);
+  ASSERT_OK_AND_ASSIGN(res, t->Vacuum({}));
+  EXPECT_EQ(res.deletion_vector_files, 1);
+  EXPECT_EQ(DvFiles(path_), 1);
+  EXPECT_EQ(Ids(t.get()).size(), 17u);
+  ExpectValid();
+}
+
+TEST_F(DeletionVectorWriteTest, ValidatorCatchesBrokenDeletionVectors) {
+  auto t = Create({}, {});
+  ASSERT_NE(t, nullptr);
+  ASSERT_OK(Append(t.get(), Rows("x", 10)).status());
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, t->LoadSnapshot());
+  ASSERT_OK(Delete(t.get(), Addresses({{snap.files[0].path, {2, 4}}})).status());
+  ExpectValid();
+  auto problems = [&]() {
+    test::LogValidator v(path_, conn_.get());
+    std::string all;
+    for (const auto& p : v.Validate()) all += p + "\n";
+    return all;
+  };
+  std::string commit = path_ + "/_delta_log/" + CommitFileName(2);
+  std::ifstream in(commit);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  // A wrong cardinality.
+  std::string tampered = text;
+  size_t pos = tampered.find("\"cardinality\":2");
+  ASSERT_NE(pos, std::string::npos) << text;
+  tampered.replace(pos, 15, "\"cardinality\":3");
+  { std::ofstream(commit, std::ios::trunc) << tampered; }
+  EXPECT_NE(problems().find("DV cardinality 3"), std::string::npos);
+  { std::ofstream(commit, std::ios::trunc) << text; }
+  EXPECT_EQ(problems(), "");
+  // A flipped bit in the DV file.
+  std::string dv_file;
+  for (auto& e : fs::directory_iterator(path_)) {
+    if (e.path().filename().string().rfind("deletion_vector_", 0) == 0) dv_file = e.path().string();
+  }
+  ASSERT_FALSE(dv_file.empty());
+  {
+    std::fstream f(dv_file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('\x7f');
+  }
+  EXPECT_NE(problems().find("CRC-32 mismatch"), std::string::npos);
+  // A live DV whose file is gone.
+  fs::remove(dv_file);
+  EXPECT_NE(problems().find("deletion vector file of live"), std::string::npos);
 }
 
 }  // namespace

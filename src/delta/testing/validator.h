@@ -4,10 +4,15 @@
 // checks every action against the protocol notes (../shared/delta-lake.md),
 // the schema JSON, partition values against the Hive-escaped, URI-encoded
 // paths, and each add's size and stats against the Parquet file (through
-// plain DuckDB SQL). It returns a list of problems; empty means valid.
+// plain DuckDB SQL). Deletion vectors are decoded on their own here too (Z85,
+// the DV file layout, CRoaring's portable reader for the bitmaps) and checked
+// against their descriptors and files; the protocol against the table's
+// configuration. It returns a list of problems; empty means valid.
 #pragma once
 
+#include <roaring/roaring64map.hh>
 #include <simdjson.h>
+#include <zlib.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -51,8 +56,14 @@ class LogValidator {
     for (const auto& m : missing_) {
       if (live_.count(m)) Problem("live file does not exist: " + m);
     }
+    for (const auto& [path, dv] : missing_dvs_) {
+      if (live_.count(path) && live_dv_[path] == dv) Problem("deletion vector file of live " + path + " does not exist");
+    }
     return problems_;
   }
+
+  // Deleted rows per live file (by decoded path), from the DVs.
+  const std::map<std::string, int64_t>& live_deleted_rows() const { return deleted_rows_; }
 
   const std::set<std::string>& live() const { return live_; }
 
@@ -85,6 +96,149 @@ class LogValidator {
       }
     }
     return out;
+  }
+
+  // Z85 (RFC 32), decoded here without the writer's code; nullopt if invalid.
+  static std::optional<std::string> Z85(const std::string& text) {
+    static const std::string kChars =
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    if (text.size() % 5 != 0) return std::nullopt;
+    std::string out;
+    for (size_t i = 0; i < text.size(); i += 5) {
+      uint64_t v = 0;
+      for (size_t j = 0; j < 5; j++) {
+        size_t d = kChars.find(text[i + j]);
+        if (d == std::string::npos) return std::nullopt;
+        v = v * 85 + d;
+      }
+      if (v > 0xffffffffULL) return std::nullopt;
+      for (int k = 3; k >= 0; k--) out.push_back(static_cast<char>((v >> (8 * k)) & 0xff));
+    }
+    return out;
+  }
+
+  static uint32_t BigEndian(const std::string& s, size_t at) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; i++) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+    return v;
+  }
+
+  // The DV id of a descriptor (storageType + pathOrInlineDv + @offset), "" for none.
+  static std::string DvId(simdjson::dom::object action) {
+    simdjson::dom::object dv;
+    if (action["deletionVector"].get_object().get(dv)) return "";
+    std::string_view type, where;
+    int64_t offset = -1;
+    if (dv["storageType"].get_string().get(type) || dv["pathOrInlineDv"].get_string().get(where)) return "?";
+    std::string id = std::string(type) + std::string(where);
+    if (!dv["offset"].get_int64().get(offset)) id += "@" + std::to_string(offset);
+    return id;
+  }
+
+  // Checks an add's deletion vector against its file; returns the deleted row count.
+  int64_t ValidateDeletionVector(const std::string& rel, simdjson::dom::object dv, const std::string& dv_id,
+                                 int64_t num_records) {
+    std::string_view type, where;
+    int64_t size = -1, cardinality = -1, offset = -1;
+    if (dv["storageType"].get_string().get(type)) Problem("deletionVector without storageType: " + rel);
+    if (dv["pathOrInlineDv"].get_string().get(where)) Problem("deletionVector without pathOrInlineDv: " + rel);
+    if (dv["sizeInBytes"].get_int64().get(size) || size < 0) Problem("deletionVector without sizeInBytes: " + rel);
+    if (dv["cardinality"].get_int64().get(cardinality)) Problem("deletionVector without cardinality: " + rel);
+    bool has_offset = !dv["offset"].get_int64().get(offset);
+    if (!problems_.empty() && (size < 0 || cardinality < 0)) return 0;
+    std::string bitmap;
+    if (type == "u") {
+      if (!has_offset || offset < 1) Problem("u deletionVector without a valid offset: " + rel);
+      std::string s(where);
+      if (s.size() < 20) {
+        Problem("u deletionVector path too short: " + rel);
+        return 0;
+      }
+      auto uuid = Z85(s.substr(s.size() - 20));
+      if (!uuid || uuid->size() != 16) {
+        Problem("u deletionVector UUID is not Z85: " + rel);
+        return 0;
+      }
+      std::string name = "deletion_vector_";
+      for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) name.push_back('-');
+        char b[3];
+        std::snprintf(b, sizeof b, "%02x", static_cast<unsigned char>((*uuid)[i]));
+        name += b;
+      }
+      std::string prefix = s.substr(0, s.size() - 20);
+      std::string file = table_ + "/" + (prefix.empty() ? "" : prefix + "/") + name + ".bin";
+      if (!std::filesystem::exists(file)) {
+        missing_dvs_[rel] = dv_id;
+        return cardinality;
+      }
+      std::ifstream in(file, std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (bytes.empty() || bytes[0] != 1) Problem("DV file version is not 1: " + file);
+      if (offset < 1 || static_cast<size_t>(offset) + 8 + size > bytes.size()) {
+        Problem("DV of " + rel + " lies outside its file");
+        return cardinality;
+      }
+      if (BigEndian(bytes, offset) != static_cast<uint32_t>(size)) Problem("DV size field differs from sizeInBytes: " + rel);
+      bitmap = bytes.substr(offset + 4, size);
+      uint32_t crc = static_cast<uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(bitmap.data()),
+                                                   static_cast<uInt>(bitmap.size())));
+      if (BigEndian(bytes, offset + 4 + size) != crc) Problem("DV CRC-32 mismatch: " + rel);
+    } else if (type == "i") {
+      auto b = Z85(std::string(where));
+      if (!b || static_cast<int64_t>(b->size()) < size) {
+        Problem("inline DV is not Z85 of sizeInBytes bytes: " + rel);
+        return cardinality;
+      }
+      bitmap = b->substr(0, size);
+    } else {
+      Problem("deletionVector storageType '" + std::string(type) + "' (clicklake writes u or i): " + rel);
+      return cardinality;
+    }
+    // The bitmap: magic 1681511377 (LE), then a portable Roaring64Map.
+    if (bitmap.size() < 12) {
+      Problem("DV bitmap too short: " + rel);
+      return cardinality;
+    }
+    uint32_t magic = 0;
+    for (int i = 3; i >= 0; i--) magic = (magic << 8) | static_cast<unsigned char>(bitmap[i]);
+    if (magic != 1681511377u) Problem("DV bitmap magic wrong: " + rel);
+    try {
+      Roaring64Map rows = Roaring64Map::readSafe(bitmap.data() + 4, bitmap.size() - 4 - 8);
+      if (rows.getSizeInBytes(true) != bitmap.size() - 4) Problem("DV bitmap has trailing or missing bytes: " + rel);
+      if (static_cast<int64_t>(rows.cardinality()) != cardinality) {
+        Problem("DV cardinality " + std::to_string(cardinality) + " but the bitmap holds " +
+                std::to_string(rows.cardinality()) + ": " + rel);
+      }
+      if (!rows.isEmpty() && static_cast<int64_t>(rows.maximum()) >= num_records) {
+        Problem("DV deletes row " + std::to_string(rows.maximum()) + " past numRecords of " + rel);
+      }
+    } catch (const std::exception& e) {
+      Problem("DV bitmap does not decode (" + std::string(e.what()) + "): " + rel);
+    }
+    if (cardinality <= 0) Problem("DV deletes no row: " + rel);
+    if (cardinality >= num_records) Problem("DV deletes every row (the file should be removed): " + rel);
+    return cardinality;
+  }
+
+  // Protocol vs configuration, for the state after each commit.
+  void ValidateProtocol(long long v) {
+    if (reader_ < 0) return;
+    bool v12 = reader_ == 1 && writer_ == 2, v37 = reader_ == 3 && writer_ == 7;
+    if (!v12 && !v37) Problem("protocol is neither 1/2 nor 3/7 in v" + std::to_string(v));
+    if ((reader_ == 3) != has_reader_features_) Problem("readerFeatures present iff reader version 3");
+    if ((writer_ == 7) != has_writer_features_) Problem("writerFeatures present iff writer version 7");
+    for (const auto& f : reader_features_) {
+      if (!writer_features_.count(f)) Problem("reader feature " + f + " not among the writer features");
+    }
+    bool dv_feature = reader_features_.count("deletionVectors") && writer_features_.count("deletionVectors");
+    auto it = configuration_.find("delta.enableDeletionVectors");
+    if (it != configuration_.end() && it->second == "true" && !dv_feature) {
+      Problem("delta.enableDeletionVectors=true without the deletionVectors feature in v" + std::to_string(v));
+    }
+    if (dv_feature && it == configuration_.end()) {
+      Problem("deletionVectors feature without delta.enableDeletionVectors in v" + std::to_string(v));
+    }
   }
 
   std::string Scalar(const std::string& sql) {
@@ -136,6 +290,17 @@ class LogValidator {
     std::string file = table_ + "/" + rel;
     if (live_.count(rel)) Problem("file added twice without remove: " + rel);
     live_.insert(rel);
+    live_dv_[rel] = DvId(add);
+    deleted_rows_.erase(rel);
+    simdjson::dom::object dv;
+    const bool has_dv = !add["deletionVector"].get_object().get(dv);
+    if (has_dv && !(reader_features_.count("deletionVectors") && writer_features_.count("deletionVectors"))) {
+      Problem("add with a deletion vector in a table without the deletionVectors feature: " + rel);
+    }
+    if (has_dv && (!configuration_.count("delta.enableDeletionVectors") ||
+                   configuration_.at("delta.enableDeletionVectors") != "true")) {
+      Problem("add with a deletion vector while delta.enableDeletionVectors is not true: " + rel);
+    }
     // Files removed later may be vacuumed; live ones are checked at the end.
     if (!std::filesystem::exists(file)) {
       missing_.insert(rel);
@@ -185,6 +350,11 @@ class LogValidator {
     int64_t n = -1;
     if (st["numRecords"].get_int64().get(n) || std::to_string(n) != Scalar("SELECT count(*) FROM " + src)) {
       Problem("numRecords wrong in " + rel);
+    }
+    if (has_dv) {
+      bool tight = true;
+      if (st["tightBounds"].get_bool().get(tight) || tight) Problem("stats of a file with a DV lack tightBounds:false: " + rel);
+      deleted_rows_[rel] = ValidateDeletionVector(rel, dv, DvId(add), n);
     }
     for (const auto& c : partition_columns_) {
       simdjson::dom::element e;
@@ -281,10 +451,28 @@ class LogValidator {
         }
       } else if (name == "protocol") {
         protocols++;
-        int64_t r, w;
-        if (body["minReaderVersion"].get_int64().get(r) || body["minWriterVersion"].get_int64().get(w) || r != 1 ||
-            w != 2) {
-          Problem("protocol is not 1/2");
+        int64_t r = -1, w = -1;
+        if (body["minReaderVersion"].get_int64().get(r) || body["minWriterVersion"].get_int64().get(w)) {
+          Problem("protocol without versions");
+        }
+        reader_ = r;
+        writer_ = w;
+        reader_features_.clear();
+        writer_features_.clear();
+        simdjson::dom::array features;
+        has_reader_features_ = !body["readerFeatures"].get_array().get(features);
+        if (has_reader_features_) {
+          for (auto f : features) {
+            std::string_view name;
+            if (!f.get_string().get(name)) reader_features_.insert(std::string(name));
+          }
+        }
+        has_writer_features_ = !body["writerFeatures"].get_array().get(features);
+        if (has_writer_features_) {
+          for (auto f : features) {
+            std::string_view name;
+            if (!f.get_string().get(name)) writer_features_.insert(std::string(name));
+          }
         }
       } else if (name == "metaData") {
         metadatas++;
@@ -308,11 +496,17 @@ class LogValidator {
           for (const auto& [c, t] : columns_) found |= c == s;
           if (!found) Problem("partition column not in schema: " + std::string(s));
         }
+        configuration_.clear();
         if (body["configuration"].get_object().get(conf)) {
           Problem("configuration missing");
         } else {
           for (auto [k, val] : conf) {
-            if (!val.is_string()) Problem("configuration value not a string: " + std::string(k));
+            std::string_view sv;
+            if (!val.is_string() || val.get_string().get(sv)) {
+              Problem("configuration value not a string: " + std::string(k));
+            } else {
+              configuration_[std::string(k)] = std::string(sv);
+            }
           }
         }
         int64_t created;
@@ -340,11 +534,20 @@ class LogValidator {
         if (body["size"].get_int64().get(size)) Problem("remove without size");
         std::string rel = Unescape(std::string(path));
         if (!removed.insert(rel).second) Problem("duplicate remove in v" + std::to_string(v));
-        if (!live_.erase(rel)) Problem("remove of a file that is not live: " + rel);
+        if (!live_.erase(rel)) {
+          Problem("remove of a file that is not live: " + rel);
+        } else {
+          // (path, DV) identifies a file: a remove names the DV it ends.
+          simdjson::dom::object rm;
+          std::string id = body.get_object().get(rm) ? "?" : DvId(rm);
+          if (live_dv_[rel] != id) Problem("remove of " + rel + " names DV '" + id + "', the live one is '" + live_dv_[rel] + "'");
+        }
+        deleted_rows_.erase(rel);
       }
     }
     if (protocols > 1 || metadatas > 1) Problem("more than one protocol/metaData in v" + std::to_string(v));
     if (v == 0 && (protocols != 1 || metadatas != 1)) Problem("version 0 lacks protocol or metaData");
+    ValidateProtocol(v);
     for (const auto& l : add_lines) {
       simdjson::dom::parser p;
       simdjson::dom::element doc;
@@ -367,6 +570,13 @@ class LogValidator {
   std::vector<std::pair<std::string, std::string>> columns_;
   std::set<std::string> live_;
   std::set<std::string> missing_;
+  std::map<std::string, std::string> live_dv_;      // live path -> its DV id ("" none)
+  std::map<std::string, std::string> missing_dvs_;  // path -> DV id whose file is absent
+  std::map<std::string, int64_t> deleted_rows_;     // live path -> rows its DV deletes
+  int64_t reader_ = -1, writer_ = -1;
+  bool has_reader_features_ = false, has_writer_features_ = false;
+  std::set<std::string> reader_features_, writer_features_;
+  std::map<std::string, std::string> configuration_;
 };
 
 }  // namespace clicklake::delta::test
