@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <iterator>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -268,23 +269,60 @@ std::vector<delta::AddFile> FilesOverlapping(const delta::Snapshot& snap, const 
 
 // Creates the temp tables changed_old (old versions of the rows that differ
 // between the two snapshots of silver.events, on the Gold columns),
-// changed_new (their new versions) and changed (both).
+// changed_new (their new versions) and changed (both). Reads only what
+// changed: the rows of entries (path, deletion vector) of the old snapshot that
+// the new one dropped — for a file still there with a larger deletion vector,
+// only its newly deleted rows — and the rows of files the old snapshot did not
+// have. EXCEPT ALL both ways cancels rows that were only moved (compaction).
 Status SilverDiff(engine::Connection* c, const std::string& silver_path, const delta::Snapshot& old_snap,
-                  const delta::Snapshot& new_snap) {
-  std::set<std::string> old_paths, new_paths;
-  for (const auto& f : old_snap.files) old_paths.insert(f.path);
-  for (const auto& f : new_snap.files) new_paths.insert(f.path);
-  auto view = [&](const std::string& name, const delta::Snapshot& snap, const std::set<std::string>& other) {
-    delta::Snapshot sub = snap;
-    sub.files.clear();
-    for (const auto& f : snap.files)
-      if (!other.count(f.path)) sub.files.push_back(f);
-    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(silver_path, sub));
-    return c->Execute("CREATE OR REPLACE TEMP VIEW " + name + " AS SELECT " + kSilverColumns + " FROM (" + scan +
-                      ")");
+                  const delta::Snapshot& new_snap, FileSystem* fs) {
+  auto entry_key = [](const delta::AddFile& f) {
+    return f.path + "\n" + (f.deletion_vector ? f.deletion_vector->UniqueId() : std::string());
   };
-  RETURN_IF_ERROR(view("silver_removed", old_snap, new_paths));
-  RETURN_IF_ERROR(view("silver_added", new_snap, old_paths));
+  std::set<std::string> new_keys, old_paths;
+  std::map<std::string, const delta::AddFile*> new_by_path;
+  for (const auto& f : new_snap.files) {
+    new_keys.insert(entry_key(f));
+    new_by_path[f.path] = &f;
+  }
+  for (const auto& f : old_snap.files) old_paths.insert(f.path);
+  delta::Snapshot gone = old_snap, added = new_snap;
+  gone.files.clear();
+  added.files.clear();
+  std::vector<std::string> removed_parts;
+  for (const auto& f : old_snap.files) {
+    if (new_keys.count(entry_key(f))) continue;
+    auto same = new_by_path.find(f.path);
+    if (same == new_by_path.end()) {
+      gone.files.push_back(f);
+      continue;
+    }
+    // The same file with another deletion vector: the rows it newly deletes.
+    ASSIGN_OR_RETURN(std::vector<uint64_t> before, delta::ReadDeletedRows(silver_path, f, fs));
+    ASSIGN_OR_RETURN(std::vector<uint64_t> after, delta::ReadDeletedRows(silver_path, *same->second, fs));
+    std::vector<uint64_t> newly;
+    std::set_difference(after.begin(), after.end(), before.begin(), before.end(), std::back_inserter(newly));
+    if (newly.empty()) continue;
+    delta::Snapshot one = old_snap;
+    one.files = {f};
+    delta::ScanOptions options;
+    options.row_address = true;
+    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(silver_path, one, options));
+    std::string list = "[";
+    for (size_t i = 0; i < newly.size(); i++) list += (i ? "," : "") + std::to_string(newly[i]);
+    list += "]";
+    removed_parts.push_back("SELECT " + std::string(kSilverColumns) + " FROM (" + scan +
+                            ") WHERE list_contains(" + list + "::UBIGINT[], _delta_row::UBIGINT)");
+  }
+  for (const auto& f : new_snap.files)
+    if (!old_paths.count(f.path)) added.files.push_back(f);
+  ASSIGN_OR_RETURN(std::string gone_scan, delta::ScanSql(silver_path, gone));
+  std::string removed = "SELECT " + std::string(kSilverColumns) + " FROM (" + gone_scan + ")";
+  for (const auto& part : removed_parts) removed += " UNION ALL " + part;
+  ASSIGN_OR_RETURN(std::string added_scan, delta::ScanSql(silver_path, added));
+  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW silver_removed AS " + removed));
+  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW silver_added AS SELECT " + std::string(kSilverColumns) +
+                             " FROM (" + added_scan + ")"));
   return c->Execute(
       "CREATE OR REPLACE TEMP TABLE changed_old AS "
       "  SELECT * FROM silver_removed EXCEPT ALL SELECT * FROM silver_added;"
@@ -297,41 +335,51 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
 // What DeleteMatchingRows staged.
 struct RowDeletion {
   int64_t rows_deleted = 0;
-  int64_t rows_rewritten = 0;  // surviving rows copied into new files
-  int64_t files_removed = 0;
+  int64_t rows_rewritten = 0;  // surviving rows copied into new files (tables without deletion vectors)
+  int64_t files_touched = 0;
   std::set<std::string> partitions;  // values of `partition_column` of the files touched
 };
 
-// Stages in `txn` the deletion of the rows of `candidates` (live files of
-// `snap`, the transaction's read snapshot) for which `predicate` holds (SQL over
-// the table's columns, the row aliased __t).
+// Stages in `txn` the deletion of the rows of `candidates` (files of `snap`,
+// the transaction's read snapshot) for which `predicate` holds (SQL over the
+// table's columns, the row aliased __t): with deletion vectors, only those rows
+// are marked deleted; a table without them rewrites the files (copy-on-write).
 Result<RowDeletion> DeleteMatchingRows(delta::Transaction* txn, engine::Connection* c, const std::string& table_path,
                                        const delta::Snapshot& snap, const std::vector<delta::AddFile>& candidates,
                                        const std::string& predicate, const std::string& partition_column) {
   RowDeletion out;
-  std::set<std::string> live;
-  for (const auto& f : snap.files) live.insert(f.path);
-  for (const auto& f : candidates) {
-    if (!live.count(f.path)) continue;
-    delta::Snapshot one = snap;
-    one.files = {f};
-    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(table_path, one));
-    const std::string rows = "(" + scan + ") __t";
-    ASSIGN_OR_RETURN(auto n, c->Query("SELECT count(*) FILTER (WHERE " + predicate + "), count(*) FROM " + rows));
-    const int64_t matched = n.GetInt64(0, 0), total = n.GetInt64(0, 1);
-    if (matched == 0) continue;
-    // Copy-on-write: the file goes, its other rows are written again.
-    txn->RemoveFile(f);
-    out.files_removed++;
-    out.rows_deleted += matched;
-    if (!partition_column.empty()) out.partitions.insert(PartitionValue(f, partition_column));
-    if (total > matched) {
-      ASSIGN_OR_RETURN(auto adds, txn->WriteFiles(c, "SELECT * FROM " + rows + " WHERE (" + predicate +
-                                                         ") IS NOT TRUE"));
-      (void)adds;
-      out.rows_rewritten += total - matched;
+  std::map<std::string, const delta::AddFile*> live;
+  for (const auto& f : snap.files) live[f.path] = &f;
+  delta::Snapshot sub = snap;
+  sub.files.clear();
+  for (const auto& f : candidates)
+    if (live.count(f.path)) sub.files.push_back(*live[f.path]);
+  if (sub.files.empty()) return out;
+  delta::ScanOptions options;
+  options.row_address = true;
+  ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(table_path, sub, options));
+  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE gold_rows_to_delete AS SELECT _delta_file, _delta_row "
+                             "FROM (" + scan + ") __t WHERE " + predicate));
+  ASSIGN_OR_RETURN(auto files, c->Query("SELECT _delta_file, count(*) FROM gold_rows_to_delete GROUP BY ALL"));
+  if (files.row_count() == 0) return out;
+  const bool dvs = snap.Config("delta.enableDeletionVectors", "false") == "true";
+  for (size_t i = 0; i < files.row_count(); i++) {
+    const delta::AddFile* f = live[files.GetString(i, 0)];
+    if (f == nullptr) return Status::Internal("gold: a row to delete is in no live file: " + files.GetString(i, 0));
+    out.files_touched++;
+    if (!partition_column.empty()) out.partitions.insert(PartitionValue(*f, partition_column));
+    if (!dvs) {
+      // Copy-on-write: the file's other live rows are written again.
+      simdjson::dom::parser parser;
+      simdjson::dom::element stats;
+      int64_t records = 0;
+      if (!f->stats.empty() && !parser.parse(f->stats).get(stats) && !stats["numRecords"].get(records)) {
+        const int64_t deleted = f->deletion_vector ? f->deletion_vector->cardinality : 0;
+        out.rows_rewritten += std::max<int64_t>(0, records - deleted - files.GetInt64(i, 1));
+      }
     }
   }
+  ASSIGN_OR_RETURN(out.rows_deleted, txn->DeleteRows(c, "SELECT _delta_file, _delta_row FROM gold_rows_to_delete"));
   return out;
 }
 
@@ -846,7 +894,7 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
     table_us[features.name] = clock_->MonotonicMicros() - t0;
   } else {
     // ---- incremental: the rows that differ between the base version and now ----
-    RETURN_IF_ERROR(SilverDiff(c, silver_path, *old_snap, new_snap));
+    RETURN_IF_ERROR(SilverDiff(c, silver_path, *old_snap, new_snap, fs_));
     ASSIGN_OR_RETURN(auto n, c->Query("SELECT count(*) FROM changed"));
     result.changed_rows = n.GetInt64(0, 0);
     std::set<std::string> old_dates;
@@ -1168,7 +1216,7 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
                                                          w.candidates, w.delete_pred, column));
       out.rows_deleted = d.rows_deleted;
       out.rows_rewritten = d.rows_rewritten;
-      removed = d.files_removed;
+      removed = d.files_touched;
       dates = d.partitions;
     } else {
       for (const auto& f : txn->read_snapshot().files) {
