@@ -95,6 +95,27 @@ delta::Schema DimCampaignSchema() {
   return s;
 }
 
+delta::Schema UserIdentifiesSchema() {
+  delta::Schema s;
+  s.fields = {Str("user_key"), Ts("event_ts"), Str("event_id"), Str("properties")};
+  return s;
+}
+
+delta::Schema CampaignGroupsSchema() {
+  delta::Schema s;
+  s.fields = {Str("campaign_id"), Str("user_key"), Str("session_id"), Str("event_id"), Long("events"),
+              Ts("first_ts"), Ts("last_ts"), Str("utm_source"), Str("utm_source_at"), Str("utm_medium"),
+              Str("utm_medium_at"), Str("utm_campaign"), Str("utm_campaign_at")};
+  return s;
+}
+
+delta::Schema DeviceGroupsSchema() {
+  delta::Schema s;
+  s.fields = {Str("platform"), Str("device_type"), Str("device_family"), Str("browser_family"), Str("os_family"),
+              Str("user_key"), Str("session_id"), Str("event_id"), Long("events"), Ts("first_ts"), Ts("last_ts")};
+  return s;
+}
+
 delta::Schema DimDeviceSchema() {
   delta::Schema s;
   s.fields = {Str("device_key"), Str("platform"), Str("device_type"), Str("device_family"), Str("browser_family"),
@@ -212,13 +233,12 @@ Result<int64_t> CoveredVersion(delta::Table* table, int64_t latest, FileSystem* 
   return -1;
 }
 
-// Which partitions of a table a run replaces.
+// Which partitions of a table a rebuild replaces.
 struct Target {
   bool all = false;
   std::set<std::string> dates;
-  std::string after;  // also every partition > after (non-empty only)
 
-  bool Matches(const std::string& d) const { return all || dates.count(d) || (!after.empty() && d > after); }
+  bool Matches(const std::string& d) const { return all || dates.count(d) > 0; }
 };
 
 std::string TimestampJson(std::optional<int64_t> us) {
@@ -542,7 +562,10 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
     bool holds_batch = false;
   };
   std::vector<TableInfo> tables;
+  tables.push_back({Gold("user_identifies"), UserIdentifiesSchema(), {}, nullptr, "event_ts"});
   tables.push_back({Gold("dim_user"), DimUserSchema(options_.user_traits), {}, nullptr});
+  tables.push_back({Gold("campaign_groups"), CampaignGroupsSchema(), {}, nullptr, "first_ts"});
+  tables.push_back({Gold("device_groups"), DeviceGroupsSchema(), {}, nullptr, "first_ts"});
   tables.push_back({Gold("dim_campaign"), DimCampaignSchema(), {}, nullptr});
   tables.push_back({Gold("dim_device"), DimDeviceSchema(), {}, nullptr});
   tables.push_back({Gold("fact_events"), FactEventsSchema(), {"event_date"}, nullptr, "event_ts,event_id"});
@@ -640,7 +663,10 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
       if (t.name == Gold(name)) return t;
     std::abort();  // a name of the list above
   };
+  TableInfo& user_identifies = find_table("user_identifies");
   TableInfo& dim_user = find_table("dim_user");
+  TableInfo& campaign_groups = find_table("campaign_groups");
+  TableInfo& device_groups = find_table("device_groups");
   TableInfo& dim_campaign = find_table("dim_campaign");
   TableInfo& dim_device = find_table("dim_device");
   TableInfo& fact_events = find_table("fact_events");
@@ -793,22 +819,26 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
 
     // Dimensions: every key, from the whole of Silver.
     RETURN_IF_ERROR(c->Execute(
-        "CREATE OR REPLACE TEMP VIEW identify_scope AS SELECT user_key, event_ts, event_id, properties "
-        "FROM silver_all WHERE event_type = 'identify' AND user_key IS NOT NULL"));
+        "CREATE OR REPLACE TEMP TABLE out_user_identifies AS SELECT user_key, event_ts, event_id, properties "
+        "FROM silver_all WHERE event_type = 'identify' AND user_key IS NOT NULL ORDER BY event_ts, event_id;"
+        "CREATE OR REPLACE TEMP VIEW identify_scope AS SELECT * FROM out_user_identifies"));
+    writes[user_identifies.name].target.all = true;
     RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE dim_user_rows AS " + ModelText("dim_user")));
     RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_dim_user AS SELECT " + dim_user_columns +
                                " FROM dim_user_rows;"
                                "CREATE OR REPLACE TEMP VIEW dim_user_all AS SELECT * FROM out_dim_user"));
     table_us[dim_user.name] = clock_->MonotonicMicros() - t0;
     t0 = clock_->MonotonicMicros();
+    RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW group_scope AS SELECT * FROM silver_all"));
+    RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_campaign_groups AS " + ModelText("campaign_groups")));
+    RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_device_groups AS " + ModelText("device_groups")));
     RETURN_IF_ERROR(c->Execute(
-        "CREATE OR REPLACE TEMP VIEW campaign_scope AS SELECT * FROM silver_all WHERE campaign_id IS NOT NULL"));
+        "CREATE OR REPLACE TEMP VIEW campaign_groups_scope AS SELECT * FROM out_campaign_groups;"
+        "CREATE OR REPLACE TEMP VIEW device_groups_scope AS SELECT * FROM out_device_groups"));
     RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_dim_campaign AS " + ModelText("dim_campaign")));
-    table_us[dim_campaign.name] = clock_->MonotonicMicros() - t0;
-    t0 = clock_->MonotonicMicros();
-    RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW device_scope AS SELECT * FROM silver_all"));
     RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_dim_device AS " + ModelText("dim_device")));
-    table_us[dim_device.name] = clock_->MonotonicMicros() - t0;
+    for (TableInfo* t : {&campaign_groups, &device_groups}) writes[t->name].target.all = true;
+    table_us[dim_campaign.name] = clock_->MonotonicMicros() - t0;
 
     t0 = clock_->MonotonicMicros();
     {
@@ -919,15 +949,29 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
       return r.GetInt64(0, 0) == 0;
     };
     ASSIGN_OR_RETURN(const bool no_users, empty_table("t_users"));
-    ASSIGN_OR_RETURN(const bool no_campaigns, empty_table("t_campaigns"));
-    ASSIGN_OR_RETURN(const bool no_devices, empty_table("t_devices"));
 
     // ---- dim_user (SCD2): the affected users' versions, recomputed ----
     t0 = clock_->MonotonicMicros();
-    RETURN_IF_ERROR(c->Execute(
-        "CREATE OR REPLACE TEMP VIEW identify_scope AS SELECT user_key, event_ts, event_id, properties "
-        "FROM silver_all WHERE event_type = 'identify' AND user_key IS NOT NULL" +
-        std::string(no_users ? " AND false" : " AND user_key IN (SELECT user_key FROM t_users)")));
+    {
+      // The touched users' identify history from gold.user_identifies (the
+      // identify rows of Silver), with the changed ones replaced: no Silver scan.
+      RETURN_IF_ERROR(c->Execute(
+          "CREATE OR REPLACE TEMP TABLE out_user_identifies AS SELECT user_key, event_ts, event_id, properties "
+          "FROM changed_new WHERE event_type = 'identify' AND user_key IS NOT NULL ORDER BY event_ts, event_id"));
+      const std::string pred =
+          "__t.event_id IN (SELECT event_id FROM changed WHERE event_type = 'identify' AND user_key IS NOT NULL)";
+      ASSIGN_OR_RETURN(auto ivs, MergedIntervals(c, "SELECT epoch_us(event_ts), epoch_us(event_ts) FROM changed "
+                                                    "WHERE event_type = 'identify' AND user_key IS NOT NULL",
+                                                 kIntervalGapUs));
+      writes[user_identifies.name] = {
+          Target{}, FilesOverlapping(gold_snaps[user_identifies.name], "event_ts", "event_ts", ivs, 0), pred};
+      RETURN_IF_ERROR(gold_view("gold_user_identifies", user_identifies,
+                                no_users ? std::vector<delta::AddFile>{} : gold_snaps[user_identifies.name].files,
+                                "__t.user_key IN (SELECT user_key FROM t_users) AND (" + pred + ") IS NOT TRUE"));
+      RETURN_IF_ERROR(c->Execute(
+          "CREATE OR REPLACE TEMP VIEW identify_scope AS SELECT * FROM out_user_identifies "
+          "UNION ALL BY NAME SELECT * FROM gold_user_identifies"));
+    }
     RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE dim_user_rows AS " + ModelText("dim_user")));
     RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_dim_user AS SELECT " + dim_user_columns +
                                " FROM dim_user_rows"));
@@ -957,32 +1001,6 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
     writes[dim_user.name] = {Target{}, gold_snaps[dim_user.name].files,
                              "__t.user_key IN (SELECT user_key FROM t_users)"};
     table_us[dim_user.name] = clock_->MonotonicMicros() - t0;
-
-    // ---- dim_campaign, dim_device: the touched keys' rows ----
-    t0 = clock_->MonotonicMicros();
-    RETURN_IF_ERROR(c->Execute(
-        "CREATE OR REPLACE TEMP VIEW campaign_scope AS SELECT * FROM silver_all WHERE campaign_id IS NOT NULL" +
-        std::string(no_campaigns ? " AND false" : " AND campaign_id IN (SELECT campaign_id FROM t_campaigns)")));
-    RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_dim_campaign AS " + ModelText("dim_campaign")));
-    writes[dim_campaign.name] = {Target{}, gold_snaps[dim_campaign.name].files,
-                                 "__t.campaign_id IN (SELECT campaign_id FROM t_campaigns)"};
-    table_us[dim_campaign.name] = clock_->MonotonicMicros() - t0;
-    t0 = clock_->MonotonicMicros();
-    // Rows of the affected profiles, matched on the five columns (NULL-safe)
-    // rather than on their key: the key would cost a SHA-256 per Silver row.
-    RETURN_IF_ERROR(c->Execute(
-        "CREATE OR REPLACE TEMP VIEW device_scope AS SELECT * FROM silver_all s" +
-        std::string(no_devices ? " WHERE false"
-                               : " WHERE EXISTS (SELECT 1 FROM t_devices d WHERE "
-                                 "s.platform IS NOT DISTINCT FROM d.platform AND "
-                                 "s.device_type IS NOT DISTINCT FROM d.device_type AND "
-                                 "s.device_family IS NOT DISTINCT FROM d.device_family AND "
-                                 "s.browser_family IS NOT DISTINCT FROM d.browser_family AND "
-                                 "s.os_family IS NOT DISTINCT FROM d.os_family)")));
-    RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_dim_device AS " + ModelText("dim_device")));
-    writes[dim_device.name] = {Target{}, gold_snaps[dim_device.name].files,
-                               "__t.device_key IN (SELECT device_key FROM t_devices)"};
-    table_us[dim_device.name] = clock_->MonotonicMicros() - t0;
 
     // ---- fact_events: the changed events, and the events whose user_version changed ----
     t0 = clock_->MonotonicMicros();
@@ -1089,6 +1107,59 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
       writes[fact_funnel.name] = {Target{}, dates_files(fact_funnel, funnel_dates), "true"};
     }
     table_us[fact_sessions.name] = clock_->MonotonicMicros() - t0;
+
+    // ---- dim_campaign, dim_device: folded from per-(key, user, session) groups ----
+    t0 = clock_->MonotonicMicros();
+    {
+      // The groups of the touched sessions and sessionless events, recomputed
+      // from their Silver rows; a dimension row from all the groups of its key.
+      RETURN_IF_ERROR(c->Execute(
+          "CREATE OR REPLACE TEMP VIEW group_scope AS SELECT * FROM sessions_scope "
+          "UNION ALL BY NAME SELECT * FROM changed_new WHERE session_id IS NULL"));
+      RETURN_IF_ERROR(
+          c->Execute("CREATE OR REPLACE TEMP TABLE out_campaign_groups AS " + ModelText("campaign_groups")));
+      RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_device_groups AS " + ModelText("device_groups")));
+      const std::string group_pred =
+          "(__t.session_id IN (SELECT session_id FROM k_sessions) OR (__t.session_id IS NULL AND __t.event_id IN "
+          "(SELECT event_id FROM changed WHERE session_id IS NULL)))";
+      // A session's groups lie within its span (old and new), a sessionless
+      // event's at its event_ts.
+      ASSIGN_OR_RETURN(auto ivs, MergedIntervals(
+          c, "SELECT epoch_us(start_ts), epoch_us(end_ts) + " + timeout + " FROM old_sessions "
+             "UNION ALL SELECT epoch_us(start_ts), epoch_us(end_ts) + " + timeout + " FROM out_fact_session_daily "
+             "UNION ALL SELECT epoch_us(event_ts), epoch_us(event_ts) FROM changed WHERE session_id IS NULL",
+          kIntervalGapUs));
+      writes[campaign_groups.name] = {
+          Target{}, FilesOverlapping(gold_snaps[campaign_groups.name], "first_ts", "last_ts", ivs, 0), group_pred};
+      writes[device_groups.name] = {
+          Target{}, FilesOverlapping(gold_snaps[device_groups.name], "first_ts", "last_ts", ivs, 0), group_pred};
+      RETURN_IF_ERROR(gold_view("gold_campaign_groups", campaign_groups, gold_snaps[campaign_groups.name].files,
+                                "__t.campaign_id IN (SELECT campaign_id FROM t_campaigns) AND " + group_pred +
+                                    " IS NOT TRUE"));
+      RETURN_IF_ERROR(c->Execute(
+          "CREATE OR REPLACE TEMP VIEW campaign_groups_scope AS SELECT * FROM out_campaign_groups "
+          "WHERE campaign_id IN (SELECT campaign_id FROM t_campaigns) "
+          "UNION ALL BY NAME SELECT * FROM gold_campaign_groups"));
+      RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_dim_campaign AS " + ModelText("dim_campaign")));
+      writes[dim_campaign.name] = {Target{}, gold_snaps[dim_campaign.name].files,
+                                   "__t.campaign_id IN (SELECT campaign_id FROM t_campaigns)"};
+      // Profiles matched on their five columns (NULL-safe).
+      const std::string profile_match =
+          "EXISTS (SELECT 1 FROM t_devices d WHERE g.platform IS NOT DISTINCT FROM d.platform AND "
+          "g.device_type IS NOT DISTINCT FROM d.device_type AND g.device_family IS NOT DISTINCT FROM "
+          "d.device_family AND g.browser_family IS NOT DISTINCT FROM d.browser_family AND "
+          "g.os_family IS NOT DISTINCT FROM d.os_family)";
+      RETURN_IF_ERROR(gold_view("gold_device_groups", device_groups, gold_snaps[device_groups.name].files,
+                                group_pred + " IS NOT TRUE"));
+      RETURN_IF_ERROR(c->Execute(
+          "CREATE OR REPLACE TEMP VIEW device_groups_scope AS SELECT * FROM ("
+          "  SELECT * FROM out_device_groups UNION ALL BY NAME SELECT * FROM gold_device_groups) g WHERE " +
+          profile_match));
+      RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_dim_device AS " + ModelText("dim_device")));
+      writes[dim_device.name] = {Target{}, gold_snaps[dim_device.name].files,
+                                 "__t.device_key IN (SELECT device_key FROM t_devices)"};
+    }
+    table_us[dim_campaign.name] = clock_->MonotonicMicros() - t0;
 
     // ---- user_activity_daily: the touched (user, date) rows ----
     t0 = clock_->MonotonicMicros();

@@ -5,8 +5,10 @@
 // Tables (Delta, <lake>/gold/<table>/; columns and metric definitions in
 // README.md): fact_events, fact_session_daily, fact_funnel_daily, dim_user
 // (SCD2), dim_campaign, dim_device, user_activity_daily (per user and day, the
-// input of the feature windows), user_features_daily; and
-// system.gold_refreshes (one row per table per refresh).
+// input of the feature windows), user_features_daily; the state the others are
+// folded from (user_identifies, session_funnels, session_days, campaign_groups,
+// device_groups);
+// and system.gold_refreshes (one row per table per refresh).
 //
 // The models are SQL files (src/pipeline/gold/*.sql, embedded at build time)
 // reading input views the stage sets up (silver_scope, sessions_scope, …).
@@ -69,13 +71,14 @@ struct GoldOptions {
 };
 
 // Table names, "<layer>/<table>" relative to the lake.
-// session_funnels and session_days are per-session state the daily funnel rows
-// and the feature windows are computed from (README.md).
-inline constexpr const char* kGoldTables[] = {"gold/dim_user",           "gold/dim_campaign",
-                                              "gold/dim_device",         "gold/fact_events",
-                                              "gold/fact_session_daily", "gold/session_funnels",
-                                              "gold/session_days",       "gold/fact_funnel_daily",
-                                              "gold/user_activity_daily", "gold/user_features_daily"};
+// user_identifies, campaign_groups, device_groups, session_funnels and
+// session_days are the state the dimensions, the daily funnel rows and the
+// feature windows are computed from (README.md). In commit order: each after the tables it reads.
+inline constexpr const char* kGoldTables[] = {
+    "gold/user_identifies",   "gold/dim_user",            "gold/campaign_groups",     "gold/device_groups",
+    "gold/dim_campaign",      "gold/dim_device",          "gold/fact_events",
+    "gold/fact_session_daily", "gold/session_funnels",    "gold/session_days",
+    "gold/fact_funnel_daily", "gold/user_activity_daily", "gold/user_features_daily"};
 inline constexpr const char* kGoldRefreshesTable = "system/gold_refreshes";
 
 struct GoldTableRefresh {

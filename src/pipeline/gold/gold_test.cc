@@ -201,7 +201,7 @@ class GoldTest : public ::testing::Test {
 };
 
 TEST(GoldModels, AreEmbedded) {
-  for (const char* m : {"macros", "fact_events", "fact_session_daily", "session_funnels", "session_days", "fact_funnel_daily", "dim_user",
+  for (const char* m : {"macros", "fact_events", "fact_session_daily", "session_funnels", "session_days", "fact_funnel_daily", "dim_user", "campaign_groups", "device_groups",
                         "dim_campaign", "dim_device", "user_activity_daily", "user_features_daily"}) {
     EXPECT_FALSE(ModelText(m).empty()) << m;
   }
