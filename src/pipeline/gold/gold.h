@@ -5,19 +5,21 @@
 // Tables (Delta, <lake>/gold/<table>/; columns and metric definitions in
 // README.md): fact_events, fact_session_daily, fact_funnel_daily, dim_user
 // (SCD2), dim_campaign, dim_device, user_activity_daily (per user and day, the
-// input of the feature windows), user_features_daily; and
-// system.gold_refreshes (one row per table per refresh).
+// input of the feature windows), user_features_daily; the state the others are
+// folded from (user_identifies, session_funnels, session_days, campaign_groups,
+// device_groups);
+// and system.gold_refreshes (one row per table per refresh).
 //
 // The models are SQL files (src/pipeline/gold/*.sql, embedded at build time)
 // reading input views the stage sets up (silver_scope, sessions_scope, …).
 //
 // Incremental rule: each Gold commit records the silver.events version it
-// covers. Refresh() diffs silver.events between that version and the latest at
-// file granularity (rows of removed files vs rows of added files), derives the
-// affected sessions, dates, users, campaigns and devices, recomputes only their
-// partitions / rows from Silver, and replaces them atomically: one commit per
-// table, with txn(app_id, batch_id) when app_id is set (a table that already
-// holds the batch skips its commit).
+// covers. Refresh() diffs silver.events between that version and the latest
+// (only the files and rows that changed), derives the touched events, sessions,
+// users, (user, date)s, campaigns and devices, recomputes only their rows and
+// swaps them in: one commit per table deleting the touched keys' old rows and
+// appending the new ones, with txn(app_id, batch_id) when app_id is set (a
+// table that already holds the batch skips its commit).
 //
 // Ownership: a GoldStage borrows the Database, FileSystem and Clock (they must
 // outlive it). Thread safety: one thread at a time.
@@ -69,17 +71,23 @@ struct GoldOptions {
 };
 
 // Table names, "<layer>/<table>" relative to the lake.
-inline constexpr const char* kGoldTables[] = {"gold/dim_user",          "gold/dim_campaign",
-                                              "gold/dim_device",        "gold/fact_events",
-                                              "gold/fact_session_daily", "gold/fact_funnel_daily",
-                                              "gold/user_activity_daily", "gold/user_features_daily"};
+// user_identifies, campaign_groups, device_groups, session_funnels and
+// session_days are the state the dimensions, the daily funnel rows and the
+// feature windows are computed from (README.md). In commit order: each after the tables it reads.
+inline constexpr const char* kGoldTables[] = {
+    "gold/user_identifies",   "gold/dim_user",            "gold/campaign_groups",     "gold/device_groups",
+    "gold/dim_campaign",      "gold/dim_device",          "gold/fact_events",
+    "gold/fact_session_daily", "gold/session_funnels",    "gold/session_days",
+    "gold/fact_funnel_daily", "gold/user_activity_daily", "gold/user_features_daily"};
 inline constexpr const char* kGoldRefreshesTable = "system/gold_refreshes";
 
 struct GoldTableRefresh {
   int64_t version = -1;                // the commit (-1: skipped, the table already holds the batch)
-  std::vector<std::string> dates;      // partitions replaced (YYYY-MM-DD); dims: empty
+  std::vector<std::string> dates;      // partitions written to (YYYY-MM-DD); dims: empty
   bool replaced_all = false;           // every partition / the whole dim was rewritten
-  int64_t rows_written = 0;
+  int64_t rows_written = 0;            // new rows appended
+  int64_t rows_deleted = 0;            // rows deleted (a refresh deletes the touched keys' old rows)
+  int64_t rows_rewritten = 0;          // unchanged rows copied into new files (copy-on-write deletes)
   int64_t us = 0;                      // time spent on this table
 };
 
@@ -124,6 +132,7 @@ class GoldStage {
   engine::Database* db_;
   FileSystem* fs_;
   Clock* clock_;
+  int64_t session_timeout_us_ = 30LL * 60 * 1000000;  // silver.session_timeout
 };
 
 }  // namespace clicklake::pipeline::gold

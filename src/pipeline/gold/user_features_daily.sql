@@ -2,12 +2,14 @@
 -- for every user with at least one event in [feature_date - 29, feature_date].
 --
 -- Inputs:
---   feature_dates   (feature_date DATE): the dates being rebuilt
+--   feature_keys    (user_key, feature_date): the rows being recomputed; a key whose user
+--                   has no event in [D - 29, D] yields no row
 --   user_days       gold.user_activity_daily rows (user_key, event_date, events, page_views,
 --                   product_views, add_to_cart, checkouts, purchases, revenue) of at least
---                   every date in [D - 29, D] for some feature_date D
---   features_scope  silver.events rows with event_date in [D - 6, D] for some feature_date D
---                   (it may hold more rows; the model reads only those): the sessions
+--                   every (user, date in [D - 29, D]) of some key (user, D)
+--   session_days    gold.session_days rows (session_date, session_id, user_key, start_ts,
+--                   event_date, last_ts) of at least every session of a key's user that
+--                   starts in [D - 6, D] (it may hold more rows; the model reads only those)
 --
 -- A row for day D reads only events with event_date <= D. Windows: 7d = event_date in
 -- [D-6, D], 30d = [D-29, D]. Events are silver events of every type.
@@ -25,50 +27,32 @@
 --   avg_session_duration_7d   mean over the sessions counted in sessions_7d of
 --                             (last activity event_ts with event_date <= D - start), in
 --                             seconds; NULL when sessions_7d = 0
-WITH days AS (
-  SELECT * FROM user_days
-),
-activity AS (
+WITH activity AS (
   SELECT
-    f.feature_date,
-    d.user_key,
-    sum(d.events) FILTER (WHERE d.event_date >= f.feature_date - 6) AS events_7d,
-    count(*) FILTER (WHERE d.event_date >= f.feature_date - 6) AS active_days_7d,
-    sum(d.page_views) FILTER (WHERE d.event_date >= f.feature_date - 6) AS page_views_7d,
-    sum(d.product_views) FILTER (WHERE d.event_date >= f.feature_date - 6) AS product_views_7d,
-    sum(d.add_to_cart) FILTER (WHERE d.event_date >= f.feature_date - 6) AS add_to_cart_7d,
-    sum(d.checkouts) FILTER (WHERE d.event_date >= f.feature_date - 6) AS checkouts_7d,
+    k.feature_date,
+    k.user_key,
+    sum(d.events) FILTER (WHERE d.event_date >= k.feature_date - 6) AS events_7d,
+    count(*) FILTER (WHERE d.event_date >= k.feature_date - 6) AS active_days_7d,
+    sum(d.page_views) FILTER (WHERE d.event_date >= k.feature_date - 6) AS page_views_7d,
+    sum(d.product_views) FILTER (WHERE d.event_date >= k.feature_date - 6) AS product_views_7d,
+    sum(d.add_to_cart) FILTER (WHERE d.event_date >= k.feature_date - 6) AS add_to_cart_7d,
+    sum(d.checkouts) FILTER (WHERE d.event_date >= k.feature_date - 6) AS checkouts_7d,
     sum(d.purchases) AS purchases_30d,
     sum(d.revenue) AS revenue_30d,
-    f.feature_date - max(d.event_date) AS recency_days,
+    k.feature_date - max(d.event_date) AS recency_days,
     count(*) AS frequency_30d
-  FROM feature_dates f
-  JOIN days d ON d.event_date BETWEEN f.feature_date - 29 AND f.feature_date
-  GROUP BY f.feature_date, d.user_key
-),
--- Only sessions starting in some feature date's 7d window count, and their events lie on or
--- after their start: rows before the earliest window are skipped before grouping.
-first_start AS (
-  SELECT min(feature_date) - 6 AS d FROM feature_dates
-),
-starts AS (
-  SELECT user_key, session_id, event_date AS start_date, event_ts AS start_ts
-  FROM features_scope
-  WHERE session_event_index = 1 AND event_date >= (SELECT d FROM first_start)
-),
-session_days AS (
-  SELECT session_id, event_date, max(event_ts) AS last_ts
-  FROM features_scope
-  WHERE session_event_index IS NOT NULL AND event_date >= (SELECT d FROM first_start)
-  GROUP BY session_id, event_date
+  FROM feature_keys k
+  JOIN user_days d ON d.user_key = k.user_key AND d.event_date BETWEEN k.feature_date - 29 AND k.feature_date
+  GROUP BY k.feature_date, k.user_key
 ),
 session_asof AS (
-  SELECT f.feature_date, s.user_key, s.session_id,
-         epoch_us(max(sd.last_ts)) - epoch_us(s.start_ts) AS duration_us
-  FROM feature_dates f
-  JOIN starts s ON s.start_date BETWEEN f.feature_date - 6 AND f.feature_date
-  JOIN session_days sd ON sd.session_id = s.session_id AND sd.event_date <= f.feature_date
-  GROUP BY f.feature_date, s.user_key, s.session_id, s.start_ts
+  SELECT k.feature_date, k.user_key, s.session_id,
+         epoch_us(max(s.last_ts)) - epoch_us(min(s.start_ts)) AS duration_us
+  FROM feature_keys k
+  JOIN session_days s ON s.user_key = k.user_key
+   AND s.session_date BETWEEN k.feature_date - 6 AND k.feature_date
+   AND s.event_date <= k.feature_date
+  GROUP BY k.feature_date, k.user_key, s.session_id
 ),
 sessions AS (
   -- integer microseconds summed exactly: the mean does not depend on the order of the rows
