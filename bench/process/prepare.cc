@@ -1,9 +1,13 @@
 // process_bench_prepare: fills a lake's embedded event log with N simulated Segment
 // events (TrafficGenerator, with duplicates, late, out-of-order, malformed and PII
 // faults) as the collector would (sentAt merged, one RawEvent per event), and
-// writes the same payloads as newline-delimited JSON for the DuckDB script.
+// writes the same payloads as newline-delimited JSON for the DuckDB scripts:
+// NDJSON_OUT holds the payloads (pipeline.sql); ENVELOPES_OUT, when given, one
+// object per event with what the log holds besides the payload (received_at_us,
+// source, protocol, client_ip, user_agent) and the payload as a nested object
+// (bronze_silver.sql).
 //
-// usage: process_bench_prepare LAKE_DIR EVENTS NDJSON_OUT
+// usage: process_bench_prepare LAKE_DIR EVENTS NDJSON_OUT [ENVELOPES_OUT]
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -18,8 +22,8 @@
 
 int main(int argc, char** argv) {
   using namespace clicklake;
-  if (argc != 4) {
-    std::cerr << "usage: process_bench_prepare LAKE_DIR EVENTS NDJSON_OUT\n";
+  if (argc != 4 && argc != 5) {
+    std::cerr << "usage: process_bench_prepare LAKE_DIR EVENTS NDJSON_OUT [ENVELOPES_OUT]\n";
     return 2;
   }
   const std::string lake = argv[1];
@@ -32,6 +36,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::ofstream ndjson(argv[3], std::ios::binary);
+  std::ofstream envelopes;
+  if (argc == 5) envelopes.open(argv[4], std::ios::binary);
   simulate::SimulatorOptions so;
   so.users = 20000;
   so.seed = 42;
@@ -58,6 +64,12 @@ int main(int argc, char** argv) {
       raw.user_agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36";
       raw.payload = batch.EventPayload(e, sent);  // the collector's merge
       ndjson << raw.payload << '\n';
+      if (envelopes.is_open()) {
+        // The generator's IPs and the user agent need no JSON escaping.
+        envelopes << "{\"received_at_us\":" << raw.received_at_us << ",\"source\":\"" << raw.source
+                  << "\",\"protocol\":\"" << raw.protocol << "\",\"client_ip\":\"" << raw.client_ip
+                  << "\",\"user_agent\":\"" << raw.user_agent << "\",\"payload\":" << raw.payload << "}\n";
+      }
       log::LogEntry entry;
       entry.key = e.message_id;
       EncodeRawEvent(raw, &entry.value);

@@ -380,10 +380,14 @@ TEST(TrafficGeneratorTest, LateAndPiiAndOutOfOrder) {
 
 // A collector stand-in: 503 + Retry-After for the first `fail_first` requests,
 // 400 for requests whose number is in `reject`, else 200; keeps what it accepted.
+// Each answer takes at least `ack_delay` (a durable collector's flush).
 class FakeCollector {
  public:
-  FakeCollector(int fail_first, std::set<int> reject) : fail_first_(fail_first), reject_(std::move(reject)) {
-    server_.Post("/v1/batch", [this](const httplib::Request& req, httplib::Response& res) {
+  FakeCollector(int fail_first, std::set<int> reject, std::chrono::milliseconds ack_delay = {})
+      : fail_first_(fail_first), reject_(std::move(reject)) {
+    server_.new_task_queue = [] { return new httplib::ThreadPool(64); };
+    server_.Post("/v1/batch", [this, ack_delay](const httplib::Request& req, httplib::Response& res) {
+      if (ack_delay.count() > 0) std::this_thread::sleep_for(ack_delay);
       int n = requests_.fetch_add(1) + 1;
       if (req.get_header_value("Authorization") != "Basic a2V5LTE6") {  // base64("key-1:")
         res.status = 401;
@@ -570,6 +574,45 @@ TEST(RunSimulatorTest, GivesUpWhenNothingListens) {
   EXPECT_GT(r.retries, 0);
 }
 
+TEST(RunSimulatorTest, AutoConcurrencyCarriesTheRate) {
+  EXPECT_EQ(AutoConcurrency(200, 20), 4);  // the old default at the default rate
+  EXPECT_EQ(AutoConcurrency(10000, 20), 100);
+  EXPECT_EQ(AutoConcurrency(20000, 100), 40);
+  EXPECT_EQ(AutoConcurrency(1e7, 1), 256);
+  EXPECT_EQ(AutoConcurrency(1, 10000), 4);
+}
+
+// With acks that take 50 ms, 2 connections of 10-event batches carry at most
+// 400 events/s: the run says so. With the default (chosen from the rate) the
+// same collector gets the rate asked for.
+TEST(RunSimulatorTest, SlowAcksNeedMoreConnections) {
+  FakeCollector collector(0, {}, std::chrono::milliseconds(50));
+  SimulatorOptions o;
+  o.url = collector.url();
+  o.write_key = "key-1";
+  o.users = 2000;
+  o.rate = 2000;
+  o.batch_size = 10;
+  o.duration_s = 2;
+  o.duplicate_rate = 0.02;
+  o.late_rate = 0.01;
+  o.out_of_order_rate = 0.02;
+  o.concurrency = 2;
+  std::ostringstream slow;
+  ASSERT_OK_AND_ASSIGN(SimulatorReport r1, RunSimulator(o, slow));
+  EXPECT_LT(r1.events_sent, 0.5 * o.rate * o.duration_s);
+  EXPECT_NE(slow.str().find("raise --concurrency"), std::string::npos) << slow.str();
+
+  o.concurrency = 0;  // AutoConcurrency(2000, 10) = 40 connections
+  std::ostringstream fast;
+  ASSERT_OK_AND_ASSIGN(SimulatorReport r2, RunSimulator(o, fast));
+  EXPECT_NE(fast.str().find("40 connections"), std::string::npos) << fast.str();
+  EXPECT_GE(r2.events_sent, 0.95 * o.rate * o.duration_s);
+  EXPECT_EQ(fast.str().find("raise --concurrency"), std::string::npos) << fast.str();
+  EXPECT_EQ(r2.batches_failed, 0);
+  EXPECT_GT(r2.duplicates_sent, 0);
+}
+
 TEST(RunSimulatorTest, RejectsUnusableOptions) {
   std::ostringstream progress;
   SimulatorOptions o;
@@ -579,6 +622,11 @@ TEST(RunSimulatorTest, RejectsUnusableOptions) {
   o.url = "127.0.0.1:8080";
   EXPECT_STATUS(RunSimulator(o, progress), kInvalidArgument);
   o.url = "http://127.0.0.1:1";
+  o.concurrency = -1;
+  EXPECT_STATUS(RunSimulator(o, progress), kInvalidArgument);
+  o.concurrency = 257;
+  EXPECT_STATUS(RunSimulator(o, progress), kInvalidArgument);
+  o.concurrency = 0;
   o.out_path = "/nonexistent-dir/out.jsonl";
   EXPECT_STATUS(RunSimulator(o, progress), kIOError);
 }

@@ -32,7 +32,7 @@ struct SimulatorOptions {
   uint64_t seed = 1;
   std::string out_path;  // JSONL record of acknowledged events ("" = none)
   int batch_size = 20;   // events per normal batch
-  int concurrency = 4;   // parallel keep-alive HTTP connections
+  int concurrency = 0;   // parallel keep-alive HTTP connections; 0 = AutoConcurrency(rate, batch_size)
   bool gzip = false;     // send bodies with Content-Encoding: gzip
 
   // Faults, each a probability per generated event (0 = off).
@@ -130,6 +130,13 @@ class TrafficGenerator {
 
 // One JSONL line (no trailing newline) for an acknowledged event; see README.
 std::string OutRecordJson(const EventRecord& record, const std::string& sent_at, int64_t batch);
+
+// Connections enough to carry `rate` events/s in batches of `batch_size` when a
+// durable acknowledgement takes up to kAutoConcurrencyAckSeconds (a connection
+// waits for each answer, so it carries at most batch_size / ack latency events/s):
+// ceil(rate × that / batch_size), within 4..256.
+constexpr double kAutoConcurrencyAckSeconds = 0.2;
+int AutoConcurrency(double rate, int batch_size);
 
 // Formats microseconds since the epoch as ISO 8601 UTC with milliseconds.
 std::string FormatIsoMillis(int64_t micros);
