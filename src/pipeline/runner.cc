@@ -112,6 +112,8 @@ MicroBatchRunner::MicroBatchRunner(const PipelineOptions& options, log::EventLog
       clock_(clock),
       gold_attempted_us_(clock->MonotonicMicros()),
       accept_quarantine_(options.accept_quarantine) {
+  // Gold reads its settings from the config: the same table protocol.
+  options_.config.Set("lake.deletion_vectors", options_.deletion_vectors ? "true" : "false");
   auto* m = MetricsRegistry::Global();
   batches_ = m->GetCounter("clicklake_processor_batches_total", "Micro-batches committed.");
   events_ = m->GetCounter("clicklake_processor_events_total", "Events committed to bronze.events.");

@@ -434,6 +434,7 @@ std::vector<Funnel> GoldOptions::DefaultFunnels() {
 
 Result<GoldOptions> GoldOptions::FromConfig(const Config& config) {
   GoldOptions o;
+  o.deletion_vectors = config.GetBool("lake.deletion_vectors", o.deletion_vectors);
   const std::vector<std::string> funnels = config.GetTableArrayToml("gold.funnels");
   std::set<std::string> names;
   for (const auto& text : funnels) {
@@ -594,6 +595,7 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
     } else if (existing.status().IsNotFound()) {
       std::map<std::string, std::string> properties;
       if (!t.sort_by.empty()) properties["delta.clicklake.sortBy"] = t.sort_by;
+      properties["delta.enableDeletionVectors"] = options_.deletion_vectors ? "true" : "false";
       ASSIGN_OR_RETURN(t.table,
                        delta::Table::OpenOrCreate(path, t.schema, t.partition_columns, properties, db_, fs_, clock_));
     } else {

@@ -64,6 +64,9 @@ struct GoldOptions {
   std::vector<Funnel> funnels;
   // gold.user_traits: identify traits tracked by dim_user (default plan, country, created_at).
   std::vector<std::string> user_traits;
+  // lake.deletion_vectors: Gold tables are created with deletion vectors
+  // (reader 3 / writer 7); false: reader 1 / writer 2, deletes copy-on-write.
+  bool deletion_vectors = true;
 
   static std::vector<Funnel> DefaultFunnels();
   // gold.funnels, gold.user_traits. InvalidArgument on a malformed funnel or trait.
