@@ -27,18 +27,12 @@ Result<CompactionResult> CompactSilverEvents(delta::Table* table, engine::Connec
   std::map<std::pair<std::string, int64_t>, Slice> slices;
   simdjson::dom::parser parser;
   for (const auto& f : snap.files) {
-    simdjson::dom::element st;
-    int64_t n = 0;
-    std::string_view mn, mx;
-    int64_t lo, hi;
-    if (f.stats.empty() || parser.parse(f.stats.data(), f.stats.size()).get(st) || st["numRecords"].get(n) ||
-        st["minValues"]["event_ts"].get(mn) || st["maxValues"]["event_ts"].get(mx) || !ParseTimestampMicros(mn, &lo) ||
-        !ParseTimestampMicros(mx, &hi)) {
-      continue;
-    }
+    SilverFileRange range;
+    if (!ReadSilverFileRange(&parser, f, &range)) continue;
+    const int64_t n = range.rows;
     // Stats maxima are truncated to milliseconds: the slice must hold both ends.
-    const int64_t bucket = SilverBucketOf(lo);
-    if (SilverBucketOf(hi) != bucket || SilverBucketOf(hi + 999) != bucket) continue;
+    const int64_t bucket = SilverBucketOf(range.min_ts_us);
+    if (SilverBucketOf(range.max_ts_us) != bucket || SilverBucketOf(range.max_ts_us + 999) != bucket) continue;
     const int64_t deleted = f.deletion_vector ? f.deletion_vector->cardinality : 0;
     const bool many_deleted = n > 0 && deleted > kSilverMaxDeletedFraction * static_cast<double>(n);
     if (n - deleted >= kSilverSmallFileRows && !many_deleted) continue;

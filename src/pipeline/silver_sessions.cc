@@ -62,22 +62,35 @@ std::vector<delta::AddFile> FilesOverlapping(const std::vector<delta::AddFile>& 
   if (merged.empty()) return out;
   simdjson::dom::parser parser;
   for (const auto& f : files) {
-    simdjson::dom::element st;
-    std::string_view mn, mx;
-    int64_t lo, hi;
-    if (f.stats.empty() || parser.parse(f.stats.data(), f.stats.size()).get(st) ||
-        st["minValues"]["event_ts"].get(mn) || st["maxValues"]["event_ts"].get(mx) ||
-        !ParseTimestampMicros(mn, &lo) || !ParseTimestampMicros(mx, &hi)) {
+    SilverFileRange range;
+    if (!ReadSilverFileRange(&parser, f, &range)) {
       out.push_back(f);
       continue;
     }
-    hi += 999;  // stats maxima are truncated to milliseconds
+    const int64_t lo = range.min_ts_us;
+    const int64_t hi = range.max_ts_us + 999;  // stats maxima are truncated to milliseconds
     // The first merged interval ending at or after lo: overlap iff it starts by hi.
     auto it = std::lower_bound(merged.begin(), merged.end(), lo,
                                [](const std::pair<int64_t, int64_t>& iv, int64_t v) { return iv.second < v; });
     if (it != merged.end() && it->first <= hi) out.push_back(f);
   }
   return out;
+}
+
+// A key's session state from columns [first, first + 4] of `rows`' row i:
+// max_ts, seed_ts, seed_event_id, seed_session_id, seed_index (no seed when
+// seed_ts or seed_session_id is NULL).
+DedupStore::KeyState KeyStateFromRow(const engine::QueryResult& rows, size_t i, size_t first) {
+  DedupStore::KeyState k;
+  if (!rows.IsNull(i, first)) k.max_ts_us = rows.GetInt64(i, first);
+  if (!rows.IsNull(i, first + 1) && !rows.IsNull(i, first + 3)) {
+    k.has_seed = true;
+    k.seed_ts_us = rows.GetInt64(i, first + 1);
+    k.seed_event_id = rows.GetString(i, first + 2);
+    k.seed_session_id = rows.GetString(i, first + 3);
+    k.seed_index = rows.GetInt64(i, first + 4);
+  }
+  return k;
 }
 
 // Loads the identity state of the batch's anonymous ids into `state_anons`
@@ -123,16 +136,7 @@ Status LoadIdentityState(engine::Connection* conn, DedupStore* state, bool table
       keys.resize(rows.row_count());
       for (size_t i = 0; i < keys.size(); i++) {
         keys[i].user_key = rows.GetString(i, 0);
-        DedupStore::KeyState k;
-        if (!rows.IsNull(i, 1)) k.max_ts_us = rows.GetInt64(i, 1);
-        if (!rows.IsNull(i, 2) && !rows.IsNull(i, 4)) {
-          k.has_seed = true;
-          k.seed_ts_us = rows.GetInt64(i, 2);
-          k.seed_event_id = rows.GetString(i, 3);
-          k.seed_session_id = rows.GetString(i, 4);
-          k.seed_index = rows.GetInt64(i, 5);
-        }
-        keys[i].state = std::move(k);
+        keys[i].state = KeyStateFromRow(rows, i, 1);
       }
     }
     RETURN_IF_ERROR(state->BootstrapIdentity(all, keys));
@@ -174,7 +178,7 @@ Status LoadIdentityState(engine::Connection* conn, DedupStore* state, bool table
 // fast): `gone` keys lose every row to a new link (anon:<id> keys of the ids
 // that gained one), `fast` keys have no existing row at or after c_k, so none
 // of their rows changes and their seed comes from the state.
-Status LoadKeyState(engine::Connection* conn, DedupStore* state, int64_t session_timeout_us) {
+Status LoadKeyState(engine::Connection* conn, DedupStore* state) {
   ASSIGN_OR_RETURN(auto keys, conn->Query("SELECT user_key FROM change_at WHERE user_key IS NOT NULL"));
   std::vector<std::string> ids(keys.row_count());
   for (size_t i = 0; i < ids.size(); i++) ids[i] = keys.GetString(i, 0);
@@ -200,7 +204,6 @@ Status LoadKeyState(engine::Connection* conn, DedupStore* state, int64_t session
     }
     RETURN_IF_ERROR(app->Close());
   }
-  (void)session_timeout_us;
   return conn->Execute(
       "CREATE OR REPLACE TABLE gone_keys AS SELECT DISTINCT user_key FROM moved "
       "  WHERE user_key = 'anon:' || anonymous_id;"
@@ -213,7 +216,7 @@ Status LoadKeyState(engine::Connection* conn, DedupStore* state, int64_t session
 // Persists the batch's identity changes: the new latest link of each anonymous
 // id that gained one, the event_ts range of its new rows without user_id, and
 // the session state of every key whose rows changed.
-Status CommitIdentityState(engine::Connection* conn, DedupStore* state, const std::string& activity) {
+Status CommitIdentityState(engine::Connection* conn, DedupStore* state) {
   // Keys that keep some rows but lose others to a new link: their seed may
   // have moved, so they are read from the table from now on (max_ts = max).
   ASSIGN_OR_RETURN(auto key_rows, conn->Query(
@@ -231,25 +234,17 @@ Status CommitIdentityState(engine::Connection* conn, DedupStore* state, const st
       "    ELSE ks.seed_idx END "
       "FROM key_state ks LEFT JOIN rmax USING (user_key) LEFT JOIN last l USING (user_key) "
       "LEFT JOIN seeds sd USING (user_key) LEFT JOIN losing lo USING (user_key)"));
-  (void)activity;
   std::vector<DedupStore::KeyUpdate> keys(key_rows.row_count());
   for (size_t i = 0; i < keys.size(); i++) {
     keys[i].user_key = key_rows.GetString(i, 0);
     if (key_rows.GetString(i, 1) == "true") continue;  // gone: no rows left
-    DedupStore::KeyState k;
     if (key_rows.GetString(i, 2) == "true") {
+      DedupStore::KeyState k;
       k.max_ts_us = INT64_MAX;
+      keys[i].state = std::move(k);
     } else {
-      k.max_ts_us = key_rows.GetInt64(i, 3);
-      if (!key_rows.IsNull(i, 4)) {
-        k.has_seed = true;
-        k.seed_ts_us = key_rows.GetInt64(i, 4);
-        k.seed_event_id = key_rows.GetString(i, 5);
-        k.seed_session_id = key_rows.GetString(i, 6);
-        k.seed_index = key_rows.GetInt64(i, 7);
-      }
+      keys[i].state = KeyStateFromRow(key_rows, i, 3);
     }
-    keys[i].state = std::move(k);
   }
   ASSIGN_OR_RETURN(auto rows, conn->Query(
       "WITH l AS (SELECT anonymous_id, epoch_us(event_ts) AS ts, event_id, user_id FROM ("
@@ -374,7 +369,7 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
   //    the others continue from the seed the state holds.
   std::vector<delta::AddFile> recent;
   if (state) {
-    RETURN_IF_ERROR(LoadKeyState(conn, state, session_timeout_us));
+    RETURN_IF_ERROR(LoadKeyState(conn, state));
     ASSIGN_OR_RETURN(auto slow, conn->Query("SELECT epoch_us(ch.c) - " + timeout + ", ks.max_ts FROM change_at ch "
                                             "JOIN key_state ks USING (user_key) WHERE NOT ks.fast AND NOT ks.gone"));
     std::vector<std::pair<int64_t, int64_t>> intervals(slow.row_count());
@@ -458,7 +453,7 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "  OR u.session_event_index IS DISTINCT FROM o.session_event_index;"));
   mark("sessions");
   // The state after this batch, persisted before the commit (dedup.h).
-  if (state) RETURN_IF_ERROR(CommitIdentityState(conn, state, activity));
+  if (state) RETURN_IF_ERROR(CommitIdentityState(conn, state));
   // 7. silver_out: the changed rows' new versions and the new rows. Only the
   //    files holding changed rows are read for their other columns.
   ASSIGN_OR_RETURN(auto files, conn->Query("SELECT DISTINCT _delta_file FROM changes"));
@@ -522,6 +517,15 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
 Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engine::Connection* conn,
                                                    const SilverMerge& merge) {
   return WriteSilverSlices(txn, conn, "silver_out", merge.slices);
+}
+
+bool ReadSilverFileRange(simdjson::dom::parser* parser, const delta::AddFile& file, SilverFileRange* out) {
+  simdjson::dom::element st;
+  std::string_view mn, mx;
+  return !file.stats.empty() && !parser->parse(file.stats.data(), file.stats.size()).get(st) &&
+         !st["numRecords"].get(out->rows) && !st["minValues"]["event_ts"].get(mn) &&
+         !st["maxValues"]["event_ts"].get(mx) && ParseTimestampMicros(mn, &out->min_ts_us) &&
+         ParseTimestampMicros(mx, &out->max_ts_us);
 }
 
 Result<std::vector<SilverMerge::Slice>> SilverSlicesOf(engine::Connection* conn, const std::string& view) {

@@ -35,6 +35,8 @@
 // Thread safety: stateless functions; a connection is used by one thread.
 #pragma once
 
+#include <simdjson.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -93,6 +95,15 @@ Result<std::vector<SilverMerge::Slice>> SilverSlicesOf(engine::Connection* conn,
 Result<std::vector<delta::AddFile>> WriteSilverSlices(delta::Transaction* txn, engine::Connection* conn,
                                                       const std::string& view,
                                                       const std::vector<SilverMerge::Slice>& slices);
+// A silver.events data file's physical rows and event_ts range (epoch µs;
+// the maximum as stored, truncated to milliseconds) from its stats; false
+// when the stats do not say.
+struct SilverFileRange {
+  int64_t rows = 0;
+  int64_t min_ts_us = 0;
+  int64_t max_ts_us = 0;
+};
+bool ReadSilverFileRange(simdjson::dom::parser* parser, const delta::AddFile& file, SilverFileRange* out);
 // The event_ts slice of an epoch-µs time (floor division by kSilverFileBucketUs).
 inline int64_t SilverBucketOf(int64_t us) {
   return us >= 0 ? us / kSilverFileBucketUs : -((-us - 1) / kSilverFileBucketUs) - 1;
