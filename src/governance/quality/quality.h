@@ -69,7 +69,7 @@ const char* ToString(Severity s);     // "warn" | "error"
 //   revenue_present order_completed events without revenue
 //   unique          `column` (default event_id) unique among the batch's new rows
 //   accepted_values `column` in `values`
-//   quarantine_rate the batch's quarantined / events
+//   quarantine_rate the batch's quarantined / events (dataset silver.events)
 //   schema_drift    new prop_ columns, property type conflicts, contract versions
 //   sql             a custom assertion: `sql` returns the failing rows (views:
 //                   the lake's layer.table and batch_events = the batch's new
@@ -122,7 +122,12 @@ struct QualityOptions {
   bool defaults = true;             // quality.defaults: the built-in checks
   std::vector<CheckConfig> checks;  // defaults (unless off) + [[quality.checks]]
   std::vector<Sla> slas;            // [[quality.sla]]; the last entry is the default (`*`)
-  int64_t max_results_per_batch = 1000;
+  int64_t max_results_per_batch = 1000;  // quality.max_results_per_batch (passes dropped first)
+  // quality.readiness_interval: between batches, readiness (and its metrics) is
+  // recomputed on the processor's ticks at most this often.
+  int64_t readiness_interval_us = 60'000'000;
+  // [[contracts]] event → version (schema_drift reports version changes).
+  std::map<std::string, int64_t> contract_versions;
 
   // quality.enabled, quality.defaults, [[quality.checks]], [[quality.sla]],
   // quality.max_lag (the default SLA). InvalidArgument naming the bad entry.
