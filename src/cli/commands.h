@@ -37,5 +37,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
 // backfill --from D --to D: rebuild Silver for those dates from Bronze.
 int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// status [--json]: readiness per dataset; exit 1 when one is FAILED.
+int RunStatusCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clicklake::cli
