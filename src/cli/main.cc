@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     if (command == "backfill") return clicklake::cli::RunBackfillCommand(args, std::cout, std::cerr);
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
-    if (command == "table") return clicklake::cli::RunTableCommand(args, std::cout, std::cerr);
+    if (command == "table") return clicklake::cli::RunTableCommandWithLineage(args, std::cout, std::cerr);
     if (command == "tools") {
       if (!args.empty() && args[0] == "parse-ua") {
         return clicklake::enrich::RunParseUaTool({args.begin() + 1, args.end()}, std::cin, std::cout, std::cerr);
