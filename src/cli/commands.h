@@ -39,5 +39,7 @@ int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, 
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // table: RunTableCommand inside an OpenLineage run for optimize/vacuum (maintenance_lineage.cc).
 int RunTableCommandWithLineage(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// status [--json]: readiness per dataset; exit 1 when one is FAILED.
+int RunStatusCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clicklake::cli

@@ -23,6 +23,7 @@ commands:
   simulate   send realistic Segment traffic to a collector
   sql        query the lake's tables with SQL
   table      Delta table maintenance: history, describe, files, optimize, vacuum
+  status     readiness of every dataset (READY/LATE/FAILED/UNKNOWN); exit 1 when one is FAILED
   tools      parse-ua: user agents on stdin → one JSON object per line (uap-core rules)
 
 Run `clicklake <command> --help` for a command's flags.
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
     if (command == "table") return clicklake::cli::RunTableCommandWithLineage(args, std::cout, std::cerr);
+    if (command == "status") return clicklake::cli::RunStatusCommand(args, std::cout, std::cerr);
     if (command == "tools") {
       if (!args.empty() && args[0] == "parse-ua") {
         return clicklake::enrich::RunParseUaTool({args.begin() + 1, args.end()}, std::cin, std::cout, std::cerr);

@@ -10,7 +10,9 @@
 #include "common/logging.h"
 #include "log/event_log.h"
 #include "pipeline/pipeline.h"
+#include "governance/quality/quality.h"
 #include "serve/api_server.h"
+#include "serve/readiness_api.h"
 
 namespace clicklake::cli {
 namespace {
@@ -99,10 +101,23 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     collector = std::move(c).value();
   }
 
+  // Quality checks and readiness ([quality], governance/quality): an observer of the processor.
+  auto quality_options = quality::QualityOptions::FromConfig(*config);
+  if (!quality_options.ok()) {
+    err << "clicklake " << mode << ": " << quality_options.status().message() << "\n";
+    return 2;
+  }
   std::unique_ptr<pipeline::MicroBatchRunner> runner;
   if (mode != "collect") {
     pipeline::PipelineOptions options = pipeline::PipelineOptions::FromConfig(*config);
     options.accept_quarantine = accept_quarantine;
+    auto q = quality::QualityObserver::Create(*quality_options, options.lake_dir, options.consumer_group,
+                                              event_log->get());
+    if (!q.ok()) {
+      err << "clicklake " << mode << ": starting the quality checks: " << q.status().ToString() << "\n";
+      return 1;
+    }
+    options.observers.push_back(*q);
     auto r = pipeline::MicroBatchRunner::Create(options, event_log->get());
     if (!r.ok()) {
       err << "clicklake " << mode << ": starting the processor: " << r.status().ToString() << "\n";
@@ -119,6 +134,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     }
     api = std::move(a).value();
     // Components add their routes here (status page, readiness, query, regulations).
+    serve::AddReadinessRoutes(api.get(), config->lake_dir(), *quality_options);
   }
   // Every component has read its settings: a value of the wrong type is an
   // error now rather than its default silently (the processor checks its own).

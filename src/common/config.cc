@@ -272,6 +272,25 @@ max_batch_events = 500000
 # name = "shoes"
 # steps = [{event = "product_viewed", where = {category = "shoes"}}, {event = "order_completed", name = "bought"}]
 
+[quality]
+# Checks after each micro-batch (system.quality_results) and readiness per dataset
+# (system.readiness, `clicklake status`); built-in checks need no configuration.
+# See src/governance/quality/README.md for every check type and field.
+# enabled = true
+# defaults = true
+# max_lag = "30m"                 # the default SLA of every dataset
+# [[quality.checks]]
+# name = "no_negative_revenue"
+# type = "sql"                    # returns the failing rows; views: layer.table, batch_events
+# sql = "SELECT event_id FROM batch_events WHERE revenue < 0"
+# severity = "error"              # warn | error (error: the dataset is FAILED)
+# block = true                    # a failure holds the batch's Gold refresh back from READY
+# [[quality.sla]]
+# dataset = "gold.*"
+# max_lag = "2h"
+# deadline = "08:00"              # yesterday complete by 08:00 in timezone
+# timezone = "Europe/Berlin"
+
 [enrich]
 # ua_regexes = "<deps>/npm/uap-core/regexes.yaml"   # uap-core rules
 # geoip_db = "<deps>/npm/geo-country-mmdb/…mmdb"    # any GeoLite2/DB-IP/ip-location-db .mmdb; "none" = off
