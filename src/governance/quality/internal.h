@@ -45,8 +45,12 @@ struct LakeFacts {
   std::vector<CheckResult> latest_results;
 };
 
-Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_dir, FileSystem* fs);
+// Check results older than this (by checked_at) no longer count.
+inline constexpr int64_t kResultsHorizonUs = 8LL * 24 * 3600 * 1000000;
+Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_dir, FileSystem* fs, int64_t now_us);
 // Folds results not yet committed into facts.latest_results / blocked batches.
+// REQUIRES: no result is blocking (a blocked batch unpublishes its Gold refresh:
+// gather the facts again after committing the results instead).
 void OverlayResults(LakeFacts* facts, const std::vector<CheckResult>& results);
 // REQUIRES: conn's TimeZone is UTC (deadlines are converted with DuckDB's ICU).
 std::vector<DatasetReadiness> DeriveReadiness(const LakeFacts& facts, const QualityOptions& options, int64_t now_us,

@@ -265,7 +265,9 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
   if (sv != result.versions.end() && (result.silver_rows > 0 || result.silver_rewritten > 0)) {
     ASSIGN_OR_RETURN(delta::Snapshot snap, delta::LoadSnapshotAt(silver_path, c, sv->second, fs));
     delta::Snapshot old;
-    if (sv->second > 0) ASSIGN_OR_RETURN(old, delta::LoadSnapshotAt(silver_path, c, sv->second - 1, fs));
+    if (sv->second > 0) {
+      ASSIGN_OR_RETURN(old, delta::LoadSnapshotAt(silver_path, c, sv->second - 1, fs));
+    }
     for (const auto& f : snap.schema().fields) silver_columns.insert(f.name);
     std::set<std::string> wanted(std::begin(kBaseColumns), std::end(kBaseColumns));
     for (const auto& ch : options.checks) {
@@ -713,8 +715,8 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     if (results.empty() && d.pending_state.empty()) return Status::OK();  // nothing changed: nothing to judge
     // Freshness, from the same facts readiness is derived from.
     d.queries++;
-    ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(c, d.lake_dir, d.fs));
     const int64_t now = d.clock->NowMicros();
+    ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(c, d.lake_dir, d.fs, now));
     {
       std::vector<DatasetReadiness> pre = DeriveReadiness(facts, d.options, now, c);
       for (const auto& ch : d.options.checks) {
@@ -752,7 +754,11 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     for (const auto& r : results) result_rows.push_back(ResultRowSql(r));
     RETURN_IF_ERROR(d.Append(c, kResultsTable, ResultsSchema(), result_rows, result.batch_id));
     RETURN_IF_ERROR(d.CommitState(c, result.batch_id));
-    OverlayResults(&facts, results);
+    if (std::any_of(results.begin(), results.end(), [](const CheckResult& r) { return r.blocking; })) {
+      ASSIGN_OR_RETURN(facts, GatherFacts(c, d.lake_dir, d.fs, now));  // the refresh this batch published is withdrawn
+    } else {
+      OverlayResults(&facts, results);
+    }
     std::vector<DatasetReadiness> readiness = DeriveReadiness(facts, d.options, now, c);
     RETURN_IF_ERROR(d.ReplaceReadiness(c, readiness));
     ExportReadinessMetrics(readiness);

@@ -101,7 +101,8 @@ std::string FormatLag(int64_t us) {
   return buf;
 }
 
-Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_dir, FileSystem* fs) {
+Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_dir, FileSystem* fs,
+                              int64_t now_us) {
   LakeFacts facts;
   auto snapshot = [&](const std::string& rel) -> Result<std::optional<delta::Snapshot>> {
     const std::string path = JoinPath(lake_dir, rel);
@@ -109,10 +110,11 @@ Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_
     ASSIGN_OR_RETURN(delta::Snapshot s, delta::LoadSnapshotAt(path, conn, std::nullopt, fs));
     return std::optional<delta::Snapshot>(std::move(s));
   };
-  auto attach = [&](const std::string& view, const std::string& rel) -> Result<bool> {
+  auto attach = [&](const std::string& view, const std::string& rel,
+                    const std::vector<delta::Predicate>& predicates = {}) -> Result<bool> {
     const std::string path = JoinPath(lake_dir, rel);
     if (!fs->Exists(JoinPath(path, "_delta_log"))) return false;
-    RETURN_IF_ERROR(delta::AttachTable(conn, view, path, std::nullopt, fs));
+    RETURN_IF_ERROR(delta::AttachTable(conn, view, path, std::nullopt, predicates, fs));
     return true;
   };
   for (const auto& ds : ReadinessDatasets()) {
@@ -139,7 +141,11 @@ Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_
       facts.last_batch_finished_us = r.GetInt64(0, 1);
     }
   }
-  ASSIGN_OR_RETURN(bool has_results, attach("q_results", kResultsTable));
+  // Checks run every batch: the results of the last kResultsHorizon say what holds now, and
+  // reading only their files keeps this cheap however long the lake has run.
+  ASSIGN_OR_RETURN(bool has_results,
+                   attach("q_results", kResultsTable,
+                          {delta::Predicate{"checked_at", ">=", FormatTimestampMicros(now_us - kResultsHorizonUs), ""}}));
   if (has_results) {
     ASSIGN_OR_RETURN(auto r, conn->Query(
                                  "SELECT check_name, check_type, dataset, coalesce(series, ''), batch_id, "
@@ -215,14 +221,6 @@ void OverlayResults(LakeFacts* facts, const std::vector<CheckResult>& results) {
       facts->blocked_batches.insert(c.batch_id);
       facts->block_reasons.emplace(c.batch_id, c.check + ": " + c.detail);
     }
-  }
-  // A Gold refresh of a batch that is now blocked is no longer published.
-  if (facts->gold_latest_published && facts->gold_latest_published->batch_id &&
-      facts->blocked_batches.count(*facts->gold_latest_published->batch_id)) {
-    // Without the older published refresh at hand, fall back to "held back": the
-    // next GatherFacts (after the commit) finds the previous one.
-    facts->gold_latest_published.reset();
-    facts->gold_published.clear();
   }
 }
 
@@ -321,7 +319,7 @@ Result<std::vector<DatasetReadiness>> ComputeReadiness(const std::string& lake_d
   }
   ASSIGN_OR_RETURN(auto conn, db->Connect());
   RETURN_IF_ERROR(conn->Execute("SET TimeZone = 'UTC'"));
-  ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(conn.get(), lake_dir, fs));
+  ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(conn.get(), lake_dir, fs, now_us));
   return DeriveReadiness(facts, options, now_us, conn.get());
 }
 
