@@ -8,7 +8,8 @@
 // left out) and the ratio on/off, which DESIGN.md / issue 16 bound at 1.10.
 //
 // usage: quality_bench [EVENTS=120000] [BATCH=20000] [ROUNDS=2]
-// Exits 1 when the ratio exceeds MAX_RATIO (env, default 1.10).
+// Exits 1 when the ratio exceeds MAX_RATIO (env, default 1.10). "On" runs also have lineage
+// and alerts (cli/signals.h) registered, as `clicklake up` does, unless NO_SIGNALS is set.
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +23,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/raw_event.h"
+#include "cli/signals.h"
 #include "governance/quality/quality.h"
 #include "log/event_log.h"
 #include "pipeline/pipeline.h"
@@ -93,11 +95,20 @@ Result<Run> RunOnce(bool quality, int64_t events, int64_t batch, int64_t start_u
   options.gold_catch_up_interval_us = 0;  // every batch refreshes Gold, as in steady state
   options.compaction = false;
   std::shared_ptr<quality::QualityObserver> observer;
+  cli::Signals signals;
   if (quality) {
     ASSIGN_OR_RETURN(auto qopts, quality::QualityOptions::FromConfig(Config()));
     ASSIGN_OR_RETURN(observer, quality::QualityObserver::Create(qopts, options.lake_dir, options.consumer_group,
                                                                 log.get()));
     options.observers.push_back(observer);
+    // Lineage and alerts too (as `clicklake up` runs them), unless NO_SIGNALS is set.
+    if (!std::getenv("NO_SIGNALS")) {
+      Config signals_config;
+      signals_config.Set("lake.dir", options.lake_dir);
+      ASSIGN_OR_RETURN(signals, cli::StartSignals(signals_config, options.consumer_group, log.get(), observer.get(),
+                                                  /*collector_in_process=*/false));
+      for (const auto& o : signals.observers) options.observers.push_back(o);
+    }
   }
   ASSIGN_OR_RETURN(auto runner, pipeline::MicroBatchRunner::Create(options, log.get()));
   Run run;
@@ -113,6 +124,7 @@ Result<Run> RunOnce(bool quality, int64_t events, int64_t batch, int64_t start_u
       run.results += observer->last_run().results;
     }
   }
+  signals.Stop();
   RETURN_IF_ERROR(log->Close());
   std::filesystem::remove_all(dir);
   return run;

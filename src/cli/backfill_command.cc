@@ -6,6 +6,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "governance/lineage/lineage.h"
 #include "common/logging.h"
 #include "pipeline/pipeline.h"
 
@@ -56,7 +57,36 @@ int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, 
   options.gold = gold;
   options.config = *config;
   options.progress = [&err](const std::string& line) { err << line << std::endl; };
+  // Lineage: one "backfill" run (START, then COMPLETE or FAIL) with the tables it rewrote.
+  namespace lineage = governance::lineage;
+  std::unique_ptr<lineage::LineageEmitter> emitter;
+  if (auto e = lineage::LineageEmitter::Start(lineage::LineageOptions::FromConfig(*config)); e.ok()) {
+    if (e.value()->options().enabled) emitter = std::move(e).value();
+  } else {
+    err << "clicklake backfill: lineage: " << e.status().message() << "\n";
+  }
+  std::vector<lineage::DatasetInfo> inputs;
+  if (silver) inputs.push_back({.name = "bronze.events"});
+  if (gold || silver) inputs.push_back({.name = "silver.events"});
+  lineage::CommandRun run(emitter.get(), "backfill", inputs, {});
+  run.Begin();
   auto result = pipeline::RunBackfill(options);
+  {
+    std::vector<lineage::DatasetInfo> outputs;
+    if (result.ok() && silver) {
+      outputs.push_back({.name = "silver.events", .version = result->silver_version});
+      outputs.back().row_count = result->silver_rows;
+      outputs.push_back({.name = "silver.quarantine", .version = result->quarantine_version});
+      outputs.back().row_count = result->quarantine_rows;
+    }
+    if (result.ok() && gold) {
+      for (const auto& [table, inputs_of] : lineage::GoldModelInputs()) {
+        outputs.push_back({.name = table});
+        outputs.back().column_lineage = lineage::GoldColumnLineage(table);
+      }
+    }
+    run.End(result.status(), std::move(outputs));
+  }
   if (!result.ok()) {
     err << "clicklake backfill: " << result.status().ToString() << "\n";
     return result.status().code() == StatusCode::kInvalidArgument ? 2 : 1;

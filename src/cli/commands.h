@@ -37,6 +37,8 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
 // backfill --from D --to D: rebuild Silver for those dates from Bronze.
 int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// table: RunTableCommand inside an OpenLineage run for optimize/vacuum (maintenance_lineage.cc).
+int RunTableCommandWithLineage(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // status [--json]: readiness per dataset; exit 1 when one is FAILED.
 int RunStatusCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     if (command == "backfill") return clicklake::cli::RunBackfillCommand(args, std::cout, std::cerr);
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
-    if (command == "table") return clicklake::cli::RunTableCommand(args, std::cout, std::cerr);
+    if (command == "table") return clicklake::cli::RunTableCommandWithLineage(args, std::cout, std::cerr);
     if (command == "status") return clicklake::cli::RunStatusCommand(args, std::cout, std::cerr);
     if (command == "tools") {
       if (!args.empty() && args[0] == "parse-ua") {

@@ -13,6 +13,8 @@
 #include "governance/quality/quality.h"
 #include "serve/api_server.h"
 #include "serve/readiness_api.h"
+#include "serve/status_page.h"
+#include "cli/signals.h"
 
 namespace clicklake::cli {
 namespace {
@@ -108,6 +110,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     return 2;
   }
   std::unique_ptr<pipeline::MicroBatchRunner> runner;
+  Signals signals;
   if (mode != "collect") {
     pipeline::PipelineOptions options = pipeline::PipelineOptions::FromConfig(*config);
     options.accept_quarantine = accept_quarantine;
@@ -118,6 +121,14 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
       return 1;
     }
     options.observers.push_back(*q);
+    // Lineage and alerts (cli/signals.h), after the quality observer so they see its results.
+    auto sig = StartSignals(*config, options.consumer_group, event_log->get(), q->get(), collector != nullptr);
+    if (!sig.ok()) {
+      err << "clicklake " << mode << ": " << sig.status().message() << "\n";
+      return 2;
+    }
+    signals = std::move(sig).value();
+    for (const auto& o : signals.observers) options.observers.push_back(o);
     auto r = pipeline::MicroBatchRunner::Create(options, event_log->get());
     if (!r.ok()) {
       err << "clicklake " << mode << ": starting the processor: " << r.status().ToString() << "\n";
@@ -135,6 +146,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     api = std::move(a).value();
     // Components add their routes here (status page, readiness, query, regulations).
     serve::AddReadinessRoutes(api.get(), config->lake_dir(), *quality_options);
+    serve::AddStatusPage(api.get(), serve::StatusPageOptions::FromConfig(*config, *quality_options));
   }
   // Every component has read its settings: a value of the wrong type is an
   // error now rather than its default silently (the processor checks its own).
@@ -158,6 +170,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
 
   if (once) {
     Status s = runner->Drain();
+    signals.Stop();  // lineage and alerts delivered before exiting
     Status c = (*event_log)->Close();
     if (!s.ok()) {
       err << "clicklake process: " << s.ToString() << "\n";
@@ -185,6 +198,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
   if (runner) {
     runner->Stop();
     processor.join();
+    signals.Stop();
     if (!run_status.ok()) {
       err << "clicklake " << mode << ": processor: " << run_status.ToString() << "\n";
       rc = 1;
