@@ -37,5 +37,8 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
 // backfill --from D --to D: rebuild Silver for those dates from Bronze.
 int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// audit verify: system.audit's hash chain; access token|password: policy credentials.
+int RunAuditCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int RunAccessCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clicklake::cli

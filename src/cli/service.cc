@@ -11,6 +11,7 @@
 #include "log/event_log.h"
 #include "pipeline/pipeline.h"
 #include "serve/api_server.h"
+#include "serve/query_api.h"
 
 namespace clicklake::cli {
 namespace {
@@ -110,6 +111,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     }
     runner = std::move(r).value();
   }
+  std::unique_ptr<access::QueryService> query_service;  // outlives the API server's routes
   std::unique_ptr<serve::ApiServer> api;
   if (serve::ApiServerOptions api_options = serve::ApiServerOptions::FromConfig(*config); api_options.enabled()) {
     auto a = serve::ApiServer::Create(api_options);
@@ -119,6 +121,9 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     }
     api = std::move(a).value();
     // Components add their routes here (status page, readiness, query, regulations).
+    query_service = std::make_unique<access::QueryService>(
+        access::QueryServiceOptions::FromConfig(*config, flags.config_path));
+    serve::RegisterQueryApi(api.get(), query_service.get());
   }
   // Every component has read its settings: a value of the wrong type is an
   // error now rather than its default silently (the processor checks its own).
