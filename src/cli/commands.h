@@ -41,5 +41,8 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
 int RunTableCommandWithLineage(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // status [--json]: readiness per dataset; exit 1 when one is FAILED.
 int RunStatusCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// audit verify: system.audit's hash chain; access token|password: policy credentials.
+int RunAuditCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int RunAccessCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clicklake::cli

@@ -21,7 +21,9 @@ commands:
   process    run the processor only (--once: drain the log, then exit)
   backfill   rebuild Silver for a range of event dates from Bronze (--from, --to)
   simulate   send realistic Segment traffic to a collector
-  sql        query the lake's tables with SQL
+  sql        query the lake's tables with SQL (--as ROLE / --token T: governed by the access policy)
+  audit      verify: check system.audit's hash chain
+  access     token | password: credentials for the access policy file
   table      Delta table maintenance: history, describe, files, optimize, vacuum
   status     readiness of every dataset (READY/LATE/FAILED/UNKNOWN); exit 1 when one is FAILED
   tools      parse-ua: user agents on stdin → one JSON object per line (uap-core rules)
@@ -44,6 +46,8 @@ int main(int argc, char** argv) {
       return clicklake::cli::RunServiceCommand(command, args, std::cout, std::cerr);
     if (command == "backfill") return clicklake::cli::RunBackfillCommand(args, std::cout, std::cerr);
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
+    if (command == "audit") return clicklake::cli::RunAuditCommand(args, std::cout, std::cerr);
+    if (command == "access") return clicklake::cli::RunAccessCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
     if (command == "table") return clicklake::cli::RunTableCommandWithLineage(args, std::cout, std::cerr);
     if (command == "status") return clicklake::cli::RunStatusCommand(args, std::cout, std::cerr);

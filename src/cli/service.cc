@@ -15,6 +15,7 @@
 #include "serve/readiness_api.h"
 #include "serve/status_page.h"
 #include "cli/signals.h"
+#include "serve/query_api.h"
 
 namespace clicklake::cli {
 namespace {
@@ -136,6 +137,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     }
     runner = std::move(r).value();
   }
+  std::unique_ptr<access::QueryService> query_service;  // outlives the API server's routes
   std::unique_ptr<serve::ApiServer> api;
   if (serve::ApiServerOptions api_options = serve::ApiServerOptions::FromConfig(*config); api_options.enabled()) {
     auto a = serve::ApiServer::Create(api_options);
@@ -147,6 +149,9 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     // Components add their routes here (status page, readiness, query, regulations).
     serve::AddReadinessRoutes(api.get(), config->lake_dir(), *quality_options);
     serve::AddStatusPage(api.get(), serve::StatusPageOptions::FromConfig(*config, *quality_options));
+    query_service = std::make_unique<access::QueryService>(
+        access::QueryServiceOptions::FromConfig(*config, flags.config_path));
+    serve::RegisterQueryApi(api.get(), query_service.get());
   }
   // Every component has read its settings: a value of the wrong type is an
   // error now rather than its default silently (the processor checks its own).

@@ -1,12 +1,15 @@
 // clicklake sql: SQL over the lake's Delta tables.
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "delta/table.h"
+#include "common/clock.h"
 #include "common/file_system.h"
 #include "engine/engine.h"
+#include "governance/access/access.h"
 
 namespace clicklake::cli {
 namespace {
@@ -31,6 +34,63 @@ std::string OneLine(const std::string& message) {
   return out;
 }
 
+// --as ROLE / --token T: the query runs governed (access::QueryService):
+// masks, row filters, the locked-down engine, limits, the audit trail.
+int RunGovernedSql(const Config& config, const std::string& config_path, const std::string& lake,
+                   const std::string& role, const std::string& token, const std::vector<std::string>& attrs,
+                   const std::string& sql, const std::string& format, std::ostream& out, std::ostream& err) {
+  auto fail = [&](const Status& s) {
+    err << "clicklake sql: " << OneLine(s.message()) << "\n";
+    return 1;
+  };
+  access::QueryServiceOptions options = access::QueryServiceOptions::FromConfig(config, config_path);
+  options.lake_dir = lake;
+  access::QueryService service(options);
+  if (service.policy().Current(); !service.policy().last_error().empty()) {
+    return fail(Status::InvalidArgument(service.policy().last_error()));
+  }
+  auto principal = token.empty() ? service.LocalPrincipal(role) : service.Authenticate(token);
+  if (!principal.ok()) return fail(principal.status());
+  for (const auto& a : attrs) {
+    auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      err << "clicklake sql: --attr expects NAME=V1,V2, got '" << a << "'\n";
+      return 2;
+    }
+    auto& values = principal->attributes[a.substr(0, eq)];
+    values.clear();
+    std::string rest = a.substr(eq + 1);
+    for (size_t start = 0; start <= rest.size();) {
+      size_t end = std::min(rest.find(',', start), rest.size());
+      if (end > start) values.push_back(rest.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  auto query = service.Start(*principal, sql);
+  if (!query.ok()) return fail(query.status());
+  engine::QueryResult all = (*query)->header();
+  Status status;
+  for (;;) {
+    auto chunk = (*query)->Next();
+    if (!chunk.ok()) {
+      status = chunk.status();
+      break;
+    }
+    if (!chunk->has_value()) break;
+    all.Append(**chunk);
+  }
+  // Nothing is shown unless the audit trail recorded the query.
+  if (Status audited = (*query)->Finish(status); !audited.ok()) return fail(audited);
+  if (!status.ok()) return fail(status);
+  if (format == "csv") out << all.ToCsv();
+  else if (format == "json") out << all.ToJson();
+  else out << all.ToTable();
+  if ((*query)->truncated()) {
+    err << "clicklake sql: result truncated at " << (*query)->rows() << " rows (access.max_rows)\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -46,15 +106,29 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
   app.add_option("--attach", attach, "NAME=PATH: query the Delta table at PATH as NAME (repeatable)");
   app.add_option("--version", version, "read every table as of this Delta version (time travel)");
   app.add_option("--format", format, "table|csv|json")->check(CLI::IsMember({"table", "csv", "json"}));
+  std::string role, token;
+  std::vector<std::string> attrs;
+  app.add_option("--as", role, "run as this role of the access policy (masks, row filters, sandbox, audit)");
+  app.add_option("--token", token, "run as the principal holding this API token");
+  app.add_option("--attr", attrs, "NAME=V1,V2: a principal attribute for --as (e.g. regions=US,CA; repeatable)");
   app.add_option("sql", sql, "the query")->required();
   if (int rc = ParseArgs(app, args, out, err); rc >= 0) return rc;
-  if (!config_path.empty() && app.count("--lake") == 0) {
-    auto config = Config::LoadFile(config_path);
-    if (!config.ok()) {
-      err << "clicklake sql: " << config.status().message() << "\n";
+  Config config;
+  if (!config_path.empty()) {
+    auto loaded = Config::LoadFile(config_path);
+    if (!loaded.ok()) {
+      err << "clicklake sql: " << loaded.status().message() << "\n";
       return 2;
     }
-    lake = config->lake_dir();
+    config = *loaded;
+    if (app.count("--lake") == 0) lake = config.lake_dir();
+  }
+  if (!role.empty() || !token.empty()) {
+    if (!attach.empty() || version >= 0) {
+      err << "clicklake sql: --attach and --version are not available with --as/--token\n";
+      return 2;
+    }
+    return RunGovernedSql(config, config_path, lake, role, token, attrs, sql, format, out, err);
   }
 
   auto fail = [&](const Status& s) {
@@ -69,6 +143,7 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
   if (version >= 0) at = version;
   // Views list only the files the query's simple filters can match (partition
   // values and per-file stats), so a query over one day opens one day's files.
+  const std::string raw_sql = sql;
   sql = engine::QualifySchemaReferences(sql, "system", "memory");
   delta::TablePredicates pushdown = delta::PushdownPredicates(conn->get(), sql);
   if (Status s = delta::RegisterLakeViews(conn->get(), lake, at, pushdown); !s.ok()) return fail(s);
@@ -85,7 +160,22 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
                    : delta::AttachTable(conn->get(), name, a.substr(eq + 1), at, pushed->second);
     if (!s.ok()) return fail(s);
   }
+  const int64_t started_us = SystemClock()->MonotonicMicros();
   auto result = (*conn)->Query(sql);
+  // The local operator is admin, audited like everyone (when there is a lake to audit in).
+  if (FileSystem::Default()->Exists(lake) && config.GetBool("access.audit", true)) {
+    access::AuditRecord record;
+    const char* user = std::getenv("USER");
+    record.principal = std::string("local:") + (user ? user : "operator");
+    record.role = "admin";
+    record.sql = raw_sql;
+    record.rows = result.ok() ? static_cast<int64_t>(result->row_count()) : 0;
+    record.duration_us = SystemClock()->MonotonicMicros() - started_us;
+    record.outcome = result.ok() ? "ok" : "error";
+    if (!result.ok()) record.error = result.status().message();
+    record.detail = "unrestricted local session";
+    if (Status s = access::AppendAuditRecord(lake, record); !s.ok()) return fail(s);
+  }
   if (!result.ok()) {
     if (result.status().message().find("Catalog Error") != std::string::npos && !FileSystem::Default()->Exists(lake)) {
       return fail(result.status().WithContext("lake directory " + lake + " does not exist (--lake)"));

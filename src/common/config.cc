@@ -302,6 +302,18 @@ max_batch_events = 500000
 # the lake; `clicklake init` creates one (0600). Default: $HOME/.clicklake/pii.key.
 # key_file = "/etc/clicklake/pii.key"
 
+[access]
+# Governed queries (clicklake sql --as/--token, POST /api/v1/query): see docs/access.md.
+# policy_file: principals, roles, masks, row filters (default: policy.toml beside this file,
+# else the shipped defaults). Reloaded when it changes.
+# policy_file = "/etc/clicklake/policy.toml"
+# Every query is appended to the hash-chained system.audit.
+audit = true
+query_timeout = "60s"
+max_rows = 1000000
+memory_limit = "2GB"
+threads = 2
+
 [log]
 # "local" (embedded segment files under <lake>/_clicklake/log) or "kafka".
 kind = "local"

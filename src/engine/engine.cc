@@ -15,9 +15,9 @@
 
 #include "common/clock.h"
 #include "common/json_string.h"
+#include "engine/internal.h"
 
 namespace clicklake::engine {
-namespace {
 
 Status ErrorStatus(const char* what, const char* detail) {
   std::string msg = detail ? detail : "unknown error";
@@ -66,6 +66,7 @@ ColumnKind KindOf(duckdb_type t) {
   }
 }
 
+namespace {
 
 // "2024-05-01 11:59:50.25+00": DuckDB's text form of a TIMESTAMPTZ in UTC.
 std::string FormatTimestampTz(int64_t micros) {
@@ -103,57 +104,88 @@ double QueryResult::GetDouble(size_t row, size_t col, double fallback) const {
   return end == c->c_str() ? fallback : v;
 }
 
-std::string QueryResult::ToCsv() const {
-  std::string out;
-  auto field = [&out](std::string_view s) {
-    bool quote = s.find_first_of(",\"\r\n") != std::string_view::npos;
-    if (!quote) {
-      out.append(s);
-      return;
-    }
-    out.push_back('"');
-    for (char c : s) {
-      if (c == '"') out.push_back('"');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  };
-  for (size_t c = 0; c < names_.size(); c++) {
-    if (c) out.push_back(',');
-    field(names_[c]);
+namespace {
+
+void AppendCsvField(std::string_view s, std::string* out) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out->append(s);
+    return;
   }
-  out.append("\r\n");
+  out->push_back('"');
+  for (char c : s) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+}  // namespace
+
+void QueryResult::AppendCsvHeader(std::string* out) const {
+  for (size_t c = 0; c < names_.size(); c++) {
+    if (c) out->push_back(',');
+    AppendCsvField(names_[c], out);
+  }
+  out->append("\r\n");
+}
+
+void QueryResult::AppendCsvRows(std::string* out) const {
   for (size_t r = 0; r < rows_; r++) {
     for (size_t c = 0; c < names_.size(); c++) {
-      if (c) out.push_back(',');
-      if (cells_[c][r]) field(*cells_[c][r]);
+      if (c) out->push_back(',');
+      if (cells_[c][r]) AppendCsvField(*cells_[c][r], out);
     }
-    out.append("\r\n");
+    out->append("\r\n");
   }
+}
+
+std::string QueryResult::ToCsv() const {
+  std::string out;
+  AppendCsvHeader(&out);
+  AppendCsvRows(&out);
   return out;
+}
+
+void QueryResult::AppendJsonRows(std::string* out, bool* first) const {
+  for (size_t r = 0; r < rows_; r++) {
+    out->append(*first ? "{" : ",{");
+    *first = false;
+    for (size_t c = 0; c < names_.size(); c++) {
+      if (c) out->push_back(',');
+      AppendJsonString(names_[c], out);
+      out->push_back(':');
+      const auto& v = cells_[c][r];
+      if (!v) {
+        out->append("null");
+      } else if (kinds_[c] == ColumnKind::kInteger || kinds_[c] == ColumnKind::kDecimal ||
+                 kinds_[c] == ColumnKind::kBoolean ||
+                 (kinds_[c] == ColumnKind::kFloat && *v != "nan" && *v != "inf" && *v != "-inf")) {
+        out->append(*v);
+      } else {
+        AppendJsonString(*v, out);
+      }
+    }
+    out->push_back('}');
+  }
+}
+
+void QueryResult::Truncate(size_t rows) {
+  if (rows >= rows_) return;
+  for (auto& column : cells_) column.resize(rows);
+  rows_ = rows;
+}
+
+void QueryResult::Append(const QueryResult& other) {
+  for (size_t c = 0; c < cells_.size() && c < other.cells_.size(); c++) {
+    cells_[c].insert(cells_[c].end(), other.cells_[c].begin(), other.cells_[c].end());
+  }
+  rows_ += other.rows_;
 }
 
 std::string QueryResult::ToJson() const {
   std::string out = "[";
-  for (size_t r = 0; r < rows_; r++) {
-    out.append(r ? ",{" : "{");
-    for (size_t c = 0; c < names_.size(); c++) {
-      if (c) out.push_back(',');
-      AppendJsonString(names_[c], &out);
-      out.push_back(':');
-      const auto& v = cells_[c][r];
-      if (!v) {
-        out.append("null");
-      } else if (kinds_[c] == ColumnKind::kInteger || kinds_[c] == ColumnKind::kDecimal ||
-                 kinds_[c] == ColumnKind::kBoolean ||
-                 (kinds_[c] == ColumnKind::kFloat && *v != "nan" && *v != "inf" && *v != "-inf")) {
-        out.append(*v);
-      } else {
-        AppendJsonString(*v, &out);
-      }
-    }
-    out.push_back('}');
-  }
+  bool first = true;
+  AppendJsonRows(&out, &first);
   out.append("]\n");
   return out;
 }
@@ -548,11 +580,6 @@ Result<int64_t> Connection::WriteParquet(const std::string& query, const std::st
 }
 
 // ---- Database ----
-
-struct Database::Impl {
-  duckdb_database db = nullptr;
-  std::shared_ptr<QueryProfiler> profiler;
-};
 
 Database::Database(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Database::~Database() { duckdb_close(&impl_->db); }

@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,9 +65,21 @@ class QueryResult {
   std::string ToJson() const;
   // An aligned text table for terminals.
   std::string ToTable() const;
+  // Pieces of ToCsv / ToJson for results streamed chunk by chunk: the CSV
+  // header line, the rows as CSV lines, and the rows as JSON objects each
+  // preceded by a comma unless `*first` (which the call clears).
+  void AppendCsvHeader(std::string* out) const;
+  void AppendCsvRows(std::string* out) const;
+  void AppendJsonRows(std::string* out, bool* first) const;
+  // Keeps the first `rows` rows (a row cap).
+  void Truncate(size_t rows);
+  // Appends the rows of `other`, a result with the same columns (chunks of one stream).
+  void Append(const QueryResult& other);
 
  private:
   friend class Connection;
+  friend class ResultStream;
+  friend class Sandbox;
   std::vector<std::string> names_;
   std::vector<ColumnKind> kinds_;
   std::vector<std::string> type_names_;
@@ -128,16 +142,104 @@ class Connection {
 
 class Database {
  public:
+  friend class Sandbox;
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
   static Result<std::unique_ptr<Database>> Open(const DatabaseOptions& options = {});
   Result<std::unique_ptr<Connection>> Connect();
+  // Registers `name(VARCHAR) -> VARCHAR` for every connection of this
+  // database, computed by `fn` (NULL in, NULL out). `fn` is called from
+  // several threads at once.
+  Status RegisterStringFunction(const std::string& name, std::function<std::string(std::string_view)> fn);
 
  private:
   struct Impl;
   explicit Database(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- Sandbox: untrusted SQL over rows clicklake chooses ----
+//
+// A Sandbox is a second, locked-down DuckDB database: external access off,
+// the local file system disabled, no extension loading, configuration locked.
+// Its only data are the tables it is opened with, each a view over the
+// table function `clicklake_scan(name)` that streams the rows of a query
+// (`source_sql`) run on an unrestricted source Database. The query may read
+// the lake's files and apply masks and filters; the sandboxed SQL sees only
+// its result, with projection pushdown (only the columns it needs are asked
+// of the source) and zero-copy hand-over of the source's vectors.
+//
+// Query() accepts one SELECT or EXPLAIN statement whose table functions are
+// only range/generate_series/unnest and that names no system catalog, no
+// settings function and no file; anything else is refused before it runs.
+//
+// Thread safety: Query() from one thread at a time; Interrupt() from any.
+
+struct SandboxTable {
+  std::string schema;      // "" = main
+  std::string name;
+  std::string source_sql;  // a SELECT run on the source database; its columns are the table's
+};
+
+struct SandboxOptions {
+  int threads = 2;                   // per sandbox and per source scan
+  std::string memory_limit = "2GB";  // of the sandbox database
+};
+
+// A query's result read chunk by chunk (about 2048 rows each), so a huge
+// result is never held in memory whole.
+class ResultStream {
+ public:
+  ~ResultStream();
+  ResultStream(const ResultStream&) = delete;
+  ResultStream& operator=(const ResultStream&) = delete;
+  // The columns, as an empty QueryResult (names and kinds).
+  const QueryResult& header() const { return header_; }
+  // The next chunk, or nullopt at the end.
+  Result<std::optional<QueryResult>> Next();
+  // Rows returned by Next() so far.
+  int64_t rows() const { return rows_; }
+
+ private:
+  friend class Sandbox;
+  struct Impl;
+  explicit ResultStream(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  QueryResult header_;
+  int64_t rows_ = 0;
+};
+
+class Sandbox {
+ public:
+  // REQUIRES: `source` outlives the Sandbox. Each table's source_sql is
+  // prepared here (a broken one fails Open).
+  static Result<std::unique_ptr<Sandbox>> Open(Database* source, const std::vector<SandboxTable>& tables,
+                                               const SandboxOptions& options = {});
+  // Adds tables after Open (e.g. once Check() said which a statement reads).
+  Status AddTables(const std::vector<SandboxTable>& tables);
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  // What a statement reads, without running it: InvalidArgument (with the
+  // reason) for anything but one SELECT/EXPLAIN of allowed shape; else the
+  // relation names it references ("schema.name" or "name", as written; CTE
+  // names included).
+  Result<std::vector<std::string>> Check(const std::string& sql);
+  // Check(), then runs the statement. A failure to read a source (or an
+  // interrupt) surfaces from Next().
+  Result<std::unique_ptr<ResultStream>> Query(const std::string& sql);
+  // Stops the running query (its Next() then fails with "INTERRUPT").
+  void Interrupt();
+  // The columns each table's scans read so far ("schema.name" → columns).
+  std::map<std::string, std::vector<std::string>> ColumnsRead() const;
+
+  struct Impl;
+
+ private:
+  explicit Sandbox(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

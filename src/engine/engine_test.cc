@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "common/test_util.h"
@@ -248,6 +251,117 @@ TEST_F(EngineTest, QualifiedSystemSchemaIsQueryable) {
 TEST(QuoteTest, EscapesQuotes) {
   EXPECT_EQ(QuoteLiteral("it's"), "'it''s'");
   EXPECT_EQ(QuoteIdentifier("a\"b"), "\"a\"\"b\"");
+}
+
+}  // namespace
+}  // namespace clicklake::engine
+
+namespace clicklake::engine {
+namespace {
+
+// A source database with a table, and a sandbox exposing it masked.
+class SandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(source_, Database::Open());
+    ASSERT_OK_AND_ASSIGN(auto conn, source_->Connect());
+    ASSERT_OK(conn->Execute("CREATE TABLE people AS SELECT range AS id, 'user' || range || '@x.com' AS email, "
+                            "CASE WHEN range % 2 = 0 THEN 'EU' ELSE 'US' END AS region FROM range(5000)"));
+    std::vector<SandboxTable> tables = {
+        {"crm", "people", "SELECT id, sha256(email) AS email, region FROM people WHERE region = 'EU'"}};
+    ASSERT_OK_AND_ASSIGN(sandbox_, Sandbox::Open(source_.get(), tables));
+  }
+  // All rows of a query as CSV (header included), or the error.
+  std::string Csv(const std::string& sql) {
+    auto stream = sandbox_->Query(sql);
+    if (!stream.ok()) return "ERROR " + stream.status().message();
+    std::string out;
+    (*stream)->header().AppendCsvHeader(&out);
+    for (;;) {
+      auto chunk = (*stream)->Next();
+      if (!chunk.ok()) return "ERROR " + chunk.status().message();
+      if (!chunk->has_value()) break;
+      (*chunk)->AppendCsvRows(&out);
+    }
+    return out;
+  }
+  std::unique_ptr<Database> source_;
+  std::unique_ptr<Sandbox> sandbox_;
+};
+
+TEST_F(SandboxTest, SeesOnlyTheSourceQueryRows) {
+  EXPECT_EQ(Csv("SELECT count(*) AS n, count(DISTINCT region) AS r FROM crm.people"), "n,r\r\n2500,1\r\n");
+  // A filter on the masked column compares masked values: the raw email matches nothing.
+  EXPECT_EQ(Csv("SELECT count(*) AS n FROM crm.people WHERE email = 'user2@x.com'"), "n\r\n0\r\n");
+  EXPECT_EQ(Csv("SELECT id, region FROM crm.people ORDER BY id LIMIT 2"), "id,region\r\n0,EU\r\n2,EU\r\n");
+  // Only the columns a query needs are read from the source.
+  auto read = sandbox_->ColumnsRead();
+  ASSERT_EQ(read.count("crm.people"), 1u);
+  EXPECT_EQ(read["crm.people"], (std::vector<std::string>{"email", "id", "region"}));
+}
+
+TEST_F(SandboxTest, StreamsLargeResultsInChunks) {
+  ASSERT_OK_AND_ASSIGN(auto stream, sandbox_->Query("SELECT id FROM crm.people"));
+  int chunks = 0;
+  for (;;) {
+    ASSERT_OK_AND_ASSIGN(auto chunk, stream->Next());
+    if (!chunk) break;
+    EXPECT_LE(chunk->row_count(), 2048u);
+    chunks++;
+  }
+  EXPECT_EQ(stream->rows(), 2500);
+  EXPECT_GE(chunks, 2);
+}
+
+TEST_F(SandboxTest, RefusesFilesSettingsAndWrites) {
+  TempDir dir;
+  const std::string file = dir.path() + "/secret.csv";
+  std::ofstream(file) << "a\n42\n";
+  for (const std::string& sql : std::vector<std::string>{
+           "SELECT * FROM read_csv('" + file + "')",
+           "SELECT * FROM '" + file + "'",
+           "SELECT * FROM read_text('" + file + "')",
+           "SELECT * FROM sniff_csv('" + file + "')",
+           "SELECT * FROM duckdb_settings()",
+           "SELECT current_setting('memory_limit')",
+           "COPY (SELECT 1) TO '" + dir.path() + "/out.csv'",
+           "ATTACH '" + dir.path() + "/x.db' AS x",
+           "SET lock_configuration = false",
+           "SET enable_external_access = true",
+           "CREATE TABLE t AS SELECT 1",
+           "SELECT 1; SELECT 2",
+           "INSTALL httpfs",
+           "LOAD parquet",
+           "PRAGMA version",
+       }) {
+    auto r = sandbox_->Query(sql);
+    EXPECT_FALSE(r.ok()) << sql;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("denied"), std::string::npos) << sql << ": " << r.status().message();
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/out.csv"));
+}
+
+TEST_F(SandboxTest, ExplainAndTypedRendering) {
+  EXPECT_EQ(Csv("SELECT 1::INTEGER AS a, 2.5::DOUBLE AS b, NULL::VARCHAR AS c, DATE '2024-05-01' AS d"),
+            "a,b,c,d\r\n1,2.5,,2024-05-01\r\n");
+  std::string plan = Csv("EXPLAIN SELECT count(*) FROM crm.people");
+  EXPECT_NE(plan.find("CLICKLAKE_SCAN"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("sha256"), std::string::npos) << "the source query stays hidden: " << plan;
+}
+
+TEST_F(SandboxTest, InterruptStopsALongQuery) {
+  ASSERT_OK_AND_ASSIGN(auto stream,
+                       sandbox_->Query("SELECT count(*) FROM range(100000000000) a, crm.people b WHERE a.range % 7 = 3"));
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    sandbox_->Interrupt();
+  });
+  auto r = stream->Next();
+  stopper.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("INTERRUPT"), std::string::npos) << r.status().message();
 }
 
 }  // namespace

@@ -1,0 +1,2 @@
+/* c */ -- d
+SELECT * FROM "lake"."t" UNION ALL SELECT range, NULL FROM range(5)

@@ -1,0 +1,1 @@
+WITH x AS (SELECT * FROM lake.t) SELECT * FROM x a JOIN x b USING (id) WHERE a.s LIKE '%a%'

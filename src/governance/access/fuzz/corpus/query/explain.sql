@@ -1,0 +1,1 @@
+EXPLAIN ANALYZE SELECT s, count(*) FROM lake.t GROUP BY 1

@@ -1,0 +1,1 @@
+SELECT 1; COPY (SELECT 1) TO '/tmp/x'

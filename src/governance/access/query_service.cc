@@ -1,0 +1,303 @@
+// QueryService: one principal's SQL over the lake, below which the policy's
+// masks and filters are applied (see access.h).
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <set>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/file_system.h"
+#include "delta/table.h"
+#include "governance/access/access.h"
+#include "pipeline/silver.h"
+
+namespace clicklake::access {
+namespace {
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool IsPermissionError(const Status& s) { return s.message().find("permission denied") != std::string::npos; }
+
+}  // namespace
+
+QueryServiceOptions QueryServiceOptions::FromConfig(const Config& config, const std::string& config_path) {
+  QueryServiceOptions o;
+  o.lake_dir = config.lake_dir();
+  o.policy_file = config.GetString("access.policy_file", "");
+  if (o.policy_file.empty() && !config_path.empty()) {
+    // Beside the config: <dir of config>/policy.toml, when it exists.
+    const std::string beside = JoinPath(DirName(config_path), "policy.toml");
+    if (FileSystem::Default()->Exists(beside)) o.policy_file = beside;
+  }
+  o.pii_key_file = config.GetString("privacy.key_file", "");
+  o.audit = config.GetBool("access.audit", true);
+  o.limits.timeout_ms = config.GetDurationMicros("access.query_timeout", 60 * 1000000LL) / 1000;
+  o.limits.max_rows = config.GetInt("access.max_rows", o.limits.max_rows);
+  o.limits.memory_limit = config.GetString("access.memory_limit", o.limits.memory_limit);
+  o.limits.threads = static_cast<int>(config.GetInt("access.threads", o.limits.threads));
+  return o;
+}
+
+QueryService::QueryService(QueryServiceOptions options)
+    : options_(std::move(options)), policy_(options_.policy_file) {}
+QueryService::~QueryService() = default;
+
+Result<Principal> QueryService::Authenticate(std::string_view token) {
+  if (token.empty()) return Status::InvalidArgument("unauthorized: no bearer token (Authorization: Bearer <token>)");
+  auto policy = policy_.Current();
+  const Principal* p = policy->FindByToken(token);
+  if (p == nullptr) return Status::NotFound("unauthorized: unknown token");
+  if (p->disabled) return Status::Conflict("unauthorized: the token of " + p->name + " was revoked");
+  return *p;
+}
+
+Result<Principal> QueryService::LocalPrincipal(const std::string& role) {
+  Principal p;
+  const char* user = std::getenv("USER");
+  p.name = std::string("local:") + (user ? user : "operator");
+  p.role = role.empty() ? "admin" : role;
+  if (!policy_.Current()->HasRole(p.role)) {
+    return Status::InvalidArgument("unknown role '" + p.role + "' (not in the policy)");
+  }
+  return p;
+}
+
+Result<std::string> QueryService::PiiKey() {
+  std::lock_guard<std::mutex> lock(key_mu_);
+  if (!pii_key_) {
+    std::string path = options_.pii_key_file;
+    if (path.empty()) {
+      const char* home = std::getenv("HOME");
+      path = std::string(home ? home : ".") + "/.clicklake/pii.key";
+    }
+    ASSIGN_OR_RETURN(std::string key, pipeline::LoadOrCreatePiiKey(path));
+    pii_key_ = std::move(key);
+  }
+  return *pii_key_;
+}
+
+Status QueryService::Audit(const AuditRecord& record) {
+  if (!options_.audit) return Status::OK();
+  std::lock_guard<std::mutex> lock(audit_mu_);
+  if (!audit_) {
+    engine::DatabaseOptions o;
+    o.threads = 1;
+    ASSIGN_OR_RETURN(audit_db_, engine::Database::Open(o));
+    audit_ = std::make_unique<AuditLog>(options_.lake_dir, audit_db_.get());
+  }
+  return audit_->Append(record);
+}
+
+// Interrupts the query at its deadline.
+struct GovernedQuery::Watchdog {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+  std::thread thread;
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& principal, const std::string& raw_sql,
+                                                           bool audit_start) {
+  std::unique_ptr<GovernedQuery> q(new GovernedQuery());
+  q->service_ = this;
+  q->started_us_ = SystemClock()->MonotonicMicros();
+  q->record_.principal = principal.name;
+  q->record_.role = principal.role;
+  q->record_.sql = raw_sql;
+  q->max_rows_ = options_.limits.max_rows;
+  auto refuse = [&](const Status& s) -> Status {
+    q->record_.outcome = IsPermissionError(s) ? "denied" : "error";
+    q->record_.error = s.message();
+    q->record_.duration_us = SystemClock()->MonotonicMicros() - q->started_us_;
+    RETURN_IF_ERROR(Audit(q->record_));
+    return s;
+  };
+  auto policy = policy_.Current();
+  if (!policy->HasRole(principal.role)) return refuse(Status::InvalidArgument("permission denied: unknown role " + principal.role));
+
+  engine::DatabaseOptions source_options;
+  source_options.threads = options_.limits.threads;
+  source_options.memory_limit = options_.limits.memory_limit;
+  ASSIGN_OR_RETURN(q->source_, engine::Database::Open(source_options));
+  engine::SandboxOptions sandbox_options;
+  sandbox_options.threads = options_.limits.threads;
+  sandbox_options.memory_limit = options_.limits.memory_limit;
+  ASSIGN_OR_RETURN(q->sandbox_, engine::Sandbox::Open(q->source_.get(), {}, sandbox_options));
+
+  // DuckDB reserves the catalog name `system`: system.x is memory.system.x.
+  const std::string sql = engine::QualifySchemaReferences(raw_sql, "system", "memory");
+  auto relations = q->sandbox_->Check(sql);
+  if (!relations.ok()) return refuse(relations.status());
+
+  ASSIGN_OR_RETURN(auto conn, q->source_->Connect());
+  const delta::TablePredicates pushdown = delta::PushdownPredicates(conn.get(), sql);
+  std::vector<engine::SandboxTable> tables;
+  bool needs_key = false;
+  for (const std::string& written : std::set<std::string>(relations->begin(), relations->end())) {
+    const std::string name = Lower(written);
+    const size_t dot = name.find('.');
+    if (dot == std::string::npos || name.find('.', dot + 1) != std::string::npos) continue;  // a CTE or unknown
+    const std::string layer = name.substr(0, dot), table = name.substr(dot + 1);
+    if (layer.empty() || table.empty() || layer[0] == '_' || layer[0] == '.' || table[0] == '_' || table[0] == '.') continue;
+    const std::string path = JoinPath(JoinPath(options_.lake_dir, layer), table);
+    if (!FileSystem::Default()->Exists(JoinPath(path, "_delta_log"))) continue;  // DuckDB reports the unknown table
+    auto snapshot = delta::LoadSnapshotAt(path, conn.get(), std::nullopt);
+    if (!snapshot.ok()) return refuse(snapshot.status().WithContext("table " + name));
+    std::vector<std::string> columns;
+    for (const auto& f : snapshot->schema().fields) columns.push_back(f.name);
+    auto view = ViewFor(*policy, principal, name, columns);
+    if (!view.ok()) return refuse(view.status());
+    if (!view->has_value()) {
+      return refuse(Status::InvalidArgument("permission denied: role " + principal.role + " may not read " + name));
+    }
+    const TableView& v = **view;
+    // The query's simple predicates on columns it sees unmasked prune files
+    // and rows before the projection (the same rows the user's WHERE keeps).
+    delta::ScanOptions scan_options;
+    for (const auto& key : {written, name}) {
+      auto it = pushdown.find(key);
+      if (it == pushdown.end()) continue;
+      for (const auto& p : it->second) {
+        if (std::find(v.columns.begin(), v.columns.end(), p.column) != v.columns.end() && !v.masks.count(p.column)) {
+          scan_options.predicates.push_back(p);
+        }
+      }
+      break;
+    }
+    auto scan = delta::ScanSql(path, *snapshot, scan_options);
+    if (!scan.ok()) return refuse(scan.status().WithContext("table " + name));
+    std::string projection;
+    for (const auto& e : v.expressions) projection += (projection.empty() ? "" : ", ") + e;
+    std::string source = "SELECT " + projection + " FROM (" + *scan + ") AS _clicklake_raw";
+    if (!v.row_filter.empty()) source += " WHERE (" + v.row_filter + ")";
+    for (const auto& [c, m] : v.masks) needs_key |= m == Mask::kHash;
+    tables.push_back({layer, table, source});
+    q->views_[name] = v;
+  }
+  if (needs_key) {
+    auto key = PiiKey();
+    if (!key.ok()) return refuse(key.status().WithContext("the hash mask's PII key"));
+    const std::string k = *key;
+    RETURN_IF_ERROR(q->source_->RegisterStringFunction(
+        "clicklake_pii_hmac", [k](std::string_view v) { return pipeline::HmacSha256Hex(k, v); }));
+  }
+  if (Status s = q->sandbox_->AddTables(tables); !s.ok()) return refuse(s);
+  if (audit_start) {
+    AuditRecord started = q->record_;
+    started.outcome = "started";
+    for (const auto& [name, v] : q->views_) started.tables.push_back(name);
+    RETURN_IF_ERROR(Audit(started));
+  }
+  auto stream = q->sandbox_->Query(sql);
+  if (!stream.ok()) return refuse(stream.status());
+  q->stream_ = std::move(stream).value();
+
+  // The timeout: a watchdog interrupts the sandbox and its scans.
+  q->deadline_us_ = q->started_us_ + options_.limits.timeout_ms * 1000;
+  q->watchdog_ = std::make_unique<GovernedQuery::Watchdog>();
+  GovernedQuery* raw = q.get();
+  GovernedQuery::Watchdog* w = q->watchdog_.get();
+  const int64_t wait_us = std::max<int64_t>(0, q->deadline_us_ - SystemClock()->MonotonicMicros());
+  w->thread = std::thread([raw, w, wait_us] {
+    std::unique_lock<std::mutex> lock(w->mu);
+    if (!w->cv.wait_for(lock, std::chrono::microseconds(wait_us), [w] { return w->stop; })) {
+      raw->timed_out_ = true;
+      raw->sandbox_->Interrupt();
+    }
+  });
+  return q;
+}
+
+GovernedQuery::~GovernedQuery() {
+  watchdog_.reset();  // before the sandbox it may interrupt
+}
+
+Result<std::optional<engine::QueryResult>> GovernedQuery::Next() {
+  if (rows_ >= max_rows_) {
+    // One more chunk tells whether rows were left out.
+    auto more = stream_->Next();
+    if (more.ok() && more->has_value() && (*more)->row_count() > 0) truncated_ = true;
+    return std::optional<engine::QueryResult>();
+  }
+  auto chunk = stream_->Next();
+  if (!chunk.ok()) {
+    if (timed_out_) {
+      failure_ = Status::ResourceExhausted("timeout: the query ran longer than " +
+                                           std::to_string(service_->options_.limits.timeout_ms) +
+                                           " ms and was stopped (access.query_timeout)");
+    } else {
+      failure_ = chunk.status();
+    }
+    return failure_;
+  }
+  if (!chunk->has_value()) return chunk;
+  if (rows_ + static_cast<int64_t>((*chunk)->row_count()) > max_rows_) {
+    (*chunk)->Truncate(static_cast<size_t>(max_rows_ - rows_));
+    truncated_ = true;
+  }
+  rows_ += static_cast<int64_t>((*chunk)->row_count());
+  return chunk;
+}
+
+void GovernedQuery::Cancel() { sandbox_->Interrupt(); }
+
+AuditRecord GovernedQuery::record() const {
+  AuditRecord r = record_;
+  r.tables.clear();
+  r.columns.clear();
+  r.masks.clear();
+  if (sandbox_) {
+    for (const auto& [table, columns] : sandbox_->ColumnsRead()) {
+      r.tables.push_back(table);
+      auto v = views_.find(table);
+      for (const auto& c : columns) {
+        r.columns.push_back(table + "." + c);
+        if (v != views_.end()) {
+          auto m = v->second.masks.find(c);
+          if (m != v->second.masks.end()) r.masks.push_back(table + "." + c + ":" + MaskName(m->second));
+        }
+      }
+    }
+  }
+  r.rows = rows_;
+  r.duration_us = SystemClock()->MonotonicMicros() - started_us_;
+  return r;
+}
+
+Status GovernedQuery::Finish(const Status& error) {
+  if (finished_) return Status::OK();
+  finished_ = true;
+  watchdog_.reset();
+  AuditRecord r = record();
+  const Status& failure = !error.ok() ? error : failure_;
+  if (!failure.ok()) {
+    r.outcome = timed_out_ ? "timeout" : "error";
+    r.error = failure.message();
+  } else if (truncated_) {
+    r.detail = "truncated at access.max_rows = " + std::to_string(max_rows_);
+  }
+  RETURN_IF_ERROR(service_->Audit(r));
+  for (const auto& t : r.tables) {
+    if (t.rfind("restricted.", 0) != 0) continue;
+    AuditRecord restricted = r;
+    restricted.action = "restricted_read";
+    RETURN_IF_ERROR(service_->Audit(restricted));
+  }
+  return Status::OK();
+}
+
+}  // namespace clicklake::access
