@@ -20,6 +20,7 @@ commands:
   collect    run the collector only
   process    run the processor only (--once: drain the log, then exit)
   backfill   rebuild Silver for a range of event dates from Bronze (--from, --to)
+  forget     erase a person everywhere (--user, --anonymous-id, --email; --suppress) and write a receipt
   simulate   send realistic Segment traffic to a collector
   sql        query the lake's tables with SQL
   table      Delta table maintenance: history, describe, files, optimize, vacuum
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     if (command == "up" || command == "collect" || command == "process")
       return clicklake::cli::RunServiceCommand(command, args, std::cout, std::cerr);
     if (command == "backfill") return clicklake::cli::RunBackfillCommand(args, std::cout, std::cerr);
+    if (command == "forget") return clicklake::cli::RunForgetCommand(args, std::cout, std::cerr);
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
     if (command == "table") return clicklake::cli::RunTableCommand(args, std::cout, std::cerr);
