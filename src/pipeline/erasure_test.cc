@@ -289,10 +289,17 @@ TEST_P(PrivacyOpsTest, PurgeWaitsForTheSla) {
   EXPECT_GT(PhysicalHits(conn_.get(), dir_.Sub("silver/events"), ids), 0);
   EXPECT_TRUE(privacy::RequestQueue(dir_.path()).IsPending(request.id));
   EXPECT_TRUE(std::filesystem::exists(dir_.Sub("restricted/_privacy/receipts/" + request.id + ".pending.json")));
-  // Once due (here: the SLA lowered), the next run purges and completes it.
-  options_.config.Set("privacy.erasure_sla", "0s");
+  // A day before it is due, nothing more happens; once due, the processor purges and completes it.
+  FakeClock clock(SystemClock()->NowMicros() + 29 * kDayUs);
   {
-    ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+    ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get(), FileSystem::Default(), &clock));
+    ASSERT_OK(runner->Drain());
+  }
+  EXPECT_GT(PhysicalHits(conn_.get(), dir_.Sub("silver/events"), ids), 0);
+  EXPECT_TRUE(privacy::RequestQueue(dir_.path()).IsPending(request.id));
+  clock.Advance(kDayUs + 60'000'000);
+  {
+    ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get(), FileSystem::Default(), &clock));
     ASSERT_OK(runner->Drain());
   }
   for (const auto& t : PersonalTables(dir_.path())) EXPECT_EQ(PhysicalHits(conn_.get(), dir_.Sub(t), ids), 0) << t;
