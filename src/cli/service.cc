@@ -11,6 +11,7 @@
 #include "log/event_log.h"
 #include "pipeline/pipeline.h"
 #include "serve/api_server.h"
+#include "cli/regulations_route.h"
 
 namespace clicklake::cli {
 namespace {
@@ -119,6 +120,10 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     }
     api = std::move(a).value();
     // Components add their routes here (status page, readiness, query, regulations).
+    if (Status s = RegisterRegulationsRoutes(api.get(), *config); !s.ok()) {
+      err << "clicklake " << mode << ": " << s.ToString() << "\n";
+      return 2;
+    }
   }
   // Every component has read its settings: a value of the wrong type is an
   // error now rather than its default silently (the processor checks its own).
