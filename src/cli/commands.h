@@ -36,6 +36,8 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
                       std::ostream& err);  // mode: up | collect | process
 // backfill --from D --to D: rebuild Silver for those dates from Bronze.
 int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// forget --user/--anonymous-id/--email/--file: erase a person (pipeline/erasure.h).
+int RunForgetCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // table: RunTableCommand inside an OpenLineage run for optimize/vacuum (maintenance_lineage.cc).
 int RunTableCommandWithLineage(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -16,6 +16,7 @@
 #include "serve/status_page.h"
 #include "cli/signals.h"
 #include "serve/query_api.h"
+#include "cli/regulations_route.h"
 
 namespace clicklake::cli {
 namespace {
@@ -152,6 +153,10 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     query_service = std::make_unique<access::QueryService>(
         access::QueryServiceOptions::FromConfig(*config, flags.config_path));
     serve::RegisterQueryApi(api.get(), query_service.get());
+    if (Status s = RegisterRegulationsRoutes(api.get(), *config); !s.ok()) {
+      err << "clicklake " << mode << ": " << s.ToString() << "\n";
+      return 2;
+    }
   }
   // Every component has read its settings: a value of the wrong type is an
   // error now rather than its default silently (the processor checks its own).

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <vector>
 
 #include "common/clock.h"
@@ -359,6 +360,58 @@ Result<int64_t> DedupStore::Expire(int64_t cutoff_us) {
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "scan"));
   if (n > 0) RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "expire"));
+  return n;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> DedupStore::LinkedIdentities(
+    const std::vector<std::string>& anonymous_ids, const std::vector<std::string>& user_ids) {
+  const std::set<std::string> anons(anonymous_ids.begin(), anonymous_ids.end());
+  const std::set<std::string> users(user_ids.begin(), user_ids.end());
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("l"); it->Valid() && it->key().starts_with("l"); it->Next()) {
+    int64_t batch;
+    std::optional<Link> before;
+    Link after;
+    const std::string anon = it->key().ToString().substr(1);
+    if (!DecodeLinkEntry(it->value().ToString(), &batch, &before, &after)) {
+      return Status::Corruption("identity state: bad link entry for anonymous id " + anon);
+    }
+    if (anons.count(anon) || users.count(after.user_id) || (before && users.count(before->user_id))) {
+      out.emplace_back(anon, after.user_id);
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan links"));
+  return out;
+}
+
+Result<int64_t> DedupStore::Forget(const std::vector<std::string>& event_ids,
+                                   const std::vector<std::string>& anonymous_ids,
+                                   const std::vector<std::string>& user_keys) {
+  std::vector<std::string> keys;
+  for (const auto& e : event_ids) keys.push_back("e" + e);
+  for (const auto& a : anonymous_ids) {
+    keys.push_back("l" + a);
+    keys.push_back("r" + a);
+  }
+  for (const auto& k : user_keys) keys.push_back("k" + k);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<std::string> values;
+  std::vector<rocksdb::Status> statuses = db_->MultiGet(rocksdb::ReadOptions(), slices, &values);
+  rocksdb::WriteBatch batch;
+  int64_t n = 0;
+  for (size_t i = 0; i < keys.size(); i++) {
+    if (statuses[i].IsNotFound()) continue;
+    RETURN_IF_ERROR(FromRocks(statuses[i], "read"));
+    RETURN_IF_ERROR(FromRocks(batch.Delete(keys[i]), "stage delete"));
+    n++;
+  }
+  if (n == 0) return n;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "forget"));
   return n;
 }
 

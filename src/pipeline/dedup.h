@@ -112,6 +112,18 @@ class DedupStore {
     std::optional<KeyState> state;  // nullopt: the key has no rows any more
   };
 
+  // ---- privacy erasure (pipeline/erasure.h) ----
+  // Pairs (anonymous id, user id) of the current links (their latest value)
+  // whose anonymous id is in `anonymous_ids` or whose user id is in
+  // `user_ids`: a scan of the links.
+  Result<std::vector<std::pair<std::string, std::string>>> LinkedIdentities(
+      const std::vector<std::string>& anonymous_ids, const std::vector<std::string>& user_ids);
+  // Removes (synced, atomically) every entry of these event ids (dedup),
+  // anonymous ids (links, row ranges) and user keys (session state); returns
+  // how many existed.
+  Result<int64_t> Forget(const std::vector<std::string>& event_ids, const std::vector<std::string>& anonymous_ids,
+                         const std::vector<std::string>& user_keys);
+
   // Persists (synced, atomically) the current batch's identity changes.
   // REQUIRES: BeginBatch; call once per batch.
   Status CommitIdentity(const std::vector<AnonUpdate>& updates, const std::vector<KeyUpdate>& keys) {

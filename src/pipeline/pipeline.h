@@ -43,6 +43,7 @@
 #include "delta/table.h"
 #include "log/event_log.h"
 #include "pipeline/backfill.h"
+#include "privacy/privacy.h"
 
 namespace clicklake::engine {
 class Database;
@@ -109,6 +110,7 @@ struct BatchResult {
   int64_t late = 0;               // events older than allowed_lateness (kept, flagged)
   int64_t pii_redactions = 0;     // PII-looking strings replaced in properties
   int64_t prop_type_conflicts = 0;  // property values left only in `properties`
+  int64_t suppressed = 0;         // records dropped unstored: their subject is forgotten or suppressed (privacy)
   std::map<std::string, int64_t> quarantine_by_code;
   std::map<int32_t, std::pair<int64_t, int64_t>> offsets;  // partition → [start, end)
   int64_t read_us = 0, write_us = 0, silver_us = 0, commit_us = 0;
@@ -165,6 +167,10 @@ class MicroBatchRunner {
   // `deadline_us` (monotonic clock).
   Status Compact(int64_t deadline_us);
 
+  // Executes the pending privacy requests (pipeline/erasure.h) with this
+  // runner's state store; Run() and Drain() call it between batches, so an
+  // erasure never interleaves with a batch's commits.
+  Status RunPrivacyRequests();
   // The id the next batch will get and the offsets it will start from.
   int64_t next_batch_id() const { return next_batch_id_; }
   const std::map<int32_t, int64_t>& next_offsets() const { return next_offsets_; }
@@ -177,6 +183,8 @@ class MicroBatchRunner {
   // Commits `txn` unless the table already holds batch `batch_id` (txn version
   // >= batch_id); returns the version, or -1 when skipped.
   Result<int64_t> CommitUnlessDone(delta::Transaction* txn, int64_t batch_id);
+  // (Re)loads the privacy subject list when its file changed.
+  Status LoadSubjectFilter();
 
   PipelineOptions options_;
   log::EventLog* log_;
@@ -214,6 +222,11 @@ class MicroBatchRunner {
   Counter* gold_failures_ = nullptr;
   Counter* gold_deferred_ = nullptr;
   Counter* compactions_ = nullptr;
+  Counter* suppressed_ = nullptr;
+  // The privacy subject list (privacy/privacy.h), reloaded when its file changes.
+  std::shared_ptr<const privacy::SubjectFilter> subject_filter_;
+  int64_t subject_list_mtime_ms_ = -1;
+  uint64_t subject_list_size_ = 0;
   Gauge* compaction_seconds_ = nullptr;
 };
 

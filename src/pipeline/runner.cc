@@ -6,11 +6,13 @@
 #include <set>
 #include <sstream>
 
+#include "common/raw_event.h"
 #include "delta/table.h"
 #include "engine/engine.h"
 #include "enrich/enrich.h"
 #include "pipeline/bronze.h"
 #include "pipeline/compaction.h"
+#include "pipeline/erasure.h"
 #include "pipeline/gold/gold.h"
 #include "pipeline/pipeline.h"
 
@@ -35,6 +37,7 @@ delta::Schema BatchesSchema() {
       {"future_dated", "long", true},   {"late_events", "long", true},   {"pii_redactions", "long", true},
       {"quarantine_by_code", "string", true}, {"silver_ms", "double", true},
       {"prop_type_conflicts", "long", true}, {"gold_ms", "double", true},
+      {"suppressed", "long", true},
   };
   return s;
 }
@@ -138,6 +141,8 @@ MicroBatchRunner::MicroBatchRunner(const PipelineOptions& options, log::EventLog
                                  "Batches that left Gold to a later batch while a backlog drained.");
   compactions_ = m->GetCounter("clicklake_processor_compactions_total",
                                "Background compaction commits (small files and deleted rows folded).");
+  suppressed_ = m->GetCounter("clicklake_privacy_suppressed_events_total",
+                              "Events dropped unstored at processing: their subject is forgotten or suppressed.");
   compaction_seconds_ = m->GetGauge("clicklake_processor_last_compaction_seconds",
                                     "Duration of the last background compaction round between batches.");
 }
@@ -308,6 +313,25 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
   for (const auto& o : options_.observers) o->OnBatchStarted(result.batch_id, started_us);
   if (!silver_) {
     ASSIGN_OR_RETURN(silver_, SilverStage::Open(options_.config, options_.lake_dir));
+  }
+
+  // Privacy: the events of forgotten or suppressed subjects are dropped here,
+  // never stored (their offsets still count as processed).
+  if (!subject_filter_ || fs_->Exists(privacy::SubjectList::Path(options_.lake_dir))) {
+    RETURN_IF_ERROR(LoadSubjectFilter());
+  }
+  if (!subject_filter_->empty()) {
+    RawEvent raw;
+    size_t kept = 0;
+    for (size_t i = 0; i < records.size(); i++) {
+      if (DecodeRawEvent(records[i].value, &raw).ok() && subject_filter_->Drops(raw.payload, raw.received_at_us)) {
+        result.suppressed++;
+        continue;
+      }
+      if (kept != i) records[kept] = std::move(records[i]);
+      kept++;
+    }
+    records.resize(kept);
   }
 
   // 2. Bronze and Silver rows, in memory: nothing is committed before the
@@ -549,7 +573,7 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
         << "::BIGINT AS late_events, " << result.pii_redactions << "::BIGINT AS pii_redactions, "
         << engine::QuoteLiteral(reasons.str()) << " AS quarantine_by_code, " << result.silver_us / 1000.0
         << "::DOUBLE AS silver_ms, " << result.prop_type_conflicts << "::BIGINT AS prop_type_conflicts, "
-        << (result.gold_deferred ? std::string("NULL") : std::to_string(result.gold_us / 1000.0)) << "::DOUBLE AS gold_ms";
+        << (result.gold_deferred ? std::string("NULL") : std::to_string(result.gold_us / 1000.0)) << "::DOUBLE AS gold_ms" << ", " << result.suppressed << "::BIGINT AS suppressed";
     ASSIGN_OR_RETURN(auto batches, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, "system/batches"),
                                                               BatchesSchema(), {}, {}, db_.get(), fs_, clock_));
     // Lakes from before the silver columns: add them (nullable) first.
@@ -579,6 +603,7 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
 
   batches_->Increment();
   events_->Increment(result.events);
+  suppressed_->Increment(result.suppressed);
   silver_rows_->Increment(result.silver_rows);
   duplicates_->Increment(result.duplicates);
   future_dated_->Increment(result.future_dated);
@@ -613,9 +638,12 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
 }
 
 Status MicroBatchRunner::Drain() {
+  // Requests first: their linked identifiers join the subject list before
+  // the backlog is processed.
+  RETURN_IF_ERROR(RunPrivacyRequests());
   while (true) {
     ASSIGN_OR_RETURN(BatchResult r, RunOnce());
-    if (r.batch_id < 0) return Status::OK();
+    if (r.batch_id < 0) return RunPrivacyRequests();
     std::lock_guard l(mu_);
     if (stop_) return Status::OK();
   }
@@ -671,6 +699,9 @@ Status MicroBatchRunner::Compact(int64_t deadline_us) {
 Status MicroBatchRunner::Run() {
   while (true) {
     const int64_t start = clock_->MonotonicMicros();
+    if (Status p = RunPrivacyRequests(); !p.ok()) {
+      spdlog::error("processor: privacy requests failed (retried before the next batch): {}", p.ToString());
+    }
     auto r = RunOnce();
     if (!r.ok()) spdlog::error("processor: batch {} failed: {}", next_batch_id_, r.status().ToString());
     for (const auto& o : options_.observers) o->OnTick(clock_->NowMicros());
@@ -691,6 +722,49 @@ Status MicroBatchRunner::Run() {
     ASSIGN_OR_RETURN(BatchResult r, RunOnce());
     if (r.batch_id < 0) return Status::OK();
   }
+}
+
+Status MicroBatchRunner::LoadSubjectFilter() {
+  const std::string path = privacy::SubjectList::Path(options_.lake_dir);
+  int64_t mtime = -1;
+  uint64_t size = 0;
+  if (fs_->Exists(path)) {
+    ASSIGN_OR_RETURN(FileInfo info, fs_->Stat(path));
+    mtime = info.mtime_ms;
+    size = info.size;
+  }
+  if (subject_filter_ && mtime == subject_list_mtime_ms_ && size == subject_list_size_) return Status::OK();
+  if (!silver_) {
+    ASSIGN_OR_RETURN(silver_, SilverStage::Open(options_.config, options_.lake_dir));
+  }
+  ASSIGN_OR_RETURN(privacy::SubjectList list, privacy::SubjectList::Load(options_.lake_dir, fs_));
+  subject_filter_ = std::make_shared<privacy::SubjectFilter>(std::move(list), silver_->pii_key());
+  subject_list_mtime_ms_ = mtime;
+  subject_list_size_ = size;
+  return Status::OK();
+}
+
+Status MicroBatchRunner::RunPrivacyRequests() {
+  privacy::RequestQueue queue(options_.lake_dir, fs_);
+  ASSIGN_OR_RETURN(auto pending, queue.Pending());
+  if (pending.empty()) return Status::OK();
+  if (!silver_) {
+    ASSIGN_OR_RETURN(silver_, SilverStage::Open(options_.config, options_.lake_dir));
+  }
+  ErasureContext ctx;
+  ErasureSettingsFromConfig(options_.config, &ctx);
+  ctx.lake_dir = options_.lake_dir;
+  ctx.gold = options_.gold;
+  ctx.db = db_.get();
+  ctx.state = silver_->state();
+  ctx.pii_key = silver_->pii_key();
+  ctx.fs = fs_;
+  ctx.clock = clock_;
+  ASSIGN_OR_RETURN(auto receipts, ExecutePrivacyRequests(ctx));
+  (void)receipts;
+  // The list grew (linked identifiers): reload it before the next batch.
+  subject_filter_.reset();
+  return Status::OK();
 }
 
 void MicroBatchRunner::Stop() {

@@ -683,6 +683,10 @@ int ScrubPii(std::string_view text, const std::string& key, std::string* out) {
   return replaced;
 }
 
+Result<std::string> LoadPiiKey(const SilverOptions& options) {
+  return LoadOrCreatePiiKey(options.pii_key_file.empty() ? DefaultKeyPath() : options.pii_key_file);
+}
+
 Result<std::string> LoadOrCreatePiiKey(const std::string& path) {
   FileSystem* fs = FileSystem::Default();
   if (!fs->Exists(path)) {

@@ -118,6 +118,8 @@ std::string HmacSha256Hex(const std::string& key, std::string_view data);
 // Reads the key file (hex → bytes), creating a fresh random key (0600, parent
 // 0700) with a warning when it does not exist.
 Result<std::string> LoadOrCreatePiiKey(const std::string& path);
+// The key of privacy.key_file (default $HOME/.clicklake/pii.key), as the Silver stage loads it.
+Result<std::string> LoadPiiKey(const SilverOptions& options);
 
 class SilverStage {
  public:
@@ -139,6 +141,8 @@ class SilverStage {
   const SilverOptions& options() const { return options_; }
   // The state store (dedup ids, watermark, identity state).
   DedupStore* state() const { return dedup_.get(); }
+  // The HMAC key (privacy: the subject list is keyed by it).
+  const std::string& pii_key() const { return pii_key_; }
 
  private:
   SilverStage() = default;

@@ -1,0 +1,151 @@
+// clicklake forget: erase (and/or suppress) a person everywhere in the lake
+// (pipeline/erasure.h, docs/privacy.md).
+//
+// The request is queued and applied to the subject list at once (from then on
+// the processor drops the person's events). If no processor holds the state
+// lock, this command executes it; otherwise the running processor does,
+// between batches, and this command waits for the receipt.
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "common/logging.h"
+#include "pipeline/erasure.h"
+#include "pipeline/silver.h"
+#include "privacy/privacy.h"
+
+namespace clicklake::cli {
+
+int RunForgetCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app("clicklake forget: remove a person (every linked identifier) from every table, the state, the log "
+               "backlog and older table versions, and write a receipt",
+               "clicklake forget");
+  ServiceFlags flags;
+  privacy::Subject subject;
+  std::string file, type_name, mode = "delete", reason, timeout = "10m";
+  bool suppress = false, no_wait = false;
+  app.add_option("--user", subject.user_ids, "a user id (repeatable)");
+  app.add_option("--anonymous-id", subject.anonymous_ids, "an anonymous id (repeatable)");
+  app.add_option("--email", subject.emails, "an email address (repeatable)");
+  app.add_option("--file", file,
+                 "requests, one JSON body per line in the POST /api/v1/regulations shape (Segment or RudderStack)");
+  app.add_option("--type", type_name, "DELETE (default), SUPPRESS, SUPPRESS_WITH_DELETE or UNSUPPRESS");
+  app.add_flag("--suppress", suppress, "also drop the person's future events (SUPPRESS_WITH_DELETE)");
+  app.add_option("--mode", mode, "delete (default): rows removed");
+  app.add_option("--reason", reason, "why (kept in the receipt)");
+  app.add_flag("--no-wait", no_wait, "queue the request and return (a running processor executes it)");
+  app.add_option("--timeout", timeout, "how long to wait for a running processor to execute it (default 10m)");
+  app.add_option("--config", flags.config_path, "TOML configuration file");
+  app.add_option("--lake", flags.lake, "lake directory (default ./lake)");
+  app.add_option("--set", flags.settings, "override any setting: KEY=VALUE (repeatable)");
+  app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
+  if (int rc = ParseArgs(app, args, out, err); rc >= 0) return rc;
+  InitLogging(flags.log_level);
+  auto config = LoadConfig(flags);
+  if (!config.ok()) {
+    err << "clicklake forget: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (mode != "delete") {
+    err << "clicklake forget: --mode " << mode
+        << ": only delete is supported (anonymize is not built yet; see docs/privacy.md)\n";
+    return 2;
+  }
+  privacy::RegulationType type = suppress ? privacy::RegulationType::kSuppressWithDelete : privacy::RegulationType::kDelete;
+  if (!type_name.empty()) {
+    auto t = privacy::ParseRegulationType(type_name);
+    if (!t) {
+      err << "clicklake forget: --type " << type_name << ": use DELETE, SUPPRESS, SUPPRESS_WITH_DELETE or UNSUPPRESS\n";
+      return 2;
+    }
+    type = *t;
+  }
+  std::vector<privacy::PrivacyRequest> requests;
+  if (!subject.empty()) {
+    privacy::PrivacyRequest r;
+    r.type = type;
+    r.subject = subject;
+    for (auto& e : r.subject.emails) e = privacy::Subject{{}, {}, {e}}.All()[0];
+    requests.push_back(std::move(r));
+  }
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) {
+      err << "clicklake forget: cannot read " << file << "\n";
+      return 2;
+    }
+    int line_no = 0;
+    for (std::string line; std::getline(in, line);) {
+      line_no++;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto parsed = privacy::ParseRegulation(line);
+      if (!parsed.ok()) {
+        err << "clicklake forget: " << file << ":" << line_no << ": " << parsed.status().message() << "\n";
+        return 2;
+      }
+      for (auto& r : *parsed) {
+        r.manner = "file";
+        requests.push_back(std::move(r));
+      }
+    }
+  }
+  if (requests.empty()) {
+    err << "clicklake forget: name the person: --user, --anonymous-id, --email or --file\n";
+    return 2;
+  }
+  auto key = pipeline::LoadPiiKey(pipeline::SilverOptions::FromConfig(*config));
+  if (!key.ok()) {
+    err << "clicklake forget: PII key: " << key.status().ToString() << "\n";
+    return 1;
+  }
+  const std::string lake = config->lake_dir();
+  for (auto& r : requests) {
+    if (r.reason.empty()) r.reason = reason;
+    if (r.manner == "api") r.manner = "cli";
+    Status s = pipeline::SubmitPrivacyRequest(lake, *key, &r);
+    if (!s.ok()) {
+      err << "clicklake forget: " << s.ToString() << "\n";
+      return 1;
+    }
+    err << "queued " << r.id << " (" << privacy::RegulationTypeName(r.type) << ")\n";
+  }
+  if (no_wait) return 0;
+  auto done = pipeline::ExecutePrivacyRequestsStandalone(*config);
+  if (!done.ok()) {
+    if (done.status().code() != StatusCode::kUnavailable) {
+      err << "clicklake forget: " << done.status().ToString() << " (rerun `clicklake forget` with the same "
+          << "lake to complete it; the queued request is kept)\n";
+      return 1;
+    }
+    err << "a processor is running: it executes the request between batches; waiting\n";
+    Config timeout_config;
+    timeout_config.Set("timeout", timeout);
+    const int64_t deadline =
+        SystemClock()->MonotonicMicros() + timeout_config.GetDurationMicros("timeout", 600'000'000);
+    privacy::RequestQueue queue(lake);
+    for (const auto& r : requests) {
+      while (queue.IsPending(r.id)) {
+        if (SystemClock()->MonotonicMicros() > deadline) {
+          err << "clicklake forget: " << r.id << " still pending after " << timeout
+              << " (it stays queued; the processor completes it)\n";
+          return 1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+  }
+  for (const auto& r : requests) {
+    auto receipt = pipeline::ReadReceipt(lake, r.id);
+    if (receipt.ok()) {
+      out << *receipt;
+    } else {
+      err << "clicklake forget: " << r.id << ": purge pending until privacy.erasure_sla passes (receipt then)\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace clicklake::cli

@@ -1,0 +1,703 @@
+#include "pipeline/erasure.h"
+
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "common/json_string.h"
+#include "delta/table.h"
+#include "engine/engine.h"
+#include "pipeline/dedup.h"
+#include "pipeline/gold/gold.h"
+#include "pipeline/silver.h"
+
+namespace clicklake::pipeline {
+namespace {
+
+using privacy::ErasureReceipt;
+using privacy::PrivacyRequest;
+using privacy::TableErasure;
+
+std::mutex& StepsMutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::vector<std::pair<std::string, ErasureStep>>& Steps() {
+  static std::vector<std::pair<std::string, ErasureStep>> steps;
+  return steps;
+}
+
+// The layers whose tables can hold a person's rows (system.* holds none:
+// batches count events, erasures keep only HMACs).
+constexpr const char* kPersonalLayers[] = {"bronze", "silver", "restricted", "activate", "gold"};
+
+std::string InList(const std::vector<std::string>& values) {
+  std::string out = "(";
+  for (size_t i = 0; i < values.size(); i++) {
+    if (i) out += ",";
+    out += engine::QuoteLiteral(values[i]);
+  }
+  return out + ")";
+}
+
+void AddAll(std::vector<std::string>* to, const std::set<std::string>& from) { to->assign(from.begin(), from.end()); }
+
+// The SQL condition (never NULL) that a row of a table with this schema
+// belongs to the person: every identifying column the table has.
+std::string PersonPredicate(const delta::Schema& schema, const ResolvedSubject& s) {
+  std::vector<std::string> parts;
+  auto has = [&](const char* c) { return schema.Find(c) != nullptr; };
+  auto add = [&](const std::string& expr, const std::vector<std::string>& values) {
+    if (!values.empty()) parts.push_back(expr + " IN " + InList(values));
+  };
+  if (has("user_id")) add("user_id", s.user_ids);
+  if (has("anonymous_id")) add("anonymous_id", s.anonymous_ids);
+  if (has("user_key")) add("user_key", s.user_keys);
+  if (has("event_id")) add("event_id", s.event_ids);
+  if (has("session_id")) add("session_id", s.session_ids);
+  if (has("payload")) {
+    // bronze.events / silver.quarantine: the raw event (Segment, native, Snowplow).
+    for (const char* p : {"$.userId", "$.user_id", "$.uid"}) add("json_extract_string(payload, '" + std::string(p) + "')", s.user_ids);
+    for (const char* p : {"$.anonymousId", "$.anonymous_id", "$.duid"}) {
+      add("json_extract_string(payload, '" + std::string(p) + "')", s.anonymous_ids);
+    }
+    for (const char* p : {"$.traits.email", "$.context.traits.email", "$.properties.email"}) {
+      add("lower(json_extract_string(payload, '" + std::string(p) + "'))", s.emails);
+    }
+    for (const char* p : {"$.messageId", "$.event_id", "$.eid"}) add("json_extract_string(payload, '" + std::string(p) + "')", s.event_ids);
+  }
+  if (has("value") && has("field")) add("lower(value)", s.emails);  // restricted.pii
+  if (parts.empty()) return "false";
+  std::string out = "coalesce((";
+  for (size_t i = 0; i < parts.size(); i++) out += (i ? " OR " : "") + parts[i];
+  return out + "), false)";
+}
+
+// ---- the journal: resolved identifiers and progress, beside the request ----
+
+struct Journal {
+  ResolvedSubject subject;
+  std::set<std::string> done;  // finished steps
+  std::map<std::string, TableErasure> tables;
+  int64_t state_entries_removed = 0;
+  std::optional<int64_t> purge_due_us;
+  std::vector<std::string> notes;
+
+  std::string ToJson() const {
+    std::string out = "{\"subject\":{";
+    auto arr = [&](const char* name, const std::vector<std::string>& v, bool last = false) {
+      AppendJsonString(name, &out);
+      out += ":[";
+      for (size_t i = 0; i < v.size(); i++) {
+        if (i) out += ",";
+        AppendJsonString(v[i], &out);
+      }
+      out += last ? "]" : "],";
+    };
+    arr("user_ids", subject.user_ids);
+    arr("anonymous_ids", subject.anonymous_ids);
+    arr("emails", subject.emails);
+    arr("user_keys", subject.user_keys);
+    arr("event_ids", subject.event_ids);
+    arr("session_ids", subject.session_ids, true);
+    out += "},";
+    arr("done", std::vector<std::string>(done.begin(), done.end()));
+    arr("notes", notes);
+    out += "\"state_entries_removed\":" + std::to_string(state_entries_removed);
+    if (purge_due_us) out += ",\"purge_due_us\":" + std::to_string(*purge_due_us);
+    out += ",\"tables\":{";
+    bool first = true;
+    for (const auto& [name, t] : tables) {
+      if (!first) out += ",";
+      first = false;
+      AppendJsonString(name, &out);
+      out += ":{\"rows_removed\":" + std::to_string(t.rows_removed) + ",\"files_rewritten\":" +
+             std::to_string(t.files_rewritten) + ",\"files_purged\":" + std::to_string(t.files_purged) +
+             ",\"versions\":[";
+      for (size_t i = 0; i < t.versions_written.size(); i++) out += (i ? "," : "") + std::to_string(t.versions_written[i]);
+      out += "]}";
+    }
+    return out + "}}";
+  }
+
+  static Result<Journal> FromJson(const std::string& text) {
+    simdjson::dom::parser parser;
+    simdjson::dom::object obj;
+    if (parser.parse(text).get(obj)) return Status::Corruption("erasure journal is not a JSON object");
+    Journal j;
+    auto strings = [](simdjson::dom::element e, std::vector<std::string>* out) {
+      simdjson::dom::array a;
+      if (e.get(a)) return;
+      for (auto v : a) {
+        std::string_view s;
+        if (!v.get(s)) out->emplace_back(s);
+      }
+    };
+    simdjson::dom::object s;
+    if (obj["subject"].get(s)) return Status::Corruption("erasure journal has no subject");
+    strings(s["user_ids"].value_unsafe(), &j.subject.user_ids);
+    strings(s["anonymous_ids"].value_unsafe(), &j.subject.anonymous_ids);
+    strings(s["emails"].value_unsafe(), &j.subject.emails);
+    strings(s["user_keys"].value_unsafe(), &j.subject.user_keys);
+    strings(s["event_ids"].value_unsafe(), &j.subject.event_ids);
+    strings(s["session_ids"].value_unsafe(), &j.subject.session_ids);
+    std::vector<std::string> done;
+    strings(obj["done"].value_unsafe(), &done);
+    j.done.insert(done.begin(), done.end());
+    strings(obj["notes"].value_unsafe(), &j.notes);
+    int64_t n;
+    if (!obj["state_entries_removed"].get(n)) j.state_entries_removed = n;
+    if (!obj["purge_due_us"].get(n)) j.purge_due_us = n;
+    simdjson::dom::object tables;
+    if (!obj["tables"].get(tables)) {
+      for (auto [name, t] : tables) {
+        TableErasure te;
+        if (!t["rows_removed"].get(n)) te.rows_removed = n;
+        if (!t["files_rewritten"].get(n)) te.files_rewritten = n;
+        if (!t["files_purged"].get(n)) te.files_purged = n;
+        simdjson::dom::array versions;
+        if (!t["versions"].get(versions)) {
+          for (auto v : versions) {
+            if (!v.get(n)) te.versions_written.push_back(n);
+          }
+        }
+        j.tables[std::string(name)] = std::move(te);
+      }
+    }
+    return j;
+  }
+};
+
+class Eraser {
+ public:
+  Eraser(const ErasureContext& ctx, PrivacyRequest request) : ctx_(ctx), request_(std::move(request)) {}
+
+  // Runs (or continues) the request; returns the receipt when it finished,
+  // nullopt when its purge waits for the SLA.
+  Result<std::optional<ErasureReceipt>> Run();
+
+ private:
+  struct LakeTable {
+    std::string name;  // "silver.events"
+    std::unique_ptr<delta::Table> table;
+    bool gold = false;
+  };
+
+  Status Step(const std::string& name, const std::function<Status()>& body) {
+    if (journal_.done.count(name)) return Status::OK();
+    if (ctx_.before_step) ctx_.before_step(name);
+    RETURN_IF_ERROR(body());
+    journal_.done.insert(name);
+    return queue_.WriteJournal(request_.id, journal_.ToJson());
+  }
+  Result<std::vector<LakeTable>> OpenTables();
+  Status Resolve();
+  Result<int64_t> DeleteRows(LakeTable* t);
+  // Rewrites the live files that physically hold the person's rows; returns
+  // every data file (live or not) that does, to delete afterwards.
+  Result<std::vector<std::string>> RewriteFiles(LakeTable* t);
+  Status RefreshGold();
+  Status Purge(std::vector<LakeTable>* tables);
+  Result<ErasureReceipt> Finish();
+
+  const ErasureContext& ctx_;
+  PrivacyRequest request_;
+  privacy::RequestQueue queue_{ctx_.lake_dir, ctx_.fs};
+  Journal journal_;
+  std::unique_ptr<engine::Connection> conn_;
+};
+
+Result<std::vector<Eraser::LakeTable>> Eraser::OpenTables() {
+  std::vector<LakeTable> out;
+  for (const char* layer : kPersonalLayers) {
+    const std::string dir = JoinPath(ctx_.lake_dir, layer);
+    if (!ctx_.fs->Exists(dir)) continue;
+    ASSIGN_OR_RETURN(auto entries, ctx_.fs->ListDir(dir));
+    std::vector<std::string> names;
+    for (const auto& e : entries) {
+      if (e.is_dir && !e.name.empty() && e.name[0] != '_' && e.name[0] != '.') names.push_back(e.name);
+    }
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) {
+      auto t = delta::Table::Open(JoinPath(dir, name), ctx_.db, ctx_.fs, ctx_.clock);
+      if (!t.ok()) {
+        if (t.status().IsNotFound()) continue;
+        return t.status();
+      }
+      out.push_back({std::string(layer) + "." + name, std::move(t).value(), std::string(layer) == "gold"});
+    }
+  }
+  return out;
+}
+
+Status Eraser::Resolve() {
+  std::set<std::string> users(request_.subject.user_ids.begin(), request_.subject.user_ids.end());
+  std::set<std::string> anons(request_.subject.anonymous_ids.begin(), request_.subject.anonymous_ids.end());
+  std::set<std::string> emails;
+  for (const auto& e : request_.subject.emails) emails.insert(privacy::Subject{{}, {}, {e}}.All()[0]);
+  ASSIGN_OR_RETURN(auto tables, OpenTables());
+  std::map<std::string, delta::Schema> schemas;
+  for (auto& t : tables) {
+    if (t.gold) continue;
+    ASSIGN_OR_RETURN(delta::Snapshot snap, t.table->LoadSnapshot());
+    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(t.table->path(), snap));
+    std::string view = t.name;
+    std::replace(view.begin(), view.end(), '.', '_');
+    RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP VIEW " + view + " AS " + scan));
+    schemas[view] = snap.schema();
+  }
+  ResolvedSubject& s = journal_.subject;
+  auto refresh = [&] {
+    AddAll(&s.user_ids, users);
+    AddAll(&s.anonymous_ids, anons);
+    AddAll(&s.emails, emails);
+    std::set<std::string> keys = users;
+    for (const auto& a : anons) keys.insert("anon:" + a);
+    AddAll(&s.user_keys, keys);
+  };
+  refresh();
+  auto add_row = [&](const engine::QueryResult& r, size_t row, size_t col, std::set<std::string>* to, bool* changed) {
+    if (r.IsNull(row, col) || r.GetString(row, col).empty()) return;
+    *changed = to->insert(r.GetString(row, col)).second || *changed;
+  };
+  // Identity links both ways, until nothing new turns up.
+  for (int round = 0; round < 50; round++) {
+    bool changed = false;
+    for (const auto& [view, schema] : schemas) {
+      const std::string pred = PersonPredicate(schema, s);
+      std::string sql;
+      // (user id, anonymous id, email) of the rows that are theirs.
+      if (schema.Find("payload")) {
+        sql = "SELECT DISTINCT coalesce(json_extract_string(payload, '$.userId'), json_extract_string(payload, '$.uid')),"
+              " coalesce(json_extract_string(payload, '$.anonymousId'), json_extract_string(payload, '$.duid')),"
+              " lower(coalesce(json_extract_string(payload, '$.traits.email'),"
+              " json_extract_string(payload, '$.context.traits.email'))) FROM " + view + " WHERE " + pred;
+      } else if (schema.Find("user_id") && schema.Find("anonymous_id")) {
+        sql = "SELECT DISTINCT user_id, anonymous_id, NULL FROM " + view + " WHERE " + pred;
+      } else if (schema.Find("user_key")) {
+        const std::string email = schema.Find("field") && schema.Find("value")
+                                      ? "CASE WHEN field LIKE '%email' THEN lower(value) END"
+                                      : "NULL";
+        sql = "SELECT DISTINCT CASE WHEN user_key LIKE 'anon:%' THEN NULL ELSE user_key END, "
+              "CASE WHEN user_key LIKE 'anon:%' THEN substr(user_key, 6) END, " + email + " FROM " + view +
+              " WHERE " + pred;
+      } else {
+        continue;
+      }
+      ASSIGN_OR_RETURN(auto r, conn_->Query(sql));
+      for (size_t i = 0; i < r.row_count(); i++) {
+        add_row(r, i, 0, &users, &changed);
+        add_row(r, i, 1, &anons, &changed);
+        add_row(r, i, 2, &emails, &changed);
+      }
+    }
+    ASSIGN_OR_RETURN(auto links, ctx_.state->LinkedIdentities(s.anonymous_ids, s.user_ids));
+    for (const auto& [anon, user] : links) {
+      changed = anons.insert(anon).second || changed;
+      if (!user.empty()) changed = users.insert(user).second || changed;
+    }
+    refresh();
+    if (!changed) break;
+  }
+  // Their event ids (dedup state, restricted.pii, duplicates in bronze) and sessions.
+  std::set<std::string> events, sessions;
+  for (int round = 0; round < 2; round++) {  // event ids found in one table widen the others' predicates
+    for (const auto& [view, schema] : schemas) {
+      const std::string pred = PersonPredicate(schema, s);
+      std::string sql;
+      if (schema.Find("payload")) {
+        sql = "SELECT DISTINCT coalesce(json_extract_string(payload, '$.messageId'), json_extract_string(payload, '$.eid')), "
+              "NULL FROM " + view + " WHERE " + pred;
+      } else if (schema.Find("event_id")) {
+        sql = "SELECT DISTINCT event_id, " + std::string(schema.Find("session_id") ? "session_id" : "NULL") + " FROM " +
+              view + " WHERE " + pred;
+      } else {
+        continue;
+      }
+      ASSIGN_OR_RETURN(auto r, conn_->Query(sql));
+      bool unused = false;
+      for (size_t i = 0; i < r.row_count(); i++) {
+        add_row(r, i, 0, &events, &unused);
+        add_row(r, i, 1, &sessions, &unused);
+      }
+    }
+    AddAll(&s.event_ids, events);
+    AddAll(&s.session_ids, sessions);
+  }
+  for (auto& [view, schema] : schemas) RETURN_IF_ERROR(conn_->Execute("DROP VIEW IF EXISTS " + view));
+  return Status::OK();
+}
+
+Result<int64_t> Eraser::DeleteRows(LakeTable* t) {
+  for (int attempt = 0;; attempt++) {
+    auto txn = t->table->StartTransaction();
+    const delta::Snapshot& snap = txn->read_snapshot();
+    const std::string pred = PersonPredicate(snap.schema(), journal_.subject);
+    if (pred == "false") return 0;
+    delta::ScanOptions options;
+    options.row_address = true;
+    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(t->table->path(), snap, options));
+    ASSIGN_OR_RETURN(int64_t n, txn->DeleteRows(conn_.get(), "SELECT _delta_file, _delta_row FROM (" + scan +
+                                                                 ") WHERE " + pred));
+    if (n == 0) return 0;
+    // The commit names the request, never the identifiers.
+    txn->SetOperation("DELETE", {{"predicate", "[" + JsonString("privacy erasure " + request_.id) + "]"}});
+    txn->SetCommitInfoField("clicklake_privacy", "{\"request_id\":" + JsonString(request_.id) + "}");
+    auto v = txn->Commit();
+    if (v.ok()) {
+      TableErasure& te = journal_.tables[t->name];
+      te.rows_removed += n;
+      te.versions_written.push_back(*v);
+      return n;
+    }
+    if (!v.status().IsConflict() || attempt >= 5) return v.status();
+  }
+}
+
+Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
+  ASSIGN_OR_RETURN(delta::Snapshot snap, t->table->LoadSnapshot());
+  const std::string pred = PersonPredicate(snap.schema(), journal_.subject);
+  if (pred == "false") return std::vector<std::string>{};
+  // Every data file in storage, whichever versions name it: the rows of older
+  // versions are what time travel would bring back.
+  std::vector<std::string> files;
+  std::vector<std::string> dirs = {t->table->path()};
+  while (!dirs.empty()) {
+    const std::string dir = dirs.back();
+    dirs.pop_back();
+    ASSIGN_OR_RETURN(auto entries, ctx_.fs->ListDir(dir));
+    for (const auto& e : entries) {
+      if (e.name == "_delta_log") continue;
+      const std::string path = JoinPath(dir, e.name);
+      if (e.is_dir) {
+        dirs.push_back(path);
+      } else if (e.name.size() > 8 && e.name.substr(e.name.size() - 8) == ".parquet") {
+        files.push_back(path);
+      }
+    }
+  }
+  if (files.empty()) return files;
+  std::sort(files.begin(), files.end());
+  ASSIGN_OR_RETURN(auto hits, conn_->Query("SELECT DISTINCT filename FROM read_parquet(" + [&] {
+    std::string list = "[";
+    for (size_t i = 0; i < files.size(); i++) list += (i ? "," : "") + engine::QuoteLiteral(files[i]);
+    return list + "]";
+  }() + ", filename = true, union_by_name = true, hive_partitioning = false) WHERE " + pred));
+  std::set<std::string> holding;
+  for (size_t i = 0; i < hits.row_count(); i++) holding.insert(hits.GetString(i, 0));
+  std::vector<delta::AddFile> live;
+  for (const auto& f : snap.files) {
+    if (holding.count(delta::DataFilePath(t->table->path(), f.path))) live.push_back(f);
+  }
+  if (!live.empty()) {
+    for (int attempt = 0;; attempt++) {
+      ASSIGN_OR_RETURN(delta::Snapshot current, t->table->LoadSnapshot());
+      std::vector<delta::AddFile> still;
+      for (const auto& f : current.files) {
+        if (holding.count(delta::DataFilePath(t->table->path(), f.path))) still.push_back(f);
+      }
+      if (still.empty()) break;
+      delta::Snapshot sub = current;
+      sub.files = still;
+      ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(t->table->path(), sub));
+      auto txn = t->table->StartTransaction(current);
+      txn->SetDataChange(false);
+      // The DV-deleted rows are dropped (the live rows are the same, so no data change).
+      ASSIGN_OR_RETURN(auto written, txn->WriteFiles(conn_.get(), "SELECT * FROM (" + scan + ") WHERE NOT " + pred));
+      for (const auto& f : still) txn->RemoveFile(f);
+      txn->SetOperation("OPTIMIZE", {{"predicate", "[" + JsonString("privacy purge " + request_.id) + "]"}});
+      txn->SetCommitInfoField("clicklake_privacy", "{\"request_id\":" + JsonString(request_.id) + "}");
+      auto v = txn->Commit();
+      if (v.ok()) {
+        TableErasure& te = journal_.tables[t->name];
+        te.files_rewritten += static_cast<int64_t>(still.size());
+        te.versions_written.push_back(*v);
+        (void)written;
+        break;
+      }
+      if (!v.status().IsConflict() || attempt >= 5) return v.status();
+    }
+  }
+  return std::vector<std::string>(holding.begin(), holding.end());
+}
+
+Status Eraser::RefreshGold() {
+  if (!ctx_.gold || !ctx_.fs->Exists(JoinPath(ctx_.lake_dir, "silver/events/_delta_log"))) return Status::OK();
+  ASSIGN_OR_RETURN(auto stage, gold::GoldStage::Open(ctx_.config, ctx_.lake_dir, ctx_.db, ctx_.fs, ctx_.clock));
+  ASSIGN_OR_RETURN(gold::GoldRefreshResult r, stage->Refresh("", 0));
+  for (const auto& [name, t] : r.tables) {
+    if (t.version < 0 || t.rows_deleted == 0) continue;
+    std::string display = name;
+    std::replace(display.begin(), display.end(), '/', '.');
+    TableErasure& te = journal_.tables[display];
+    te.rows_removed += t.rows_deleted - std::min(t.rows_deleted, t.rows_written);
+    te.versions_written.push_back(t.version);
+  }
+  return Status::OK();
+}
+
+Status Eraser::Purge(std::vector<LakeTable>* tables) {
+  // Rewrite first (every table, Gold refreshed over the rewritten Silver
+  // while the old files can still be read), delete the old files last.
+  std::vector<std::pair<LakeTable*, std::vector<std::string>>> doomed;
+  for (bool gold_pass : {false, true}) {
+    if (gold_pass) RETURN_IF_ERROR(RefreshGold());
+    for (auto& t : *tables) {
+      if (t.gold != gold_pass) continue;
+      ASSIGN_OR_RETURN(auto files, RewriteFiles(&t));
+      if (!files.empty()) doomed.emplace_back(&t, std::move(files));
+    }
+  }
+  if (ctx_.before_step) ctx_.before_step("purge:delete-files");
+  for (auto& [t, files] : doomed) {
+    for (const auto& f : files) {
+      Status s = ctx_.fs->DeleteFile(f);
+      if (!s.ok() && !s.IsNotFound()) return s;
+      if (s.ok()) journal_.tables[t->name].files_purged++;
+    }
+  }
+  return Status::OK();
+}
+
+Result<ErasureReceipt> Eraser::Finish() {
+  ErasureReceipt receipt;
+  receipt.request = request_;
+  std::vector<std::string> named = request_.subject.All();
+  std::sort(named.begin(), named.end());
+  std::string joined;
+  for (const auto& n : named) joined += n + "\n";
+  receipt.subject_hmac = privacy::HmacHex(ctx_.pii_key, joined);
+  receipt.identifiers_resolved = static_cast<int64_t>(journal_.subject.Identifiers().size());
+  receipt.tables = journal_.tables;
+  receipt.state_entries_removed = journal_.state_entries_removed;
+  for (const auto& [name, t] : journal_.tables) receipt.files_purged += t.files_purged;
+  receipt.notes = journal_.notes;
+  receipt.completed_at_us = ctx_.clock->NowMicros();
+  const std::string json = receipt.ToJson();
+  const std::string receipt_path = JoinPath(ctx_.lake_dir, "restricted/_privacy/receipts/" + request_.id + ".json");
+  // A rerun after a crash past this point keeps the first receipt.
+  std::string final_json = json;
+  if (ctx_.fs->Exists(receipt_path)) {
+    ASSIGN_OR_RETURN(final_json, ctx_.fs->ReadFile(receipt_path));
+  } else {
+    RETURN_IF_ERROR(privacy::WriteFileAtomically(ctx_.fs, receipt_path, json));
+  }
+  // system.erasures: one row per request (txn: written once).
+  delta::Schema schema;
+  schema.fields = {{"request_id", "string", false},    {"regulation_type", "string", false},
+                   {"mode", "string", false},          {"subject_hmac", "string", false},
+                   {"manner", "string", true},         {"reason", "string", true},
+                   {"received_at", "timestamp", false}, {"completed_at", "timestamp", false},
+                   {"status", "string", false},        {"identifiers_resolved", "long", true},
+                   {"rows_removed", "long", true},     {"tables", "string", true},
+                   {"files_purged", "long", true},     {"state_entries_removed", "long", true},
+                   {"receipt_sha256", "string", true}};
+  std::map<std::string, std::string> props = {
+      {"delta.enableDeletionVectors", ctx_.config.GetBool("lake.deletion_vectors", true) ? "true" : "false"}};
+  ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(ctx_.lake_dir, kErasuresTable), schema, {}, props,
+                                                          ctx_.db, ctx_.fs, ctx_.clock));
+  auto txn = table->StartTransaction();
+  const std::string app = "clicklake-privacy:" + request_.id;
+  if (!txn->read_snapshot().app_txn_versions.count(app)) {
+    int64_t rows = 0;
+    std::string tables_json = "{";
+    for (const auto& [name, t] : journal_.tables) {
+      rows += t.rows_removed;
+      tables_json += (tables_json.size() > 1 ? "," : "") + JsonString(name) + ":{\"rows_removed\":" +
+                     std::to_string(t.rows_removed) + ",\"versions_written\":" +
+                     std::to_string(t.versions_written.size()) + ",\"files_purged\":" + std::to_string(t.files_purged) + "}";
+    }
+    tables_json += "}";
+    auto q = engine::QuoteLiteral;
+    const std::string sql =
+        "SELECT " + q(request_.id) + " AS request_id, " + q(std::string(privacy::RegulationTypeName(request_.type))) +
+        " AS regulation_type, " + q(request_.mode == privacy::ErasureMode::kAnonymize ? "anonymize" : "delete") +
+        " AS mode, " + q(receipt.subject_hmac) + " AS subject_hmac, " + q(request_.manner) + " AS manner, " +
+        q(request_.reason) + " AS reason, make_timestamp(" + std::to_string(request_.received_at_us) +
+        "::BIGINT) AS received_at, make_timestamp(" + std::to_string(receipt.completed_at_us) +
+        "::BIGINT) AS completed_at, " + q(receipt.status) + " AS status, " +
+        std::to_string(receipt.identifiers_resolved) + "::BIGINT AS identifiers_resolved, " + std::to_string(rows) +
+        "::BIGINT AS rows_removed, " + q(tables_json) + " AS tables, " + std::to_string(receipt.files_purged) +
+        "::BIGINT AS files_purged, " + std::to_string(receipt.state_entries_removed) +
+        "::BIGINT AS state_entries_removed, " + q(privacy::Sha256Hex(final_json)) + " AS receipt_sha256";
+    ASSIGN_OR_RETURN(auto written, txn->WriteFiles(conn_.get(), sql));
+    (void)written;
+    txn->SetBlindAppend(true);
+    txn->SetAppTransaction(app, 0);
+    txn->SetOperation("WRITE", {{"mode", "\"Append\""}});
+    RETURN_IF_ERROR(txn->Commit().status());
+  }
+  if (ctx_.on_receipt) ctx_.on_receipt(receipt, final_json);
+  RETURN_IF_ERROR(queue_.Remove(request_.id));  // the journal (raw identifiers) goes with it
+  return receipt;
+}
+
+Result<std::optional<ErasureReceipt>> Eraser::Run() {
+  ASSIGN_OR_RETURN(conn_, ctx_.db->Connect());
+  RETURN_IF_ERROR(conn_->Execute("SET TimeZone = 'UTC'"));
+  ASSIGN_OR_RETURN(auto journal_text, queue_.ReadJournal(request_.id));
+  if (journal_text) {
+    ASSIGN_OR_RETURN(journal_, Journal::FromJson(*journal_text));
+  } else {
+    // 1. Resolve, journaled before anything is removed (a rerun could no
+    //    longer find the links once the rows are gone).
+    if (ctx_.before_step) ctx_.before_step("resolve");
+    RETURN_IF_ERROR(Resolve());
+    RETURN_IF_ERROR(queue_.WriteJournal(request_.id, journal_.ToJson()));
+  }
+  // 2. The subject list: every linked identifier, not only the named ones.
+  RETURN_IF_ERROR(Step("subjects", [&] {
+    return privacy::SubjectList::Update(
+        ctx_.lake_dir, [&](privacy::SubjectList* l) { l->Apply(request_, journal_.subject.Identifiers(), ctx_.pii_key); },
+        ctx_.fs);
+  }));
+  if (request_.deletes()) {
+    // 3. State store.
+    RETURN_IF_ERROR(Step("state", [&]() -> Status {
+      ASSIGN_OR_RETURN(int64_t n, ctx_.state->Forget(journal_.subject.event_ids, journal_.subject.anonymous_ids,
+                                                     journal_.subject.user_keys));
+      journal_.state_entries_removed += n;
+      return Status::OK();
+    }));
+    // 4. Rows of every non-Gold table; 5. Gold recomputed, then what is left keyed by them.
+    ASSIGN_OR_RETURN(auto tables, OpenTables());
+    for (bool gold_pass : {false, true}) {
+      if (gold_pass) RETURN_IF_ERROR(Step("gold-refresh", [&] { return RefreshGold(); }));
+      for (auto& t : tables) {
+        if (t.gold != gold_pass) continue;
+        RETURN_IF_ERROR(Step("delete:" + t.name, [&] { return DeleteRows(&t).status(); }));
+      }
+    }
+    // 6. Other components' steps (reverse-ETL snapshots).
+    std::vector<std::pair<std::string, ErasureStep>> steps;
+    {
+      std::lock_guard l(StepsMutex());
+      steps = Steps();
+    }
+    for (const auto& [name, step] : steps) {
+      RETURN_IF_ERROR(Step("extra:" + name, [&, &step = step, &name = name]() -> Status {
+        ASSIGN_OR_RETURN(std::string note, step(journal_.subject, request_));
+        journal_.notes.push_back(name + ": " + note);
+        return Status::OK();
+      }));
+    }
+    // 7. Purge, when the SLA says so.
+    if (!journal_.purge_due_us) {
+      journal_.purge_due_us = request_.received_at_us + ctx_.erasure_sla_us;
+      RETURN_IF_ERROR(queue_.WriteJournal(request_.id, journal_.ToJson()));
+    }
+    if (ctx_.clock->NowMicros() < *journal_.purge_due_us) {
+      if (!journal_.done.count("purge-pending-receipt")) {
+        ErasureReceipt pending;
+        pending.request = request_;
+        pending.tables = journal_.tables;
+        pending.status = "purge_pending";
+        pending.purge_due_us = journal_.purge_due_us;
+        pending.completed_at_us = ctx_.clock->NowMicros();
+        RETURN_IF_ERROR(privacy::WriteFileAtomically(
+            ctx_.fs, JoinPath(ctx_.lake_dir, "restricted/_privacy/receipts/" + request_.id + ".pending.json"),
+            pending.ToJson()));
+        journal_.done.insert("purge-pending-receipt");
+        RETURN_IF_ERROR(queue_.WriteJournal(request_.id, journal_.ToJson()));
+      }
+      return std::optional<ErasureReceipt>();
+    }
+    ASSIGN_OR_RETURN(tables, OpenTables());
+    RETURN_IF_ERROR(Step("purge", [&] { return Purge(&tables); }));
+  }
+  if (ctx_.before_step) ctx_.before_step("receipt");
+  ASSIGN_OR_RETURN(ErasureReceipt receipt, Finish());
+  ctx_.fs->DeleteFile(JoinPath(ctx_.lake_dir, "restricted/_privacy/receipts/" + request_.id + ".pending.json"))
+      .IgnoreError();
+  spdlog::info("privacy: request {} ({}) done: {} identifiers, {} state entries, {} files purged", request_.id,
+               privacy::RegulationTypeName(request_.type), receipt.identifiers_resolved,
+               receipt.state_entries_removed, receipt.files_purged);
+  return std::optional<ErasureReceipt>(std::move(receipt));
+}
+
+}  // namespace
+
+std::vector<std::string> ResolvedSubject::Identifiers() const {
+  std::vector<std::string> out = user_ids;
+  out.insert(out.end(), anonymous_ids.begin(), anonymous_ids.end());
+  out.insert(out.end(), emails.begin(), emails.end());
+  return out;
+}
+
+void RegisterErasureStep(const std::string& name, ErasureStep step) {
+  std::lock_guard l(StepsMutex());
+  for (auto& [n, s] : Steps()) {
+    if (n == name) {
+      s = std::move(step);
+      return;
+    }
+  }
+  Steps().emplace_back(name, std::move(step));
+}
+
+Status SubmitPrivacyRequest(const std::string& lake_dir, const std::string& pii_key, privacy::PrivacyRequest* request,
+                            FileSystem* fs, Clock* clock) {
+  if (request->subject.empty()) return Status::InvalidArgument("a privacy request needs a user id, anonymous id or email");
+  if (request->received_at_us == 0) request->received_at_us = clock->NowMicros();
+  if (request->id.empty()) request->id = privacy::NewRequestId(request->received_at_us);
+  // The list first: from now on the processor drops the person's events.
+  RETURN_IF_ERROR(privacy::SubjectList::Update(
+      lake_dir, [&](privacy::SubjectList* l) { l->Apply(*request, request->subject.All(), pii_key); }, fs));
+  return privacy::RequestQueue(lake_dir, fs).Submit(*request);
+}
+
+Result<std::vector<ErasureReceipt>> ExecutePrivacyRequests(const ErasureContext& context) {
+  if (context.state == nullptr || context.db == nullptr) {
+    return Status::InvalidArgument("privacy requests need the state store and a database");
+  }
+  privacy::RequestQueue queue(context.lake_dir, context.fs);
+  ASSIGN_OR_RETURN(auto pending, queue.Pending());
+  std::vector<ErasureReceipt> done;
+  for (auto& request : pending) {
+    Eraser eraser(context, request);
+    ASSIGN_OR_RETURN(auto receipt, eraser.Run());
+    if (receipt) done.push_back(std::move(*receipt));
+  }
+  return done;
+}
+
+Result<std::vector<ErasureReceipt>> ExecutePrivacyRequestsStandalone(
+    const Config& config, const std::function<void(const std::string& step)>& before_step) {
+  const SilverOptions silver = SilverOptions::FromConfig(config);
+  ErasureContext ctx;
+  ErasureSettingsFromConfig(config, &ctx);
+  ctx.before_step = before_step;
+  ASSIGN_OR_RETURN(ctx.pii_key, LoadPiiKey(silver));
+  const std::string state_dir = JoinPath(ctx.lake_dir, "_clicklake/state");
+  RETURN_IF_ERROR(ctx.fs->CreateDirs(state_dir));
+  auto state = DedupStore::Open(JoinPath(state_dir, "dedup"), silver.dedup_window_us);
+  if (!state.ok()) {
+    return Status::Unavailable("the state store is in use (" + state.status().message() +
+                               "): a running processor executes queued privacy requests between batches");
+  }
+  ctx.state = state->get();
+  engine::DatabaseOptions db_options;
+  db_options.temp_directory = JoinPath(ctx.lake_dir, "_clicklake/tmp");
+  ASSIGN_OR_RETURN(auto db, engine::Database::Open(db_options));
+  ctx.db = db.get();
+  return ExecutePrivacyRequests(ctx);
+}
+
+Result<std::string> ReadReceipt(const std::string& lake_dir, const std::string& request_id, FileSystem* fs) {
+  const std::string path = JoinPath(lake_dir, "restricted/_privacy/receipts/" + request_id + ".json");
+  if (!fs->Exists(path)) return Status::NotFound("no receipt yet for " + request_id);
+  return fs->ReadFile(path);
+}
+
+void ErasureSettingsFromConfig(const Config& config, ErasureContext* context) {
+  context->config = config;
+  context->lake_dir = config.lake_dir();
+  context->erasure_sla_us = config.GetDurationMicros("privacy.erasure_sla", 0);
+  context->gold = config.GetBool("processor.gold", true);
+}
+
+}  // namespace clicklake::pipeline

@@ -1,0 +1,119 @@
+// Erasure: removes a person from every table of the lake, the state store and
+// the files of older table versions (`clicklake forget`, `POST
+// /api/v1/regulations`; DESIGN.md §7, docs/privacy.md).
+//
+// A request (privacy::PrivacyRequest) is first submitted: written to the
+// request queue (restricted zone) and applied to the subject list, so from
+// that moment the processor drops the person's unprocessed, in-flight and late
+// events (privacy::SubjectFilter). It is then executed by whoever holds the
+// processor's state lock: the processor between micro-batches
+// (MicroBatchRunner::RunPrivacyRequests), or `clicklake forget` itself when no
+// processor runs. Execution, step by step (each idempotent, so a rerun after a
+// crash completes the request; progress is journaled beside the request):
+//   1. resolve: every identifier linked to the named ones (identity links both
+//      ways through silver.events, bronze.events payloads, restricted.pii
+//      emails and the state store's links), the person's user keys, event ids
+//      and session ids — journaled before anything is removed;
+//   2. subject list: every resolved identifier forgotten (and suppressed);
+//   3. state store: dedup ids, links, row ranges, session keys removed;
+//   4. delete: one DELETE commit per table holding the person's rows
+//      (bronze.events, silver.events, silver.quarantine, restricted.pii, ...)
+//      through deletion vectors (copy-on-write on tables without them);
+//   5. Gold: refreshed incrementally from silver.events (the person's sessions,
+//      users, campaigns and funnels are recomputed as in any batch), then any
+//      Gold row still keyed by them deleted;
+//   6. extra steps registered by other components (RegisterErasureStep: the
+//      reverse-ETL snapshots);
+//   7. purge (when privacy.erasure_sla has passed, default immediately): in
+//      every table, the data files of any retained version that physically
+//      hold the person's rows are found by reading them; live ones are
+//      rewritten without the deleted rows (one OPTIMIZE commit,
+//      dataChange=false), then all of them are deleted from storage at once,
+//      overriding the vacuum retention for those files only;
+//   8. receipt: system.erasures row (txn per request, so once) and the JSON
+//      receipt under <lake>/restricted/_privacy/receipts/.
+//
+// Thread safety: one executor at a time per lake (the state lock).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/file_system.h"
+#include "common/status.h"
+#include "privacy/privacy.h"
+
+namespace clicklake::engine {
+class Database;
+}
+
+namespace clicklake::pipeline {
+
+class DedupStore;
+
+// Everything known to identify one person, after resolution.
+struct ResolvedSubject {
+  std::vector<std::string> user_ids;
+  std::vector<std::string> anonymous_ids;
+  std::vector<std::string> emails;  // lower-cased
+  std::vector<std::string> user_keys;  // user ids and anon:<anonymous id>
+  std::vector<std::string> event_ids;
+  std::vector<std::string> session_ids;
+  std::vector<std::string> Identifiers() const;  // user ids, anonymous ids, emails
+};
+
+// An extra erasure step another component contributes (the hook point for
+// reverse-ETL snapshots: the CLI registers activate::ForgetUsers here). It
+// must be idempotent; its result is a line for the receipt's notes.
+using ErasureStep = std::function<Result<std::string>(const ResolvedSubject& subject,
+                                                      const privacy::PrivacyRequest& request)>;
+// Registers `step` for every erasure of this process (thread-safe).
+void RegisterErasureStep(const std::string& name, ErasureStep step);
+
+struct ErasureContext {
+  std::string lake_dir;
+  Config config;                 // lake.deletion_vectors, gold.*, silver.session_timeout, privacy.*
+  engine::Database* db = nullptr;
+  DedupStore* state = nullptr;   // REQUIRES: held by the caller (the state lock)
+  std::string pii_key;
+  FileSystem* fs = FileSystem::Default();
+  Clock* clock = SystemClock();
+  bool gold = true;              // processor.gold
+  int64_t erasure_sla_us = 0;    // privacy.erasure_sla
+  // Called with each finished receipt and its JSON (the audit chain's hook).
+  std::function<void(const privacy::ErasureReceipt&, const std::string& json)> on_receipt;
+  // Test hook: called before each step with its name; a crash test kills the process there.
+  std::function<void(const std::string& step)> before_step;
+};
+
+// Puts `request` in the queue and applies it to the subject list (from now on
+// the processor drops the named identifiers' events). Gives it an id and
+// received_at when it has none.
+Status SubmitPrivacyRequest(const std::string& lake_dir, const std::string& pii_key, privacy::PrivacyRequest* request,
+                            FileSystem* fs = FileSystem::Default(), Clock* clock = SystemClock());
+
+// Executes every pending request whose work is due (in id order) and returns
+// the receipts of those that finished (a request waiting for its purge SLA
+// stays queued with status purge_pending).
+Result<std::vector<privacy::ErasureReceipt>> ExecutePrivacyRequests(const ErasureContext& context);
+
+// ExecutePrivacyRequests in a process without a processor (`clicklake
+// forget`): opens the state store (its lock), a database and the PII key from
+// `config`. Unavailable when a running processor holds the state lock: it
+// executes the queued requests itself between batches.
+Result<std::vector<privacy::ErasureReceipt>> ExecutePrivacyRequestsStandalone(
+    const Config& config, const std::function<void(const std::string& step)>& before_step = nullptr);
+
+// The receipt of a finished request (NotFound while it is pending).
+Result<std::string> ReadReceipt(const std::string& lake_dir, const std::string& request_id,
+                                FileSystem* fs = FileSystem::Default());
+
+// ErasureContext settings from the configuration (privacy.erasure_sla, processor.gold).
+void ErasureSettingsFromConfig(const Config& config, ErasureContext* context);
+
+inline const char* kErasuresTable = "system/erasures";
+
+}  // namespace clicklake::pipeline

@@ -1,0 +1,6 @@
+// libFuzzer target: the processor's per-event subject filter (see fuzz_targets.h, build.sh).
+#include "privacy/fuzz/fuzz_targets.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return clicklake::privacy::fuzz::FuzzSubjectFilter(data, size);
+}
