@@ -36,5 +36,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
 // backfill --from D --to D: rebuild Silver for those dates from Bronze.
 int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// sync run NAME [--dry-run] | sync status: reverse-ETL syncs (src/activate).
+int RunSyncCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clicklake::cli

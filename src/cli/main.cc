@@ -22,6 +22,7 @@ commands:
   backfill   rebuild Silver for a range of event dates from Bronze (--from, --to)
   simulate   send realistic Segment traffic to a collector
   sql        query the lake's tables with SQL
+  sync       reverse ETL: run NAME [--dry-run] a sync to a CRM/ad platform, or show their status
   table      Delta table maintenance: history, describe, files, optimize, vacuum
   tools      parse-ua: user agents on stdin → one JSON object per line (uap-core rules)
 
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
       return clicklake::cli::RunServiceCommand(command, args, std::cout, std::cerr);
     if (command == "backfill") return clicklake::cli::RunBackfillCommand(args, std::cout, std::cerr);
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
+    if (command == "sync") return clicklake::cli::RunSyncCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
     if (command == "table") return clicklake::cli::RunTableCommand(args, std::cout, std::cerr);
     if (command == "tools") {

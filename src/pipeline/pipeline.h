@@ -29,6 +29,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -83,6 +84,10 @@ struct PipelineOptions {
   bool compaction = true;
   int64_t compaction_max_bytes = 256LL << 20;
   int64_t compaction_min_idle_us = 5'000'000;
+  // Called (on the runner's thread) after each successful Gold refresh with the
+  // batch id, e.g. to trigger reverse-ETL syncs. It must return at once: hand the
+  // work to another thread (activate::SyncScheduler only signals its own).
+  std::function<void(int64_t batch_id)> after_gold_refresh;
 
   static PipelineOptions FromConfig(const Config& config);
   // The Delta configuration of the tables the processor creates.

@@ -467,6 +467,8 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
       gold_failures_->Increment();
       spdlog::error("processor: batch {}: Gold refresh failed (the next batch retries it): {}", result.batch_id,
                     refreshed.status().ToString());
+    } else if (options_.after_gold_refresh) {
+      options_.after_gold_refresh(result.batch_id);
     }
     result.gold_us = clock_->MonotonicMicros() - tg;
   }
