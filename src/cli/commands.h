@@ -46,5 +46,7 @@ int RunStatusCommand(const std::vector<std::string>& args, std::ostream& out, st
 // audit verify: system.audit's hash chain; access token|password: policy credentials.
 int RunAuditCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunAccessCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// sync run NAME [--dry-run] | sync status: reverse-ETL syncs (src/activate).
+int RunSyncCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clicklake::cli

@@ -25,6 +25,7 @@ commands:
   sql        query the lake's tables with SQL (--as ROLE / --token T: governed by the access policy)
   audit      verify: check system.audit's hash chain
   access     token | password: credentials for the access policy file
+  sync       reverse ETL: run NAME [--dry-run] a sync to a CRM/ad platform, or show their status
   table      Delta table maintenance: history, describe, files, optimize, vacuum
   status     readiness of every dataset (READY/LATE/FAILED/UNKNOWN); exit 1 when one is FAILED
   tools      parse-ua: user agents on stdin → one JSON object per line (uap-core rules)
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
     if (command == "audit") return clicklake::cli::RunAuditCommand(args, std::cout, std::cerr);
     if (command == "access") return clicklake::cli::RunAccessCommand(args, std::cout, std::cerr);
+    if (command == "sync") return clicklake::cli::RunSyncCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
     if (command == "table") return clicklake::cli::RunTableCommandWithLineage(args, std::cout, std::cerr);
     if (command == "status") return clicklake::cli::RunStatusCommand(args, std::cout, std::cerr);

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <thread>
 
+#include "activate/activate.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "collector/collector.h"
@@ -113,6 +114,17 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
   }
   std::unique_ptr<pipeline::MicroBatchRunner> runner;
   Signals signals;
+  // Reverse-ETL syncs with a gold or interval trigger run on their own thread
+  // (a slow or failing sync never holds up a batch); not with --once.
+  std::unique_ptr<activate::SyncScheduler> syncs;
+  if (mode != "collect" && !once) {
+    auto s = activate::SyncScheduler::Create(*config);
+    if (!s.ok()) {
+      err << "clicklake " << mode << ": " << s.status().message() << "\n";
+      return 2;
+    }
+    syncs = std::move(s).value();
+  }
   if (mode != "collect") {
     pipeline::PipelineOptions options = pipeline::PipelineOptions::FromConfig(*config);
     options.accept_quarantine = accept_quarantine;
@@ -131,6 +143,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     }
     signals = std::move(sig).value();
     for (const auto& o : signals.observers) options.observers.push_back(o);
+    if (syncs) options.observers.push_back(syncs->Observer());
     auto r = pipeline::MicroBatchRunner::Create(options, event_log->get());
     if (!r.ok()) {
       err << "clicklake " << mode << ": starting the processor: " << r.status().ToString() << "\n";
@@ -192,6 +205,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
 
   Status run_status;
   std::thread processor;
+  if (syncs) syncs->Start();
   if (runner) processor = std::thread([&] { run_status = runner->Run(); });
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("{}: shutting down", mode);
@@ -209,6 +223,9 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     runner->Stop();
     processor.join();
     signals.Stop();
+  }
+  if (syncs) syncs->Stop();
+  if (runner) {
     if (!run_status.ok()) {
       err << "clicklake " << mode << ": processor: " << run_status.ToString() << "\n";
       rc = 1;

@@ -174,6 +174,16 @@ std::vector<std::string> Config::GetTableArrayToml(const std::string& key) const
   return it == table_arrays_.end() ? std::vector<std::string>{} : it->second;
 }
 
+Result<std::pair<Config, std::string>> Config::ParseTableEntry(const std::string& text) {
+  size_t i = text.find_first_not_of(" \t\r\n");
+  if (i != std::string::npos && text[i] == '{') {
+    ASSIGN_OR_RETURN(Config c, Config::Parse("entry = " + text));
+    return std::make_pair(std::move(c), std::string("entry."));
+  }
+  ASSIGN_OR_RETURN(Config c, Config::Parse(text));
+  return std::make_pair(std::move(c), std::string());
+}
+
 bool ParseDurationMicros(const std::string& text, int64_t* micros) {
   if (text.empty()) return false;
   char* end = nullptr;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -46,6 +47,10 @@ class Config {
   std::map<std::string, std::string> GetStringMap(const std::string& key) const;
   // Names of sub-tables or array-of-table entries under `key`, raw TOML text of each.
   std::vector<std::string> GetTableArrayToml(const std::string& key) const;
+  // Parses one entry GetTableArrayToml returned: a standard table's text is a
+  // TOML document, an inline table's is "{ ... }". Returns it and the prefix of
+  // its keys ("" or "entry.").
+  static Result<std::pair<Config, std::string>> ParseTableEntry(const std::string& text);
 
   // InvalidArgument naming each setting a typed getter could not read as its
   // type ("processor.max_batch_events = 'lots' is not an integer"), else OK.

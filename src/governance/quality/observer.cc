@@ -23,7 +23,7 @@ constexpr int64_t kWeekUs = 7 * 24 * kHourUs;
 constexpr int kMaxHoursPerRun = 48;  // after a long stop, only the latest hours are judged
 constexpr const char* kAppId = "clicklake-quality";
 // The silver.events columns the checks read from a batch's change.
-constexpr const char* kBaseColumns[] = {"event_id", "event_type", "event_name", "event_ts",  "received_at",
+constexpr const char* kBaseColumns[] = {"event_id", "log_partition", "log_offset", "event_type", "event_name", "event_ts",  "received_at",
                                         "event_date", "source",   "user_key",   "session_id", "page_url",
                                         "device_type", "geo_country", "platform", "revenue",   "currency"};
 

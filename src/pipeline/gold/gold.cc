@@ -430,23 +430,6 @@ Result<RowDeletion> DeleteMatchingRows(delta::Transaction* txn, engine::Connecti
 
 // ---- options ----
 
-namespace {
-
-// One entry of an array of tables (Config::GetTableArrayToml): a standard
-// table's text is a TOML document; an inline table's is "{ ... }". Returns the
-// parsed config and the key prefix of its fields.
-Result<std::pair<Config, std::string>> ParseTableEntry(const std::string& text) {
-  size_t i = text.find_first_not_of(" \t\r\n");
-  if (i != std::string::npos && text[i] == '{') {
-    ASSIGN_OR_RETURN(Config c, Config::Parse("entry = " + text));
-    return std::make_pair(std::move(c), std::string("entry."));
-  }
-  ASSIGN_OR_RETURN(Config c, Config::Parse(text));
-  return std::make_pair(std::move(c), std::string());
-}
-
-}  // namespace
-
 std::vector<Funnel> GoldOptions::DefaultFunnels() {
   Funnel f;
   f.name = "purchase";
@@ -461,7 +444,7 @@ Result<GoldOptions> GoldOptions::FromConfig(const Config& config) {
   const std::vector<std::string> funnels = config.GetTableArrayToml("gold.funnels");
   std::set<std::string> names;
   for (const auto& text : funnels) {
-    ASSIGN_OR_RETURN(auto parsed, ParseTableEntry(text));
+    ASSIGN_OR_RETURN(auto parsed, Config::ParseTableEntry(text));
     const Config& fc = parsed.first;
     const std::string& fp = parsed.second;
     Funnel f;
@@ -470,7 +453,7 @@ Result<GoldOptions> GoldOptions::FromConfig(const Config& config) {
     if (!names.insert(f.name).second)
       return Status::InvalidArgument("[[gold.funnels]]: funnel '" + f.name + "' is defined twice");
     for (const auto& step_text : fc.GetTableArrayToml(fp + "steps")) {
-      ASSIGN_OR_RETURN(auto step_parsed, ParseTableEntry(step_text));
+      ASSIGN_OR_RETURN(auto step_parsed, Config::ParseTableEntry(step_text));
       const Config& sc = step_parsed.first;
       const std::string& sp = step_parsed.second;
       FunnelStep step;
