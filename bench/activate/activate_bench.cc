@@ -2,7 +2,7 @@
 // PCT% of it changed (half changed fields, a quarter left, a quarter new),
 // compared in the same run with (a) DuckDB scanning the model's table and the
 // snapshot once each (the least any diff must read), and (b) the first, full
-// send of the audience. Then a 1% change sent under a 20 requests/s limit, to
+// send of the audience. Then the next change sent under a 50 requests/s limit, to
 // show the send rate is the destination's limit, not clicklake's.
 //
 // usage: activate_bench LAKE_DIR [MEMBERS=1000000] [PCT=1]
@@ -147,9 +147,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // Rate-limited: the next 1% change at 20 requests/s, 100 records a request.
+  // Rate-limited: the next 1% change at 50 requests/s, 100 records a request.
   write_generation(2);
-  const double limit = 20;
+  const double limit = 50;
   Config limited = config_for("audience", 100, limit);
   const activate::SyncRunResult slow = run(limited, "audience");
   const double rate = static_cast<double>(slow.requests) / Seconds(slow.send_us);

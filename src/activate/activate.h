@@ -46,6 +46,7 @@
 #include "common/config.h"
 #include "common/file_system.h"
 #include "common/status.h"
+#include "pipeline/pipeline.h"
 
 namespace clicklake::activate {
 
@@ -167,9 +168,10 @@ Result<ForgetResult> ForgetUsers(const Config& config, const std::vector<std::st
                                  FileSystem* fs = FileSystem::Default(), Clock* clock = SystemClock());
 
 // Runs the syncs of a long-running service: the `gold` ones after each Gold
-// refresh (NotifyGoldRefreshed, called by the pipeline's hook; it only signals),
+// refresh (NotifyGoldRefreshed; it only signals),
 // the interval ones on their schedule, one at a time on the scheduler's own
-// thread, so a slow or failing sync never blocks or fails a micro-batch.
+// thread, so a slow or failing sync never blocks or fails a micro-batch. The
+// pipeline tells it of Gold refreshes through GoldObserver().
 class SyncScheduler {
  public:
   // nullptr when the config has no syncs with a gold or interval trigger.
@@ -181,6 +183,9 @@ class SyncScheduler {
   // a clean stop lets it record itself), then ends the thread.
   void Stop();
   void NotifyGoldRefreshed();
+  // For PipelineOptions::observers: NotifyGoldRefreshed after each batch whose
+  // Gold refresh changed something. REQUIRES: the scheduler outlives the runner.
+  std::shared_ptr<pipeline::BatchObserver> GoldObserver();
   int64_t runs_completed() const;
 
  private:

@@ -774,6 +774,10 @@ TEST_F(ActivateTest, KillNineMidRunThenResume) {
   EXPECT_EQ(r.resumed, 30);
   EXPECT_EQ(r.added, 70);  // the in-flight batch and the rest
   EXPECT_EQ(r.status, "success");
+  // The batch in flight at the kill goes again with the same idempotency key.
+  ASSERT_FALSE(server.all().empty());
+  EXPECT_EQ(server.all()[0].Header("webhook-id"), sent[3].Header("webhook-id"));
+  EXPECT_EQ(server.all()[0].body, sent[3].body);
   for (const auto& req : server.all()) receiver.Apply(req, 10);
   EXPECT_EQ(receiver.state.size(), 100u);
   for (const auto& req : server.all())
@@ -786,6 +790,25 @@ TEST_F(ActivateTest, KillNineMidRunThenResume) {
   EXPECT_EQ(runs.GetString(1, 1), "success");
   EXPECT_EQ(Snapshot("intent").size(), 100u);
   EXPECT_FALSE(FileSystem::Default()->Exists(lake() + "/_clicklake/activate/intent.journal"));
+  // The CLI's other verbs on the same lake.
+  auto cli = [&](const std::string& args) {
+    std::string out;
+    FILE* p = popen((std::string(bin) + " sync " + args + " --config " + config_path + " 2>&1").c_str(), "r");
+    char buf[4096];
+    for (size_t n; p && (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+    if (p) pclose(p);
+    return out;
+  };
+  std::string status = cli("status");
+  EXPECT_NE(status.find("intent"), std::string::npos) << status;
+  EXPECT_NE(status.find("#1 success"), std::string::npos) << status;
+  EXPECT_NE(status.find("+70 ~0 -0, 0 failed"), std::string::npos) << status;
+  users.erase(users.begin());
+  WriteGold(users);
+  std::string dry = cli("run intent --dry-run");
+  EXPECT_NE(dry.find("would add 0, change 0, remove 1; 99 unchanged"), std::string::npos) << dry;
+  EXPECT_NE(dry.find("  remove u100"), std::string::npos) << dry;
+  EXPECT_NE(cli("run nope").find("no sync named 'nope'"), std::string::npos);
 }
 
 }  // namespace

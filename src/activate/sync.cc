@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "delta/table.h"
 #include "engine/engine.h"
+#include "pipeline/gold/gold.h"
 
 namespace clicklake::activate {
 namespace {
@@ -697,6 +698,23 @@ void SyncScheduler::NotifyGoldRefreshed() {
   gold_pending_ = true;
   cv_.notify_all();
 }
+
+namespace {
+
+class GoldTrigger final : public pipeline::BatchObserver {
+ public:
+  explicit GoldTrigger(SyncScheduler* scheduler) : scheduler_(scheduler) {}
+  void OnBatchCommitted(const pipeline::BatchResult& result) override {
+    if (result.gold && !result.gold->noop) scheduler_->NotifyGoldRefreshed();
+  }
+
+ private:
+  SyncScheduler* scheduler_;
+};
+
+}  // namespace
+
+std::shared_ptr<pipeline::BatchObserver> SyncScheduler::GoldObserver() { return std::make_shared<GoldTrigger>(this); }
 
 int64_t SyncScheduler::runs_completed() const {
   std::lock_guard l(mu_);

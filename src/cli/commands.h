@@ -21,6 +21,7 @@ struct ServiceFlags {
   std::string config_path;
   std::string lake;
   int port = -1;
+  int api_port = -1;  // --api-port: the API server (off unless set here or as api.port)
   std::string trigger;
   std::vector<std::string> write_keys;  // KEY or KEY=SOURCE
   std::vector<std::string> settings;    // --set KEY=VALUE: any setting of the TOML file

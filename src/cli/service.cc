@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "log/event_log.h"
 #include "pipeline/pipeline.h"
+#include "serve/api_server.h"
 
 namespace clicklake::cli {
 namespace {
@@ -32,6 +33,7 @@ Result<Config> LoadConfig(const ServiceFlags& flags) {
   }
   if (!flags.lake.empty()) config.Set("lake.dir", flags.lake);
   if (flags.port >= 0) config.Set("collector.port", std::to_string(flags.port));
+  if (flags.api_port >= 0) config.Set("api.port", std::to_string(flags.api_port));
   if (!flags.trigger.empty()) {
     int64_t us;
     if (!ParseDurationMicros(flags.trigger, &us))
@@ -62,6 +64,8 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     app.add_option("--port", flags.port, "collector port (default 8080)");
     app.add_option("--write-key", flags.write_keys, "accepted write key, KEY or KEY=SOURCE (repeatable)");
   }
+  app.add_option("--api-port", flags.api_port,
+                 "API server port: /healthz, /metrics, /api/v1/* (loopback unless api.host says otherwise)");
   if (mode != "collect") app.add_option("--trigger", flags.trigger, "micro-batch interval, e.g. 60s");
   if (mode == "process") app.add_flag("--once", once, "drain what is in the log, then exit");
   if (mode != "collect")
@@ -111,13 +115,23 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
   if (mode != "collect") {
     pipeline::PipelineOptions options = pipeline::PipelineOptions::FromConfig(*config);
     options.accept_quarantine = accept_quarantine;
-    if (syncs) options.after_gold_refresh = [s = syncs.get()](int64_t) { s->NotifyGoldRefreshed(); };
+    if (syncs) options.observers.push_back(syncs->GoldObserver());
     auto r = pipeline::MicroBatchRunner::Create(options, event_log->get());
     if (!r.ok()) {
       err << "clicklake " << mode << ": starting the processor: " << r.status().ToString() << "\n";
       return 1;
     }
     runner = std::move(r).value();
+  }
+  std::unique_ptr<serve::ApiServer> api;
+  if (serve::ApiServerOptions api_options = serve::ApiServerOptions::FromConfig(*config); api_options.enabled()) {
+    auto a = serve::ApiServer::Create(api_options);
+    if (!a.ok()) {
+      err << "clicklake " << mode << ": " << a.status().ToString() << "\n";
+      return 2;
+    }
+    api = std::move(a).value();
+    // Components add their routes here (status page, readiness, query, regulations).
   }
   // Every component has read its settings: a value of the wrong type is an
   // error now rather than its default silently (the processor checks its own).
@@ -131,6 +145,12 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
       return 1;
     }
     spdlog::info("collector listening on port {}", collector->port());
+  }
+  if (api) {
+    if (Status s = api->Start(); !s.ok()) {
+      err << "clicklake " << mode << ": starting the API server: " << s.ToString() << "\n";
+      return 1;
+    }
   }
 
   if (once) {
@@ -159,6 +179,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
       rc = 1;
     }
   }
+  if (api) api->Stop();
   if (runner) {
     runner->Stop();
     processor.join();

@@ -32,6 +32,17 @@ class TempDir {
   std::string path_;
 };
 
+// A self-signed EC certificate for 127.0.0.1 made with the openssl CLI, as
+// `dir`/cert.pem and `dir`/key.pem; false if openssl failed.
+inline bool MakeSelfSignedCertificate(const TempDir& dir, std::string* cert, std::string* key) {
+  *cert = dir.Sub("cert.pem");
+  *key = dir.Sub("key.pem");
+  std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
+      *key + " -out " + *cert + " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
 // ../shared (test data), from the environment ctest sets, else relative to the source tree.
 inline std::string SharedDir() {
   if (const char* d = std::getenv("CLICKLAKE_SHARED_DIR")) return d;

@@ -29,11 +29,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/config.h"
@@ -49,11 +49,13 @@ class Database;
 }
 namespace clicklake::pipeline::gold {
 class GoldStage;
+struct GoldRefreshResult;
 }
 
 namespace clicklake::pipeline {
 
 class SilverStage;
+class BatchObserver;
 
 struct PipelineOptions {
   std::string lake_dir = "./lake";
@@ -84,10 +86,9 @@ struct PipelineOptions {
   bool compaction = true;
   int64_t compaction_max_bytes = 256LL << 20;
   int64_t compaction_min_idle_us = 5'000'000;
-  // Called (on the runner's thread) after each successful Gold refresh with the
-  // batch id, e.g. to trigger reverse-ETL syncs. It must return at once: hand the
-  // work to another thread (activate::SyncScheduler only signals its own).
-  std::function<void(int64_t batch_id)> after_gold_refresh;
+  // Told about every batch, Gold refresh and compaction (quality checks,
+  // lineage, readiness, alerts, reverse ETL): see BatchObserver.
+  std::vector<std::shared_ptr<BatchObserver>> observers;
 
   static PipelineOptions FromConfig(const Config& config);
   // The Delta configuration of the tables the processor creates.
@@ -114,6 +115,35 @@ struct BatchResult {
   int64_t gold_us = 0;            // the Gold refresh (0 when off or deferred)
   bool backlog = false;           // the batch hit max_batch_events and more waited in the log
   bool gold_deferred = false;     // Gold not refreshed: backlog within gold_catch_up_interval
+  int64_t started_us = 0, finished_us = 0;  // wall clock (SystemClock/FakeClock micros)
+  // The versions this batch committed, by table ("bronze.events", "silver.events",
+  // "silver.quarantine", "restricted.pii", "system.batches"); a table that already
+  // held the batch (a re-run after a crash) is absent.
+  std::map<std::string, int64_t> versions;
+  // The Gold refresh of this batch (null when off or deferred), and its error
+  // when it failed (the next batch retries it; the batch itself still committed).
+  std::shared_ptr<const gold::GoldRefreshResult> gold;
+  std::string gold_error;
+};
+
+// Hooks for what watches the processor: quality checks, lineage, readiness,
+// alerts, reverse ETL. Called on the runner's thread, in order, after the
+// commits they describe. An observer must neither fail nor hold up a batch:
+// it catches its own errors, and slow work (HTTP, retries) goes to its own thread.
+class BatchObserver {
+ public:
+  virtual ~BatchObserver() = default;
+  // A batch with records begins (nothing committed yet).
+  virtual void OnBatchStarted(int64_t batch_id, int64_t started_us) {}
+  // Every table of the batch is committed (system.batches last).
+  virtual void OnBatchCommitted(const BatchResult& result) {}
+  // The batch stopped with an error; the next RunOnce retries it from the
+  // recorded offsets (tables that committed it keep it, exactly once).
+  virtual void OnBatchFailed(int64_t batch_id, const Status& status) {}
+  // Background compaction committed `version` of `table` ("silver.events").
+  virtual void OnCompacted(const std::string& table, int64_t version) {}
+  // Once per trigger interval in Run(), batch or not (freshness, alert timers).
+  virtual void OnTick(int64_t now_us) {}
 };
 
 class MicroBatchRunner {
@@ -124,7 +154,7 @@ class MicroBatchRunner {
   ~MicroBatchRunner();
 
   // Runs one micro-batch over what is in the log now (up to max_batch_events).
-  Result<BatchResult> RunOnce();
+  Result<BatchResult> RunOnce();  // observers hear of it (BatchObserver)
   // RunOnce until a batch finds nothing new.
   Status Drain();
   // RunOnce every trigger interval until Stop(); runs a final drain on stop.
@@ -141,6 +171,7 @@ class MicroBatchRunner {
 
  private:
   MicroBatchRunner(const PipelineOptions& options, log::EventLog* log, FileSystem* fs, Clock* clock);
+  Result<BatchResult> RunBatch();  // RunOnce without the observers' failure notice
   // Reads the last committed batch of every table and the offsets to resume from.
   Status Recover();
   // Commits `txn` unless the table already holds batch `batch_id` (txn version

@@ -153,6 +153,41 @@ TEST_F(PipelineTest, BatchLandsInBronzeWithOffsets) {
 
 // processor.profile_dir: the batch's statements (Bronze and Silver writes
 // among them) profiled by DuckDB, for diagnosing a slow batch.
+// Records what the runner tells its observers, as one line per call.
+class RecordingObserver : public BatchObserver {
+ public:
+  void OnBatchStarted(int64_t batch_id, int64_t) override { calls.push_back("started " + std::to_string(batch_id)); }
+  void OnBatchCommitted(const BatchResult& r) override {
+    std::string line = "committed " + std::to_string(r.batch_id);
+    for (const auto& [table, version] : r.versions) line += " " + table + "@" + std::to_string(version);
+    line += r.gold ? " gold" : " no-gold";
+    calls.push_back(line);
+  }
+  void OnBatchFailed(int64_t batch_id, const Status& s) override {
+    calls.push_back("failed " + std::to_string(batch_id) + " " + std::string(StatusCodeName(s.code())));
+  }
+  void OnCompacted(const std::string& table, int64_t version) override { calls.push_back("compacted " + table); }
+  std::vector<std::string> calls;
+};
+
+TEST_F(PipelineTest, ObserversHearOfEveryBatchAndFailure) {
+  auto observer = std::make_shared<RecordingObserver>();
+  options_.observers.push_back(observer);
+  AppendEvents(30);
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->RunOnce().status());
+  ASSERT_OK(runner->RunOnce().status());  // nothing new: no call
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 100; i++) payloads.push_back(R"({"type":"track","event":"E","messageId":"anon)" + std::to_string(i) + R"("})");
+  AppendPayloads(payloads);  // every event without identity: the batch is refused
+  EXPECT_FALSE(runner->RunOnce().ok());
+  EXPECT_EQ(observer->calls,
+            (std::vector<std::string>{"started 0",
+                                      "committed 0 bronze.events@1 restricted.pii@1 silver.events@1 "
+                                      "silver.quarantine@1 system.batches@1 gold",
+                                      "started 1", "failed 1 RESOURCE_EXHAUSTED"}));
+}
+
 TEST_F(PipelineTest, ProfileDirGetsEveryStatementOfTheBatch) {
   AppendEvents(30);
   TempDir profiles;

@@ -233,6 +233,17 @@ Result<int64_t> MicroBatchRunner::CommitUnlessDone(delta::Transaction* txn, int6
 }
 
 Result<BatchResult> MicroBatchRunner::RunOnce() {
+  const int64_t batch_id = next_batch_id_;
+  Result<BatchResult> r = RunBatch();
+  if (!r.ok()) {
+    for (const auto& o : options_.observers) o->OnBatchFailed(batch_id, r.status());
+  } else if (r->batch_id >= 0) {
+    for (const auto& o : options_.observers) o->OnBatchCommitted(*r);
+  }
+  return r;
+}
+
+Result<BatchResult> MicroBatchRunner::RunBatch() {
   BatchResult result;
   const int64_t started_us = clock_->NowMicros();
   const int64_t t0 = clock_->MonotonicMicros();
@@ -293,6 +304,8 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
 
   result.batch_id = next_batch_id_;
   result.events = static_cast<int64_t>(records.size());
+  result.started_us = started_us;
+  for (const auto& o : options_.observers) o->OnBatchStarted(result.batch_id, started_us);
   if (!silver_) {
     ASSIGN_OR_RETURN(silver_, SilverStage::Open(options_.config, options_.lake_dir));
   }
@@ -391,6 +404,7 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
                                          {"epochId", std::to_string(result.batch_id)}});
   txn->SetCommitInfoField("clicklake", batch_info);
   ASSIGN_OR_RETURN(int64_t version, CommitUnlessDone(txn.get(), result.batch_id));
+  if (version >= 0) result.versions["bronze.events"] = version;
 
   {
     // silver.events: identities and sessions of the affected users are
@@ -441,7 +455,7 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
                                               {"epochId", std::to_string(result.batch_id)}});
       stxn->SetCommitInfoField("clicklake", batch_info);
       ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(stxn.get(), result.batch_id));
-      (void)v;
+      if (v >= 0) result.versions["silver.events"] = v;
     }
   }
   // Gold: brought to silver.events' latest version, same txn (gold/gold.h).
@@ -463,12 +477,13 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
       gold_ = std::move(stage).value();
     }
     auto refreshed = gold_->Refresh(options_.app_id, result.batch_id);
-    if (!refreshed.ok()) {
+    if (refreshed.ok()) {
+      result.gold = std::make_shared<const gold::GoldRefreshResult>(std::move(refreshed).value());
+    } else {
+      result.gold_error = refreshed.status().ToString();
       gold_failures_->Increment();
       spdlog::error("processor: batch {}: Gold refresh failed (the next batch retries it): {}", result.batch_id,
                     refreshed.status().ToString());
-    } else if (options_.after_gold_refresh) {
-      options_.after_gold_refresh(result.batch_id);
     }
     result.gold_us = clock_->MonotonicMicros() - tg;
   }
@@ -488,7 +503,7 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
                                               {"epochId", std::to_string(result.batch_id)}});
       qtxn->SetCommitInfoField("clicklake", batch_info);
       ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(qtxn.get(), result.batch_id));
-      (void)v;
+      if (v >= 0) result.versions["silver.quarantine"] = v;
     }
   }
   {
@@ -512,13 +527,14 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
                                               {"epochId", std::to_string(result.batch_id)}});
       rtxn->SetCommitInfoField("clicklake", batch_info);
       ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(rtxn.get(), result.batch_id));
-      (void)v;
+      if (v >= 0) result.versions["restricted.pii"] = v;
     }
   }
   result.commit_us = clock_->MonotonicMicros() - t2 - result.gold_us;
 
   // 4. system.batches, the last commit of the batch.
   const int64_t finished_us = clock_->NowMicros();
+  result.finished_us = finished_us;
   {
     std::ostringstream sql;
     sql << "SELECT " << result.batch_id << "::BIGINT AS batch_id, " << engine::QuoteLiteral(options_.app_id)
@@ -548,7 +564,7 @@ Result<BatchResult> MicroBatchRunner::RunOnce() {
       btxn->SetBlindAppend(true);
       btxn->SetOperation("WRITE", {{"mode", "Append"}});
       ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(btxn.get(), result.batch_id));
-      (void)v;
+      if (v >= 0) result.versions["system.batches"] = v;
     }
   }
 
@@ -614,6 +630,7 @@ Status MicroBatchRunner::Compact(int64_t deadline_us) {
       ASSIGN_OR_RETURN(CompactionResult r, CompactSilverEvents(table->get(), conn.get(), options_.compaction_max_bytes));
       if (r.version >= 0) {
         compactions_->Increment();
+        for (const auto& o : options_.observers) o->OnCompacted("silver.events", r.version);
         spdlog::info("processor: compacted silver.events v{}: {} files ({} MB, {} deleted rows purged) -> {} files, "
                      "{} rows, {:.0f} ms",
                      r.version, r.files_removed, r.bytes_read >> 20, r.deleted_rows_purged, r.files_added, r.rows,
@@ -640,6 +657,7 @@ Status MicroBatchRunner::Compact(int64_t deadline_us) {
       ASSIGN_OR_RETURN(delta::OptimizeResult r, (*table)->Optimize(o));
       if (r.version >= 0) {
         compactions_->Increment();
+        for (const auto& o : options_.observers) o->OnCompacted(std::string(layer) + "." + entry.name, r.version);
         spdlog::info("processor: compacted {} v{}: {} files ({} MB, {} deleted rows purged) -> {} files, {:.0f} ms",
                      name, r.version, r.files_removed, r.bytes_removed >> 20, r.deleted_rows_purged, r.files_added,
                      (clock_->MonotonicMicros() - t1) / 1000.0);
@@ -655,6 +673,7 @@ Status MicroBatchRunner::Run() {
     const int64_t start = clock_->MonotonicMicros();
     auto r = RunOnce();
     if (!r.ok()) spdlog::error("processor: batch {} failed: {}", next_batch_id_, r.status().ToString());
+    for (const auto& o : options_.observers) o->OnTick(clock_->NowMicros());
     const int64_t deadline = start + options_.trigger_us - options_.compaction_min_idle_us;
     if (options_.compaction && clock_->MonotonicMicros() < deadline) {
       // Background compaction in the time left before the next trigger.

@@ -16,11 +16,8 @@ namespace {
 
 TEST(CollectorTlsTest, ServesSegmentOverTls) {
   clicklake::testing::TempDir dir;
-  std::string cert = dir.Sub("cert.pem"), key = dir.Sub("key.pem");
-  std::string cmd =
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
-      key + " -out " + cert + " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::string cert, key;
+  ASSERT_TRUE(clicklake::testing::MakeSelfSignedCertificate(dir, &cert, &key));
 
   testing::FakeEventLog log;
   CollectorOptions options;
