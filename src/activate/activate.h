@@ -63,6 +63,7 @@ struct DestinationConfig {
   int64_t batch_size = 0;  // records per request (0 = the destination's maximum)
   double rate_per_s = 10;  // token bucket: requests per second
   double burst = 10;       // and bucket size
+  int concurrency = 4;     // requests in flight at once (each on its own connection)
   int64_t timeout_us = 30'000'000;
   int max_retries = 5;                  // retries of a request after a 429, 5xx or timeout
   int64_t backoff_base_us = 500'000;    // first retry delay (doubles, with jitter)

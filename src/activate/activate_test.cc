@@ -115,7 +115,7 @@ std::string WebhookSync(const std::string& url, const std::string& mode, int bat
          "WHERE checkouts_7d >= 2\"\nprimary_key = \"user_key\"\nmode = \"" + mode +
          "\"\ntrigger = \"manual\"\n[activate.syncs.destination]\ntype = \"webhook\"\nbase_url = \"" + url +
          "\"\npath = \"/hooks/clicklake\"\nsecret = \"" + std::string(kSecret) + "\"\nbatch_size = " +
-         std::to_string(batch_size) + "\nrate_limit = 1000\nbackoff_base = \"1ms\"\ntimeout = \"2s\"\n";
+         std::to_string(batch_size) + "\nrate_limit = 1000\nbackoff_base = \"1ms\"\ntimeout = \"2s\"\nconcurrency = 1\n";
 }
 
 // The receiver's view: key → fields JSON, applying each accepted webhook
@@ -348,7 +348,7 @@ TEST_F(ActivateTest, HubSpotBatchesRetriesAndPartialFailures) {
       "[[activate.syncs]]\nname = \"crm\"\nmodel = \"SELECT email, user_key, checkouts_7d, plan FROM gold.user_traits\"\n"
       "primary_key = \"email\"\nmode = \"upsert\"\n[activate.syncs.mapping]\nlifecyclestage = \"plan\"\n"
       "clicklake_checkouts_7d = \"checkouts_7d\"\n[activate.syncs.destination]\ntype = \"hubspot\"\nbase_url = \"" +
-      server.url() + "\"\ntoken = \"pat-na1-secret\"\nrate_limit = 1000\nbackoff_base = \"10ms\"\n");
+      server.url() + "\"\ntoken = \"pat-na1-secret\"\nrate_limit = 1000\nbackoff_base = \"10ms\"\nconcurrency = 1\n");
   server.AddFault({429, "1", 0});
   server.AddFault({500, "", 0});
   RecordingClock clock;

@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -285,8 +288,15 @@ class SyncRun {
   // Sends the diff's rows in batches of one op; each batch's outcomes are
   // journaled (and synced) before the next batch goes.
   Status Send(SyncRunResult* result) {
-    SendStats stats;
-    ASSIGN_OR_RETURN(auto destination, MakeDestination(sync_, clock_, &stats));
+    // destination.concurrency workers, each with its own connection, share the
+    // destination's token bucket; the journal is appended under a mutex.
+    const int workers = std::max(1, sync_.destination.concurrency);
+    std::vector<SendStats> stats(static_cast<size_t>(workers));
+    std::vector<std::unique_ptr<Destination>> destinations;
+    for (int w = 0; w < workers; w++) {
+      ASSIGN_OR_RETURN(auto d, MakeDestination(sync_, clock_, &stats[static_cast<size_t>(w)]));
+      destinations.push_back(std::move(d));
+    }
     const std::string path = JournalPath(lake_, sync_.name);
     RETURN_IF_ERROR(fs_->CreateDirs(JoinPath(lake_, "_clicklake/activate")));
     ASSIGN_OR_RETURN(auto journal, fs_->NewWritableFile(path));
@@ -305,50 +315,101 @@ class SyncRun {
       bool delivered, forgotten;
       int64_t attempts;
     };
-    std::vector<Pending> batch;
-    int64_t line = 0;
-    auto flush = [&]() -> Status {
-      if (batch.empty()) return Status::OK();
-      std::vector<OutRecord> records;
-      for (const auto& p : batch) records.push_back(p.record);
-      std::vector<RecordOutcome> outcomes;
-      Status s = destination->Send(records, &outcomes);
-      if (!s.ok()) outcomes.assign(records.size(), RecordOutcome{false, s.message()});
-      std::string lines;
-      for (size_t i = 0; i < batch.size(); i++) {
-        const Pending& p = batch[i];
-        AppendJournalRow(&lines, line++, p.record, outcomes[i].ok, p.row_hash, p.delivered, p.forgotten,
-                         outcomes[i].ok ? 0 : p.attempts + 1, outcomes[i].error);
+    using Batch = std::vector<Pending>;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Batch> queue;    // GUARDED_BY(mu)
+    bool done = false;          // GUARDED_BY(mu): no more batches
+    Status failure;             // GUARDED_BY(mu): the first journal error
+    int64_t line = 0;           // GUARDED_BY(mu)
+    int64_t synced_us = clock_->MonotonicMicros();  // GUARDED_BY(mu)
+    auto work = [&](Destination* destination) {
+      while (true) {
+        Batch batch;
+        {
+          std::unique_lock l(mu);
+          cv.wait(l, [&] { return !queue.empty() || done || !failure.ok(); });
+          if (queue.empty() || !failure.ok()) return;
+          batch = std::move(queue.front());
+          queue.pop_front();
+          cv.notify_all();
+        }
+        std::vector<OutRecord> records;
+        for (const auto& p : batch) records.push_back(p.record);
+        std::vector<RecordOutcome> outcomes;
+        Status s = destination->Send(records, &outcomes);
+        if (!s.ok() || outcomes.size() != records.size()) {
+          outcomes.assign(records.size(), RecordOutcome{false, s.ok() ? "no outcome per record" : s.message()});
+        }
+        std::lock_guard l(mu);
+        std::string lines;
+        for (size_t i = 0; i < batch.size(); i++) {
+          const Pending& p = batch[i];
+          AppendJournalRow(&lines, line++, p.record, outcomes[i].ok, p.row_hash, p.delivered, p.forgotten,
+                           outcomes[i].ok ? 0 : p.attempts + 1, outcomes[i].error);
+        }
+        // Written as soon as the destination answers, so a killed process loses
+        // nothing it confirmed; fsynced at most once a second (a machine crash
+        // may resend up to a second of confirmed batches, with the same
+        // idempotency keys).
+        Status w = journal->Append(lines);
+        if (w.ok() && clock_->MonotonicMicros() - synced_us >= 1'000'000) {
+          w = journal->Sync();
+          synced_us = clock_->MonotonicMicros();
+        }
+        if (!w.ok() && failure.ok()) failure = w;
+        cv.notify_all();
       }
-      RETURN_IF_ERROR(journal->Append(lines));
-      RETURN_IF_ERROR(journal->Sync());
-      batch.clear();
-      return Status::OK();
     };
-    for (int64_t from = 0;; from += kPageRows) {
-      ASSIGN_OR_RETURN(auto page, conn_->Query(
-                                      "SELECT sync_key, user_key, op, fields, row_hash, delivered, forgotten, attempts "
-                                      "FROM d WHERE op <> 'drop' AND rn > " + std::to_string(from) + " AND rn <= " +
-                                      std::to_string(from + kPageRows) + " ORDER BY rn"));
-      ASSIGN_OR_RETURN(auto more, conn_->Query("SELECT count(*) FROM d WHERE rn > " + std::to_string(from + kPageRows)));
-      for (size_t r = 0; r < page.row_count(); r++) {
-        Pending p{{page.GetString(r, 0), page.GetString(r, 1), page.GetString(r, 2), page.GetString(r, 3)},
-                  page.GetString(r, 4),
-                  page.GetString(r, 5) == "true",
-                  page.GetString(r, 6) == "true",
-                  page.GetInt64(r, 7)};
-        if (p.record.fields.empty()) p.record.fields = "{}";
-        if (!batch.empty() && (batch[0].record.op == "remove") != (p.record.op == "remove")) RETURN_IF_ERROR(flush());
-        batch.push_back(std::move(p));
-        if (batch.size() >= destination->BatchSize(batch[0].record.op)) RETURN_IF_ERROR(flush());
+    std::vector<std::thread> threads;
+    for (auto& d : destinations) threads.emplace_back(work, d.get());
+    auto enqueue = [&](Batch* batch) {
+      if (batch->empty()) return;
+      std::unique_lock l(mu);
+      cv.wait(l, [&] { return queue.size() < static_cast<size_t>(2 * workers) || !failure.ok(); });
+      queue.push_back(std::move(*batch));
+      batch->clear();
+      cv.notify_all();
+    };
+    Status paged = [&]() -> Status {
+      Batch batch;
+      for (int64_t from = 0;; from += kPageRows) {
+        ASSIGN_OR_RETURN(auto page, conn_->Query("SELECT sync_key, user_key, op, fields, row_hash, delivered, "
+                                                 "forgotten, attempts FROM d WHERE op <> 'drop' AND rn > " +
+                                                 std::to_string(from) + " AND rn <= " +
+                                                 std::to_string(from + kPageRows) + " ORDER BY rn"));
+        ASSIGN_OR_RETURN(auto more,
+                         conn_->Query("SELECT count(*) FROM d WHERE rn > " + std::to_string(from + kPageRows)));
+        for (size_t r = 0; r < page.row_count(); r++) {
+          Pending p{{page.GetString(r, 0), page.GetString(r, 1), page.GetString(r, 2), page.GetString(r, 3)},
+                    page.GetString(r, 4),
+                    page.GetString(r, 5) == "true",
+                    page.GetString(r, 6) == "true",
+                    page.GetInt64(r, 7)};
+          if (p.record.fields.empty()) p.record.fields = "{}";
+          if (!batch.empty() && (batch[0].record.op == "remove") != (p.record.op == "remove")) enqueue(&batch);
+          batch.push_back(std::move(p));
+          if (batch.size() >= destinations[0]->BatchSize(batch[0].record.op)) enqueue(&batch);
+        }
+        if (more.GetInt64(0, 0) == 0) break;
       }
-      if (more.GetInt64(0, 0) == 0) break;
+      enqueue(&batch);
+      return Status::OK();
+    }();
+    {
+      std::lock_guard l(mu);
+      done = true;
+      cv.notify_all();
     }
-    RETURN_IF_ERROR(flush());
-    result->requests = stats.requests;
-    result->retries = stats.retries;
-    RETURN_IF_ERROR(journal->Append("{\"t\":\"end\",\"requests\":" + std::to_string(stats.requests) +
-                                    ",\"retries\":" + std::to_string(stats.retries) + "}\n"));
+    for (auto& t : threads) t.join();
+    RETURN_IF_ERROR(paged);
+    RETURN_IF_ERROR(failure);
+    for (const auto& s : stats) {
+      result->requests += s.requests;
+      result->retries += s.retries;
+    }
+    RETURN_IF_ERROR(journal->Append("{\"t\":\"end\",\"requests\":" + std::to_string(result->requests) +
+                                    ",\"retries\":" + std::to_string(result->retries) + "}\n"));
     RETURN_IF_ERROR(journal->Sync());
     return journal->Close();
   }
