@@ -206,11 +206,10 @@ class SyncRun {
       spdlog::info("activate: sync {} reads raw fields {} of restricted.pii", sync_.name, granted);
     }
     const std::string model = engine::QualifySchemaReferences(sync_.model, "system", "memory");
-    Status s = conn_->Execute("CREATE OR REPLACE TEMP TABLE model_out AS " + model);
-    if (!s.ok()) return Status::InvalidArgument("sync " + sync_.name + ": the model failed: " + s.message());
-    ASSIGN_OR_RETURN(auto cols, conn_->Query("SELECT * FROM model_out LIMIT 0"));
+    auto cols = conn_->Query("SELECT * FROM (" + model + ") LIMIT 0");
+    if (!cols.ok()) return Status::InvalidArgument("sync " + sync_.name + ": the model failed: " + cols.status().message());
     std::set<std::string> columns;
-    for (size_t c = 0; c < cols.column_count(); c++) columns.insert(cols.column_name(c));
+    for (size_t c = 0; c < cols->column_count(); c++) columns.insert(cols->column_name(c));
     if (!columns.count(sync_.primary_key)) {
       return Status::InvalidArgument("sync " + sync_.name + ": the model has no primary key column '" +
                                      sync_.primary_key + "'");
@@ -218,8 +217,8 @@ class SyncRun {
     const bool has_user_key = columns.count(sync_.user_key_column) > 0;
     std::vector<std::pair<std::string, std::string>> mapping = sync_.mapping;
     if (mapping.empty()) {
-      for (size_t c = 0; c < cols.column_count(); c++) {
-        const std::string& n = cols.column_name(c);
+      for (size_t c = 0; c < cols->column_count(); c++) {
+        const std::string& n = cols->column_name(c);
         if (n != sync_.primary_key && n != sync_.user_key_column) mapping.emplace_back(n, n);
       }
     }
@@ -228,29 +227,35 @@ class SyncRun {
         return Status::InvalidArgument("sync " + sync_.name + ": mapping." + field + " names column '" + column +
                                        "', which the model does not return");
     }
-    std::string where = I(sync_.primary_key) + " IS NOT NULL";
-    std::string sql = "CREATE OR REPLACE TEMP TABLE m AS SELECT sync_key, user_key, fields, md5(fields) AS row_hash FROM "
-                      "(SELECT CAST(" + I(sync_.primary_key) + " AS VARCHAR) AS sync_key, " +
-                      (has_user_key ? "CAST(" + I(sync_.user_key_column) + " AS VARCHAR)" : std::string("NULL::VARCHAR")) +
-                      " AS user_key, " + FieldsExpr(sync_, mapping) + " AS fields FROM model_out WHERE " + where + ")";
-    if (sync_.destination.IsAdPlatform()) {
-      sql += " WHERE json_extract_string(fields, '$.email') IS NOT NULL OR json_extract_string(fields, '$.phone') IS NOT NULL";
-    }
-    RETURN_IF_ERROR(conn_->Execute(sql));
-    ASSIGN_OR_RETURN(auto counts, conn_->Query("SELECT (SELECT count(*) FROM model_out), count(*), count(DISTINCT "
-                                               "sync_key), min(sync_key) FILTER (WHERE sync_key IN (SELECT sync_key "
-                                               "FROM m GROUP BY 1 HAVING count(*) > 1)) FROM m"));
-    result->model_rows = counts.GetInt64(0, 0);
-    result->skipped_rows = result->model_rows - counts.GetInt64(0, 1);
-    if (counts.GetInt64(0, 1) != counts.GetInt64(0, 2)) {
+    // The model runs once, into m; rows without a key (or, for ad platforms,
+    // without any identifier) are counted, then left out.
+    Status s = conn_->Execute(
+        "CREATE OR REPLACE TEMP TABLE m AS SELECT sync_key, user_key, fields, md5(fields) AS row_hash FROM "
+        "(SELECT CAST(" + I(sync_.primary_key) + " AS VARCHAR) AS sync_key, " +
+        (has_user_key ? "CAST(" + I(sync_.user_key_column) + " AS VARCHAR)" : std::string("NULL::VARCHAR")) +
+        " AS user_key, " + FieldsExpr(sync_, mapping) + " AS fields FROM (" + model + ") model_out)");
+    if (!s.ok()) return Status::InvalidArgument("sync " + sync_.name + ": the model failed: " + s.message());
+    ASSIGN_OR_RETURN(auto total, conn_->Query("SELECT count(*) FROM m"));
+    result->model_rows = total.GetInt64(0, 0);
+    RETURN_IF_ERROR(conn_->Execute(
+        "DELETE FROM m WHERE sync_key IS NULL" +
+        std::string(sync_.destination.IsAdPlatform() ? " OR (json_extract_string(fields, '$.email') IS NULL AND "
+                                                      "json_extract_string(fields, '$.phone') IS NULL)"
+                                                    : "")));
+    ASSIGN_OR_RETURN(auto counts, conn_->Query("SELECT count(*), count(DISTINCT sync_key) FROM m"));
+    result->skipped_rows = result->model_rows - counts.GetInt64(0, 0);
+    if (counts.GetInt64(0, 0) != counts.GetInt64(0, 1)) {
+      ASSIGN_OR_RETURN(auto dup, conn_->Query("SELECT min(sync_key) FROM (SELECT sync_key FROM m GROUP BY 1 HAVING "
+                                              "count(*) > 1)"));
       return Status::InvalidArgument("sync " + sync_.name + ": primary key '" + sync_.primary_key +
                                      "' is not unique in the model: " +
-                                     std::to_string(counts.GetInt64(0, 1) - counts.GetInt64(0, 2)) +
-                                     " duplicate rows (e.g. key '" + counts.GetString(0, 3) + "')");
+                                     std::to_string(counts.GetInt64(0, 0) - counts.GetInt64(0, 1)) +
+                                     " duplicate rows (e.g. key '" + dup.GetString(0, 0) + "')");
     }
     if (snapshot_) {
+      // A view: the join reads only the columns it needs.
       ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(snapshot_->path(), snap));
-      RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP TABLE snap AS " + scan));
+      RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP VIEW snap AS " + scan));
     } else {
       RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP TABLE snap (sync_key VARCHAR, user_key VARCHAR, fields "
                                      "VARCHAR, row_hash VARCHAR, delivered BOOLEAN, pending_op VARCHAR, error VARCHAR, "
@@ -278,9 +283,10 @@ class SyncRun {
     result->added = ops.GetInt64(0, 0);
     result->changed = ops.GetInt64(0, 1);
     result->removed = ops.GetInt64(0, 2);
-    result->unchanged = counts.GetInt64(0, 1) - result->added - result->changed;
+    result->unchanged = counts.GetInt64(0, 0) - result->added - result->changed;
     // A forgotten key still in the model is neither unchanged nor added.
-    ASSIGN_OR_RETURN(auto forgotten, conn_->Query("SELECT count(*) FROM m JOIN snap s USING (sync_key) WHERE s.forgotten"));
+    ASSIGN_OR_RETURN(auto forgotten, conn_->Query("SELECT count(*) FROM snap WHERE forgotten AND sync_key IN (SELECT "
+                                                  "sync_key FROM m)"));
     result->unchanged -= forgotten.GetInt64(0, 0);
     return Status::OK();
   }
