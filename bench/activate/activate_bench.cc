@@ -2,12 +2,13 @@
 // PCT% of it changed (half changed fields, a quarter left, a quarter new),
 // compared in the same run with (a) DuckDB scanning the model's table and the
 // snapshot once each (the least any diff must read), and (b) the first, full
-// send of the audience. Then a 1% change sent under a 20 requests/s limit, to
+// send of the audience. Then the next change sent under a 50 requests/s limit, to
 // show the send rate is the destination's limit, not clicklake's.
 //
 // usage: activate_bench LAKE_DIR [MEMBERS=1000000] [PCT=1]
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -29,8 +30,8 @@ namespace {
 }
 #define CHECK_OK(what, expr)                  \
   do {                                        \
-    auto _r = (expr);                         \
-    if (!_r.ok()) Die(what, _r.status());     \
+    const auto& _r = (expr);                  \
+    if (!_r.ok()) Die(what, internal::ToStatus(_r)); \
   } while (0)
 
 double Seconds(int64_t us) { return us / 1e6; }
@@ -40,12 +41,13 @@ double Seconds(int64_t us) { return us / 1e6; }
 std::string AudienceSql(int64_t n, int64_t pct_bp, int generation) {
   // pct_bp: basis points changed per generation (100 = 1%). Of every 10,000 rows,
   // pct_bp/2 change, pct_bp/4 leave and pct_bp/4 new ones arrive.
-  const std::string g = std::to_string(generation), m = std::to_string(pct_bp);
+  const std::string g = std::to_string(generation);
+  const std::string changed = std::to_string(pct_bp / 2), left = std::to_string(pct_bp / 4);
+  const int64_t rows = n + generation * n * pct_bp / 40000;
   return "SELECT 'u' || i AS user_key, 'plan' || (i % 3) AS plan, "
-         "(i % 97 + CASE WHEN " + g + " > 0 AND (i * 7 + " + g + ") % 10000 < " + m + " / 2 THEN " + g +
-         " ELSE 0 END)::BIGINT AS score FROM range(" + std::to_string(n) + " + " + g + " * " + std::to_string(n) +
-         " * " + m + " / 40000) t(i) WHERE NOT (" + g + " > 0 AND (i * 13 + " + g + ") % 10000 < " + m +
-         " / 4 AND i < " + std::to_string(n) + ")";
+         "(i % 97 + CASE WHEN " + g + " > 0 AND (i * 7 + " + g + ") % 10000 < " + changed + " THEN " + g +
+         " ELSE 0 END)::BIGINT AS score FROM range(" + std::to_string(rows) + ") t(i) WHERE NOT (" + g +
+         " > 0 AND (i * 13 + " + g + ") % 10000 < " + left + " AND i < " + std::to_string(n) + ")";
 }
 
 }  // namespace
@@ -147,15 +149,21 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // Rate-limited: the next 1% change at 20 requests/s, 100 records a request.
+  // Rate-limited: the next change at 50 requests/s, in about 100 requests.
   write_generation(2);
-  const double limit = 20;
-  Config limited = config_for("audience", 100, limit);
+  const double limit = 50;
+  activate::SyncRunOptions dry;
+  dry.dry_run = true;
+  auto planned = activate::RunSync(big, "audience", dry);
+  CHECK_OK("dry run", planned);
+  const int64_t changes = planned->added + planned->changed + planned->removed;
+  const int batch = static_cast<int>(std::clamp<int64_t>((changes + 99) / 100, 1, 1000));
+  Config limited = config_for("audience", batch, limit);
   const activate::SyncRunResult slow = run(limited, "audience");
   const double rate = static_cast<double>(slow.requests) / Seconds(slow.send_us);
-  std::printf("rate limit %.0f requests/s, 100 records/request: %lld rows in %lld requests, %.2f s sending = %.1f "
+  std::printf("rate limit %.0f requests/s, %d records/request: %lld rows in %lld requests, %.2f s sending = %.1f "
               "requests/s (%.2f of the limit; the first request takes the burst of 1)\n",
-              limit, static_cast<long long>(records.load()), static_cast<long long>(slow.requests),
+              limit, batch, static_cast<long long>(records.load()), static_cast<long long>(slow.requests),
               Seconds(slow.send_us), rate, rate / limit);
   server.stop();
   listener.join();

@@ -63,6 +63,7 @@ struct DestinationConfig {
   int64_t batch_size = 0;  // records per request (0 = the destination's maximum)
   double rate_per_s = 10;  // token bucket: requests per second
   double burst = 10;       // and bucket size
+  int concurrency = 4;     // requests in flight at once (each on its own connection)
   int64_t timeout_us = 30'000'000;
   int max_retries = 5;                  // retries of a request after a 429, 5xx or timeout
   int64_t backoff_base_us = 500'000;    // first retry delay (doubles, with jitter)
@@ -168,9 +169,10 @@ Result<ForgetResult> ForgetUsers(const Config& config, const std::vector<std::st
                                  FileSystem* fs = FileSystem::Default(), Clock* clock = SystemClock());
 
 // Runs the syncs of a long-running service: the `gold` ones after each Gold
-// refresh (NotifyGoldRefreshed, called by the pipeline's hook; it only signals),
+// refresh (NotifyGoldRefreshed; it only signals),
 // the interval ones on their schedule, one at a time on the scheduler's own
-// thread, so a slow or failing sync never blocks or fails a micro-batch.
+// thread, so a slow or failing sync never blocks or fails a micro-batch. The
+// pipeline tells it of Gold refreshes through GoldObserver().
 class SyncScheduler {
  public:
   // nullptr when the config has no syncs with a gold or interval trigger.
@@ -183,9 +185,8 @@ class SyncScheduler {
   void Stop();
   void NotifyGoldRefreshed();
   // For PipelineOptions::observers: NotifyGoldRefreshed after each batch whose
-  // Gold refresh succeeded. Holds a pointer to this scheduler: it must outlive
-  // the runner.
-  std::shared_ptr<pipeline::BatchObserver> Observer();
+  // Gold refresh changed something. REQUIRES: the scheduler outlives the runner.
+  std::shared_ptr<pipeline::BatchObserver> GoldObserver();
   int64_t runs_completed() const;
 
  private:

@@ -1,6 +1,6 @@
 // Syncs triggered by the pipeline's Gold refreshes: events through the real
 // micro-batch runner into gold.user_features_daily, the runner's
-// SyncScheduler observer wired to the runner as `clicklake up` does, and
+// BatchObserver wired to a SyncScheduler as `clicklake up` does, and
 // a model over the features sent to a fake webhook. A destination that is down
 // fails its sync, never the batch.
 #include <gtest/gtest.h>
@@ -86,7 +86,7 @@ TEST_F(ActivatePipelineTest, GoldRefreshTriggersSyncsWithoutBlockingBatches) {
   ASSERT_OK_AND_ASSIGN(auto scheduler, SyncScheduler::Create(*config));
   ASSERT_NE(scheduler, nullptr);
   pipeline::PipelineOptions options = pipeline::PipelineOptions::FromConfig(*config);
-  options.observers.push_back(scheduler->Observer());
+  options.observers.push_back(scheduler->GoldObserver());
   ASSERT_OK_AND_ASSIGN(auto runner, pipeline::MicroBatchRunner::Create(options, log_.get()));
   scheduler->Start();
   auto wait_runs = [&](int64_t n) {

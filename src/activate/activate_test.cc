@@ -115,7 +115,7 @@ std::string WebhookSync(const std::string& url, const std::string& mode, int bat
          "WHERE checkouts_7d >= 2\"\nprimary_key = \"user_key\"\nmode = \"" + mode +
          "\"\ntrigger = \"manual\"\n[activate.syncs.destination]\ntype = \"webhook\"\nbase_url = \"" + url +
          "\"\npath = \"/hooks/clicklake\"\nsecret = \"" + std::string(kSecret) + "\"\nbatch_size = " +
-         std::to_string(batch_size) + "\nrate_limit = 1000\nbackoff_base = \"1ms\"\ntimeout = \"2s\"\n";
+         std::to_string(batch_size) + "\nrate_limit = 1000\nbackoff_base = \"1ms\"\ntimeout = \"2s\"\nconcurrency = 1\n";
 }
 
 // The receiver's view: key → fields JSON, applying each accepted webhook
@@ -348,7 +348,7 @@ TEST_F(ActivateTest, HubSpotBatchesRetriesAndPartialFailures) {
       "[[activate.syncs]]\nname = \"crm\"\nmodel = \"SELECT email, user_key, checkouts_7d, plan FROM gold.user_traits\"\n"
       "primary_key = \"email\"\nmode = \"upsert\"\n[activate.syncs.mapping]\nlifecyclestage = \"plan\"\n"
       "clicklake_checkouts_7d = \"checkouts_7d\"\n[activate.syncs.destination]\ntype = \"hubspot\"\nbase_url = \"" +
-      server.url() + "\"\ntoken = \"pat-na1-secret\"\nrate_limit = 1000\nbackoff_base = \"10ms\"\n");
+      server.url() + "\"\ntoken = \"pat-na1-secret\"\nrate_limit = 1000\nbackoff_base = \"10ms\"\nconcurrency = 1\n");
   server.AddFault({429, "1", 0});
   server.AddFault({500, "", 0});
   RecordingClock clock;
@@ -769,11 +769,17 @@ TEST_F(ActivateTest, KillNineMidRunThenResume) {
   for (size_t i = 0; i < 3; i++) receiver.Apply(sent[i], 10);
   for (const auto& [k, v] : receiver.state) before.insert(k);
   ASSERT_EQ(before.size(), 30u);
+  // A line torn by a crash mid-write is ignored.
+  std::ofstream(lake() + "/_clicklake/activate/intent.journal", std::ios::app) << "{\"t\":\"row\",\"n\":99,\"k\":\"u1";
   server.Clear();
   ASSERT_OK_AND_ASSIGN(SyncRunResult r, RunSync(MakeConfig(WebhookSync(server.url(), "mirror", 10)), "intent"));
   EXPECT_EQ(r.resumed, 30);
   EXPECT_EQ(r.added, 70);  // the in-flight batch and the rest
   EXPECT_EQ(r.status, "success");
+  // The batch in flight at the kill goes again with the same idempotency key.
+  ASSERT_FALSE(server.all().empty());
+  EXPECT_EQ(server.all()[0].Header("webhook-id"), sent[3].Header("webhook-id"));
+  EXPECT_EQ(server.all()[0].body, sent[3].body);
   for (const auto& req : server.all()) receiver.Apply(req, 10);
   EXPECT_EQ(receiver.state.size(), 100u);
   for (const auto& req : server.all())
@@ -786,6 +792,25 @@ TEST_F(ActivateTest, KillNineMidRunThenResume) {
   EXPECT_EQ(runs.GetString(1, 1), "success");
   EXPECT_EQ(Snapshot("intent").size(), 100u);
   EXPECT_FALSE(FileSystem::Default()->Exists(lake() + "/_clicklake/activate/intent.journal"));
+  // The CLI's other verbs on the same lake.
+  auto cli = [&](const std::string& args) {
+    std::string out;
+    FILE* p = popen((std::string(bin) + " sync " + args + " --config " + config_path + " 2>&1").c_str(), "r");
+    char buf[4096];
+    for (size_t n; p && (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+    if (p) pclose(p);
+    return out;
+  };
+  std::string status = cli("status");
+  EXPECT_NE(status.find("intent"), std::string::npos) << status;
+  EXPECT_NE(status.find("#1 success"), std::string::npos) << status;
+  EXPECT_NE(status.find("+70 ~0 -0, 0 failed"), std::string::npos) << status;
+  users.erase(users.begin());
+  WriteGold(users);
+  std::string dry = cli("run intent --dry-run");
+  EXPECT_NE(dry.find("would add 0, change 0, remove 1; 99 unchanged"), std::string::npos) << dry;
+  EXPECT_NE(dry.find("  remove u100"), std::string::npos) << dry;
+  EXPECT_NE(cli("run nope").find("no sync named 'nope'"), std::string::npos);
 }
 
 }  // namespace

@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -13,6 +16,7 @@
 #include "common/metrics.h"
 #include "delta/table.h"
 #include "engine/engine.h"
+#include "pipeline/gold/gold.h"
 
 namespace clicklake::activate {
 namespace {
@@ -202,11 +206,10 @@ class SyncRun {
       spdlog::info("activate: sync {} reads raw fields {} of restricted.pii", sync_.name, granted);
     }
     const std::string model = engine::QualifySchemaReferences(sync_.model, "system", "memory");
-    Status s = conn_->Execute("CREATE OR REPLACE TEMP TABLE model_out AS " + model);
-    if (!s.ok()) return Status::InvalidArgument("sync " + sync_.name + ": the model failed: " + s.message());
-    ASSIGN_OR_RETURN(auto cols, conn_->Query("SELECT * FROM model_out LIMIT 0"));
+    auto cols = conn_->Query("SELECT * FROM (" + model + ") LIMIT 0");
+    if (!cols.ok()) return Status::InvalidArgument("sync " + sync_.name + ": the model failed: " + cols.status().message());
     std::set<std::string> columns;
-    for (size_t c = 0; c < cols.column_count(); c++) columns.insert(cols.column_name(c));
+    for (size_t c = 0; c < cols->column_count(); c++) columns.insert(cols->column_name(c));
     if (!columns.count(sync_.primary_key)) {
       return Status::InvalidArgument("sync " + sync_.name + ": the model has no primary key column '" +
                                      sync_.primary_key + "'");
@@ -214,8 +217,8 @@ class SyncRun {
     const bool has_user_key = columns.count(sync_.user_key_column) > 0;
     std::vector<std::pair<std::string, std::string>> mapping = sync_.mapping;
     if (mapping.empty()) {
-      for (size_t c = 0; c < cols.column_count(); c++) {
-        const std::string& n = cols.column_name(c);
+      for (size_t c = 0; c < cols->column_count(); c++) {
+        const std::string& n = cols->column_name(c);
         if (n != sync_.primary_key && n != sync_.user_key_column) mapping.emplace_back(n, n);
       }
     }
@@ -224,29 +227,35 @@ class SyncRun {
         return Status::InvalidArgument("sync " + sync_.name + ": mapping." + field + " names column '" + column +
                                        "', which the model does not return");
     }
-    std::string where = I(sync_.primary_key) + " IS NOT NULL";
-    std::string sql = "CREATE OR REPLACE TEMP TABLE m AS SELECT sync_key, user_key, fields, md5(fields) AS row_hash FROM "
-                      "(SELECT CAST(" + I(sync_.primary_key) + " AS VARCHAR) AS sync_key, " +
-                      (has_user_key ? "CAST(" + I(sync_.user_key_column) + " AS VARCHAR)" : std::string("NULL::VARCHAR")) +
-                      " AS user_key, " + FieldsExpr(sync_, mapping) + " AS fields FROM model_out WHERE " + where + ")";
-    if (sync_.destination.IsAdPlatform()) {
-      sql += " WHERE json_extract_string(fields, '$.email') IS NOT NULL OR json_extract_string(fields, '$.phone') IS NOT NULL";
-    }
-    RETURN_IF_ERROR(conn_->Execute(sql));
-    ASSIGN_OR_RETURN(auto counts, conn_->Query("SELECT (SELECT count(*) FROM model_out), count(*), count(DISTINCT "
-                                               "sync_key), min(sync_key) FILTER (WHERE sync_key IN (SELECT sync_key "
-                                               "FROM m GROUP BY 1 HAVING count(*) > 1)) FROM m"));
-    result->model_rows = counts.GetInt64(0, 0);
-    result->skipped_rows = result->model_rows - counts.GetInt64(0, 1);
-    if (counts.GetInt64(0, 1) != counts.GetInt64(0, 2)) {
+    // The model runs once, into m; rows without a key (or, for ad platforms,
+    // without any identifier) are counted, then left out.
+    Status s = conn_->Execute(
+        "CREATE OR REPLACE TEMP TABLE m AS SELECT sync_key, user_key, fields, md5(fields) AS row_hash FROM "
+        "(SELECT CAST(" + I(sync_.primary_key) + " AS VARCHAR) AS sync_key, " +
+        (has_user_key ? "CAST(" + I(sync_.user_key_column) + " AS VARCHAR)" : std::string("NULL::VARCHAR")) +
+        " AS user_key, " + FieldsExpr(sync_, mapping) + " AS fields FROM (" + model + ") model_out)");
+    if (!s.ok()) return Status::InvalidArgument("sync " + sync_.name + ": the model failed: " + s.message());
+    ASSIGN_OR_RETURN(auto total, conn_->Query("SELECT count(*) FROM m"));
+    result->model_rows = total.GetInt64(0, 0);
+    RETURN_IF_ERROR(conn_->Execute(
+        "DELETE FROM m WHERE sync_key IS NULL" +
+        std::string(sync_.destination.IsAdPlatform() ? " OR (json_extract_string(fields, '$.email') IS NULL AND "
+                                                      "json_extract_string(fields, '$.phone') IS NULL)"
+                                                    : "")));
+    ASSIGN_OR_RETURN(auto counts, conn_->Query("SELECT count(*), count(DISTINCT sync_key) FROM m"));
+    result->skipped_rows = result->model_rows - counts.GetInt64(0, 0);
+    if (counts.GetInt64(0, 0) != counts.GetInt64(0, 1)) {
+      ASSIGN_OR_RETURN(auto dup, conn_->Query("SELECT min(sync_key) FROM (SELECT sync_key FROM m GROUP BY 1 HAVING "
+                                              "count(*) > 1)"));
       return Status::InvalidArgument("sync " + sync_.name + ": primary key '" + sync_.primary_key +
                                      "' is not unique in the model: " +
-                                     std::to_string(counts.GetInt64(0, 1) - counts.GetInt64(0, 2)) +
-                                     " duplicate rows (e.g. key '" + counts.GetString(0, 3) + "')");
+                                     std::to_string(counts.GetInt64(0, 0) - counts.GetInt64(0, 1)) +
+                                     " duplicate rows (e.g. key '" + dup.GetString(0, 0) + "')");
     }
     if (snapshot_) {
+      // A view: the join reads only the columns it needs.
       ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(snapshot_->path(), snap));
-      RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP TABLE snap AS " + scan));
+      RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP VIEW snap AS " + scan));
     } else {
       RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP TABLE snap (sync_key VARCHAR, user_key VARCHAR, fields "
                                      "VARCHAR, row_hash VARCHAR, delivered BOOLEAN, pending_op VARCHAR, error VARCHAR, "
@@ -274,9 +283,10 @@ class SyncRun {
     result->added = ops.GetInt64(0, 0);
     result->changed = ops.GetInt64(0, 1);
     result->removed = ops.GetInt64(0, 2);
-    result->unchanged = counts.GetInt64(0, 1) - result->added - result->changed;
+    result->unchanged = counts.GetInt64(0, 0) - result->added - result->changed;
     // A forgotten key still in the model is neither unchanged nor added.
-    ASSIGN_OR_RETURN(auto forgotten, conn_->Query("SELECT count(*) FROM m JOIN snap s USING (sync_key) WHERE s.forgotten"));
+    ASSIGN_OR_RETURN(auto forgotten, conn_->Query("SELECT count(*) FROM snap WHERE forgotten AND sync_key IN (SELECT "
+                                                  "sync_key FROM m)"));
     result->unchanged -= forgotten.GetInt64(0, 0);
     return Status::OK();
   }
@@ -284,8 +294,15 @@ class SyncRun {
   // Sends the diff's rows in batches of one op; each batch's outcomes are
   // journaled (and synced) before the next batch goes.
   Status Send(SyncRunResult* result) {
-    SendStats stats;
-    ASSIGN_OR_RETURN(auto destination, MakeDestination(sync_, clock_, &stats));
+    // destination.concurrency workers, each with its own connection, share the
+    // destination's token bucket; the journal is appended under a mutex.
+    const int workers = std::max(1, sync_.destination.concurrency);
+    std::vector<SendStats> stats(static_cast<size_t>(workers));
+    std::vector<std::unique_ptr<Destination>> destinations;
+    for (int w = 0; w < workers; w++) {
+      ASSIGN_OR_RETURN(auto d, MakeDestination(sync_, clock_, &stats[static_cast<size_t>(w)]));
+      destinations.push_back(std::move(d));
+    }
     const std::string path = JournalPath(lake_, sync_.name);
     RETURN_IF_ERROR(fs_->CreateDirs(JoinPath(lake_, "_clicklake/activate")));
     ASSIGN_OR_RETURN(auto journal, fs_->NewWritableFile(path));
@@ -304,50 +321,101 @@ class SyncRun {
       bool delivered, forgotten;
       int64_t attempts;
     };
-    std::vector<Pending> batch;
-    int64_t line = 0;
-    auto flush = [&]() -> Status {
-      if (batch.empty()) return Status::OK();
-      std::vector<OutRecord> records;
-      for (const auto& p : batch) records.push_back(p.record);
-      std::vector<RecordOutcome> outcomes;
-      Status s = destination->Send(records, &outcomes);
-      if (!s.ok()) outcomes.assign(records.size(), RecordOutcome{false, s.message()});
-      std::string lines;
-      for (size_t i = 0; i < batch.size(); i++) {
-        const Pending& p = batch[i];
-        AppendJournalRow(&lines, line++, p.record, outcomes[i].ok, p.row_hash, p.delivered, p.forgotten,
-                         outcomes[i].ok ? 0 : p.attempts + 1, outcomes[i].error);
+    using Batch = std::vector<Pending>;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Batch> queue;    // GUARDED_BY(mu)
+    bool done = false;          // GUARDED_BY(mu): no more batches
+    Status failure;             // GUARDED_BY(mu): the first journal error
+    int64_t line = 0;           // GUARDED_BY(mu)
+    int64_t synced_us = clock_->MonotonicMicros();  // GUARDED_BY(mu)
+    auto work = [&](Destination* destination) {
+      while (true) {
+        Batch batch;
+        {
+          std::unique_lock l(mu);
+          cv.wait(l, [&] { return !queue.empty() || done || !failure.ok(); });
+          if (queue.empty() || !failure.ok()) return;
+          batch = std::move(queue.front());
+          queue.pop_front();
+          cv.notify_all();
+        }
+        std::vector<OutRecord> records;
+        for (const auto& p : batch) records.push_back(p.record);
+        std::vector<RecordOutcome> outcomes;
+        Status s = destination->Send(records, &outcomes);
+        if (!s.ok() || outcomes.size() != records.size()) {
+          outcomes.assign(records.size(), RecordOutcome{false, s.ok() ? "no outcome per record" : s.message()});
+        }
+        std::lock_guard l(mu);
+        std::string lines;
+        for (size_t i = 0; i < batch.size(); i++) {
+          const Pending& p = batch[i];
+          AppendJournalRow(&lines, line++, p.record, outcomes[i].ok, p.row_hash, p.delivered, p.forgotten,
+                           outcomes[i].ok ? 0 : p.attempts + 1, outcomes[i].error);
+        }
+        // Written as soon as the destination answers, so a killed process loses
+        // nothing it confirmed; fsynced at most once a second (a machine crash
+        // may resend up to a second of confirmed batches, with the same
+        // idempotency keys).
+        Status w = journal->Append(lines);
+        if (w.ok() && clock_->MonotonicMicros() - synced_us >= 1'000'000) {
+          w = journal->Sync();
+          synced_us = clock_->MonotonicMicros();
+        }
+        if (!w.ok() && failure.ok()) failure = w;
+        cv.notify_all();
       }
-      RETURN_IF_ERROR(journal->Append(lines));
-      RETURN_IF_ERROR(journal->Sync());
-      batch.clear();
-      return Status::OK();
     };
-    for (int64_t from = 0;; from += kPageRows) {
-      ASSIGN_OR_RETURN(auto page, conn_->Query(
-                                      "SELECT sync_key, user_key, op, fields, row_hash, delivered, forgotten, attempts "
-                                      "FROM d WHERE op <> 'drop' AND rn > " + std::to_string(from) + " AND rn <= " +
-                                      std::to_string(from + kPageRows) + " ORDER BY rn"));
-      ASSIGN_OR_RETURN(auto more, conn_->Query("SELECT count(*) FROM d WHERE rn > " + std::to_string(from + kPageRows)));
-      for (size_t r = 0; r < page.row_count(); r++) {
-        Pending p{{page.GetString(r, 0), page.GetString(r, 1), page.GetString(r, 2), page.GetString(r, 3)},
-                  page.GetString(r, 4),
-                  page.GetString(r, 5) == "true",
-                  page.GetString(r, 6) == "true",
-                  page.GetInt64(r, 7)};
-        if (p.record.fields.empty()) p.record.fields = "{}";
-        if (!batch.empty() && (batch[0].record.op == "remove") != (p.record.op == "remove")) RETURN_IF_ERROR(flush());
-        batch.push_back(std::move(p));
-        if (batch.size() >= destination->BatchSize(batch[0].record.op)) RETURN_IF_ERROR(flush());
+    std::vector<std::thread> threads;
+    for (auto& d : destinations) threads.emplace_back(work, d.get());
+    auto enqueue = [&](Batch* batch) {
+      if (batch->empty()) return;
+      std::unique_lock l(mu);
+      cv.wait(l, [&] { return queue.size() < static_cast<size_t>(2 * workers) || !failure.ok(); });
+      queue.push_back(std::move(*batch));
+      batch->clear();
+      cv.notify_all();
+    };
+    Status paged = [&]() -> Status {
+      Batch batch;
+      for (int64_t from = 0;; from += kPageRows) {
+        ASSIGN_OR_RETURN(auto page, conn_->Query("SELECT sync_key, user_key, op, fields, row_hash, delivered, "
+                                                 "forgotten, attempts FROM d WHERE op <> 'drop' AND rn > " +
+                                                 std::to_string(from) + " AND rn <= " +
+                                                 std::to_string(from + kPageRows) + " ORDER BY rn"));
+        ASSIGN_OR_RETURN(auto more,
+                         conn_->Query("SELECT count(*) FROM d WHERE rn > " + std::to_string(from + kPageRows)));
+        for (size_t r = 0; r < page.row_count(); r++) {
+          Pending p{{page.GetString(r, 0), page.GetString(r, 1), page.GetString(r, 2), page.GetString(r, 3)},
+                    page.GetString(r, 4),
+                    page.GetString(r, 5) == "true",
+                    page.GetString(r, 6) == "true",
+                    page.GetInt64(r, 7)};
+          if (p.record.fields.empty()) p.record.fields = "{}";
+          if (!batch.empty() && (batch[0].record.op == "remove") != (p.record.op == "remove")) enqueue(&batch);
+          batch.push_back(std::move(p));
+          if (batch.size() >= destinations[0]->BatchSize(batch[0].record.op)) enqueue(&batch);
+        }
+        if (more.GetInt64(0, 0) == 0) break;
       }
-      if (more.GetInt64(0, 0) == 0) break;
+      enqueue(&batch);
+      return Status::OK();
+    }();
+    {
+      std::lock_guard l(mu);
+      done = true;
+      cv.notify_all();
     }
-    RETURN_IF_ERROR(flush());
-    result->requests = stats.requests;
-    result->retries = stats.retries;
-    RETURN_IF_ERROR(journal->Append("{\"t\":\"end\",\"requests\":" + std::to_string(stats.requests) +
-                                    ",\"retries\":" + std::to_string(stats.retries) + "}\n"));
+    for (auto& t : threads) t.join();
+    RETURN_IF_ERROR(paged);
+    RETURN_IF_ERROR(failure);
+    for (const auto& s : stats) {
+      result->requests += s.requests;
+      result->retries += s.retries;
+    }
+    RETURN_IF_ERROR(journal->Append("{\"t\":\"end\",\"requests\":" + std::to_string(result->requests) +
+                                    ",\"retries\":" + std::to_string(result->retries) + "}\n"));
     RETURN_IF_ERROR(journal->Sync());
     return journal->Close();
   }
@@ -700,11 +768,11 @@ void SyncScheduler::NotifyGoldRefreshed() {
 
 namespace {
 
-class GoldRefreshedObserver : public pipeline::BatchObserver {
+class GoldTrigger final : public pipeline::BatchObserver {
  public:
-  explicit GoldRefreshedObserver(SyncScheduler* scheduler) : scheduler_(scheduler) {}
+  explicit GoldTrigger(SyncScheduler* scheduler) : scheduler_(scheduler) {}
   void OnBatchCommitted(const pipeline::BatchResult& result) override {
-    if (result.gold) scheduler_->NotifyGoldRefreshed();
+    if (result.gold && !result.gold->noop) scheduler_->NotifyGoldRefreshed();
   }
 
  private:
@@ -713,9 +781,7 @@ class GoldRefreshedObserver : public pipeline::BatchObserver {
 
 }  // namespace
 
-std::shared_ptr<pipeline::BatchObserver> SyncScheduler::Observer() {
-  return std::make_shared<GoldRefreshedObserver>(this);
-}
+std::shared_ptr<pipeline::BatchObserver> SyncScheduler::GoldObserver() { return std::make_shared<GoldTrigger>(this); }
 
 int64_t SyncScheduler::runs_completed() const {
   std::lock_guard l(mu_);

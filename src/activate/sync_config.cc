@@ -69,6 +69,7 @@ Result<std::vector<SyncConfig>> SyncsFromConfig(const Config& config) {
     d.rate_per_s = c.GetDouble(dp + "rate_limit", d.rate_per_s);
     d.burst = c.GetDouble(dp + "burst", d.rate_per_s);
     d.timeout_us = c.GetDurationMicros(dp + "timeout", d.timeout_us);
+    d.concurrency = static_cast<int>(c.GetInt(dp + "concurrency", d.concurrency));
     d.max_retries = static_cast<int>(c.GetInt(dp + "max_retries", d.max_retries));
     d.backoff_base_us = c.GetDurationMicros(dp + "backoff_base", d.backoff_base_us);
     d.backoff_max_us = c.GetDurationMicros(dp + "backoff_max", d.backoff_max_us);
@@ -89,8 +90,8 @@ Result<std::vector<SyncConfig>> SyncsFromConfig(const Config& config) {
       return bad("destination.base_url must start with http:// or https://");
     if (d.batch_size < 0 || d.batch_size > d.MaxBatch())
       return bad("destination.batch_size must be at most " + std::to_string(d.MaxBatch()) + " for " + d.type);
-    if (d.rate_per_s <= 0 || d.max_retries < 0 || d.timeout_us <= 0)
-      return bad("destination.rate_limit and timeout must be positive, max_retries >= 0");
+    if (d.rate_per_s <= 0 || d.max_retries < 0 || d.timeout_us <= 0 || d.concurrency < 1 || d.concurrency > 64)
+      return bad("destination.rate_limit and timeout must be positive, max_retries >= 0, concurrency in 1..64");
     const SyncMode m = s.mode;
     if (d.type == "webhook") {
       if (d.secret.empty()) return bad("destination.secret (whsec_<base64>) is required to sign webhook requests");

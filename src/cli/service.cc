@@ -143,7 +143,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     }
     signals = std::move(sig).value();
     for (const auto& o : signals.observers) options.observers.push_back(o);
-    if (syncs) options.observers.push_back(syncs->Observer());
+    if (syncs) options.observers.push_back(syncs->GoldObserver());
     auto r = pipeline::MicroBatchRunner::Create(options, event_log->get());
     if (!r.ok()) {
       err << "clicklake " << mode << ": starting the processor: " << r.status().ToString() << "\n";
