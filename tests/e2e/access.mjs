@@ -3,7 +3,7 @@
 // `clicklake up --api-port 0`.
 import { spawnSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { writeFileSync, appendFileSync } from 'node:fs';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bin, tempLake, removeLake, startService, stopService, sql, check } from './lib.mjs';
 
@@ -15,7 +15,7 @@ try {
   const lake = join(dir, 'lake');
   let r = run('init', '--config', cfg, '--key-file', join(dir, 'pii.key'));
   check(r.status === 0, 'init: ' + r.stderr);
-  appendFileSync(cfg, `\n[lake]\ndir = "${lake}"\n`);
+  writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('dir = "./lake"', `dir = "${lake}"`));
   writeFileSync(join(dir, 'policy.toml'), `
 [[principals]]
 name = "mia"
@@ -47,7 +47,7 @@ masks = { user_id = "redact" }
   const batch = [];
   for (let i = 0; i < 12; i++) {
     batch.push({ type: 'track', event: 'Tapped', userId: `U${i % 3}`, messageId: `m${i}`,
-      context: { library: { name: i % 2 ? 'analytics-ios' : 'analytics.js' } } });
+      platform: i % 2 ? 'ios' : 'web' });
   }
   const resp = await fetch(`http://127.0.0.1:${collector.port}/v1/batch`, {
     method: 'POST', body: JSON.stringify({ batch }),
