@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
   };
   const std::vector<Query> queries = {
       {"campaign report (two weeks)",
-       "SELECT utm_source, utm_campaign, count(*) AS events, sum(revenue) AS revenue FROM silver.events "
+       "SELECT utm_source, utm_campaign, count(*) AS events, round(sum(revenue), 2) AS revenue FROM silver.events "
        "WHERE event_date >= DATE '2024-05-01' AND event_date <= DATE '2024-05-14' AND event_name = 'order_completed' "
        "GROUP BY ALL ORDER BY revenue DESC NULLS LAST LIMIT 20"},
       {"audience size (masked user_id)",

@@ -189,6 +189,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
       err << "clicklake " << mode << ": starting the API server: " << s.ToString() << "\n";
       return 1;
     }
+    spdlog::info("API server listening on port {}{}", api->port(), api->tls() ? " (HTTPS)" : "");
   }
 
   if (once) {

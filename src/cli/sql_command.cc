@@ -162,8 +162,13 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
   }
   const int64_t started_us = SystemClock()->MonotonicMicros();
   auto result = (*conn)->Query(sql);
-  // The local operator is admin, audited like everyone (when there is a lake to audit in).
-  if (FileSystem::Default()->Exists(lake) && config.GetBool("access.audit", true)) {
+  // The local operator is admin, audited like everyone (when there is a lake to audit in:
+  // a directory with a layer or clicklake's state, not any directory --lake names).
+  bool is_lake = false;
+  for (const char* sub : {"bronze", "silver", "gold", "system", "restricted", "_clicklake"}) {
+    is_lake |= FileSystem::Default()->Exists(JoinPath(lake, sub));
+  }
+  if (is_lake && config.GetBool("access.audit", true)) {
     access::AuditRecord record;
     const char* user = std::getenv("USER");
     record.principal = std::string("local:") + (user ? user : "operator");

@@ -41,6 +41,9 @@ const std::set<std::string>& DeniedFunctions() {
   return k;
 }
 
+// DuckDB's C API returns NULL for "no message".
+std::string Text(const char* s) { return s ? s : ""; }
+
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -249,7 +252,7 @@ void ScanInitFn(duckdb_init_info info) {
   duckdb_query(state->conn, "SET TimeZone = 'UTC'", &setup);
   duckdb_destroy_result(&setup);
   if (duckdb_prepare(state->conn, sql.c_str(), &state->prepared) == DuckDBError) {
-    duckdb_init_set_error(info, (table.key + ": " + duckdb_prepare_error(state->prepared)).c_str());
+    duckdb_init_set_error(info, (table.key + ": " + Text(duckdb_prepare_error(state->prepared))).c_str());
     return;
   }
   std::memset(&state->result, 0, sizeof(state->result));
@@ -465,7 +468,7 @@ Status Sandbox::AddTables(const std::vector<SandboxTable>& tables) {
       status = ErrorStatus(("source of " + st.key).c_str(), duckdb_prepare_error(p));
     } else {
       for (idx_t c = 0; c < duckdb_prepared_statement_column_count(p); c++) {
-        st.names.emplace_back(duckdb_prepared_statement_column_name(p, c));
+        st.names.emplace_back(Text(duckdb_prepared_statement_column_name(p, c)));
         st.types.push_back(duckdb_prepared_statement_column_logical_type(p, c));
       }
     }
@@ -494,7 +497,7 @@ Result<std::vector<std::string>> Sandbox::Check(const std::string& sql) {
   duckdb_extracted_statements extracted = nullptr;
   const idx_t count = duckdb_extract_statements(impl_->conn, sql.c_str(), &extracted);
   if (count == 0) {
-    std::string e = extracted ? duckdb_extract_statements_error(extracted) : "";
+    std::string e = extracted ? Text(duckdb_extract_statements_error(extracted)) : "";
     duckdb_destroy_extracted(&extracted);
     return Status::InvalidArgument(e.empty() ? "empty query" : "query failed: " + e);
   }
@@ -560,10 +563,12 @@ Result<std::unique_ptr<ResultStream>> Sandbox::Query(const std::string& sql) {
   const idx_t cols = duckdb_prepared_statement_column_count(user);
   std::string casts, aliases;
   for (idx_t c = 0; c < cols; c++) {
-    header.names_.emplace_back(duckdb_prepared_statement_column_name(user, c));
+    header.names_.emplace_back(Text(duckdb_prepared_statement_column_name(user, c)));
     const duckdb_type t = duckdb_prepared_statement_column_type(user, c);
     header.kinds_.push_back(KindOf(t));
-    header.type_names_.emplace_back(t == DUCKDB_TYPE_VARCHAR ? "VARCHAR" : "");
+    static const char* kNames[] = {"BOOLEAN", "INTEGER", "FLOAT", "DECIMAL", "VARCHAR",
+                                   "DATE",    "TIMESTAMP", "BLOB", "NESTED", "OTHER"};
+    header.type_names_.emplace_back(kNames[static_cast<int>(header.kinds_.back())]);
     all_text &= t == DUCKDB_TYPE_VARCHAR;
     const std::string alias = QuoteIdentifier("c" + std::to_string(c));
     casts += std::string(c ? ", " : "") + "CAST(" + alias + " AS VARCHAR)";

@@ -142,7 +142,7 @@ TEST_F(QueryApiTest, RefusalsAreJsonErrors) {
   ASSERT_TRUE(denied);
   EXPECT_EQ(denied->status, 403);
   EXPECT_EQ(ErrorCode(denied->body), "permission_denied");
-  auto file = Post("tok-ana", R"({"sql": "SELECT * FROM read_csv('/etc/passwd')"})");
+  auto file = Post("tok-ana", R"j({"sql": "SELECT * FROM read_csv('/etc/passwd')"})j");
   ASSERT_TRUE(file);
   EXPECT_EQ(file->status, 403);
   EXPECT_EQ(file->body.find("root:"), std::string::npos);
@@ -159,7 +159,7 @@ TEST_F(QueryApiTest, RefusalsAreJsonErrors) {
 TEST_F(QueryApiTest, LongQueryIsInterruptedByTheTimeout) {
   Serve(/*timeout_ms=*/400);
   const auto t0 = std::chrono::steady_clock::now();
-  auto slow = Post("tok-ana", R"({"sql": "SELECT count(*) FROM silver.events a, silver.events b, silver.events c WHERE a.event_id < b.event_id"})");
+  auto slow = Post("tok-ana", R"({"sql": "SELECT count(*) FROM silver.events a, silver.events b, silver.events c, silver.events d WHERE a.event_id < b.event_id AND c.event_id <> d.event_id"})");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_TRUE(slow);
   EXPECT_EQ(slow->status, 408) << slow->body;
@@ -168,10 +168,10 @@ TEST_F(QueryApiTest, LongQueryIsInterruptedByTheTimeout) {
 }
 
 TEST_F(QueryApiTest, HugeResultIsStreamed) {
-  Serve();
-  // ~300 MB of CSV; the server must not hold it (nor the client: it only counts).
+  Serve(/*timeout_ms=*/300000);
+  // ~220 MB of CSV; the server must not hold it (nor the client: it only counts).
   const std::string sql =
-      "SELECT e.event_id, r.range AS k, repeat('x', 400) AS pad FROM silver.events e, range(700000 // "
+      "SELECT e.event_id, r.range AS k, repeat('x', 400) AS pad FROM silver.events e, range(500000 // "
       "(SELECT count(*) FROM silver.events) + 1) r";
   httplib::Request req;
   req.method = "POST";
@@ -194,8 +194,8 @@ TEST_F(QueryApiTest, HugeResultIsStreamed) {
   httplib::Error error = httplib::Error::Success;
   ASSERT_TRUE(client_->send(req, res, error)) << httplib::to_string(error);
   EXPECT_EQ(res.status, 200);
-  EXPECT_GT(received, 250LL << 20);
-  EXPECT_GE(lines, 700001);
+  EXPECT_GT(received, 200LL << 20);
+  EXPECT_GE(lines, 500001);
   // Memory grew by far less than the result's size.
   EXPECT_LT(rss_peak - rss_before, 120LL << 20) << "rss before " << rss_before << ", peak " << rss_peak;
 }

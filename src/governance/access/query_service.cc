@@ -144,6 +144,9 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
   if (!relations.ok()) return refuse(relations.status());
 
   ASSIGN_OR_RETURN(auto conn, q->source_->Connect());
+  // A scan is bound more than once (its columns here, the projected scan in
+  // the sandbox): the Parquet footers are read once.
+  RETURN_IF_ERROR(conn->Execute("SET parquet_metadata_cache = true"));
   const delta::TablePredicates pushdown = delta::PushdownPredicates(conn.get(), sql);
   std::vector<engine::SandboxTable> tables;
   bool needs_key = false;
