@@ -101,13 +101,12 @@ struct QualityObserver::Impl {
                 const std::string& metric, int64_t value) {
     if (value == 0) return;
     series[{dataset, source, event_name, metric}][hour] += value;
-    pending_state.push_back("SELECT " + TimestampSql(hour) + " AS hour, " + Sq(dataset) + " AS dataset, " +
-                            Sq(source) + " AS source, " + Sq(event_name) + " AS event_name, " + Sq(metric) +
-                            " AS metric, " + std::to_string(value) + "::BIGINT AS value");
+    pending_state.push_back("(" + TimestampSql(hour) + ", " + Sq(dataset) + ", " + Sq(source) + ", " +
+                            Sq(event_name) + ", " + Sq(metric) + ", " + std::to_string(value) + "::BIGINT)");
   }
   Status CommitState(engine::Connection* c, int64_t batch_id);
   Status Append(engine::Connection* c, const char* table, const delta::Schema& schema,
-                const std::vector<std::string>& rows, int64_t batch_id);
+                const std::vector<std::string>& rows, const char* columns, int64_t batch_id);
   Status ReplaceReadiness(engine::Connection* c, const std::vector<DatasetReadiness>& rows);
 
   Result<std::vector<CheckResult>> Run(const pipeline::BatchResult& result, engine::Connection* c);
@@ -142,17 +141,15 @@ Status QualityObserver::Impl::LoadState(engine::Connection* c, int64_t now_us) {
 }
 
 Status QualityObserver::Impl::Append(engine::Connection* c, const char* table, const delta::Schema& schema,
-                                     const std::vector<std::string>& rows, int64_t batch_id) {
+                                     const std::vector<std::string>& rows, const char* columns, int64_t batch_id) {
   if (rows.empty()) return Status::OK();
   ASSIGN_OR_RETURN(auto t, delta::Table::OpenOrCreate(JoinPath(lake_dir, table), schema, {}, {}, db.get(), fs, clock));
   auto txn = t->StartTransaction();
   const auto& txns = txn->read_snapshot().app_txn_versions;
   auto it = txns.find(kAppId);
   if (batch_id >= 0 && it != txns.end() && it->second >= batch_id) return Status::OK();  // a re-run: already there
-  std::string sql;
-  for (const auto& r : rows) sql += (sql.empty() ? "" : " UNION ALL ") + r;
   queries++;
-  ASSIGN_OR_RETURN(auto adds, txn->WriteFiles(c, sql));
+  ASSIGN_OR_RETURN(auto adds, txn->WriteFiles(c, ValuesQuery(rows, columns)));
   (void)adds;
   txn->SetBlindAppend(true);
   txn->SetOperation("WRITE", {{"mode", "Append"}});
@@ -165,7 +162,7 @@ Status QualityObserver::Impl::Append(engine::Connection* c, const char* table, c
 Status QualityObserver::Impl::CommitState(engine::Connection* c, int64_t batch_id) {
   std::vector<std::string> rows;
   rows.swap(pending_state);
-  return Append(c, kStateTable, StateSchema(), rows, batch_id);
+  return Append(c, kStateTable, StateSchema(), rows, kStateColumns, batch_id);
 }
 
 Status QualityObserver::Impl::ReplaceReadiness(engine::Connection* c, const std::vector<DatasetReadiness>& rows) {
@@ -260,7 +257,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
   const std::string silver_path = JoinPath(lake_dir, "silver/events");
   auto sv = result.versions.find("silver.events");
   bool have_silver = false;
-  std::optional<delta::Snapshot> silver_old, silver_new;
+  std::optional<delta::Snapshot> silver_old;
   std::set<std::string> silver_columns;
   if (sv != result.versions.end() && (result.silver_rows > 0 || result.silver_rewritten > 0)) {
     ASSIGN_OR_RETURN(delta::Snapshot snap, delta::LoadSnapshotAt(silver_path, c, sv->second, fs));
@@ -286,7 +283,6 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     RETURN_IF_ERROR(Exec(c, "CREATE OR REPLACE TEMP VIEW batch_events AS SELECT * FROM changed_new"));
     have_silver = true;
     silver_old = std::move(old);
-    silver_new = std::move(snap);
 
     // Baselines: net rows per (source, event_name, hour of arrival); nulls per (event_name, hour).
     std::vector<std::string> null_columns;
@@ -400,7 +396,8 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
   }
 
   // ---- volume: every hour that completed since the last judgement ----
-  if (enabled("volume_anomaly") && result.started_us > 0) {
+  // Not while a backlog drains: the hours are then not all in the lake yet.
+  if (enabled("volume_anomaly") && result.started_us > 0 && !result.backlog) {
     const int64_t completed = FloorHour(result.started_us);  // the log held all of every earlier hour
     if (evaluated_through_us < 0) evaluated_through_us = completed - kHourUs;
     const int64_t from = std::max(evaluated_through_us, completed - kMaxHoursPerRun * kHourUs);
@@ -408,9 +405,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
       for (const auto& ch : options.checks)
         if (ch.enabled && ch.type == "volume_anomaly") Volume(ch, result, from, completed, &out);
       evaluated_through_us = completed;
-      pending_state.push_back("SELECT " + TimestampSql(completed) +
-                              " AS hour, 'volume' AS dataset, '' AS source, '' AS event_name, "
-                              "'evaluated_through' AS metric, 0::BIGINT AS value");
+      pending_state.push_back("(" + TimestampSql(completed) + ", 'volume', '', '', 'evaluated_through', 0::BIGINT)");
     }
   }
 
@@ -439,11 +434,9 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     }
     if (ch.type == "schema_drift") {
       std::vector<std::string> findings;
-      if (have_silver) {
-        for (const auto& f : silver_new->schema().fields)
-          if (f.name.rfind("prop_", 0) == 0 && !silver_old->schema().Find(f.name))
-            findings.push_back("new column " + f.name + " (" + f.type + ")");
-      }
+      // The columns a table starts with are no drift.
+      if (!have_silver || !silver_old->files.empty())
+        for (const auto& column : result.new_prop_columns) findings.push_back("new column " + column);
       if (result.prop_type_conflicts > 0)
         findings.push_back(std::to_string(result.prop_type_conflicts) +
                            " property values conflict with their column's type (kept only in properties)");
@@ -453,9 +446,8 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
           findings.push_back("contract " + event + " v" + std::to_string(it->second) + " -> v" + std::to_string(version));
         if (it == contract_versions.end() || it->second != version) {
           contract_versions[event] = version;
-          pending_state.push_back("SELECT " + TimestampSql(now) + " AS hour, 'contracts' AS dataset, '' AS source, " +
-                                  Sq(event) + " AS event_name, 'contract_version' AS metric, " +
-                                  std::to_string(version) + "::BIGINT AS value");
+          pending_state.push_back("(" + TimestampSql(now) + ", 'contracts', '', " + Sq(event) +
+                                  ", 'contract_version', " + std::to_string(version) + "::BIGINT)");
         }
       }
       CheckResult r = make(ch);
@@ -474,7 +466,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
       }
       std::string sql, what;
       if (ch.type == "unique") {
-        sql = "SELECT count(*) - count(DISTINCT " + Qi(ch.column) + "), count(*), (SELECT list(v) FROM (SELECT " +
+        sql = "SELECT count(*) - count(DISTINCT " + Qi(ch.column) + "), count(*), (SELECT string_agg(v, ', ') FROM (SELECT " +
               Qi(ch.column) + "::VARCHAR AS v FROM batch_events GROUP BY 1 HAVING count(*) > 1 LIMIT 5)) "
               "FROM batch_events";
         what = " duplicate " + ch.column + " values among the batch's ";
@@ -482,13 +474,13 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
         std::string list;
         for (const auto& v : ch.values) list += (list.empty() ? "" : ", ") + Sq(v);
         sql = "SELECT count(*) FILTER (WHERE " + Qi(ch.column) + " IS NOT NULL AND " + Qi(ch.column) +
-              "::VARCHAR NOT IN (" + list + ")), count(*), (SELECT list(DISTINCT " + Qi(ch.column) +
-              "::VARCHAR) FROM (SELECT " + Qi(ch.column) + " FROM batch_events WHERE " + Qi(ch.column) +
+              "::VARCHAR NOT IN (" + list + ")), count(*), (SELECT string_agg(DISTINCT " + Qi(ch.column) +
+              "::VARCHAR, ', ') FROM (SELECT " + Qi(ch.column) + " FROM batch_events WHERE " + Qi(ch.column) +
               "::VARCHAR NOT IN (" + list + ") LIMIT 5)) FROM batch_events";
         what = " rows with " + ch.column + " outside the accepted values among the batch's ";
       } else {
         sql = "SELECT count(*) FILTER (WHERE event_name = 'order_completed' AND revenue IS NULL), count(*), "
-              "(SELECT list(event_id) FROM (SELECT event_id FROM batch_events WHERE event_name = 'order_completed' "
+              "(SELECT string_agg(event_id, ', ') FROM (SELECT event_id FROM batch_events WHERE event_name = 'order_completed' "
               "AND revenue IS NULL LIMIT 5)) FROM batch_events";
         what = " order_completed events without revenue among the batch's ";
       }
@@ -751,8 +743,8 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
       results.resize(d.options.max_results_per_batch);
     }
     std::vector<std::string> result_rows;
-    for (const auto& r : results) result_rows.push_back(ResultRowSql(r));
-    RETURN_IF_ERROR(d.Append(c, kResultsTable, ResultsSchema(), result_rows, result.batch_id));
+    for (const auto& r : results) result_rows.push_back(ResultValuesSql(r));
+    RETURN_IF_ERROR(d.Append(c, kResultsTable, ResultsSchema(), result_rows, kResultColumns, result.batch_id));
     RETURN_IF_ERROR(d.CommitState(c, result.batch_id));
     if (std::any_of(results.begin(), results.end(), [](const CheckResult& r) { return r.blocking; })) {
       ASSIGN_OR_RETURN(facts, GatherFacts(c, d.lake_dir, d.fs, now));  // the refresh this batch published is withdrawn
