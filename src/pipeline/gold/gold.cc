@@ -297,7 +297,7 @@ std::vector<delta::AddFile> FilesOverlapping(const delta::Snapshot& snap, const 
 
 Status SilverDiff(engine::Connection* c, const std::string& silver_path, const delta::Snapshot& old_snap,
                   const delta::Snapshot& new_snap, FileSystem* fs, const std::string& columns_arg) {
-  const std::string columns = columns_arg.empty() ? columns : columns_arg;
+  const std::string columns = columns_arg.empty() ? std::string(kSilverColumns) : columns_arg;
   auto entry_key = [](const delta::AddFile& f) {
     return f.path + "\n" + (f.deletion_vector ? f.deletion_vector->UniqueId() : std::string());
   };
