@@ -74,6 +74,14 @@ struct QualityObserver::Impl {
   std::vector<std::string> pending_state;  // rows (SQL) to append with this batch
   int64_t queries = 0;
   int64_t last_tick_readiness_us = -1;
+  // Where the last run's time went ("diff 12 ms, nulls 3 ms, ..."), for the log line.
+  std::string phases;
+  int64_t phase_start_us = 0;
+  void Phase(const char* name) {
+    const int64_t t = clock->MonotonicMicros();
+    phases += (phases.empty() ? "" : ", ") + std::string(name) + " " + std::to_string((t - phase_start_us) / 1000) + " ms";
+    phase_start_us = t;
+  }
 
   mutable std::mutex mu;
   std::vector<DatasetReadiness> readiness;                  // GUARDED_BY(mu)
@@ -236,6 +244,8 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
   // Nothing committed (an empty batch, or a re-run whose tables all held it): nothing to judge.
   if (result.batch_id < 0 || result.versions.empty()) return out;
   if (!state_loaded) RETURN_IF_ERROR(LoadState(c, now));
+  phases.clear();
+  phase_start_us = clock->MonotonicMicros();
   auto make = [&](const CheckConfig& ch) { return NewResult(ch, result, now); };
   auto judged = [&](const CheckConfig& ch, CheckResult r, bool failing) {
     if (failing) r.status = ch.severity == Severity::kError ? CheckStatus::kFail : CheckStatus::kWarn;
@@ -282,6 +292,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     RETURN_IF_ERROR(pipeline::gold::SilverDiff(c, silver_path, old, snap, fs, select));
     RETURN_IF_ERROR(Exec(c, "CREATE OR REPLACE TEMP VIEW batch_events AS SELECT * FROM changed_new"));
     have_silver = true;
+    Phase("diff");
     silver_old = std::move(old);
 
     // Baselines: net rows per (source, event_name, hour of arrival); nulls per (event_name, hour).
@@ -373,6 +384,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
         AddState(ek.second, "silver.events", "*", ek.first, "null:" + null_columns[k], sums[k]);
   }
 
+  if (have_silver) Phase("silver baselines and nulls");
   // ---- bronze.events: the files this batch appended ----
   auto bv = result.versions.find("bronze.events");
   if (bv != result.versions.end() && result.bronze_rows > 0 && enabled("volume_anomaly")) {
@@ -395,6 +407,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
       AddState(counts.GetInt64(i, 1), "bronze.events", counts.GetString(i, 0), "*", "rows", counts.GetInt64(i, 2));
   }
 
+  Phase("bronze");
   // ---- volume: every hour that completed since the last judgement ----
   // Not while a backlog drains: the hours are then not all in the lake yet.
   if (enabled("volume_anomaly") && result.started_us > 0 && !result.backlog) {
@@ -409,6 +422,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     }
   }
 
+  Phase("volume");
   // ---- checks on the batch's rows ----
   for (const auto& ch : options.checks) {
     if (!ch.enabled) continue;
@@ -525,50 +539,62 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     }
   }
 
-  // ---- Gold against Silver, on the event dates this batch touched ----
+  Phase("row checks");
+  // ---- Gold against Silver: each row the batch wrote to Silver, as Gold now has it ----
+  // Reads only the gold.fact_events files whose event_date and event_ts ranges
+  // hold the batch's rows (the refresh just wrote them), never the whole day.
   if (have_silver && result.gold && !result.gold->noop) {
     for (const auto& ch : options.checks) {
       if (!ch.enabled || ch.type != "revenue_consistency") continue;
       auto run = [&]() -> Result<CheckResult> {
-        RETURN_IF_ERROR(Exec(c, "CREATE OR REPLACE TEMP TABLE q_dates AS SELECT DISTINCT event_date FROM changed "
-                                "WHERE event_date IS NOT NULL"));
-        ASSIGN_OR_RETURN(auto dates, Query(c, "SELECT NULL, strftime(min(event_date), '%Y-%m-%d'), "
-                                              "strftime(max(event_date), '%Y-%m-%d') FROM q_dates"));
         CheckResult r = make(ch);
-        if (dates.IsNull(0, 1)) {
-          r.detail = "no event dates changed";
+        ASSIGN_OR_RETURN(auto span, Query(c, "SELECT count(*), strftime(min(event_date), '%Y-%m-%d'), "
+                                             "strftime(max(event_date), '%Y-%m-%d'), epoch_us(min(event_ts)), "
+                                             "epoch_us(max(event_ts)) FROM changed_new"));
+        if (span.GetInt64(0, 0) == 0 || span.IsNull(0, 1) || span.IsNull(0, 3)) {
+          r.detail = "no new silver rows to compare";
           return r;
         }
-        const std::vector<delta::Predicate> range = {{"event_date", ">=", dates.GetString(0, 1), "DATE"},
-                                                     {"event_date", "<=", dates.GetString(0, 2), "DATE"}};
         const std::string gold_path = JoinPath(lake_dir, "gold/fact_events");
-        ASSIGN_OR_RETURN(delta::Snapshot silver_at,
-                         delta::LoadSnapshotAt(silver_path, c, result.gold->silver_version, fs));
         ASSIGN_OR_RETURN(delta::Snapshot gold_snap, delta::LoadSnapshotAt(gold_path, c, std::nullopt, fs));
-        ASSIGN_OR_RETURN(std::string s_scan, delta::ScanSql(silver_path, silver_at, range));
+        const std::vector<delta::Predicate> range = {
+            {"event_date", ">=", span.GetString(0, 1), "DATE"},
+            {"event_date", "<=", span.GetString(0, 2), "DATE"},
+            {"event_ts", ">=", FormatTimestampMicros(span.GetInt64(0, 3)), ""},
+            {"event_ts", "<=", FormatTimestampMicros(span.GetInt64(0, 4)), ""}};
         ASSIGN_OR_RETURN(std::string g_scan, delta::ScanSql(gold_path, gold_snap, range));
-        const std::string in = "event_date IN (SELECT event_date FROM q_dates)";
-        ASSIGN_OR_RETURN(auto q, Query(c, "WITH s AS (SELECT event_date, count(*) n, coalesce(sum(revenue), 0)::DOUBLE rev "
-                                          "FROM (" + s_scan + ") WHERE " + in + " GROUP BY 1), g AS (SELECT event_date, "
-                                          "count(*) n, coalesce(sum(revenue), 0)::DOUBLE rev FROM (" + g_scan + ") WHERE " +
-                                          in + " GROUP BY 1) SELECT strftime(coalesce(s.event_date, g.event_date), "
-                                          "'%Y-%m-%d'), coalesce(s.n, 0), coalesce(g.n, 0), coalesce(s.rev, 0), "
-                                          "coalesce(g.rev, 0) FROM s FULL JOIN g USING (event_date) ORDER BY 1"));
+        const std::string tol = DoubleSql(ch.tolerance);
+        ASSIGN_OR_RETURN(auto q, Query(c,
+            "WITH s AS (SELECT event_id, event_date, revenue::DOUBLE AS revenue FROM changed_new), "
+            "g AS (SELECT event_id, count(*) AS copies, sum(revenue)::DOUBLE AS revenue FROM (" + g_scan + ") "
+            "WHERE event_id IN (SELECT event_id FROM s) GROUP BY 1) "
+            "SELECT strftime(s.event_date, '%Y-%m-%d'), count(*), count(g.event_id), coalesce(sum(s.revenue), 0), "
+            "coalesce(sum(g.revenue), 0), count(*) FILTER (WHERE g.event_id IS NOT NULL AND (g.copies <> 1 OR "
+            "(s.revenue IS NULL) <> (g.revenue IS NULL) OR abs(s.revenue - g.revenue) > " + tol + ")), "
+            "string_agg(CASE WHEN g.event_id IS NULL OR g.copies <> 1 OR (s.revenue IS NULL) <> (g.revenue IS NULL) "
+            "OR abs(s.revenue - g.revenue) > " + tol + " THEN s.event_id END, ', ') "
+            "FROM s LEFT JOIN g USING (event_id) GROUP BY 1 ORDER BY 1"));
         double silver_rev = 0, gold_rev = 0;
+        int64_t rows = 0;
         std::string mismatches;
         for (size_t i = 0; i < q.row_count(); i++) {
+          rows += q.GetInt64(i, 1);
           silver_rev += q.GetDouble(i, 3);
           gold_rev += q.GetDouble(i, 4);
-          if (q.GetInt64(i, 1) != q.GetInt64(i, 2) || std::fabs(q.GetDouble(i, 3) - q.GetDouble(i, 4)) > ch.tolerance)
-            mismatches += (mismatches.empty() ? "" : "; ") + q.GetString(i, 0) + ": silver " +
-                          std::to_string(q.GetInt64(i, 1)) + " events / revenue " + Fixed(q.GetDouble(i, 3), 2) +
-                          ", gold " + std::to_string(q.GetInt64(i, 2)) + " / " + Fixed(q.GetDouble(i, 4), 2);
+          const int64_t missing = q.GetInt64(i, 1) - q.GetInt64(i, 2), differ = q.GetInt64(i, 5);
+          if (missing == 0 && differ == 0) continue;
+          std::string ids = q.GetString(i, 6);
+          if (ids.size() > 200) ids = ids.substr(0, 200) + "…";
+          mismatches += (mismatches.empty() ? "" : "; ") + q.GetString(i, 0) + ": " + std::to_string(missing) +
+                        " of " + std::to_string(q.GetInt64(i, 1)) + " rows missing in gold, " +
+                        std::to_string(differ) + " differ; revenue silver " + Fixed(q.GetDouble(i, 3), 2) +
+                        ", gold " + Fixed(q.GetDouble(i, 4), 2) + " (" + ids + ")";
         }
         r.observed = gold_rev;
         r.expected_min = silver_rev - ch.tolerance;
         r.expected_max = silver_rev + ch.tolerance;
-        r.detail = mismatches.empty() ? "gold.fact_events matches silver.events on " + std::to_string(q.row_count()) +
-                                            " event dates (revenue " + Fixed(silver_rev, 2) + ")"
+        r.detail = mismatches.empty() ? "gold.fact_events holds the batch's " + std::to_string(rows) +
+                                            " silver rows with their revenue (" + Fixed(silver_rev, 2) + ")"
                                       : "gold.fact_events differs from silver.events: " + mismatches;
         if (!mismatches.empty()) r.status = ch.severity == Severity::kError ? CheckStatus::kFail : CheckStatus::kWarn;
         return r;
@@ -581,6 +607,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
       }
     }
   }
+  Phase("gold vs silver");
   for (auto& r : out) {
     r.checked_at_us = now;
     if (r.status == CheckStatus::kFail) {
@@ -709,6 +736,7 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     d.queries++;
     const int64_t now = d.clock->NowMicros();
     ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(c, d.lake_dir, d.fs, now));
+    d.Phase("readiness facts");
     {
       std::vector<DatasetReadiness> pre = DeriveReadiness(facts, d.options, now, c);
       for (const auto& ch : d.options.checks) {
@@ -746,6 +774,7 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     for (const auto& r : results) result_rows.push_back(ResultValuesSql(r));
     RETURN_IF_ERROR(d.Append(c, kResultsTable, ResultsSchema(), result_rows, kResultColumns, result.batch_id));
     RETURN_IF_ERROR(d.CommitState(c, result.batch_id));
+    d.Phase("commits");
     if (std::any_of(results.begin(), results.end(), [](const CheckResult& r) { return r.blocking; })) {
       ASSIGN_OR_RETURN(facts, GatherFacts(c, d.lake_dir, d.fs, now));  // the refresh this batch published is withdrawn
     } else {
@@ -753,6 +782,7 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     }
     std::vector<DatasetReadiness> readiness = DeriveReadiness(facts, d.options, now, c);
     RETURN_IF_ERROR(d.ReplaceReadiness(c, readiness));
+    d.Phase("readiness");
     ExportReadinessMetrics(readiness);
     d.ExportResultMetrics(results);
     stats.results = static_cast<int64_t>(results.size());
@@ -769,8 +799,8 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     }
     int failing = 0;
     for (const auto& r : results) failing += r.status != CheckStatus::kPass;
-    spdlog::info("quality: batch {}: {} check results ({} not passing), {:.0f} ms", result.batch_id, results.size(),
-                 failing, (d.clock->MonotonicMicros() - t0) / 1000.0);
+    spdlog::info("quality: batch {}: {} check results ({} not passing), {:.0f} ms ({})", result.batch_id,
+                 results.size(), failing, (d.clock->MonotonicMicros() - t0) / 1000.0, d.phases);
     return Status::OK();
   };
   Status s;
