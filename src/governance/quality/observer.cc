@@ -12,7 +12,7 @@
 #include "common/metrics.h"
 #include "governance/quality/internal.h"
 #include "log/event_log.h"
-#include "pipeline/gold/gold.h"
+#include "pipeline/gold/gold.h"  // GoldRefreshResult
 
 namespace clicklake::quality {
 
@@ -263,13 +263,17 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     return false;
   };
 
-  // ---- silver.events: the rows this batch changed (gold::SilverDiff) ----
+  // ---- silver.events: the rows this batch added ----
+  // The files the batch's commit added hold its new rows and the new versions
+  // of rows it rewrote (re-keyed, re-sessioned: their old versions marked
+  // deleted). The new rows are those read from the batch's own log offsets; a
+  // rewritten row came from an earlier batch. Only the added files are read.
   const std::string silver_path = JoinPath(lake_dir, "silver/events");
   auto sv = result.versions.find("silver.events");
   bool have_silver = false;
   std::optional<delta::Snapshot> silver_old;
   std::set<std::string> silver_columns;
-  if (sv != result.versions.end() && (result.silver_rows > 0 || result.silver_rewritten > 0)) {
+  if (sv != result.versions.end() && result.silver_rows > 0) {
     ASSIGN_OR_RETURN(delta::Snapshot snap, delta::LoadSnapshotAt(silver_path, c, sv->second, fs));
     delta::Snapshot old;
     if (sv->second > 0) {
@@ -288,9 +292,22 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
       select += (col == "event_ts" || col == "received_at") ? "CAST(" + Qi(col) + " AS TIMESTAMP) AS " + Qi(col)
                                                             : Qi(col);
     }
-    queries += 4;
-    RETURN_IF_ERROR(pipeline::gold::SilverDiff(c, silver_path, old, snap, fs, select));
-    RETURN_IF_ERROR(Exec(c, "CREATE OR REPLACE TEMP VIEW batch_events AS SELECT * FROM changed_new"));
+    std::set<std::string> before;
+    for (const auto& f : old.files) before.insert(f.path);
+    delta::Snapshot added = snap;
+    added.files.clear();
+    for (const auto& f : snap.files)
+      if (!before.count(f.path)) added.files.push_back(f);
+    std::string own;  // the batch's offsets (a table without log columns, e.g. a test's: every added row)
+    if (silver_columns.count("log_partition") && silver_columns.count("log_offset")) {
+      for (const auto& [p, range] : result.offsets)
+        own += std::string(own.empty() ? "" : " OR ") + "(log_partition = " + std::to_string(p) +
+               " AND log_offset >= " + std::to_string(range.first) + " AND log_offset < " +
+               std::to_string(range.second) + ")";
+    }
+    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(silver_path, added));
+    RETURN_IF_ERROR(Exec(c, "CREATE OR REPLACE TEMP TABLE batch_events AS SELECT " + select + " FROM (" + scan + ")" +
+                                (own.empty() ? "" : " WHERE " + own)));
     have_silver = true;
     Phase("diff");
     silver_old = std::move(old);
@@ -307,8 +324,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     for (const auto& col : null_columns) nulls += ", sum(CASE WHEN " + Qi(col) + " IS NULL THEN s ELSE 0 END)";
     ASSIGN_OR_RETURN(auto counts, Query(c, "SELECT coalesce(source, ''), coalesce(event_name, ''), "
                                            "epoch_us(date_trunc('hour', received_at)), sum(s)" + nulls +
-                                           " FROM (SELECT *, 1 AS s FROM changed_new UNION ALL BY NAME "
-                                           "SELECT *, -1 AS s FROM changed_old) GROUP BY ALL"));
+                                           " FROM (SELECT *, 1 AS s FROM batch_events) GROUP BY ALL"));
     std::map<std::pair<std::string, int64_t>, std::vector<int64_t>> null_sums;  // (event, hour) → per column
     for (size_t i = 0; i < counts.row_count(); i++) {
       const std::string event = counts.GetString(i, 1);
@@ -550,7 +566,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
         CheckResult r = make(ch);
         ASSIGN_OR_RETURN(auto span, Query(c, "SELECT count(*), strftime(min(event_date), '%Y-%m-%d'), "
                                              "strftime(max(event_date), '%Y-%m-%d'), epoch_us(min(event_ts)), "
-                                             "epoch_us(max(event_ts)) FROM changed_new"));
+                                             "epoch_us(max(event_ts)) FROM batch_events"));
         if (span.GetInt64(0, 0) == 0 || span.IsNull(0, 1) || span.IsNull(0, 3)) {
           r.detail = "no new silver rows to compare";
           return r;
@@ -565,7 +581,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
         ASSIGN_OR_RETURN(std::string g_scan, delta::ScanSql(gold_path, gold_snap, range));
         const std::string tol = DoubleSql(ch.tolerance);
         ASSIGN_OR_RETURN(auto q, Query(c,
-            "WITH s AS (SELECT event_id, event_date, revenue::DOUBLE AS revenue FROM changed_new), "
+            "WITH s AS (SELECT event_id, event_date, revenue::DOUBLE AS revenue FROM batch_events), "
             "g AS (SELECT event_id, count(*) AS copies, sum(revenue)::DOUBLE AS revenue FROM (" + g_scan + ") "
             "WHERE event_id IN (SELECT event_id FROM s) GROUP BY 1) "
             "SELECT strftime(s.event_date, '%Y-%m-%d'), count(*), count(g.event_id), coalesce(sum(s.revenue), 0), "
