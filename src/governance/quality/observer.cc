@@ -573,6 +573,20 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
         }
         const std::string gold_path = JoinPath(lake_dir, "gold/fact_events");
         ASSIGN_OR_RETURN(delta::Snapshot gold_snap, delta::LoadSnapshotAt(gold_path, c, std::nullopt, fs));
+        // The refresh wrote the touched rows into the files of its commit: when it
+        // is known, only those are candidates (a late event's day is not scanned).
+        auto refreshed = result.gold->tables.find("gold/fact_events");
+        if (refreshed != result.gold->tables.end() && refreshed->second.version > 0 &&
+            refreshed->second.version == gold_snap.version) {
+          ASSIGN_OR_RETURN(delta::Snapshot before,
+                           delta::LoadSnapshotAt(gold_path, c, refreshed->second.version - 1, fs));
+          std::set<std::string> old_paths;
+          for (const auto& f : before.files) old_paths.insert(f.path);
+          std::vector<delta::AddFile> files;
+          for (auto& f : gold_snap.files)
+            if (!old_paths.count(f.path)) files.push_back(std::move(f));
+          gold_snap.files = std::move(files);
+        }
         const std::vector<delta::Predicate> range = {
             {"event_date", ">=", span.GetString(0, 1), "DATE"},
             {"event_date", "<=", span.GetString(0, 2), "DATE"},
