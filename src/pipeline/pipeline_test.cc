@@ -1044,6 +1044,7 @@ TEST_F(PipelineTest, PropertiesAreFlattenedWithSchemaEvolution) {
                  1714564900000000LL);
   ASSERT_OK_AND_ASSIGN(BatchResult r, runner->RunOnce());
   EXPECT_EQ(r.prop_type_conflicts, 1);  // productId: a number in a string column
+  EXPECT_EQ(r.new_prop_columns, std::vector<std::string>{"prop_color (string)"});  // for the schema_drift check
   auto rows = Query("SELECT event_id, prop_product_id, prop_price, prop_in_stock, prop_dims_width_cm, prop_color, "
                     "properties FROM silver.events ORDER BY event_id");
   ASSERT_EQ(rows.row_count(), 2u);

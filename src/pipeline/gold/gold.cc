@@ -287,17 +287,15 @@ std::vector<delta::AddFile> FilesOverlapping(const delta::Snapshot& snap, const 
   return files;
 }
 
-}  // namespace
-
-// (gold.h) Reads only what changed: the rows of entries (path, deletion
-// vector) of the old snapshot that the new one dropped — for a file still there
-// with a larger deletion vector, only its newly deleted rows — and the rows of
-// files the old snapshot did not have. Rows only moved (compaction) cancel
-// out by key and value.
-
+// Creates the temp tables changed_old (old versions of the rows that differ
+// between the two snapshots of silver.events, on the Gold columns),
+// changed_new (their new versions) and changed (both). Reads only what
+// changed: the rows of entries (path, deletion vector) of the old snapshot that
+// the new one dropped — for a file still there with a larger deletion vector,
+// only its newly deleted rows — and the rows of files the old snapshot did not
+// have. EXCEPT ALL both ways cancels rows that were only moved (compaction).
 Status SilverDiff(engine::Connection* c, const std::string& silver_path, const delta::Snapshot& old_snap,
-                  const delta::Snapshot& new_snap, FileSystem* fs, const std::string& columns_arg) {
-  const std::string columns = columns_arg.empty() ? std::string(kSilverColumns) : columns_arg;
+                  const delta::Snapshot& new_snap, FileSystem* fs) {
   auto entry_key = [](const delta::AddFile& f) {
     return f.path + "\n" + (f.deletion_vector ? f.deletion_vector->UniqueId() : std::string());
   };
@@ -334,35 +332,29 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
     // in-clause rewrite); list_contains would search the list for every row.
     std::string list;
     for (size_t i = 0; i < newly.size(); i++) list += (i ? "," : "") + std::to_string(newly[i]);
-    removed_parts.push_back("SELECT " + columns + " FROM (" + scan + ") WHERE _delta_row IN (" + list + ")");
+    removed_parts.push_back("SELECT " + std::string(kSilverColumns) + " FROM (" + scan + ") WHERE _delta_row IN (" +
+                            list + ")");
   }
   for (const auto& f : new_snap.files)
     if (!old_paths.count(f.path)) added.files.push_back(f);
   ASSIGN_OR_RETURN(std::string gone_scan, delta::ScanSql(silver_path, gone));
-  std::string removed = "SELECT " + columns + " FROM (" + gone_scan + ")";
+  std::string removed = "SELECT " + std::string(kSilverColumns) + " FROM (" + gone_scan + ")";
   for (const auto& part : removed_parts) removed += " UNION ALL " + part;
   ASSIGN_OR_RETURN(std::string added_scan, delta::ScanSql(silver_path, added));
   RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_removed_rows AS " + removed));
-  RETURN_IF_ERROR(
-      c->Execute("CREATE OR REPLACE TEMP TABLE silver_added_rows AS SELECT " + columns + " FROM (" + added_scan + ")"));
+  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_added_rows AS SELECT " +
+                             std::string(kSilverColumns) + " FROM (" + added_scan + ")"));
   // Each side holds live rows of one snapshot, unique by (event_id,
   // log_partition, log_offset): a row cancels against the other side's row
-  // with that key when every selected column is equal. (The same as EXCEPT ALL
+  // with that key when every Gold column is equal. (The same as EXCEPT ALL
   // both ways, as a hash join on the key instead of numbering equal rows.)
-  std::vector<std::string> names;
-  std::istringstream items(columns);
-  for (std::string item; std::getline(items, item, ',');) {
-    std::string name = item.substr(item.find_last_of(' ') + 1);  // the output name ("... AS event_ts" → event_ts)
-    names.push_back(name.size() > 1 && name.front() == '"' ? name.substr(1, name.size() - 2) : name);
+  std::string same = "r.event_id = a.event_id AND r.log_partition = a.log_partition AND r.log_offset = a.log_offset";
+  std::istringstream columns(kSilverColumns);
+  for (std::string item; std::getline(columns, item, ',');) {
+    std::string col = item.substr(item.find_last_of(' ') + 1);  // the output name ("... AS event_ts" → event_ts)
+    if (col != "event_id" && col != "log_partition" && col != "log_offset")
+      same += " AND r." + col + " IS NOT DISTINCT FROM a." + col;
   }
-  const std::set<std::string> keys = {"event_id", "log_partition", "log_offset"};
-  std::string same;
-  for (const auto& name : names)
-    if (keys.count(name)) same += (same.empty() ? "" : " AND ") + ("r.\"" + name + "\" = a.\"" + name + "\"");
-  if (std::count_if(names.begin(), names.end(), [&](const std::string& n) { return keys.count(n) > 0; }) != 3)
-    return Status::InvalidArgument("SilverDiff: the columns must include event_id, log_partition and log_offset");
-  for (const auto& name : names)
-    if (!keys.count(name)) same += " AND r.\"" + name + "\" IS NOT DISTINCT FROM a.\"" + name + "\"";
   return c->Execute(
       "CREATE OR REPLACE TEMP TABLE changed_old AS "
       "  SELECT r.* FROM silver_removed_rows r ANTI JOIN silver_added_rows a ON " + same + ";"
@@ -372,8 +364,6 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
       "  SELECT * FROM changed_old UNION ALL SELECT * FROM changed_new;"
       "DROP TABLE silver_removed_rows; DROP TABLE silver_added_rows;");
 }
-
-namespace {
 
 // What DeleteMatchingRows staged.
 struct RowDeletion {
