@@ -148,4 +148,36 @@ int RunForgetCommand(const std::vector<std::string>& args, std::ostream& out, st
   return 0;
 }
 
+int RunRetentionCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app("clicklake retention: expire the partitions older than the [retention] TTLs (delete, purge the files "
+               "of every version, vacuum) and record it in system.erasures",
+               "clicklake retention");
+  ServiceFlags flags;
+  app.add_option("--config", flags.config_path, "TOML configuration file");
+  app.add_option("--lake", flags.lake, "lake directory (default ./lake)");
+  app.add_option("--set", flags.settings, "override any setting: KEY=VALUE, e.g. retention.bronze.events=400d");
+  app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
+  if (int rc = ParseArgs(app, args, out, err); rc >= 0) return rc;
+  InitLogging(flags.log_level);
+  auto config = LoadConfig(flags);
+  if (!config.ok()) {
+    err << "clicklake retention: " << config.status().message() << "\n";
+    return 2;
+  }
+  auto rules = pipeline::RetentionRulesFromConfig(*config);
+  if (!rules.ok() || rules->empty()) {
+    err << "clicklake retention: "
+        << (rules.ok() ? "no TTL configured: add e.g. [retention.bronze] events = \"400d\"" : rules.status().message())
+        << "\n";
+    return 2;
+  }
+  auto receipt = pipeline::RunRetentionStandalone(*config, *rules);
+  if (!receipt.ok()) {
+    err << "clicklake retention: " << receipt.status().ToString() << "\n";
+    return receipt.status().code() == StatusCode::kUnavailable ? 3 : 1;
+  }
+  out << receipt->ToJson();
+  return 0;
+}
+
 }  // namespace clicklake::cli

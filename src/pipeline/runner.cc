@@ -747,7 +747,13 @@ Status MicroBatchRunner::LoadSubjectFilter() {
 Status MicroBatchRunner::RunPrivacyRequests() {
   privacy::RequestQueue queue(options_.lake_dir, fs_);
   ASSIGN_OR_RETURN(auto pending, queue.Pending());
-  if (pending.empty()) return Status::OK();
+  ASSIGN_OR_RETURN(auto retention, RetentionRulesFromConfig(options_.config));
+  const int64_t now = clock_->MonotonicMicros();
+  const bool retention_due =
+      !retention.empty() && (last_retention_us_ == INT64_MIN ||
+                             now - last_retention_us_ >= options_.config.GetDurationMicros("privacy.retention_interval",
+                                                                                            86'400'000'000LL));
+  if (pending.empty() && !retention_due) return Status::OK();
   if (!silver_) {
     ASSIGN_OR_RETURN(silver_, SilverStage::Open(options_.config, options_.lake_dir));
   }
@@ -762,6 +768,11 @@ Status MicroBatchRunner::RunPrivacyRequests() {
   ctx.clock = clock_;
   ASSIGN_OR_RETURN(auto receipts, ExecutePrivacyRequests(ctx));
   (void)receipts;
+  if (retention_due) {
+    ASSIGN_OR_RETURN(auto run, RunRetention(ctx, retention));
+    (void)run;
+    last_retention_us_ = now;
+  }
   // The list grew (linked identifiers): reload it before the next batch.
   subject_filter_.reset();
   return Status::OK();

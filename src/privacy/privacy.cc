@@ -96,6 +96,8 @@ std::string_view RegulationTypeName(RegulationType t) {
       return "SUPPRESS_WITH_DELETE";
     case RegulationType::kUnsuppress:
       return "UNSUPPRESS";
+    case RegulationType::kRetention:
+      return "RETENTION";
   }
   return "DELETE";
 }
@@ -493,6 +495,7 @@ std::string ErasureReceipt::ToJson() const {
   if (request.deletes()) nature = request.mode == ErasureMode::kAnonymize ? "anonymized" : "deleted";
   if (request.suppresses()) nature += nature.empty() ? "suppressed" : " and suppressed";
   if (request.type == RegulationType::kUnsuppress) nature = "suppression lifted";
+  if (request.type == RegulationType::kRetention) nature = "expired partitions deleted";
   AppendJsonString(nature, &out);
   out += ",\"status\":";
   AppendJsonString(status, &out);

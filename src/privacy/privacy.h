@@ -58,9 +58,11 @@ struct Subject {
   std::vector<std::string> All() const;
 };
 
-enum class RegulationType { kDelete, kSuppress, kSuppressWithDelete, kUnsuppress };
+// kRetention: a maintenance run expiring old partitions (never sent by a client).
+enum class RegulationType { kDelete, kSuppress, kSuppressWithDelete, kUnsuppress, kRetention };
 std::string_view RegulationTypeName(RegulationType t);  // "DELETE", "SUPPRESS", ...
-std::optional<RegulationType> ParseRegulationType(std::string_view name);  // case-insensitive
+// The four client types, case-insensitive (not RETENTION).
+std::optional<RegulationType> ParseRegulationType(std::string_view name);
 
 // delete: rows removed; anonymize: identifiers replaced (see pipeline/erasure.h).
 enum class ErasureMode { kDelete, kAnonymize };
