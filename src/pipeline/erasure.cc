@@ -261,7 +261,9 @@ class Eraser {
   Status Step(const std::string& name, const std::function<Status()>& body) {
     if (journal_.done.count(name)) return Status::OK();
     if (ctx_.before_step) ctx_.before_step(name);
+    const int64_t t0 = ctx_.clock->MonotonicMicros();
     RETURN_IF_ERROR(body());
+    spdlog::info("privacy: {} {}: {:.0f} ms", request_.id, name, (ctx_.clock->MonotonicMicros() - t0) / 1000.0);
     journal_.done.insert(name);
     return queue_.WriteJournal(request_.id, journal_.ToJson());
   }
@@ -560,7 +562,11 @@ Result<std::optional<ErasureReceipt>> Eraser::Run() {
     // 1. Resolve, journaled before anything is removed (a rerun could no
     //    longer find the links once the rows are gone).
     if (ctx_.before_step) ctx_.before_step("resolve");
+    const int64_t t0 = ctx_.clock->MonotonicMicros();
     RETURN_IF_ERROR(Resolve());
+    spdlog::info("privacy: {} resolve: {} identifiers, {} events, {:.0f} ms", request_.id,
+                 journal_.subject.Identifiers().size(), journal_.subject.event_ids.size(),
+                 (ctx_.clock->MonotonicMicros() - t0) / 1000.0);
     RETURN_IF_ERROR(queue_.WriteJournal(request_.id, journal_.ToJson()));
   }
   // 2. The subject list: every linked identifier, not only the named ones.
