@@ -40,6 +40,8 @@ int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, 
 int RunForgetCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // retention: expire partitions older than the [retention] TTLs (pipeline/erasure.h).
 int RunRetentionCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// pii detokenize TOKEN...: the raw values behind vault tokens (pipeline/erasure.h Detokenize).
+int RunPiiCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace clicklake::cli

@@ -21,6 +21,7 @@ commands:
   process    run the processor only (--once: drain the log, then exit)
   backfill   rebuild Silver for a range of event dates from Bronze (--from, --to)
   forget     erase a person everywhere (--user, --anonymous-id, --email; --suppress) and write a receipt
+  pii        detokenize TOKEN...: the raw values behind tokens of privacy.tokenize_fields (admin)
   retention  expire partitions older than the [retention] TTLs (delete, purge, vacuum; recorded)
   simulate   send realistic Segment traffic to a collector
   sql        query the lake's tables with SQL
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     if (command == "backfill") return clicklake::cli::RunBackfillCommand(args, std::cout, std::cerr);
     if (command == "forget") return clicklake::cli::RunForgetCommand(args, std::cout, std::cerr);
     if (command == "retention") return clicklake::cli::RunRetentionCommand(args, std::cout, std::cerr);
+    if (command == "pii") return clicklake::cli::RunPiiCommand(args, std::cout, std::cerr);
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
     if (command == "simulate") return clicklake::simulate::RunSimulateCommand(args, std::cout, std::cerr);
     if (command == "table") return clicklake::cli::RunTableCommand(args, std::cout, std::cerr);

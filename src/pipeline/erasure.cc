@@ -63,14 +63,38 @@ std::string PersonPredicate(const delta::Schema& schema, const ResolvedSubject& 
   if (has("session_id")) add("session_id", s.session_ids);
   if (has("payload")) {
     // bronze.events / silver.quarantine: the raw event (Segment, native, Snowplow).
-    for (const char* p : {"$.userId", "$.user_id", "$.uid"}) add("json_extract_string(payload, '" + std::string(p) + "')", s.user_ids);
-    for (const char* p : {"$.anonymousId", "$.anonymous_id", "$.duid"}) {
-      add("json_extract_string(payload, '" + std::string(p) + "')", s.anonymous_ids);
+    // A substring test first: parsing every payload's JSON for a dozen paths
+    // costs far more than finding that none of the identifiers occurs in it.
+    std::vector<std::string> json_parts;
+    auto add_json = [&](const std::string& path, const std::vector<std::string>& values, bool lower) {
+      if (values.empty()) return;
+      const std::string e = "json_extract_string(payload, '" + path + "')";
+      json_parts.push_back((lower ? "lower(" + e + ")" : e) + " IN " + InList(values));
+    };
+    for (const char* p : {"$.userId", "$.user_id", "$.uid"}) add_json(p, s.user_ids, false);
+    for (const char* p : {"$.anonymousId", "$.anonymous_id", "$.duid"}) add_json(p, s.anonymous_ids, false);
+    for (const char* p : {"$.traits.email", "$.context.traits.email", "$.properties.email"}) add_json(p, s.emails, true);
+    for (const char* p : {"$.messageId", "$.event_id", "$.eid"}) add_json(p, s.event_ids, false);
+    std::vector<std::string> contains;
+    for (const auto* values : {&s.user_ids, &s.anonymous_ids, &s.event_ids}) {
+      for (const auto& v : *values) contains.push_back("contains(payload, " + engine::QuoteLiteral(v) + ")");
     }
-    for (const char* p : {"$.traits.email", "$.context.traits.email", "$.properties.email"}) {
-      add("lower(json_extract_string(payload, '" + std::string(p) + "'))", s.emails);
+    for (const auto& e : s.emails) contains.push_back("payload ILIKE " + engine::QuoteLiteral("%" + e + "%"));
+    // An identifier JSON may spell differently (escaped quotes, backslashes,
+    // non-ASCII as \\u escapes) cannot be found by substring: no pre-test then.
+    bool plain = true;
+    for (const auto* values : {&s.user_ids, &s.anonymous_ids, &s.event_ids, &s.emails}) {
+      for (const auto& v : *values) {
+        for (unsigned char c : v) plain = plain && c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+      }
     }
-    for (const char* p : {"$.messageId", "$.event_id", "$.eid"}) add("json_extract_string(payload, '" + std::string(p) + "')", s.event_ids);
+    if (!plain) contains = {"true"};
+    if (!json_parts.empty()) {
+      std::string pre, json;
+      for (size_t i = 0; i < contains.size(); i++) pre += (i ? " OR " : "") + contains[i];
+      for (size_t i = 0; i < json_parts.size(); i++) json += (i ? " OR " : "") + json_parts[i];
+      parts.push_back("((" + pre + ") AND (" + json + "))");
+    }
   }
   if (has("value") && has("field")) add("lower(value)", s.emails);  // restricted.pii
   if (parts.empty()) return "false";
@@ -834,6 +858,25 @@ Result<ErasureReceipt> RunRetention(const ErasureContext& ctx, const std::vector
   spdlog::info("privacy: retention run {}: {} tables, {} files purged", run.id, receipt.tables.size(),
                receipt.files_purged);
   return receipt;
+}
+
+Result<std::map<std::string, std::pair<std::string, std::string>>> Detokenize(const std::string& lake_dir,
+                                                                              engine::Database* db,
+                                                                              const std::vector<std::string>& tokens) {
+  std::map<std::string, std::pair<std::string, std::string>> out;
+  if (tokens.empty()) return out;
+  auto table = delta::Table::Open(JoinPath(lake_dir, kRestrictedPiiTable), db);
+  if (!table.ok()) {
+    if (table.status().IsNotFound()) return out;
+    return table.status();
+  }
+  ASSIGN_OR_RETURN(delta::Snapshot snap, (*table)->LoadSnapshot());
+  if (!snap.schema().Find("token")) return out;
+  ASSIGN_OR_RETURN(std::string scan, delta::ScanSql((*table)->path(), snap));
+  ASSIGN_OR_RETURN(auto conn, db->Connect());
+  ASSIGN_OR_RETURN(auto r, conn->Query("SELECT token, field, value FROM (" + scan + ") WHERE token IN " + InList(tokens)));
+  for (size_t i = 0; i < r.row_count(); i++) out[r.GetString(i, 0)] = {r.GetString(i, 1), r.GetString(i, 2)};
+  return out;
 }
 
 void ErasureSettingsFromConfig(const Config& config, ErasureContext* context) {

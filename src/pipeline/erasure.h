@@ -37,6 +37,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,15 @@ Result<std::string> ReadReceipt(const std::string& lake_dir, const std::string& 
 void ErasureSettingsFromConfig(const Config& config, ErasureContext* context);
 
 inline const char* kErasuresTable = "system/erasures";
+
+// ---- the tokenization vault ----
+
+// The raw values behind vault tokens (privacy.tokenize_fields; restricted.pii
+// rows carrying a token): token → (field, value). Unknown or forgotten tokens
+// are absent. The caller audits the access (`clicklake pii detokenize`).
+Result<std::map<std::string, std::pair<std::string, std::string>>> Detokenize(const std::string& lake_dir,
+                                                                              engine::Database* db,
+                                                                              const std::vector<std::string>& tokens);
 
 // ---- retention ----
 

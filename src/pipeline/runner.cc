@@ -537,6 +537,9 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
     ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kRestrictedPiiTable),
                                                             RestrictedPiiSchema(), {"event_date"}, options_.TableProperties(), db_.get(), fs_,
                                                             clock_));
+    // Lakes from before the token column (privacy.tokenize_fields): add it first.
+    ASSIGN_OR_RETURN(int64_t evolved, table->EvolveSchema(RestrictedPiiSchema()));
+    (void)evolved;
     auto rtxn = table->StartTransaction();
     const auto& txns = rtxn->read_snapshot().app_txn_versions;
     auto it = txns.find(options_.app_id);

@@ -71,6 +71,12 @@ std::string HmacHex(std::string_view key, std::string_view data) {
   return Hex(md, len);
 }
 
+std::string NewToken() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) std::abort();  // no entropy: never issue a guessable token
+  return "tok_" + Hex(bytes, sizeof bytes);
+}
+
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

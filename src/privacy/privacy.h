@@ -44,6 +44,8 @@ namespace clicklake::privacy {
 
 // Lower-case hex HMAC-SHA256 of `data` under `key` (OpenSSL).
 std::string HmacHex(std::string_view key, std::string_view data);
+// A fresh random token for a tokenized value: "tok_" + 32 hex digits (OpenSSL RAND_bytes).
+std::string NewToken();
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 
