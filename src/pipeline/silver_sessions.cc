@@ -481,6 +481,16 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
         "CAST(o.received_at AS TIMESTAMP) AS received_at, ch.user_key AS user_key, ch.session_id AS session_id, "
         "ch.session_event_index AS session_event_index) "
         "FROM (" + scan + ") o JOIN changes ch ON o._delta_file = ch._delta_file AND o._delta_row = ch._delta_row";
+    // Materialized once: slicing, counting and writing all read it. DuckDB
+    // estimates a Parquet scan with deletion vectors at a few hundred rows, so
+    // left alone it builds the join's hash table on the scan (every row of the
+    // changed files, all columns) instead of on `changes`; the join is kept as
+    // written (probe the scan, build `changes`) for this one statement.
+    RETURN_IF_ERROR(conn->Execute("SET disabled_optimizers = 'join_order,build_side_probe_side'"));
+    Status made = conn->Execute("CREATE OR REPLACE TEMP TABLE silver_changed AS " + old_rows);
+    RETURN_IF_ERROR(conn->Execute("RESET disabled_optimizers"));
+    RETURN_IF_ERROR(made);
+    old_rows = "SELECT * FROM silver_changed";
   }
   RETURN_IF_ERROR(conn->Execute(
       "CREATE OR REPLACE VIEW silver_out AS " + old_rows +

@@ -328,11 +328,12 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
     delta::ScanOptions options;
     options.row_address = true;
     ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(silver_path, one, options));
-    std::string list = "[";
+    // An IN list of constants becomes a hash join on the list (DuckDB's
+    // in-clause rewrite); list_contains would search the list for every row.
+    std::string list;
     for (size_t i = 0; i < newly.size(); i++) list += (i ? "," : "") + std::to_string(newly[i]);
-    list += "]";
-    removed_parts.push_back("SELECT " + std::string(kSilverColumns) + " FROM (" + scan +
-                            ") WHERE list_contains(" + list + "::UBIGINT[], _delta_row::UBIGINT)");
+    removed_parts.push_back("SELECT " + std::string(kSilverColumns) + " FROM (" + scan + ") WHERE _delta_row IN (" +
+                            list + ")");
   }
   for (const auto& f : new_snap.files)
     if (!old_paths.count(f.path)) added.files.push_back(f);
@@ -340,16 +341,28 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
   std::string removed = "SELECT " + std::string(kSilverColumns) + " FROM (" + gone_scan + ")";
   for (const auto& part : removed_parts) removed += " UNION ALL " + part;
   ASSIGN_OR_RETURN(std::string added_scan, delta::ScanSql(silver_path, added));
-  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW silver_removed AS " + removed));
-  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW silver_added AS SELECT " + std::string(kSilverColumns) +
-                             " FROM (" + added_scan + ")"));
+  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_removed_rows AS " + removed));
+  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_added_rows AS SELECT " +
+                             std::string(kSilverColumns) + " FROM (" + added_scan + ")"));
+  // Each side holds live rows of one snapshot, unique by (event_id,
+  // log_partition, log_offset): a row cancels against the other side's row
+  // with that key when every Gold column is equal. (The same as EXCEPT ALL
+  // both ways, as a hash join on the key instead of numbering equal rows.)
+  std::string same = "r.event_id = a.event_id AND r.log_partition = a.log_partition AND r.log_offset = a.log_offset";
+  std::istringstream columns(kSilverColumns);
+  for (std::string item; std::getline(columns, item, ',');) {
+    std::string col = item.substr(item.find_last_of(' ') + 1);  // the output name ("... AS event_ts" → event_ts)
+    if (col != "event_id" && col != "log_partition" && col != "log_offset")
+      same += " AND r." + col + " IS NOT DISTINCT FROM a." + col;
+  }
   return c->Execute(
       "CREATE OR REPLACE TEMP TABLE changed_old AS "
-      "  SELECT * FROM silver_removed EXCEPT ALL SELECT * FROM silver_added;"
+      "  SELECT r.* FROM silver_removed_rows r ANTI JOIN silver_added_rows a ON " + same + ";"
       "CREATE OR REPLACE TEMP TABLE changed_new AS "
-      "  SELECT * FROM silver_added EXCEPT ALL SELECT * FROM silver_removed;"
+      "  SELECT a.* FROM silver_added_rows a ANTI JOIN silver_removed_rows r ON " + same + ";"
       "CREATE OR REPLACE TEMP TABLE changed AS "
-      "  SELECT * FROM changed_old UNION ALL SELECT * FROM changed_new;");
+      "  SELECT * FROM changed_old UNION ALL SELECT * FROM changed_new;"
+      "DROP TABLE silver_removed_rows; DROP TABLE silver_added_rows;");
 }
 
 // What DeleteMatchingRows staged.
