@@ -38,6 +38,10 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
 int RunBackfillCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // forget --user/--anonymous-id/--email/--file: erase a person (pipeline/erasure.h).
 int RunForgetCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// retention: expire partitions older than the [retention] TTLs (pipeline/erasure.h).
+int RunRetentionCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// pii detokenize TOKEN...: the raw values behind vault tokens (pipeline/erasure.h Detokenize).
+int RunPiiCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // table: RunTableCommand inside an OpenLineage run for optimize/vacuum (maintenance_lineage.cc).
 int RunTableCommandWithLineage(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -21,6 +21,8 @@ commands:
   process    run the processor only (--once: drain the log, then exit)
   backfill   rebuild Silver for a range of event dates from Bronze (--from, --to)
   forget     erase a person everywhere (--user, --anonymous-id, --email; --suppress) and write a receipt
+  pii        detokenize TOKEN...: the raw values behind tokens of privacy.tokenize_fields (admin)
+  retention  expire partitions older than the [retention] TTLs (delete, purge, vacuum; recorded)
   simulate   send realistic Segment traffic to a collector
   sql        query the lake's tables with SQL (--as ROLE / --token T: governed by the access policy)
   audit      verify: check system.audit's hash chain
@@ -48,6 +50,8 @@ int main(int argc, char** argv) {
       return clicklake::cli::RunServiceCommand(command, args, std::cout, std::cerr);
     if (command == "backfill") return clicklake::cli::RunBackfillCommand(args, std::cout, std::cerr);
     if (command == "forget") return clicklake::cli::RunForgetCommand(args, std::cout, std::cerr);
+    if (command == "retention") return clicklake::cli::RunRetentionCommand(args, std::cout, std::cerr);
+    if (command == "pii") return clicklake::cli::RunPiiCommand(args, std::cout, std::cerr);
     if (command == "sql") return clicklake::cli::RunSqlCommand(args, std::cout, std::cerr);
     if (command == "audit") return clicklake::cli::RunAuditCommand(args, std::cout, std::cerr);
     if (command == "access") return clicklake::cli::RunAccessCommand(args, std::cout, std::cerr);

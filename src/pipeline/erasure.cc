@@ -33,6 +33,8 @@ std::vector<std::pair<std::string, ErasureStep>>& Steps() {
 
 // The layers whose tables can hold a person's rows (system.* holds none:
 // batches count events, erasures keep only HMACs).
+constexpr int64_t kDayMicros = 86'400'000'000LL;
+
 constexpr const char* kPersonalLayers[] = {"bronze", "silver", "restricted", "activate", "gold"};
 
 std::string InList(const std::vector<std::string>& values) {
@@ -61,14 +63,38 @@ std::string PersonPredicate(const delta::Schema& schema, const ResolvedSubject& 
   if (has("session_id")) add("session_id", s.session_ids);
   if (has("payload")) {
     // bronze.events / silver.quarantine: the raw event (Segment, native, Snowplow).
-    for (const char* p : {"$.userId", "$.user_id", "$.uid"}) add("json_extract_string(payload, '" + std::string(p) + "')", s.user_ids);
-    for (const char* p : {"$.anonymousId", "$.anonymous_id", "$.duid"}) {
-      add("json_extract_string(payload, '" + std::string(p) + "')", s.anonymous_ids);
+    // A substring test first: parsing every payload's JSON for a dozen paths
+    // costs far more than finding that none of the identifiers occurs in it.
+    std::vector<std::string> json_parts;
+    auto add_json = [&](const std::string& path, const std::vector<std::string>& values, bool lower) {
+      if (values.empty()) return;
+      const std::string e = "json_extract_string(payload, '" + path + "')";
+      json_parts.push_back((lower ? "lower(" + e + ")" : e) + " IN " + InList(values));
+    };
+    for (const char* p : {"$.userId", "$.user_id", "$.uid"}) add_json(p, s.user_ids, false);
+    for (const char* p : {"$.anonymousId", "$.anonymous_id", "$.duid"}) add_json(p, s.anonymous_ids, false);
+    for (const char* p : {"$.traits.email", "$.context.traits.email", "$.properties.email"}) add_json(p, s.emails, true);
+    for (const char* p : {"$.messageId", "$.event_id", "$.eid"}) add_json(p, s.event_ids, false);
+    std::vector<std::string> contains;
+    for (const auto* values : {&s.user_ids, &s.anonymous_ids, &s.event_ids}) {
+      for (const auto& v : *values) contains.push_back("contains(payload, " + engine::QuoteLiteral(v) + ")");
     }
-    for (const char* p : {"$.traits.email", "$.context.traits.email", "$.properties.email"}) {
-      add("lower(json_extract_string(payload, '" + std::string(p) + "'))", s.emails);
+    for (const auto& e : s.emails) contains.push_back("payload ILIKE " + engine::QuoteLiteral("%" + e + "%"));
+    // An identifier JSON may spell differently (escaped quotes, backslashes,
+    // non-ASCII as \\u escapes) cannot be found by substring: no pre-test then.
+    bool plain = true;
+    for (const auto* values : {&s.user_ids, &s.anonymous_ids, &s.event_ids, &s.emails}) {
+      for (const auto& v : *values) {
+        for (unsigned char c : v) plain = plain && c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+      }
     }
-    for (const char* p : {"$.messageId", "$.event_id", "$.eid"}) add("json_extract_string(payload, '" + std::string(p) + "')", s.event_ids);
+    if (!plain) contains = {"true"};
+    if (!json_parts.empty()) {
+      std::string pre, json;
+      for (size_t i = 0; i < contains.size(); i++) pre += (i ? " OR " : "") + contains[i];
+      for (size_t i = 0; i < json_parts.size(); i++) json += (i ? " OR " : "") + json_parts[i];
+      parts.push_back("((" + pre + ") AND (" + json + "))");
+    }
   }
   if (has("value") && has("field")) add("lower(value)", s.emails);  // restricted.pii
   if (parts.empty()) return "false";
@@ -172,6 +198,75 @@ struct Journal {
   }
 };
 
+// system.erasures: one row per request (txn per request id: written once).
+Status AppendErasureRow(const ErasureContext& ctx, engine::Connection* conn, const ErasureReceipt& receipt,
+                        const std::string& receipt_json) {
+  const PrivacyRequest& request = receipt.request;
+  delta::Schema schema;
+  schema.fields = {{"request_id", "string", false},    {"regulation_type", "string", false},
+                   {"mode", "string", false},          {"subject_hmac", "string", false},
+                   {"manner", "string", true},         {"reason", "string", true},
+                   {"received_at", "timestamp", false}, {"completed_at", "timestamp", false},
+                   {"status", "string", false},        {"identifiers_resolved", "long", true},
+                   {"rows_removed", "long", true},     {"tables", "string", true},
+                   {"files_purged", "long", true},     {"state_entries_removed", "long", true},
+                   {"receipt_sha256", "string", true}};
+  std::map<std::string, std::string> props = {
+      {"delta.enableDeletionVectors", ctx.config.GetBool("lake.deletion_vectors", true) ? "true" : "false"}};
+  ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(ctx.lake_dir, kErasuresTable), schema, {}, props,
+                                                          ctx.db, ctx.fs, ctx.clock));
+  auto txn = table->StartTransaction();
+  const std::string app = "clicklake-privacy:" + request.id;
+  if (txn->read_snapshot().app_txn_versions.count(app)) return Status::OK();
+  int64_t rows = 0;
+  std::string tables_json = "{";
+  for (const auto& [name, t] : receipt.tables) {
+    rows += t.rows_removed;
+    tables_json += (tables_json.size() > 1 ? "," : "") + JsonString(name) + ":{\"rows_removed\":" +
+                   std::to_string(t.rows_removed) + ",\"versions_written\":" +
+                   std::to_string(t.versions_written.size()) + ",\"files_purged\":" + std::to_string(t.files_purged) + "}";
+  }
+  tables_json += "}";
+  auto q = engine::QuoteLiteral;
+  const std::string mode = request.manner == "retention"                          ? "retention"
+                           : request.mode == privacy::ErasureMode::kAnonymize ? "anonymize"
+                                                                               : "delete";
+  const std::string sql =
+      "SELECT " + q(request.id) + " AS request_id, " + q(std::string(privacy::RegulationTypeName(request.type))) +
+      " AS regulation_type, " + q(mode) + " AS mode, " + q(receipt.subject_hmac) + " AS subject_hmac, " +
+      q(request.manner) + " AS manner, " + q(request.reason) + " AS reason, make_timestamp(" +
+      std::to_string(request.received_at_us) + "::BIGINT) AS received_at, make_timestamp(" +
+      std::to_string(receipt.completed_at_us) + "::BIGINT) AS completed_at, " + q(receipt.status) + " AS status, " +
+      std::to_string(receipt.identifiers_resolved) + "::BIGINT AS identifiers_resolved, " + std::to_string(rows) +
+      "::BIGINT AS rows_removed, " + q(tables_json) + " AS tables, " + std::to_string(receipt.files_purged) +
+      "::BIGINT AS files_purged, " + std::to_string(receipt.state_entries_removed) +
+      "::BIGINT AS state_entries_removed, " + q(privacy::Sha256Hex(receipt_json)) + " AS receipt_sha256";
+  ASSIGN_OR_RETURN(auto written, txn->WriteFiles(conn, sql));
+  (void)written;
+  txn->SetBlindAppend(true);
+  txn->SetAppTransaction(app, 0);
+  txn->SetOperation("WRITE", {{"mode", "\"Append\""}});
+  return txn->Commit().status();
+}
+
+// Brings Gold to silver.events' latest version (the sessions, users, funnels
+// and dimensions the removed rows touched are recomputed, as in any batch) and
+// counts what it deleted per Gold table.
+Status RefreshGoldAfterErasure(const ErasureContext& ctx, std::map<std::string, TableErasure>* tables) {
+  if (!ctx.gold || !ctx.fs->Exists(JoinPath(ctx.lake_dir, "silver/events/_delta_log"))) return Status::OK();
+  ASSIGN_OR_RETURN(auto stage, gold::GoldStage::Open(ctx.config, ctx.lake_dir, ctx.db, ctx.fs, ctx.clock));
+  ASSIGN_OR_RETURN(gold::GoldRefreshResult r, stage->Refresh("", 0));
+  for (const auto& [name, t] : r.tables) {
+    if (t.version < 0 || t.rows_deleted == 0) continue;
+    std::string display = name;
+    std::replace(display.begin(), display.end(), '/', '.');
+    TableErasure& te = (*tables)[display];
+    te.rows_removed += t.rows_deleted - std::min(t.rows_deleted, t.rows_written);
+    te.versions_written.push_back(t.version);
+  }
+  return Status::OK();
+}
+
 class Eraser {
  public:
   Eraser(const ErasureContext& ctx, PrivacyRequest request) : ctx_(ctx), request_(std::move(request)) {}
@@ -190,7 +285,9 @@ class Eraser {
   Status Step(const std::string& name, const std::function<Status()>& body) {
     if (journal_.done.count(name)) return Status::OK();
     if (ctx_.before_step) ctx_.before_step(name);
+    const int64_t t0 = ctx_.clock->MonotonicMicros();
     RETURN_IF_ERROR(body());
+    spdlog::info("privacy: {} {}: {:.0f} ms", request_.id, name, (ctx_.clock->MonotonicMicros() - t0) / 1000.0);
     journal_.done.insert(name);
     return queue_.WriteJournal(request_.id, journal_.ToJson());
   }
@@ -425,20 +522,7 @@ Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
   return std::vector<std::string>(holding.begin(), holding.end());
 }
 
-Status Eraser::RefreshGold() {
-  if (!ctx_.gold || !ctx_.fs->Exists(JoinPath(ctx_.lake_dir, "silver/events/_delta_log"))) return Status::OK();
-  ASSIGN_OR_RETURN(auto stage, gold::GoldStage::Open(ctx_.config, ctx_.lake_dir, ctx_.db, ctx_.fs, ctx_.clock));
-  ASSIGN_OR_RETURN(gold::GoldRefreshResult r, stage->Refresh("", 0));
-  for (const auto& [name, t] : r.tables) {
-    if (t.version < 0 || t.rows_deleted == 0) continue;
-    std::string display = name;
-    std::replace(display.begin(), display.end(), '/', '.');
-    TableErasure& te = journal_.tables[display];
-    te.rows_removed += t.rows_deleted - std::min(t.rows_deleted, t.rows_written);
-    te.versions_written.push_back(t.version);
-  }
-  return Status::OK();
-}
+Status Eraser::RefreshGold() { return RefreshGoldAfterErasure(ctx_, &journal_.tables); }
 
 Status Eraser::Purge(std::vector<LakeTable>* tables) {
   // Rewrite first (every table, Gold refreshed over the rewritten Silver
@@ -486,51 +570,7 @@ Result<ErasureReceipt> Eraser::Finish() {
   } else {
     RETURN_IF_ERROR(privacy::WriteFileAtomically(ctx_.fs, receipt_path, json));
   }
-  // system.erasures: one row per request (txn: written once).
-  delta::Schema schema;
-  schema.fields = {{"request_id", "string", false},    {"regulation_type", "string", false},
-                   {"mode", "string", false},          {"subject_hmac", "string", false},
-                   {"manner", "string", true},         {"reason", "string", true},
-                   {"received_at", "timestamp", false}, {"completed_at", "timestamp", false},
-                   {"status", "string", false},        {"identifiers_resolved", "long", true},
-                   {"rows_removed", "long", true},     {"tables", "string", true},
-                   {"files_purged", "long", true},     {"state_entries_removed", "long", true},
-                   {"receipt_sha256", "string", true}};
-  std::map<std::string, std::string> props = {
-      {"delta.enableDeletionVectors", ctx_.config.GetBool("lake.deletion_vectors", true) ? "true" : "false"}};
-  ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(ctx_.lake_dir, kErasuresTable), schema, {}, props,
-                                                          ctx_.db, ctx_.fs, ctx_.clock));
-  auto txn = table->StartTransaction();
-  const std::string app = "clicklake-privacy:" + request_.id;
-  if (!txn->read_snapshot().app_txn_versions.count(app)) {
-    int64_t rows = 0;
-    std::string tables_json = "{";
-    for (const auto& [name, t] : journal_.tables) {
-      rows += t.rows_removed;
-      tables_json += (tables_json.size() > 1 ? "," : "") + JsonString(name) + ":{\"rows_removed\":" +
-                     std::to_string(t.rows_removed) + ",\"versions_written\":" +
-                     std::to_string(t.versions_written.size()) + ",\"files_purged\":" + std::to_string(t.files_purged) + "}";
-    }
-    tables_json += "}";
-    auto q = engine::QuoteLiteral;
-    const std::string sql =
-        "SELECT " + q(request_.id) + " AS request_id, " + q(std::string(privacy::RegulationTypeName(request_.type))) +
-        " AS regulation_type, " + q(request_.mode == privacy::ErasureMode::kAnonymize ? "anonymize" : "delete") +
-        " AS mode, " + q(receipt.subject_hmac) + " AS subject_hmac, " + q(request_.manner) + " AS manner, " +
-        q(request_.reason) + " AS reason, make_timestamp(" + std::to_string(request_.received_at_us) +
-        "::BIGINT) AS received_at, make_timestamp(" + std::to_string(receipt.completed_at_us) +
-        "::BIGINT) AS completed_at, " + q(receipt.status) + " AS status, " +
-        std::to_string(receipt.identifiers_resolved) + "::BIGINT AS identifiers_resolved, " + std::to_string(rows) +
-        "::BIGINT AS rows_removed, " + q(tables_json) + " AS tables, " + std::to_string(receipt.files_purged) +
-        "::BIGINT AS files_purged, " + std::to_string(receipt.state_entries_removed) +
-        "::BIGINT AS state_entries_removed, " + q(privacy::Sha256Hex(final_json)) + " AS receipt_sha256";
-    ASSIGN_OR_RETURN(auto written, txn->WriteFiles(conn_.get(), sql));
-    (void)written;
-    txn->SetBlindAppend(true);
-    txn->SetAppTransaction(app, 0);
-    txn->SetOperation("WRITE", {{"mode", "\"Append\""}});
-    RETURN_IF_ERROR(txn->Commit().status());
-  }
+  RETURN_IF_ERROR(AppendErasureRow(ctx_, conn_.get(), receipt, final_json));
   if (ctx_.on_receipt) ctx_.on_receipt(receipt, final_json);
   RETURN_IF_ERROR(queue_.Remove(request_.id));  // the journal (raw identifiers) goes with it
   return receipt;
@@ -546,7 +586,11 @@ Result<std::optional<ErasureReceipt>> Eraser::Run() {
     // 1. Resolve, journaled before anything is removed (a rerun could no
     //    longer find the links once the rows are gone).
     if (ctx_.before_step) ctx_.before_step("resolve");
+    const int64_t t0 = ctx_.clock->MonotonicMicros();
     RETURN_IF_ERROR(Resolve());
+    spdlog::info("privacy: {} resolve: {} identifiers, {} events, {:.0f} ms", request_.id,
+                 journal_.subject.Identifiers().size(), journal_.subject.event_ids.size(),
+                 (ctx_.clock->MonotonicMicros() - t0) / 1000.0);
     RETURN_IF_ERROR(queue_.WriteJournal(request_.id, journal_.ToJson()));
   }
   // 2. The subject list: every linked identifier, not only the named ones.
@@ -665,8 +709,13 @@ Result<std::vector<ErasureReceipt>> ExecutePrivacyRequests(const ErasureContext&
   return done;
 }
 
-Result<std::vector<ErasureReceipt>> ExecutePrivacyRequestsStandalone(
-    const Config& config, const std::function<void(const std::string& step)>& before_step) {
+namespace {
+
+// Runs `work` with what a process without a processor needs: the PII key, the
+// state store (its lock: Unavailable while a processor holds it) and a database.
+template <typename T>
+Result<T> WithStandaloneContext(const Config& config, const std::function<void(const std::string&)>& before_step,
+                                const std::function<Result<T>(const ErasureContext&)>& work) {
   const SilverOptions silver = SilverOptions::FromConfig(config);
   ErasureContext ctx;
   ErasureSettingsFromConfig(config, &ctx);
@@ -677,20 +726,157 @@ Result<std::vector<ErasureReceipt>> ExecutePrivacyRequestsStandalone(
   auto state = DedupStore::Open(JoinPath(state_dir, "dedup"), silver.dedup_window_us);
   if (!state.ok()) {
     return Status::Unavailable("the state store is in use (" + state.status().message() +
-                               "): a running processor executes queued privacy requests between batches");
+                               "): a running processor executes queued privacy requests and retention itself");
   }
   ctx.state = state->get();
   engine::DatabaseOptions db_options;
   db_options.temp_directory = JoinPath(ctx.lake_dir, "_clicklake/tmp");
   ASSIGN_OR_RETURN(auto db, engine::Database::Open(db_options));
   ctx.db = db.get();
-  return ExecutePrivacyRequests(ctx);
+  return work(ctx);
+}
+
+}  // namespace
+
+Result<std::vector<ErasureReceipt>> ExecutePrivacyRequestsStandalone(
+    const Config& config, const std::function<void(const std::string& step)>& before_step) {
+  return WithStandaloneContext<std::vector<ErasureReceipt>>(config, before_step, ExecutePrivacyRequests);
+}
+
+Result<ErasureReceipt> RunRetentionStandalone(const Config& config, const std::vector<RetentionRule>& rules) {
+  return WithStandaloneContext<ErasureReceipt>(
+      config, nullptr, [&](const ErasureContext& ctx) { return RunRetention(ctx, rules); });
 }
 
 Result<std::string> ReadReceipt(const std::string& lake_dir, const std::string& request_id, FileSystem* fs) {
   const std::string path = JoinPath(lake_dir, "restricted/_privacy/receipts/" + request_id + ".json");
   if (!fs->Exists(path)) return Status::NotFound("no receipt yet for " + request_id);
   return fs->ReadFile(path);
+}
+
+Result<std::vector<RetentionRule>> RetentionRulesFromConfig(const Config& config) {
+  std::vector<RetentionRule> rules;
+  for (const char* layer : kPersonalLayers) {
+    for (const auto& [table, ttl] : config.GetStringMap(std::string("retention.") + layer)) {
+      RetentionRule rule;
+      rule.table = std::string(layer) + "/" + table;
+      if (!ParseDurationMicros(ttl, &rule.ttl_us) || rule.ttl_us <= 0) {
+        return Status::InvalidArgument("retention." + std::string(layer) + "." + table + " = \"" + ttl +
+                                       "\": a TTL is a duration such as \"400d\"");
+      }
+      rules.push_back(std::move(rule));
+    }
+  }
+  return rules;
+}
+
+Result<ErasureReceipt> RunRetention(const ErasureContext& ctx, const std::vector<RetentionRule>& rules) {
+  ErasureReceipt receipt;
+  PrivacyRequest& run = receipt.request;
+  run.received_at_us = ctx.clock->NowMicros();
+  run.id = privacy::NewRequestId(run.received_at_us);
+  run.type = privacy::RegulationType::kRetention;
+  run.manner = "retention";
+  ASSIGN_OR_RETURN(auto conn, ctx.db->Connect());
+  RETURN_IF_ERROR(conn->Execute("SET TimeZone = 'UTC'"));
+  struct Expired {
+    std::string path, column, cutoff;
+  };
+  std::vector<Expired> expired;
+  bool silver_changed = false;
+  for (const auto& rule : rules) {
+    const std::string ttl = rule.ttl_us % kDayMicros == 0 ? std::to_string(rule.ttl_us / kDayMicros) + "d"
+                                                           : std::to_string(rule.ttl_us / 3'600'000'000LL) + "h";
+    run.reason += (run.reason.empty() ? "" : ", ") + rule.table + " " + ttl;
+    const std::string path = JoinPath(ctx.lake_dir, rule.table);
+    auto table = delta::Table::Open(path, ctx.db, ctx.fs, ctx.clock);
+    if (!table.ok()) {
+      if (table.status().IsNotFound()) continue;
+      return table.status();
+    }
+    auto txn = (*table)->StartTransaction();
+    const delta::Snapshot& snap = txn->read_snapshot();
+    const delta::Field* column =
+        snap.partition_columns().empty() ? nullptr : snap.schema().Find(snap.partition_columns()[0]);
+    if (column == nullptr || column->type != "date") {
+      return Status::InvalidArgument("retention of " + rule.table + ": the table is not partitioned by a date");
+    }
+    // Partitions strictly before the cut-off date expire.
+    const std::string cutoff = FormatDate(MicrosToDays(run.received_at_us - rule.ttl_us));
+    expired.push_back({path, column->name, cutoff});
+    delta::ScanOptions options;
+    options.row_address = true;
+    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(path, snap, options));
+    const std::string pred = engine::QuoteIdentifier(column->name) + " < DATE " + engine::QuoteLiteral(cutoff);
+    ASSIGN_OR_RETURN(int64_t n, txn->DeleteRows(conn.get(), "SELECT _delta_file, _delta_row FROM (" + scan +
+                                                                 ") WHERE " + pred));
+    if (n == 0) continue;
+    txn->SetOperation("DELETE", {{"predicate", "[" + JsonString(pred + " (retention)") + "]"}});
+    txn->SetCommitInfoField("clicklake_privacy", "{\"request_id\":" + JsonString(run.id) + "}");
+    ASSIGN_OR_RETURN(int64_t version, txn->Commit());
+    std::string name = rule.table;
+    std::replace(name.begin(), name.end(), '/', '.');
+    receipt.tables[name].rows_removed += n;
+    receipt.tables[name].versions_written.push_back(version);
+    silver_changed = silver_changed || rule.table == "silver/events";
+  }
+  if (receipt.tables.empty()) {
+    receipt.completed_at_us = ctx.clock->NowMicros();
+    return receipt;
+  }
+  // Gold first, while the old files can still be read (its refresh diffs them).
+  if (silver_changed) RETURN_IF_ERROR(RefreshGoldAfterErasure(ctx, &receipt.tables));
+  // The expired partitions' files of every version, then the usual vacuum.
+  for (const auto& e : expired) {
+    ASSIGN_OR_RETURN(auto entries, ctx.fs->ListDir(e.path));
+    std::string name = e.path.substr(ctx.lake_dir.size() + 1);
+    std::replace(name.begin(), name.end(), '/', '.');
+    for (const auto& entry : entries) {
+      const std::string prefix = e.column + "=";
+      if (!entry.is_dir || entry.name.rfind(prefix, 0) != 0) continue;
+      const std::string value = delta::DecodePath(entry.name.substr(prefix.size()));
+      if (value.size() != 10 || value >= e.cutoff) continue;  // __HIVE_DEFAULT_PARTITION__ (NULL) stays
+      ASSIGN_OR_RETURN(auto files, ctx.fs->ListDir(JoinPath(e.path, entry.name)));
+      for (const auto& f : files) {
+        if (!f.is_dir) receipt.tables[name].files_purged++;
+      }
+      RETURN_IF_ERROR(ctx.fs->DeleteTree(JoinPath(e.path, entry.name)));
+    }
+    auto table = delta::Table::Open(e.path, ctx.db, ctx.fs, ctx.clock);
+    if (table.ok()) {
+      ASSIGN_OR_RETURN(delta::VacuumResult v, (*table)->Vacuum());
+      receipt.tables[name].files_purged += static_cast<int64_t>(v.deleted.size());
+    }
+  }
+  for (const auto& [name, t] : receipt.tables) receipt.files_purged += t.files_purged;
+  receipt.completed_at_us = ctx.clock->NowMicros();
+  const std::string json = receipt.ToJson();
+  RETURN_IF_ERROR(privacy::WriteFileAtomically(
+      ctx.fs, JoinPath(ctx.lake_dir, "restricted/_privacy/receipts/" + run.id + ".json"), json));
+  RETURN_IF_ERROR(AppendErasureRow(ctx, conn.get(), receipt, json));
+  if (ctx.on_receipt) ctx.on_receipt(receipt, json);
+  spdlog::info("privacy: retention run {}: {} tables, {} files purged", run.id, receipt.tables.size(),
+               receipt.files_purged);
+  return receipt;
+}
+
+Result<std::map<std::string, std::pair<std::string, std::string>>> Detokenize(const std::string& lake_dir,
+                                                                              engine::Database* db,
+                                                                              const std::vector<std::string>& tokens) {
+  std::map<std::string, std::pair<std::string, std::string>> out;
+  if (tokens.empty()) return out;
+  auto table = delta::Table::Open(JoinPath(lake_dir, kRestrictedPiiTable), db);
+  if (!table.ok()) {
+    if (table.status().IsNotFound()) return out;
+    return table.status();
+  }
+  ASSIGN_OR_RETURN(delta::Snapshot snap, (*table)->LoadSnapshot());
+  if (!snap.schema().Find("token")) return out;
+  ASSIGN_OR_RETURN(std::string scan, delta::ScanSql((*table)->path(), snap));
+  ASSIGN_OR_RETURN(auto conn, db->Connect());
+  ASSIGN_OR_RETURN(auto r, conn->Query("SELECT token, field, value FROM (" + scan + ") WHERE token IN " + InList(tokens)));
+  for (size_t i = 0; i < r.row_count(); i++) out[r.GetString(i, 0)] = {r.GetString(i, 1), r.GetString(i, 2)};
+  return out;
 }
 
 void ErasureSettingsFromConfig(const Config& config, ErasureContext* context) {

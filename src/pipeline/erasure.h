@@ -37,6 +37,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -115,5 +116,39 @@ Result<std::string> ReadReceipt(const std::string& lake_dir, const std::string& 
 void ErasureSettingsFromConfig(const Config& config, ErasureContext* context);
 
 inline const char* kErasuresTable = "system/erasures";
+
+// ---- the tokenization vault ----
+
+// The raw values behind vault tokens (privacy.tokenize_fields; restricted.pii
+// rows carrying a token): token → (field, value). Unknown or forgotten tokens
+// are absent. The caller audits the access (`clicklake pii detokenize`).
+Result<std::map<std::string, std::pair<std::string, std::string>>> Detokenize(const std::string& lake_dir,
+                                                                              engine::Database* db,
+                                                                              const std::vector<std::string>& tokens);
+
+// ---- retention ----
+
+// One per-table TTL: [retention.<layer>] <table> = "<duration>", e.g.
+//   [retention.bronze]     events = "400d"
+//   [retention.silver]     quarantine = "30d"
+//   [retention.restricted] pii = "90d"
+struct RetentionRule {
+  std::string table;  // "bronze/events"
+  int64_t ttl_us = 0;
+};
+// InvalidArgument for a TTL that is not a duration.
+Result<std::vector<RetentionRule>> RetentionRulesFromConfig(const Config& config);
+
+// A maintenance run: for each rule, deletes the table's partitions whose date
+// (its first partition column, a date) is before today − TTL (one DELETE
+// commit; whole files go), refreshes Gold when silver.events changed, deletes
+// those partitions' data files of every version from storage (overriding the
+// vacuum retention for them only), vacuums the table with its usual
+// retention, and records the run in system.erasures (RETENTION) with a
+// receipt. Nothing expired: no commit, no record (the receipt lists no table).
+Result<privacy::ErasureReceipt> RunRetention(const ErasureContext& context, const std::vector<RetentionRule>& rules);
+// RunRetention without a processor (`clicklake retention`); Unavailable while
+// a processor holds the state lock (it runs retention itself).
+Result<privacy::ErasureReceipt> RunRetentionStandalone(const Config& config, const std::vector<RetentionRule>& rules);
 
 }  // namespace clicklake::pipeline

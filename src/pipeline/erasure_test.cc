@@ -346,6 +346,82 @@ TEST_P(PrivacyOpsTest, ForgetWhileProcessingLosesAndDoublesNothing) {
   EXPECT_EQ(Count("SELECT count(*) FROM system.erasures WHERE request_id = '" + request.id + "'"), 1);
 }
 
+TEST_P(PrivacyOpsTest, RetentionRemovesExactlyTheExpiredPartitions) {
+  BuildPersonLake(options_, log_.get());
+  auto per_date = [&](const std::string& table, const std::string& column) {
+    Views();
+    auto r = conn_->Query("SELECT string_agg(d || ':' || n, ' ' ORDER BY d) FROM (SELECT " + column +
+                          "::VARCHAR AS d, count(*) AS n FROM " + table + " GROUP BY ALL)");
+    EXPECT_OK(r.status());
+    return r.ok() ? r->GetString(0, 0) : "";
+  };
+  const std::string silver_before = per_date("silver.events", "event_date");
+  const std::string pii_before = per_date("restricted.pii", "event_date");
+  ASSERT_EQ(per_date("bronze.events", "event_date"), "2024-05-01:24 2024-05-02:33");
+  ASSERT_EQ(per_date("silver.quarantine", "received_date"), "2024-05-01:5 2024-05-02:6");
+  options_.config.Set("retention.bronze.events", "1d");
+  options_.config.Set("retention.silver.quarantine", "36h");
+  // 2024-05-03T12:00Z: partitions before 2024-05-02 (1 day) and 2024-05-02 (36 h → cut-off 2024-05-02) expire.
+  FakeClock clock(kDay1Us + 2 * kDayUs + 2 * 3600'000'000LL);
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get(), FileSystem::Default(), &clock));
+  ASSERT_OK(runner->Drain());
+  EXPECT_EQ(per_date("bronze.events", "event_date"), "2024-05-02:33");
+  EXPECT_EQ(per_date("silver.quarantine", "received_date"), "2024-05-02:6");
+  EXPECT_EQ(per_date("silver.events", "event_date"), silver_before);
+  EXPECT_EQ(per_date("restricted.pii", "event_date"), pii_before);
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("bronze/events/event_date=2024-05-01")));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Sub("bronze/events/event_date=2024-05-02")));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("silver/quarantine/received_date=2024-05-01")));
+  EXPECT_EQ(Count("SELECT count(*) FROM system.erasures WHERE regulation_type = 'RETENTION' AND mode = 'retention' "
+                  "AND rows_removed = 29 AND files_purged >= 2 AND reason = 'bronze/events 1d, silver/quarantine 36h'"),
+            1);
+  // Within the interval (and with nothing more expired) it does not run again.
+  ASSERT_OK(runner->Drain());
+  EXPECT_EQ(Count("SELECT count(*) FROM system.erasures"), 1);
+  // A TTL that is not a duration is refused.
+  options_.config.Set("retention.bronze.events", "forever");
+  EXPECT_EQ(RetentionRulesFromConfig(options_.config).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(PrivacyOpsTest, TokenizedFieldsLiveOnlyInTheVaultAndForgetRemovesTheMapping) {
+  options_.config.Set("privacy.tokenize_fields", "traits.name");
+  AppendSegment(log_.get(),
+                {R"({"type":"identify","userId":"person-zqx","messageId":"t1","timestamp":"2024-05-01T09:00:00Z",
+                    "traits":{"name":"Pat Zqx","plan":"pro"}})",
+                 R"({"type":"identify","userId":"user-1","messageId":"t2","timestamp":"2024-05-01T09:00:00Z",
+                    "traits":{"name":"Olga One"}})",
+                 R"({"type":"identify","userId":"user-1","messageId":"t3","timestamp":"2024-05-01T09:30:00Z",
+                    "traits":{"name":"Olga One"}})"},
+                kDay1Us);
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  Views();
+  ASSERT_OK_AND_ASSIGN(auto tokens, conn_->Query("SELECT event_id, json_extract_string(properties, '$.name') "
+                                                 "FROM silver.events ORDER BY event_id"));
+  ASSERT_EQ(tokens.row_count(), 3u);
+  for (size_t i = 0; i < 3; i++) EXPECT_EQ(tokens.GetString(i, 1).substr(0, 4), "tok_") << tokens.GetString(i, 1);
+  EXPECT_EQ(tokens.GetString(1, 1).size(), 36u);
+  // Random: the same value gets a new token each time (no dictionary to guess from).
+  EXPECT_NE(tokens.GetString(1, 1), tokens.GetString(2, 1));
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE properties LIKE '%Olga%' OR properties LIKE '%Pat%'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE json_extract_string(properties, '$.plan') = 'pro'"), 1);
+  ASSERT_OK_AND_ASSIGN(auto values, Detokenize(dir_.path(), db_.get(),
+                                               {tokens.GetString(0, 1), tokens.GetString(1, 1), "tok_unknown"}));
+  ASSERT_EQ(values.size(), 2u);
+  EXPECT_EQ(values[tokens.GetString(0, 1)], std::make_pair(std::string("traits.name"), std::string("Pat Zqx")));
+  EXPECT_EQ(values[tokens.GetString(1, 1)], std::make_pair(std::string("traits.name"), std::string("Olga One")));
+  // Forget removes the person's mappings, not the others'.
+  ASSERT_OK_AND_ASSIGN(std::string key, LoadPiiKey(SilverOptions::FromConfig(options_.config)));
+  privacy::PrivacyRequest request;
+  request.subject.user_ids = {kPersonUser};
+  ASSERT_OK(SubmitPrivacyRequest(dir_.path(), key, &request));
+  ASSERT_OK(runner->Drain());
+  ASSERT_OK_AND_ASSIGN(values, Detokenize(dir_.path(), db_.get(), {tokens.GetString(0, 1), tokens.GetString(1, 1)}));
+  EXPECT_EQ(values.size(), 1u);
+  EXPECT_EQ(values.count(tokens.GetString(1, 1)), 1u);
+  EXPECT_EQ(PhysicalHits(conn_.get(), dir_.Sub("restricted/pii"), {}), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(DeletionVectors, ErasureTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "WithDeletionVectors" : "CopyOnWrite"; });
 INSTANTIATE_TEST_SUITE_P(DeletionVectors, PrivacyOpsTest, ::testing::Values(true));

@@ -169,8 +169,9 @@ class MicroBatchRunner {
   Status Compact(int64_t deadline_us);
 
   // Executes the pending privacy requests (pipeline/erasure.h) with this
-  // runner's state store; Run() and Drain() call it between batches, so an
-  // erasure never interleaves with a batch's commits.
+  // runner's state store, and the [retention] run every
+  // privacy.retention_interval (default 1d); Run() and Drain() call it
+  // between batches, so an erasure never interleaves with a batch's commits.
   Status RunPrivacyRequests();
   // The id the next batch will get and the offsets it will start from.
   int64_t next_batch_id() const { return next_batch_id_; }
@@ -228,6 +229,7 @@ class MicroBatchRunner {
   std::shared_ptr<const privacy::SubjectFilter> subject_filter_;
   int64_t subject_list_mtime_ms_ = -1;
   uint64_t subject_list_size_ = 0;
+  int64_t last_retention_us_ = INT64_MIN;  // monotonic: the last [retention] run (privacy.retention_interval)
   Gauge* compaction_seconds_ = nullptr;
 };
 

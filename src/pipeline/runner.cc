@@ -540,6 +540,9 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
     ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kRestrictedPiiTable),
                                                             RestrictedPiiSchema(), {"event_date"}, options_.TableProperties(), db_.get(), fs_,
                                                             clock_));
+    // Lakes from before the token column (privacy.tokenize_fields): add it first.
+    ASSIGN_OR_RETURN(int64_t evolved, table->EvolveSchema(RestrictedPiiSchema()));
+    (void)evolved;
     auto rtxn = table->StartTransaction();
     const auto& txns = rtxn->read_snapshot().app_txn_versions;
     auto it = txns.find(options_.app_id);
@@ -750,7 +753,13 @@ Status MicroBatchRunner::LoadSubjectFilter() {
 Status MicroBatchRunner::RunPrivacyRequests() {
   privacy::RequestQueue queue(options_.lake_dir, fs_);
   ASSIGN_OR_RETURN(auto pending, queue.Pending());
-  if (pending.empty()) return Status::OK();
+  ASSIGN_OR_RETURN(auto retention, RetentionRulesFromConfig(options_.config));
+  const int64_t now = clock_->MonotonicMicros();
+  const bool retention_due =
+      !retention.empty() && (last_retention_us_ == INT64_MIN ||
+                             now - last_retention_us_ >= options_.config.GetDurationMicros("privacy.retention_interval",
+                                                                                            86'400'000'000LL));
+  if (pending.empty() && !retention_due) return Status::OK();
   if (!silver_) {
     ASSIGN_OR_RETURN(silver_, SilverStage::Open(options_.config, options_.lake_dir));
   }
@@ -765,6 +774,11 @@ Status MicroBatchRunner::RunPrivacyRequests() {
   ctx.clock = clock_;
   ASSIGN_OR_RETURN(auto receipts, ExecutePrivacyRequests(ctx));
   (void)receipts;
+  if (retention_due) {
+    ASSIGN_OR_RETURN(auto run, RunRetention(ctx, retention));
+    (void)run;
+    last_retention_us_ = now;
+  }
   // The list grew (linked identifiers): reload it before the next batch.
   subject_filter_.reset();
   return Status::OK();

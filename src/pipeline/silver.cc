@@ -1,4 +1,5 @@
 #include "pipeline/silver.h"
+#include "privacy/privacy.h"
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -245,8 +246,10 @@ struct PreparedRecord {
   std::optional<std::string> ip_hash;
   std::string props;  // `properties` as stored: JSON with PII scrubbed
   int64_t redactions = 0;
-  // The raw values of the restricted fields: "traits.<name>" or "properties.<name>", value.
+  // The raw values of the restricted fields: "traits.<name>" or "properties.<name>", value;
+  // and per entry the token that replaced it in `props` ("" when hashed).
   std::vector<std::pair<std::string, std::string>> restricted;
+  std::vector<std::string> restricted_tokens;
   // When `properties` is an object: its scalar leaves as received (they decide
   // the columns), and, when scrubbing replaced something, those of the stored
   // JSON (they give the values; scrubbed_ok = false if it does not parse).
@@ -275,6 +278,7 @@ struct RecordPreparer {
   const std::string& pii_key;
   const std::vector<std::string>& restricted_traits;
   const std::vector<std::string>& restricted_properties;
+  const std::set<std::string>& tokenized;
 
   void Prepare(const log::LogRecord& r, PrepareWorkspace* ws, PreparedRecord* p) const {
     *p = PreparedRecord{};
@@ -320,7 +324,18 @@ struct RecordPreparer {
         std::string_view text;
         std::string value = v.get_string().get(text) ? simdjson::minify(v) : std::string(text);
         if (value.empty()) continue;
-        p->restricted.emplace_back((traits ? "traits." : "properties.") + name, std::move(value));
+        std::string field = (traits ? "traits." : "properties.") + name;
+        std::string token;
+        if (tokenized.count(field) && !v.get_string().get(text)) {
+          // Tokenized: the stored JSON holds a random token instead of the hash.
+          const std::string hashed = JsonString("hmac:" + HmacSha256Hex(pii_key, value));
+          token = privacy::NewToken();
+          for (size_t at = p->props.find(hashed); at != std::string::npos; at = p->props.find(hashed, at + 1)) {
+            p->props.replace(at, hashed.size(), JsonString(token));
+          }
+        }
+        p->restricted.emplace_back(std::move(field), std::move(value));
+        p->restricted_tokens.push_back(std::move(token));
       }
     }
     if (ev.has_properties && ev.properties.is_object()) {
@@ -529,6 +544,7 @@ delta::Schema RestrictedPiiSchema() {
   s.fields = {
       {"event_id", "string", false}, {"user_key", "string", true},       {"event_date", "date", false},
       {"field", "string", false},    {"value", "string", true},          {"received_at", "timestamp", false},
+      {"token", "string", true},  // privacy.tokenize_fields: the token Silver holds instead of the value
   };
   return s;
 }
@@ -560,6 +576,8 @@ SilverOptions SilverOptions::FromConfig(const Config& config) {
     for (const auto& f : config.GetStringList("privacy.restricted_fields"))
       if (!f.empty() && f != "none") o.restricted_fields.push_back(f);
   }
+  for (const auto& f : config.GetStringList("privacy.tokenize_fields"))
+    if (!f.empty() && f != "none") o.tokenize_fields.push_back(f);
   return o;
 }
 
@@ -719,6 +737,14 @@ SilverStage::~SilverStage() = default;
 Result<std::unique_ptr<SilverStage>> SilverStage::Open(const Config& config, const std::string& lake_dir) {
   std::unique_ptr<SilverStage> s(new SilverStage());
   s->options_ = SilverOptions::FromConfig(config);
+  for (const auto& f : s->options_.tokenize_fields) {
+    s->tokenized_.insert(f);
+    // Tokenized values are kept like restricted ones (raw only in restricted.pii).
+    if (std::find(s->options_.restricted_fields.begin(), s->options_.restricted_fields.end(), f) ==
+        s->options_.restricted_fields.end()) {
+      s->options_.restricted_fields.push_back(f);
+    }
+  }
   for (const auto& f : s->options_.restricted_fields) {
     if (f.rfind("traits.", 0) == 0 && f.size() > 7) {
       s->restricted_traits_.push_back(f.substr(7));
@@ -781,7 +807,7 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
       "CREATE OR REPLACE TABLE quarantine_reasons (log_partition INTEGER, log_offset BIGINT, "
       "error_code VARCHAR, error_detail VARCHAR, contract_version BIGINT);"
       "CREATE OR REPLACE TABLE restricted_batch (event_id VARCHAR, user_key VARCHAR, event_date DATE, "
-      "field VARCHAR, value VARCHAR, received_at TIMESTAMP);"));
+      "field VARCHAR, value VARCHAR, received_at TIMESTAMP, token VARCHAR);"));
   ASSIGN_OR_RETURN(auto rows, conn->CreateAppender("", "silver_rows"));
   ASSIGN_OR_RETURN(auto restricted, conn->CreateAppender("", "restricted_batch"));
   ASSIGN_OR_RETURN(auto reasons, conn->CreateAppender("", "quarantine_reasons"));
@@ -811,7 +837,8 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
   threads = static_cast<int>(std::min<size_t>(std::max(threads, 1), std::max<size_t>(chunks, 1)));
   std::vector<std::unique_ptr<PrepareWorkspace>> workspaces;
   for (int i = 0; i < threads; i++) workspaces.push_back(std::make_unique<PrepareWorkspace>(options_.parse));
-  const RecordPreparer preparer{contracts_, *enricher_, pii_key_, restricted_traits_, restricted_properties_};
+  const RecordPreparer preparer{contracts_, *enricher_, pii_key_, restricted_traits_, restricted_properties_,
+                                tokenized_};
   ChunkPreparer prepared(chunks, threads, [&](size_t chunk, int workspace, std::vector<PreparedRecord>* out) {
     const size_t begin = chunk * kPrepareChunkRecords;
     const size_t end = std::min(records.size(), begin + kPrepareChunkRecords);
@@ -846,7 +873,8 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
                 ev.event_ts < dedup_->watermark() - options_.parse.allowed_lateness_us;
       dedup_->AdvanceWatermark(ev.event_ts);
 
-      for (const auto& [field, value] : p.restricted) {
+      for (size_t ri = 0; ri < p.restricted.size(); ri++) {
+        const auto& [field, value] = p.restricted[ri];
         RETURN_IF_ERROR(restricted->AppendString(valid(ev.event_id)));
         RETURN_IF_ERROR(restricted->AppendString(
             valid(ev.user_id ? *ev.user_id : "anon:" + ev.anonymous_id.value_or(""))));
@@ -854,6 +882,8 @@ Result<SilverBatchStats> SilverStage::BuildBatch(engine::Connection* conn, const
         RETURN_IF_ERROR(restricted->AppendString(field));
         RETURN_IF_ERROR(restricted->AppendString(valid(value)));
         RETURN_IF_ERROR(restricted->AppendTimestampMicros(ev.received_at));
+        const std::string& token = p.restricted_tokens[ri];
+        RETURN_IF_ERROR(token.empty() ? restricted->AppendNull() : restricted->AppendString(token));
         RETURN_IF_ERROR(restricted->EndRow());
         stats.restricted_rows++;
       }

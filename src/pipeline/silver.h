@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,10 @@ struct SilverOptions {
   // "properties.<name>" (track/page/screen properties), top-level members whose
   // raw value is kept in restricted.pii (silver.events keeps only the HMAC).
   std::vector<std::string> restricted_fields = {"traits.email", "traits.phone"};
+  // privacy.tokenize_fields (same syntax; default none): string values are
+  // replaced in Silver by a random token (privacy::NewToken); the token and
+  // the raw value go to restricted.pii (the vault), `clicklake pii detokenize`.
+  std::vector<std::string> tokenize_fields;
   // processor.threads: threads that parse and enrich a batch's records; 0 =
   // the hardware's concurrency, 1 = all on the calling thread.
   int threads = 0;
@@ -154,6 +159,7 @@ class SilverStage {
   std::string pii_key_;
   std::vector<std::string> restricted_traits_;      // member names of privacy.restricted_fields
   std::vector<std::string> restricted_properties_;
+  std::set<std::string> tokenized_;  // privacy.tokenize_fields ("traits.<name>", "properties.<name>")
 };
 
 }  // namespace clicklake::pipeline

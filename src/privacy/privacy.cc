@@ -71,6 +71,12 @@ std::string HmacHex(std::string_view key, std::string_view data) {
   return Hex(md, len);
 }
 
+std::string NewToken() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) std::abort();  // no entropy: never issue a guessable token
+  return "tok_" + Hex(bytes, sizeof bytes);
+}
+
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -96,6 +102,8 @@ std::string_view RegulationTypeName(RegulationType t) {
       return "SUPPRESS_WITH_DELETE";
     case RegulationType::kUnsuppress:
       return "UNSUPPRESS";
+    case RegulationType::kRetention:
+      return "RETENTION";
   }
   return "DELETE";
 }
@@ -493,6 +501,7 @@ std::string ErasureReceipt::ToJson() const {
   if (request.deletes()) nature = request.mode == ErasureMode::kAnonymize ? "anonymized" : "deleted";
   if (request.suppresses()) nature += nature.empty() ? "suppressed" : " and suppressed";
   if (request.type == RegulationType::kUnsuppress) nature = "suppression lifted";
+  if (request.type == RegulationType::kRetention) nature = "expired partitions deleted";
   AppendJsonString(nature, &out);
   out += ",\"status\":";
   AppendJsonString(status, &out);

@@ -44,6 +44,8 @@ namespace clicklake::privacy {
 
 // Lower-case hex HMAC-SHA256 of `data` under `key` (OpenSSL).
 std::string HmacHex(std::string_view key, std::string_view data);
+// A fresh random token for a tokenized value: "tok_" + 32 hex digits (OpenSSL RAND_bytes).
+std::string NewToken();
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 
@@ -58,9 +60,11 @@ struct Subject {
   std::vector<std::string> All() const;
 };
 
-enum class RegulationType { kDelete, kSuppress, kSuppressWithDelete, kUnsuppress };
+// kRetention: a maintenance run expiring old partitions (never sent by a client).
+enum class RegulationType { kDelete, kSuppress, kSuppressWithDelete, kUnsuppress, kRetention };
 std::string_view RegulationTypeName(RegulationType t);  // "DELETE", "SUPPRESS", ...
-std::optional<RegulationType> ParseRegulationType(std::string_view name);  // case-insensitive
+// The four client types, case-insensitive (not RETENTION).
+std::optional<RegulationType> ParseRegulationType(std::string_view name);
 
 // delete: rows removed; anonymize: identifiers replaced (see pipeline/erasure.h).
 enum class ErasureMode { kDelete, kAnonymize };
