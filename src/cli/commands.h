@@ -30,6 +30,9 @@ struct ServiceFlags {
 
 // File (if any) + flags → Config.
 Result<Config> LoadConfig(const ServiceFlags& flags);
+// Registers the erasure steps of components above the pipeline (reverse-ETL
+// snapshots) with pipeline::RegisterErasureStep; once per process.
+void RegisterErasureSteps(const Config& config);
 
 int RunInitCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunServiceCommand(const std::string& mode, const std::vector<std::string>& args, std::ostream& out,

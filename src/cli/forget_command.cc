@@ -54,6 +54,7 @@ int RunForgetCommand(const std::vector<std::string>& args, std::ostream& out, st
     err << "clicklake forget: " << config.status().message() << "\n";
     return 2;
   }
+  RegisterErasureSteps(*config);
   if (mode != "delete") {
     err << "clicklake forget: --mode " << mode
         << ": only delete is supported (anonymize is not built yet; see docs/privacy.md)\n";

@@ -89,6 +89,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     err << "clicklake " << mode << ": " << config.status().message() << "\n";
     return 2;
   }
+  RegisterErasureSteps(*config);
 
   auto event_log = log::OpenEventLog(*config);
   if (!event_log.ok()) {

@@ -607,16 +607,9 @@ Result<std::optional<ErasureReceipt>> Eraser::Run() {
       journal_.state_entries_removed += n;
       return Status::OK();
     }));
-    // 4. Rows of every non-Gold table; 5. Gold recomputed, then what is left keyed by them.
-    ASSIGN_OR_RETURN(auto tables, OpenTables());
-    for (bool gold_pass : {false, true}) {
-      if (gold_pass) RETURN_IF_ERROR(Step("gold-refresh", [&] { return RefreshGold(); }));
-      for (auto& t : tables) {
-        if (t.gold != gold_pass) continue;
-        RETURN_IF_ERROR(Step("delete:" + t.name, [&] { return DeleteRows(&t).status(); }));
-      }
-    }
-    // 6. Other components' steps (reverse-ETL snapshots).
+    // 4. Other components' steps (reverse-ETL snapshots), before the rows go:
+    //    activate::ForgetUsers turns a snapshot row into a marker that still lets
+    //    the next sync send the removal downstream (a plain delete would lose it).
     std::vector<std::pair<std::string, ErasureStep>> steps;
     {
       std::lock_guard l(StepsMutex());
@@ -628,6 +621,15 @@ Result<std::optional<ErasureReceipt>> Eraser::Run() {
         journal_.notes.push_back(name + ": " + note);
         return Status::OK();
       }));
+    }
+    // 5. Rows of every non-Gold table; 6. Gold recomputed, then what is left keyed by them.
+    ASSIGN_OR_RETURN(auto tables, OpenTables());
+    for (bool gold_pass : {false, true}) {
+      if (gold_pass) RETURN_IF_ERROR(Step("gold-refresh", [&] { return RefreshGold(); }));
+      for (auto& t : tables) {
+        if (t.gold != gold_pass) continue;
+        RETURN_IF_ERROR(Step("delete:" + t.name, [&] { return DeleteRows(&t).status(); }));
+      }
     }
     // 7. Purge, when the SLA says so.
     if (!journal_.purge_due_us) {

@@ -16,14 +16,15 @@
 //      and session ids — journaled before anything is removed;
 //   2. subject list: every resolved identifier forgotten (and suppressed);
 //   3. state store: dedup ids, links, row ranges, session keys removed;
-//   4. delete: one DELETE commit per table holding the person's rows
+//   4. extra steps registered by other components (RegisterErasureStep: the
+//      reverse-ETL snapshots, whose rows become markers that still let the
+//      next sync send the removal downstream), before the rows go;
+//   5. delete: one DELETE commit per table holding the person's rows
 //      (bronze.events, silver.events, silver.quarantine, restricted.pii, ...)
 //      through deletion vectors (copy-on-write on tables without them);
-//   5. Gold: refreshed incrementally from silver.events (the person's sessions,
+//   6. Gold: refreshed incrementally from silver.events (the person's sessions,
 //      users, campaigns and funnels are recomputed as in any batch), then any
 //      Gold row still keyed by them deleted;
-//   6. extra steps registered by other components (RegisterErasureStep: the
-//      reverse-ETL snapshots);
 //   7. purge (when privacy.erasure_sla has passed, default immediately): in
 //      every table, the data files of any retained version that physically
 //      hold the person's rows are found by reading them; live ones are
