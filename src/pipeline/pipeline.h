@@ -109,6 +109,7 @@ struct BatchResult {
   int64_t late = 0;               // events older than allowed_lateness (kept, flagged)
   int64_t pii_redactions = 0;     // PII-looking strings replaced in properties
   int64_t prop_type_conflicts = 0;  // property values left only in `properties`
+  std::vector<std::string> new_prop_columns;  // prop_<path> columns this batch added to silver.events
   std::map<std::string, int64_t> quarantine_by_code;
   std::map<int32_t, std::pair<int64_t, int64_t>> offsets;  // partition → [start, end)
   int64_t read_us = 0, write_us = 0, silver_us = 0, commit_us = 0;

@@ -417,8 +417,11 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
       // New prop_<path> columns: a schema-evolution commit of their own.
       ASSIGN_OR_RETURN(delta::Snapshot snap, table->LoadSnapshot());
       delta::Schema desired = snap.schema();
-      for (const auto& f : stats.new_prop_columns)
-        if (!desired.Find(f.name)) desired.fields.push_back(f);
+      for (const auto& f : stats.new_prop_columns) {
+        if (desired.Find(f.name)) continue;
+        desired.fields.push_back(f);
+        result.new_prop_columns.push_back(f.name + " (" + f.type + ")");
+      }
       ASSIGN_OR_RETURN(int64_t evolved, table->EvolveSchema(desired));
       (void)evolved;
     }

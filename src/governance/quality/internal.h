@@ -56,9 +56,14 @@ void OverlayResults(LakeFacts* facts, const std::vector<CheckResult>& results);
 std::vector<DatasetReadiness> DeriveReadiness(const LakeFacts& facts, const QualityOptions& options, int64_t now_us,
                                               engine::Connection* conn);
 
-// The SQL of one row of system.readiness / system.quality_results.
+// The SQL of one row of system.readiness (a SELECT), of system.quality_results
+// (a VALUES tuple of kResultColumns), and a query over such tuples (VALUES
+// keeps thousands of rows flat, where UNION ALL would nest too deep).
 std::string ReadinessRowSql(const DatasetReadiness& r);
-std::string ResultRowSql(const CheckResult& r);
+extern const char* kResultColumns;
+inline constexpr const char* kStateColumns = "hour, dataset, source, event_name, metric, value";
+std::string ResultValuesSql(const CheckResult& r);
+std::string ValuesQuery(const std::vector<std::string>& rows, const char* columns);
 
 // Helpers.
 std::string TimestampSql(std::optional<int64_t> us);  // make_timestamp(us) or NULL::TIMESTAMP

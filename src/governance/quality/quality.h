@@ -64,8 +64,8 @@ const char* ToString(Severity s);     // "warn" | "error"
 //                   (z-score; completed hours only)
 //   null_spike      null rate of `columns` in the batch against its baseline
 //   freshness       lag of `dataset` (warn_after / error_after)
-//   revenue_consistency  Gold (fact_events) against Silver, per event date the
-//                   batch touched: event counts and revenue sums
+//   revenue_consistency  Gold (fact_events) against Silver: every row the batch
+//                   wrote to Silver is in gold.fact_events once, with its revenue
 //   revenue_present order_completed events without revenue
 //   unique          `column` (default event_id) unique among the batch's new rows
 //   accepted_values `column` in `values`

@@ -412,14 +412,22 @@ std::string ReadinessRowSql(const DatasetReadiness& r) {
          TimestampSql(r.computed_at_us) + " AS computed_at";
 }
 
-std::string ResultRowSql(const CheckResult& c) {
-  return "SELECT " + Sq(c.check) + " AS check_name, " + Sq(c.check_type) + " AS check_type, " + Sq(c.dataset) +
-         " AS dataset, " + Sq(c.series) + " AS series, " + std::to_string(c.batch_id) + "::BIGINT AS batch_id, " +
-         TimestampSql(c.window_start_us) + " AS window_start, " + TimestampSql(c.window_end_us) + " AS window_end, " +
-         Sq(ToString(c.status)) + " AS status, " + DoubleSql(c.observed) + " AS observed, " +
-         DoubleSql(c.expected_min) + " AS expected_min, " + DoubleSql(c.expected_max) + " AS expected_max, " +
-         Sq(ToString(c.severity)) + " AS severity, " + (c.blocking ? "true" : "false") + " AS blocking, " +
-         Sq(c.detail) + " AS detail, " + TimestampSql(c.checked_at_us) + " AS checked_at";
+const char* kResultColumns =
+    "check_name, check_type, dataset, series, batch_id, window_start, window_end, status, observed, expected_min, "
+    "expected_max, severity, blocking, detail, checked_at";
+
+std::string ResultValuesSql(const CheckResult& c) {
+  return "(" + Sq(c.check) + ", " + Sq(c.check_type) + ", " + Sq(c.dataset) + ", " + Sq(c.series) + ", " +
+         std::to_string(c.batch_id) + "::BIGINT, " + TimestampSql(c.window_start_us) + ", " +
+         TimestampSql(c.window_end_us) + ", " + Sq(ToString(c.status)) + ", " + DoubleSql(c.observed) + ", " +
+         DoubleSql(c.expected_min) + ", " + DoubleSql(c.expected_max) + ", " + Sq(ToString(c.severity)) + ", " +
+         (c.blocking ? "true" : "false") + ", " + Sq(c.detail) + ", " + TimestampSql(c.checked_at_us) + ")";
+}
+
+std::string ValuesQuery(const std::vector<std::string>& rows, const char* columns) {
+  std::string sql = "SELECT * FROM (VALUES ";
+  for (size_t i = 0; i < rows.size(); i++) sql += (i ? ", " : "") + rows[i];
+  return sql + ") t(" + columns + ")";
 }
 
 void ExportReadinessMetrics(const std::vector<DatasetReadiness>& rows) {

@@ -287,17 +287,15 @@ std::vector<delta::AddFile> FilesOverlapping(const delta::Snapshot& snap, const 
   return files;
 }
 
-}  // namespace
-
-// (gold.h) Reads only what changed: the rows of entries (path, deletion
-// vector) of the old snapshot that the new one dropped — for a file still there
-// with a larger deletion vector, only its newly deleted rows — and the rows of
-// files the old snapshot did not have. EXCEPT ALL both ways cancels rows that
-// were only moved (compaction).
-
+// Creates the temp tables changed_old (old versions of the rows that differ
+// between the two snapshots of silver.events, on the Gold columns),
+// changed_new (their new versions) and changed (both). Reads only what
+// changed: the rows of entries (path, deletion vector) of the old snapshot that
+// the new one dropped — for a file still there with a larger deletion vector,
+// only its newly deleted rows — and the rows of files the old snapshot did not
+// have. EXCEPT ALL both ways cancels rows that were only moved (compaction).
 Status SilverDiff(engine::Connection* c, const std::string& silver_path, const delta::Snapshot& old_snap,
-                  const delta::Snapshot& new_snap, FileSystem* fs, const std::string& columns_arg) {
-  const std::string columns = columns_arg.empty() ? std::string(kSilverColumns) : columns_arg;
+                  const delta::Snapshot& new_snap, FileSystem* fs) {
   auto entry_key = [](const delta::AddFile& f) {
     return f.path + "\n" + (f.deletion_vector ? f.deletion_vector->UniqueId() : std::string());
   };
@@ -333,17 +331,17 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
     std::string list = "[";
     for (size_t i = 0; i < newly.size(); i++) list += (i ? "," : "") + std::to_string(newly[i]);
     list += "]";
-    removed_parts.push_back("SELECT " + columns + " FROM (" + scan +
+    removed_parts.push_back("SELECT " + std::string(kSilverColumns) + " FROM (" + scan +
                             ") WHERE list_contains(" + list + "::UBIGINT[], _delta_row::UBIGINT)");
   }
   for (const auto& f : new_snap.files)
     if (!old_paths.count(f.path)) added.files.push_back(f);
   ASSIGN_OR_RETURN(std::string gone_scan, delta::ScanSql(silver_path, gone));
-  std::string removed = "SELECT " + columns + " FROM (" + gone_scan + ")";
+  std::string removed = "SELECT " + std::string(kSilverColumns) + " FROM (" + gone_scan + ")";
   for (const auto& part : removed_parts) removed += " UNION ALL " + part;
   ASSIGN_OR_RETURN(std::string added_scan, delta::ScanSql(silver_path, added));
   RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW silver_removed AS " + removed));
-  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW silver_added AS SELECT " + columns +
+  RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP VIEW silver_added AS SELECT " + std::string(kSilverColumns) +
                              " FROM (" + added_scan + ")"));
   return c->Execute(
       "CREATE OR REPLACE TEMP TABLE changed_old AS "
@@ -353,8 +351,6 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
       "CREATE OR REPLACE TEMP TABLE changed AS "
       "  SELECT * FROM changed_old UNION ALL SELECT * FROM changed_new;");
 }
-
-namespace {
 
 // What DeleteMatchingRows staged.
 struct RowDeletion {

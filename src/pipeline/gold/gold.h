@@ -42,9 +42,6 @@ namespace clicklake::engine {
 class Database;
 class Connection;
 }  // namespace clicklake::engine
-namespace clicklake::delta {
-struct Snapshot;
-}
 
 namespace clicklake::pipeline::gold {
 
@@ -106,15 +103,6 @@ struct GoldRefreshResult {
   std::map<std::string, GoldTableRefresh> tables;  // by table name ("gold/fact_events")
   int64_t total_us = 0;
 };
-
-// Creates on `c` the temp tables changed_old (old versions of the rows that
-// differ between two snapshots of silver.events at `silver_path`), changed_new
-// (their new versions) and changed (both), with the select list `columns` over
-// silver.events ("": the columns Gold reads). Reads only the files and rows
-// that changed; rows only moved (compaction) cancel out. The Gold refresh and
-// the quality checks (governance/quality) see a batch's change through it.
-Status SilverDiff(engine::Connection* c, const std::string& silver_path, const delta::Snapshot& old_snap,
-                  const delta::Snapshot& new_snap, FileSystem* fs, const std::string& columns = "");
 
 class GoldStage {
  public:
