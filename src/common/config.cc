@@ -301,6 +301,26 @@ max_batch_events = 500000
 # deadline = "08:00"              # yesterday complete by 08:00 in timezone
 # timezone = "Europe/Berlin"
 
+[lineage]
+# OpenLineage run events (START/COMPLETE/FAIL) for batches, Gold models, backfills, maintenance
+# and quality checks. See src/governance/lineage/README.md.
+# enabled = true
+# file = "<lake>/_clicklake/lineage/events.jsonl"   # "none" = HTTP only
+# url = "http://127.0.0.1:5000"      # POST {url}/api/v1/lineage (Marquez); retried, spilled to the file
+# api_key = ""
+# namespace = "clicklake"
+
+[alerts]
+# Alerts (failed batch, lag, late/failed datasets, quality, quarantine, collector, disk), recorded
+# in system.alerts. See src/governance/alerts/README.md.
+# webhook.url = "http://127.0.0.1:9093/hook"          # Alertmanager webhook format (version 4)
+# slack.url = "https://hooks.slack.com/services/…"     # Slack incoming webhook
+# pagerduty.routing_key = "…"                           # PagerDuty Events API v2
+# lag_threshold = 1000000
+# quarantine_rate = 0.05
+# disk_free_ratio = 0.10
+# repeat_interval = "4h"
+
 [enrich]
 # ua_regexes = "<deps>/npm/uap-core/regexes.yaml"   # uap-core rules
 # geoip_db = "<deps>/npm/geo-country-mmdb/…mmdb"    # any GeoLite2/DB-IP/ip-location-db .mmdb; "none" = off

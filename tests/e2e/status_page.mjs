@@ -90,6 +90,19 @@ function heartbeat(collectorPort) {
   return () => clearInterval(timer);
 }
 
+// page.goto, again when it races the page's own reload (net::ERR_ABORTED) or a server that just started.
+async function open(page, url) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 10000 });
+      return;
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+}
+
 async function badge(page, dataset, status, timeout) {
   const row = `tr[data-dataset="${dataset}"][data-status="${status}"]`;
   try {
@@ -113,7 +126,7 @@ try {
   const statusUrl = `http://127.0.0.1:${apiPort}/status`;
   service = await start('up', apiPort);
   const page = await browser.newPage();
-  await page.goto(statusUrl);
+  await open(page, statusUrl);
   check((await page.title()).startsWith('clicklake status'), 'page title');
   await badge(page, 'silver.events', 'UNKNOWN', 10000);
 
@@ -122,24 +135,25 @@ try {
   await send(service.port, 'Product Viewed');
   let text = await badge(page, 'silver.events', 'READY', 60000);
   check(text.includes(`max lag ${SLA_SECONDS}s`) || text.includes('max lag'), `SLA shown: ${text}`);
-  check(await page.locator('svg#chart-events_per_minute polyline').count() > 0, 'events per minute chart has lines');
-  check(await page.locator('svg#chart-batch_duration').count() === 1, 'batch duration chart');
-  check(await page.locator('svg#chart-lag').count() === 1, 'lag chart');
-  check(await page.locator('svg#chart-quarantine_rate').count() === 1, 'quarantine rate chart');
+  // The charts (the page reloads every second: wait for each rather than count once).
+  for (const sel of ['svg#chart-events_per_minute polyline', 'svg#chart-batch_duration polyline',
+                     'svg#chart-lag', 'svg#chart-quarantine_rate polyline']) {
+    await page.waitForSelector(sel, { state: 'attached', timeout: 15000 }).catch(() => { throw new Error(`no ${sel} on the page`); });
+  }
 
   // LATE: the processor stops; the collector (and the page) keep running.
   stopBeat();
   await stop(service);
   service = await start('collect', apiPort);
-  await page.goto(statusUrl);
+  await open(page, statusUrl);
   text = await badge(page, 'silver.events', 'LATE', (SLA_SECONDS + 30) * 1000);
   check(/exceeds the SLA/.test(text), `LATE gives the reason: ${text}`);
-  check(await page.locator('#overall.LATE, #overall.FAILED').count() === 1, 'overall badge LATE');
+  await page.waitForSelector('#overall.LATE', { timeout: 5000 }).catch(() => { throw new Error('overall badge not LATE'); });
 
   // FAILED: the processor is back and a batch breaks the error-severity check.
   await stop(service);
   service = await start('up', apiPort);
-  await page.goto(statusUrl);
+  await open(page, statusUrl);
   await send(service.port, 'Broken Order');
   text = await badge(page, 'silver.events', 'FAILED', 60000);
   check(text.includes('no_broken_orders'), `FAILED names the check: ${text}`);

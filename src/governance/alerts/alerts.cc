@@ -208,27 +208,26 @@ Result<std::unique_ptr<Alerter>> Alerter::Start(const AlertOptions& options, Clo
     db_options.memory_limit = "128MB";
     ASSIGN_OR_RETURN(a->history_->db, engine::Database::Open(db_options));
   }
-  a->thread_ = std::thread([p = a.get()] { p->Loop(); });
+  a->queue_ = std::make_unique<DeliveryQueue<Notification>>(
+      100000, [p = a.get()](Notification& n) { p->Deliver(n); });
   return a;
 }
 
 Alerter::~Alerter() { Stop(); }
 
 void Alerter::Stop() {
-  {
-    std::lock_guard l(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (queue_) queue_->Stop();
 }
 
 void Alerter::Enqueue(const Alert& a, bool firing) {
-  queue_.push_back({a, firing});
   last_sent_us_[a.fingerprint] = clock_->NowMicros();
   ++stats_.notifications;
   notifications_->Increment();
-  cv_.notify_one();
+  if (!queue_->Push(Notification{a, firing})) {
+    ++stats_.given_up;
+    spdlog::error("alerts: {} {} not delivered: the delivery queue is full or stopping", a.name,
+                  firing ? "FIRING" : "resolved");
+  }
 }
 
 void Alerter::Update(const std::string& rule, std::vector<Alert> active) {
@@ -275,34 +274,11 @@ std::vector<Alert> Alerter::Firing() const {
   return out;
 }
 
-void Alerter::Flush() {
-  std::unique_lock l(mu_);
-  idle_cv_.wait(l, [&] { return queue_.empty() && !busy_; });
-}
+void Alerter::Flush() { queue_->Flush(); }
 
 Alerter::Stats Alerter::stats() const {
   std::lock_guard l(mu_);
   return stats_;
-}
-
-void Alerter::Loop() {
-  while (true) {
-    Notification n;
-    {
-      std::unique_lock l(mu_);
-      cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) break;
-      n = std::move(queue_.front());
-      queue_.pop_front();
-      busy_ = true;
-    }
-    Deliver(n);
-    std::lock_guard l(mu_);
-    busy_ = false;
-    idle_cv_.notify_all();
-  }
-  std::lock_guard l(mu_);
-  idle_cv_.notify_all();
 }
 
 void Alerter::Deliver(const Notification& n) {
@@ -358,11 +334,7 @@ bool Alerter::Send(const Receiver& r, const std::string& body, int* attempts) {
     // A 4xx other than 408/429 is a configuration problem; retrying will not help.
     if (status >= 400 && status < 500 && status != 408 && status != 429) return false;
     if (attempt < options_.attempts) {
-      {
-        std::unique_lock l(mu_);
-        // Stop() cuts the backoff short (the remaining attempts still run).
-        cv_.wait_for(l, std::chrono::microseconds(backoff), [&] { return stop_; });
-      }
+      queue_->SleepUnlessStopping(backoff);  // Stop() cuts it short (the remaining attempts still run)
       backoff = std::min(backoff * 2, options_.max_backoff_us);
     }
   }

@@ -19,22 +19,20 @@
 // a BatchObserver, called on the runner's thread.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/metrics.h"
 #include "common/status.h"
+#include "governance/delivery_queue.h"
 #include "pipeline/pipeline.h"
 
 namespace clicklake::governance::alerts {
@@ -113,10 +111,9 @@ class Alerter {
   Alerter(const AlertOptions& options, Clock* clock);
   struct Notification {
     Alert alert;
-    bool firing;
+    bool firing = true;
   };
-  void Loop();
-  void Deliver(const Notification& n);
+  void Deliver(const Notification& n);          // the queue's thread
   bool Send(const Receiver& r, const std::string& body, int* attempts);
   Status Record(const Notification& n, const std::string& delivered, int attempts);
   void Enqueue(const Alert& a, bool firing);   // REQUIRES: mu_ held
@@ -124,19 +121,16 @@ class Alerter {
   AlertOptions options_;
   Clock* clock_;
   struct History;
-  std::unique_ptr<History> history_;           // delivery thread only
+  std::unique_ptr<History> history_;           // the queue's thread only
   mutable std::mutex mu_;
-  std::condition_variable cv_, idle_cv_;
   std::map<std::string, std::string> rule_of_;  // GUARDED_BY(mu_): fingerprint → rule
   std::map<std::string, Alert> firing_;         // GUARDED_BY(mu_): by fingerprint
   std::map<std::string, int64_t> last_sent_us_;  // GUARDED_BY(mu_)
-  std::deque<Notification> queue_;              // GUARDED_BY(mu_)
-  bool busy_ = false, stop_ = false;            // GUARDED_BY(mu_)
   Stats stats_;                                 // GUARDED_BY(mu_)
-  std::thread thread_;
   Gauge* firing_gauge_ = nullptr;
   Counter* notifications_ = nullptr;
   Counter* delivery_failures_ = nullptr;
+  std::unique_ptr<DeliveryQueue<Notification>> queue_;  // last: its thread uses the members above
 };
 
 // What the rules can see besides the batches (each optional; service.cc wires them).

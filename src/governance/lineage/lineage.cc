@@ -317,9 +317,33 @@ std::string ToJson(const RunEvent& e, const LineageOptions& options) {
 
 // Reads dataset schemas from the Delta log on the sender thread (its own
 // in-memory DuckDB: checkpoints are Parquet), cached by (table, version).
+// Reads dataset schemas from the Delta log on the sender thread (its own
+// in-memory DuckDB: checkpoints are Parquet). A table's schema only changes with
+// a metaData action, so the last schema read is reused for a later version when
+// the commits in between have none: most events cost a look at a few small
+// commit files, not a snapshot replay.
 struct LineageEmitter::Resolver {
   std::unique_ptr<engine::Database> db;
-  std::map<std::pair<std::string, int64_t>, std::vector<std::pair<std::string, std::string>>> cache;
+  struct Known {
+    int64_t version = -1;
+    std::vector<std::pair<std::string, std::string>> schema;
+  };
+  std::map<std::string, Known> tables;  // by dataset name
+
+  static std::string CommitPath(const std::string& table_path, int64_t v) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%020lld.json", static_cast<long long>(v));
+    return JoinPath(JoinPath(table_path, "_delta_log"), name);
+  }
+  // True when commits (from, to] are all readable and none carries a metaData action.
+  static bool SchemaUnchanged(const std::string& table_path, int64_t from, int64_t to) {
+    if (to - from > 50) return false;
+    for (int64_t v = from + 1; v <= to; ++v) {
+      auto text = FileSystem::Default()->ReadFile(CommitPath(table_path, v));
+      if (!text.ok() || text->find("\"metaData\"") != std::string::npos) return false;
+    }
+    return true;
+  }
 };
 
 LineageEmitter::LineageEmitter(const LineageOptions& options) : options_(options) {
@@ -341,20 +365,15 @@ Result<std::unique_ptr<LineageEmitter>> LineageEmitter::Start(const LineageOptio
   db_options.threads = 1;
   db_options.memory_limit = "256MB";
   ASSIGN_OR_RETURN(e->resolver_->db, engine::Database::Open(db_options));
-  e->thread_ = std::thread([p = e.get()] { p->Loop(); });
+  e->queue_ = std::make_unique<DeliveryQueue<RunEvent>>(static_cast<size_t>(std::max(1, options.queue_capacity)),
+                                                        [p = e.get()](RunEvent& event) { p->Deliver(event); });
   return e;
 }
 
 LineageEmitter::~LineageEmitter() { Stop(); }
 
 void LineageEmitter::Stop() {
-  {
-    std::lock_guard l(mu_);
-    if (stop_ && !thread_.joinable()) return;
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (queue_) queue_->Stop();
 }
 
 void LineageEmitter::Emit(RunEvent event) {
@@ -362,51 +381,23 @@ void LineageEmitter::Emit(RunEvent event) {
   {
     std::lock_guard l(mu_);
     ++stats_.emitted;
-    if (static_cast<int>(queue_.size()) < options_.queue_capacity && !stop_) {
-      queue_.push_back(std::move(event));
-      cv_.notify_one();
-      return;
-    }
   }
-  // Queue full (the endpoint is slow or down for long): keep the event in the
-  // lake file rather than hold up the caller or lose it.
+  if (queue_->Push(std::move(event))) return;
+  // Queue full (the endpoint is slow or down for long) or stopping: keep the
+  // event in the lake file rather than hold up the caller or lose it.
   for (auto& d : event.inputs) d.resolve_schema = false;
   for (auto& d : event.outputs) d.resolve_schema = false;
   WriteLine(ToJson(event, options_));
   spilled_->Increment();
   std::lock_guard l(mu_);
   ++stats_.spilled;
-  idle_cv_.notify_all();
 }
 
-void LineageEmitter::Flush() {
-  std::unique_lock l(mu_);
-  idle_cv_.wait(l, [&] { return queue_.empty() && !busy_; });
-}
+void LineageEmitter::Flush() { queue_->Flush(); }
 
 LineageEmitter::Stats LineageEmitter::stats() const {
   std::lock_guard l(mu_);
   return stats_;
-}
-
-void LineageEmitter::Loop() {
-  while (true) {
-    RunEvent event;
-    {
-      std::unique_lock l(mu_);
-      cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) break;  // stopping and drained
-      event = std::move(queue_.front());
-      queue_.pop_front();
-      busy_ = true;
-    }
-    Deliver(event);
-    std::lock_guard l(mu_);
-    busy_ = false;
-    idle_cv_.notify_all();
-  }
-  std::lock_guard l(mu_);
-  idle_cv_.notify_all();
 }
 
 void LineageEmitter::ResolveSchemas(RunEvent& event) {
@@ -416,19 +407,31 @@ void LineageEmitter::ResolveSchemas(RunEvent& event) {
     if (dot == std::string::npos) return;
     const std::string path = JoinPath(options_.lake_dir, d.name.substr(0, dot) + "/" + d.name.substr(dot + 1));
     if (!FileSystem::Default()->Exists(JoinPath(path, "_delta_log"))) return;
-    const int64_t key_version = d.version.value_or(-1);
-    auto hit = resolver_->cache.find({d.name, key_version});
-    if (hit != resolver_->cache.end() && key_version >= 0) {
-      d.schema = hit->second;
-      return;
+    auto& known = resolver_->tables[d.name];
+    if (known.version >= 0 && d.version) {
+      if (*d.version == known.version ||
+          (*d.version > known.version && Resolver::SchemaUnchanged(path, known.version, *d.version))) {
+        d.schema = known.schema;
+        if (*d.version > known.version) known.version = *d.version;
+        return;
+      }
     }
     auto table = delta::Table::Open(path, resolver_->db.get());
     if (!table.ok()) return;
+    if (!d.version && known.version >= 0) {
+      // Unversioned (an input read at its latest): reuse while nothing changed the schema since.
+      auto latest = (*table)->LatestVersion();
+      if (latest.ok() && *latest >= known.version && Resolver::SchemaUnchanged(path, known.version, *latest)) {
+        d.schema = known.schema;
+        known.version = *latest;
+        return;
+      }
+    }
     auto snap = (*table)->LoadSnapshot(d.version);
     if (!snap.ok()) return;
-    for (const auto& f : snap->schema().fields) d.schema.emplace_back(f.name, f.type.empty() || f.type[0] == '{' ? "struct" : f.type);
-    if (resolver_->cache.size() > 256) resolver_->cache.clear();
-    resolver_->cache[{d.name, snap->version}] = d.schema;
+    for (const auto& f : snap->schema().fields)
+      d.schema.emplace_back(f.name, f.type.empty() || f.type[0] == '{' ? "struct" : f.type);
+    if (snap->version >= known.version) known = {snap->version, d.schema};
   };
   for (auto& d : event.inputs) resolve(d);
   for (auto& d : event.outputs) resolve(d);
@@ -503,7 +506,7 @@ bool LineageEmitter::Post(const std::string& json) {
       return false;
     }
     if (attempt < options_.http_attempts) {
-      std::this_thread::sleep_for(std::chrono::microseconds(backoff));
+      queue_->SleepUnlessStopping(backoff);
       backoff *= 2;
     }
   }

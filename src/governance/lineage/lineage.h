@@ -21,20 +21,18 @@
 // LineageObserver is called on the runner's thread (BatchObserver contract).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/config.h"
 #include "common/metrics.h"
 #include "common/status.h"
+#include "governance/delivery_queue.h"
 #include "pipeline/pipeline.h"
 
 namespace clicklake::governance::lineage {
@@ -128,26 +126,21 @@ class LineageEmitter {
 
  private:
   explicit LineageEmitter(const LineageOptions& options);
-  void Loop();
-  void Deliver(RunEvent& event);         // sender thread only
+  void Deliver(RunEvent& event);         // the queue's thread
   void WriteLine(const std::string& line);
   bool Post(const std::string& json);
   void ResolveSchemas(RunEvent& event);
 
   LineageOptions options_;
   struct Resolver;
-  std::unique_ptr<Resolver> resolver_;   // sender thread only
+  std::unique_ptr<Resolver> resolver_;   // the queue's thread only
   mutable std::mutex mu_;
-  std::condition_variable cv_, idle_cv_;
-  std::deque<RunEvent> queue_;           // GUARDED_BY(mu_)
-  bool stop_ = false;                    // GUARDED_BY(mu_)
-  bool busy_ = false;                    // GUARDED_BY(mu_): the sender holds an event
   Stats stats_;                          // GUARDED_BY(mu_)
   std::mutex file_mu_;                   // serializes appends to the lake file
-  std::thread thread_;
   Counter* emitted_ = nullptr;
   Counter* spilled_ = nullptr;
   Counter* http_failures_ = nullptr;
+  std::unique_ptr<DeliveryQueue<RunEvent>> queue_;  // last: its thread uses the members above
 };
 
 // The column lineage of a Gold model's output table ("gold.fact_session_daily"),

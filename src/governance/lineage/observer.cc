@@ -176,6 +176,12 @@ void LineageObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
       for (const auto& input : in->second) {
         DatasetInfo d{.name = input};
         if (input == "silver.events") d.version = result.gold->silver_version;
+        // A Gold input (a state table or dimension) was refreshed earlier in this batch.
+        std::string input_path = input;
+        input_path[input_path.find('.')] = '/';
+        if (auto in_table = result.gold->tables.find(input_path);
+            in_table != result.gold->tables.end() && in_table->second.version >= 0)
+          d.version = in_table->second.version;
         g.inputs.push_back(std::move(d));
       }
     }
