@@ -44,6 +44,14 @@ const std::set<std::string>& DeniedFunctions() {
 // DuckDB's C API returns NULL for "no message".
 std::string Text(const char* s) { return s ? s : ""; }
 
+// A prepared statement's column name: the C API hands over a copy the caller frees.
+std::string ColumnName(duckdb_prepared_statement p, idx_t c) {
+  const char* name = duckdb_prepared_statement_column_name(p, c);
+  std::string out = Text(name);
+  if (name) duckdb_free(const_cast<char*>(name));
+  return out;
+}
+
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -468,7 +476,7 @@ Status Sandbox::AddTables(const std::vector<SandboxTable>& tables) {
       status = ErrorStatus(("source of " + st.key).c_str(), duckdb_prepare_error(p));
     } else {
       for (idx_t c = 0; c < duckdb_prepared_statement_column_count(p); c++) {
-        st.names.emplace_back(Text(duckdb_prepared_statement_column_name(p, c)));
+        st.names.emplace_back(ColumnName(p, c));
         st.types.push_back(duckdb_prepared_statement_column_logical_type(p, c));
       }
     }
@@ -563,7 +571,7 @@ Result<std::unique_ptr<ResultStream>> Sandbox::Query(const std::string& sql) {
   const idx_t cols = duckdb_prepared_statement_column_count(user);
   std::string casts, aliases;
   for (idx_t c = 0; c < cols; c++) {
-    header.names_.emplace_back(Text(duckdb_prepared_statement_column_name(user, c)));
+    header.names_.emplace_back(ColumnName(user, c));
     const duckdb_type t = duckdb_prepared_statement_column_type(user, c);
     header.kinds_.push_back(KindOf(t));
     static const char* kNames[] = {"BOOLEAN", "INTEGER", "FLOAT", "DECIMAL", "VARCHAR",
