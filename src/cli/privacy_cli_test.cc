@@ -117,6 +117,19 @@ TEST_F(PrivacyCliTest, ForgetKilledAtRandomMomentsCompletesOnRerun) {
   const int64_t full_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   ExpectForgotten(clean, "uninterrupted");
+  {
+    // The receipt's hash is in the audit chain.
+    auto conn = db_->Connect();
+    ASSERT_OK(conn.status());
+    ASSERT_OK(delta::RegisterLakeViews(conn->get(), clean, std::nullopt));
+    auto r = (*conn)->Query(engine::QualifySchemaReferences(
+        "SELECT count(*) FROM system.audit a JOIN system.erasures e ON a.action = 'erasure_receipt' AND "
+        "json_extract_string(a.detail, '$.request_id') = e.request_id AND "
+        "json_extract_string(a.detail, '$.receipt_sha256') = e.receipt_sha256",
+        "system", "memory"));
+    ASSERT_OK(r.status());
+    EXPECT_EQ(r->GetInt64(0, 0), 1);
+  }
 
   uint32_t seed = std::random_device{}();
   if (const char* s = std::getenv("CRASH_SEED")) seed = static_cast<uint32_t>(std::stoul(s));

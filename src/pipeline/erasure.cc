@@ -30,6 +30,19 @@ std::vector<std::pair<std::string, ErasureStep>>& Steps() {
   static std::vector<std::pair<std::string, ErasureStep>> steps;
   return steps;
 }
+std::vector<ReceiptListener>& ReceiptListeners() {  // GUARDED_BY(StepsMutex())
+  static std::vector<ReceiptListener> listeners;
+  return listeners;
+}
+
+void NotifyReceiptListeners(const ErasureReceipt& receipt, const std::string& json) {
+  std::vector<ReceiptListener> listeners;
+  {
+    std::lock_guard l(StepsMutex());
+    listeners = ReceiptListeners();
+  }
+  for (const auto& listener : listeners) listener(receipt, json);
+}
 
 // The layers whose tables can hold a person's rows (system.* holds none:
 // batches count events, erasures keep only HMACs).
@@ -572,6 +585,7 @@ Result<ErasureReceipt> Eraser::Finish() {
   }
   RETURN_IF_ERROR(AppendErasureRow(ctx_, conn_.get(), receipt, final_json));
   if (ctx_.on_receipt) ctx_.on_receipt(receipt, final_json);
+  NotifyReceiptListeners(receipt, final_json);
   RETURN_IF_ERROR(queue_.Remove(request_.id));  // the journal (raw identifiers) goes with it
   return receipt;
 }
@@ -672,6 +686,11 @@ std::vector<std::string> ResolvedSubject::Identifiers() const {
   out.insert(out.end(), anonymous_ids.begin(), anonymous_ids.end());
   out.insert(out.end(), emails.begin(), emails.end());
   return out;
+}
+
+void RegisterReceiptListener(ReceiptListener listener) {
+  std::lock_guard l(StepsMutex());
+  ReceiptListeners().push_back(std::move(listener));
 }
 
 void RegisterErasureStep(const std::string& name, ErasureStep step) {
@@ -857,6 +876,7 @@ Result<ErasureReceipt> RunRetention(const ErasureContext& ctx, const std::vector
       ctx.fs, JoinPath(ctx.lake_dir, "restricted/_privacy/receipts/" + run.id + ".json"), json));
   RETURN_IF_ERROR(AppendErasureRow(ctx, conn.get(), receipt, json));
   if (ctx.on_receipt) ctx.on_receipt(receipt, json);
+  NotifyReceiptListeners(receipt, json);
   spdlog::info("privacy: retention run {}: {} tables, {} files purged", run.id, receipt.tables.size(),
                receipt.files_purged);
   return receipt;

@@ -75,6 +75,13 @@ using ErasureStep = std::function<Result<std::string>(const ResolvedSubject& sub
 // Registers `step` for every erasure of this process (thread-safe).
 void RegisterErasureStep(const std::string& name, ErasureStep step);
 
+// Told of every receipt this process finishes (erasures and retention runs),
+// after ErasureContext::on_receipt: the audit chain's hook (the CLI registers
+// access::AppendAuditRecord here). It must not throw; a failure is its own to
+// report, the erasure is complete either way.
+using ReceiptListener = std::function<void(const privacy::ErasureReceipt& receipt, const std::string& json)>;
+void RegisterReceiptListener(ReceiptListener listener);  // thread-safe
+
 struct ErasureContext {
   std::string lake_dir;
   Config config;                 // lake.deletion_vectors, gold.*, silver.session_timeout, privacy.*
