@@ -53,15 +53,6 @@ TokenBucket* BucketFor(const std::string& key, double rate, double burst) {
   return b.get();
 }
 
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out(n * 2, '0');
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 15];
-  }
-  return out;
-}
 
 // Reads an optional member: `*v` keeps its default when absent or of another type.
 template <typename E, typename T>
@@ -539,12 +530,6 @@ Result<std::unique_ptr<Destination>> MakeDestination(const SyncConfig& sync, Clo
   if (t == "google_ads") return std::unique_ptr<Destination>(new GoogleAdsDestination(sync, clock, stats));
   if (t == "meta") return std::unique_ptr<Destination>(new MetaDestination(sync, clock, stats));
   return Status::InvalidArgument("unknown destination type '" + t + "'");
-}
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return Hex(digest, sizeof(digest));
 }
 
 std::string Base64Encode(const std::string& data) {

@@ -18,6 +18,7 @@
 #include "activate/activate.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "privacy/privacy.h"
 
 namespace clicklake::activate {
 
@@ -78,8 +79,8 @@ Result<std::unique_ptr<Destination>> MakeDestination(const SyncConfig& sync, Clo
 // the key being the base64 after "whsec_" in `secret`. InvalidArgument for a malformed secret.
 Result<std::string> WebhookSignature(const std::string& secret, const std::string& id, int64_t timestamp_s,
                                      const std::string& body);
-// Hex SHA-256 and base64, for idempotency keys and tests.
-std::string Sha256Hex(const std::string& data);
+// Hex SHA-256 (the privacy library's) and base64, for idempotency keys and tests.
+using privacy::Sha256Hex;
 std::string Base64Encode(const std::string& data);
 Result<std::string> Base64Decode(const std::string& text);
 

@@ -35,6 +35,7 @@
 #include "common/file_system.h"
 #include "common/status.h"
 #include "engine/engine.h"
+#include "privacy/privacy.h"
 
 namespace clicklake::access {
 
@@ -105,8 +106,8 @@ struct TableView {
 Result<std::optional<TableView>> ViewFor(const Policy& policy, const Principal& principal, const std::string& table,
                                          const std::vector<std::string>& columns);
 
-// Hashes and verifiers, as stored in the policy file.
-std::string Sha256Hex(std::string_view data);
+// Hashes and verifiers, as stored in the policy file (SHA-256 hex: the privacy library's).
+using privacy::Sha256Hex;
 // A SCRAM-SHA-256 verifier (RFC 5802/7677; stored as in RFC 5803 / PostgreSQL):
 // SaltedPassword = PBKDF2-HMAC-SHA-256(password, salt, iterations);
 // StoredKey = H(HMAC(SaltedPassword, "Client Key")); ServerKey = HMAC(SaltedPassword, "Server Key").

@@ -444,13 +444,6 @@ Result<std::optional<TableView>> ViewFor(const Policy& policy, const Principal& 
   return std::optional<TableView>(std::move(view));
 }
 
-std::string Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return Hex(md, len);
-}
-
 std::string MakeScramVerifier(std::string_view password, std::string_view salt, int iterations) {
   return "SCRAM-SHA-256$" + std::to_string(iterations) + ":" +
          Base64(reinterpret_cast<const unsigned char*>(salt.data()), salt.size()) + "$" +

@@ -37,18 +37,6 @@ std::string FormatDuration(int64_t us) {
   return std::to_string(s) + "s";
 }
 
-// One entry of an array of tables: a standard table's text is a TOML document;
-// an inline table's is "{ ... }". Returns the parsed entry and its key prefix.
-Result<std::pair<Config, std::string>> ParseEntry(const std::string& text) {
-  size_t i = text.find_first_not_of(" \t\r\n");
-  if (i != std::string::npos && text[i] == '{') {
-    ASSIGN_OR_RETURN(Config c, Config::Parse("entry = " + text));
-    return std::make_pair(std::move(c), std::string("entry."));
-  }
-  ASSIGN_OR_RETURN(Config c, Config::Parse(text));
-  return std::make_pair(std::move(c), std::string());
-}
-
 const std::vector<std::string> kTypes = {"volume_anomaly",  "null_spike",      "freshness",       "revenue_consistency",
                                          "revenue_present", "unique",          "accepted_values", "quarantine_rate",
                                          "schema_drift",    "sql"};
@@ -120,7 +108,7 @@ Result<QualityOptions> QualityOptions::FromConfig(const Config& config) {
   for (const auto& text : config.GetTableArrayToml("quality.checks")) {
     index++;
     const std::string where = "[[quality.checks]] #" + std::to_string(index);
-    ASSIGN_OR_RETURN(auto entry, ParseEntry(text));
+    ASSIGN_OR_RETURN(auto entry, Config::ParseTableEntry(text));
     const Config& e = entry.first;
     const std::string& p = entry.second;
     CheckConfig c;
@@ -175,7 +163,7 @@ Result<QualityOptions> QualityOptions::FromConfig(const Config& config) {
   for (const auto& text : config.GetTableArrayToml("quality.sla")) {
     index++;
     const std::string where = "[[quality.sla]] #" + std::to_string(index);
-    ASSIGN_OR_RETURN(auto entry, ParseEntry(text));
+    ASSIGN_OR_RETURN(auto entry, Config::ParseTableEntry(text));
     const Config& e = entry.first;
     const std::string& p = entry.second;
     Sla s;
@@ -190,7 +178,7 @@ Result<QualityOptions> QualityOptions::FromConfig(const Config& config) {
     o.slas.push_back(std::move(s));
   }
   for (const auto& text : config.GetTableArrayToml("contracts")) {
-    auto entry = ParseEntry(text);
+    auto entry = Config::ParseTableEntry(text);
     if (!entry.ok()) continue;  // the processor reports malformed contracts
     const std::string event = entry->first.GetString(entry->second + "event", "");
     if (!event.empty()) o.contract_versions[event] = entry->first.GetInt(entry->second + "version", 1);
