@@ -244,7 +244,7 @@ class SyncRun {
                                                       "json_extract_string(fields, '$.phone') IS NULL)"
                                                     : "")));
     // Distinct 64-bit hashes of the keys are cheaper to count than the keys;
-    // fewer hashes than rows (a duplicate, or rarely a collision) is checked exactly.
+    // fewer hashes than rows (a duplicate key, or rarely a collision) is checked exactly.
     ASSIGN_OR_RETURN(auto counts, conn_->Query("SELECT count(*), count(DISTINCT hash(sync_key)) FROM m"));
     result->skipped_rows = result->model_rows - counts.GetInt64(0, 0);
     if (counts.GetInt64(0, 0) != counts.GetInt64(0, 1)) {
@@ -267,29 +267,42 @@ class SyncRun {
     }
     const bool deletes = sync_.mode == SyncMode::kMirror || sync_.mode == SyncMode::kAudience;
     const std::string from_snap = "(m.sync_key IS NULL OR coalesce(s.forgotten, false))";
-    // Two passes: the keys' ops from the keys and hashes alone (the join of
-    // every row carries no fields), then the fields of the rows with an op.
-    RETURN_IF_ERROR(conn_->Execute(
-        "CREATE OR REPLACE TEMP TABLE d_ops AS SELECT * FROM (SELECT coalesce(m.sync_key, s.sync_key) AS sync_key, "
+    const std::string op =
         "CASE WHEN s.forgotten THEN (CASE WHEN s.delivered THEN 'remove' WHEN m.sync_key IS NULL THEN 'drop' END) "
         "WHEN m.sync_key IS NULL THEN (CASE WHEN " + std::string(deletes ? "true" : "false") +
         " AND s.delivered THEN 'remove' ELSE 'drop' END) "
         "WHEN s.sync_key IS NULL THEN 'add' "
         "WHEN s.pending_op IS NULL AND s.row_hash = m.row_hash THEN NULL "
-        "WHEN s.delivered THEN 'change' ELSE 'add' END AS op "
-        "FROM (SELECT sync_key, row_hash FROM m) m FULL OUTER JOIN (SELECT sync_key, row_hash, delivered, pending_op, "
-        "forgotten FROM snap) s ON m.sync_key = s.sync_key) WHERE op IS NOT NULL"));
-    RETURN_IF_ERROR(conn_->Execute(
-        "CREATE OR REPLACE TEMP TABLE d AS SELECT row_number() OVER (ORDER BY op, sync_key) AS rn, * FROM ("
-        "SELECT o.sync_key, o.op, "
+        "WHEN s.delivered THEN 'change' ELSE 'add' END";
+    const std::string row =
         "CASE WHEN " + from_snap + " THEN s.user_key ELSE m.user_key END AS user_key, "
         "CASE WHEN " + from_snap + " THEN s.fields ELSE m.fields END AS fields, "
         "CASE WHEN " + from_snap + " THEN s.row_hash ELSE m.row_hash END AS row_hash, "
         "coalesce(s.delivered, false) AS delivered, coalesce(s.forgotten, false) AS forgotten, "
         "coalesce(s.attempts, 0) AS attempts, "
         // What the destination holds of a changed member (ad platforms remove the identifiers it lost).
-        "CASE WHEN NOT " + from_snap + " AND s.delivered THEN s.fields END AS old_fields "
-        "FROM d_ops o LEFT JOIN m ON m.sync_key = o.sync_key LEFT JOIN snap s ON s.sync_key = o.sync_key)"));
+        "CASE WHEN NOT " + from_snap + " AND s.delivered THEN s.fields END AS old_fields";
+    const std::string numbered = "CREATE OR REPLACE TEMP TABLE d AS SELECT row_number() OVER (ORDER BY op, sync_key) "
+                                 "AS rn, * FROM ";
+    // The keys' ops from the keys and hashes alone (the join of every row
+    // carries no fields); then, when few rows have one, their fields in a
+    // second pass; when many do (a first run), in one join as wide as the rows.
+    RETURN_IF_ERROR(conn_->Execute(
+        "CREATE OR REPLACE TEMP TABLE d_ops AS SELECT * FROM (SELECT coalesce(m.sync_key, s.sync_key) AS sync_key, " +
+        op + " AS op FROM (SELECT sync_key, row_hash FROM m) m FULL OUTER JOIN (SELECT sync_key, row_hash, delivered, "
+        "pending_op, forgotten FROM snap) s ON m.sync_key = s.sync_key) WHERE op IS NOT NULL"));
+    ASSIGN_OR_RETURN(auto with_op, conn_->Query("SELECT count(*) FROM d_ops"));
+    if (with_op.GetInt64(0, 0) * 4 <= counts.GetInt64(0, 0)) {
+      RETURN_IF_ERROR(conn_->Execute(
+          numbered + "(SELECT o.sync_key, o.op, " + row +
+          " FROM d_ops o LEFT JOIN (SELECT * FROM m WHERE sync_key IN (SELECT sync_key FROM d_ops)) m ON m.sync_key = "
+          "o.sync_key LEFT JOIN (SELECT * FROM snap WHERE sync_key IN (SELECT sync_key FROM d_ops)) s ON s.sync_key = "
+          "o.sync_key)"));
+    } else {
+      RETURN_IF_ERROR(conn_->Execute(numbered + "(SELECT coalesce(m.sync_key, s.sync_key) AS sync_key, " + op +
+                                     " AS op, " + row + " FROM m FULL OUTER JOIN snap s ON m.sync_key = s.sync_key) "
+                                     "WHERE op IS NOT NULL"));
+    }
     ASSIGN_OR_RETURN(auto ops, conn_->Query("SELECT count(*) FILTER (WHERE op = 'add'), count(*) FILTER (WHERE op = "
                                             "'change'), count(*) FILTER (WHERE op = 'remove') FROM d"));
     result->added = ops.GetInt64(0, 0);
