@@ -975,6 +975,29 @@ TEST_F(ActivateTest, TokenBucketPacesRequests) {
   EXPECT_LE(clock.slept(), 1'000'000);
 }
 
+// Retry-After as an HTTP date (429) and in seconds on a 503 are both honored.
+TEST_F(ActivateTest, RetryAfterDatesAndSecondsAreHonored) {
+  FakeServer server;
+  WriteGold({{"u1", "", "", "pro", 3}});
+  Config config = MakeConfig(WebhookSync(server.url(), "upsert", 10));
+  const time_t in_20s = static_cast<time_t>(SystemClock()->NowMicros() / 1'000'000 + 20);
+  std::tm tm{};
+  gmtime_r(&in_20s, &tm);
+  char date[64];
+  std::strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  server.AddFault({429, date, 0});
+  server.AddFault({503, "2", 0});
+  RecordingClock clock;
+  ASSERT_OK_AND_ASSIGN(SyncRunResult r, RunSync(config, "intent", {}, FileSystem::Default(), &clock));
+  EXPECT_EQ(r.status, "success");
+  EXPECT_EQ(r.retries, 2);
+  auto sleeps = clock.sleeps();
+  ASSERT_EQ(sleeps.size(), 2u);
+  EXPECT_GE(sleeps[0], 18'000'000) << date;
+  EXPECT_LE(sleeps[0], 20'000'000) << date;
+  EXPECT_EQ(sleeps[1], 2'000'000);
+}
+
 TEST_F(ActivateTest, SchedulerRunsGoldSyncsWhenNotified) {
   FakeServer server;
   WriteGold({{"u1", "", "", "free", 2}});
