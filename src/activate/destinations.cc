@@ -139,12 +139,12 @@ class WebhookDestination final : public HttpDestination {
 
 // ---- HubSpot CRM v3 ----
 
-// Looks a key up among HubSpot's answer's keys: exactly, else lower-cased
-// (HubSpot stores emails lower-cased).
+// Looks a key up among HubSpot's answer's keys: exactly, else (fold_case)
+// lower-cased: HubSpot stores emails lower-cased.
 template <typename V>
-const V* FindKey(const std::map<std::string, V>& m, const std::string& key) {
+const V* FindKey(const std::map<std::string, V>& m, const std::string& key, bool fold_case) {
   auto it = m.find(key);
-  if (it == m.end()) {
+  if (it == m.end() && fold_case) {
     std::string lower = key;
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
     it = m.find(lower);
@@ -181,13 +181,14 @@ class HubSpotDestination final : public HttpDestination {
       if (e.ids.empty()) unattributed = &e;
     }
     for (size_t i = 0; i < batch.size(); i++) {
-      if (const std::string* why = FindKey(refused, batch[i].key)) (*outcomes)[i] = {false, *why};
-      else if (unattributed && !FindKey(parsed->records, batch[i].key)) (*outcomes)[i] = {false, unattributed->Text()};
+      if (const std::string* why = FindKey(refused, batch[i].key, FoldCase())) (*outcomes)[i] = {false, *why};
+      else if (unattributed && !FindKey(parsed->records, batch[i].key, FoldCase())) (*outcomes)[i] = {false, unattributed->Text()};
     }
     return Status::OK();
   }
 
  private:
+  bool FoldCase() const { return sync_.destination.id_property == "email"; }
   Result<HttpResponse> Post(const std::string& verb, const std::string& body) {
     const DestinationConfig& d = sync_.destination;
     return http_.Send("POST", "/crm/v3/objects/" + d.object + "/batch/" + verb,
@@ -219,8 +220,8 @@ class HubSpotDestination final : public HttpDestination {
     std::string inputs;
     std::set<std::string> ids;
     for (size_t i = 0; i < batch.size(); i++) {
-      const std::string* id = FindKey(found.records, batch[i].key);
-      if (const std::string* why = FindKey(refused, batch[i].key)) {
+      const std::string* id = FindKey(found.records, batch[i].key, FoldCase());
+      if (const std::string* why = FindKey(refused, batch[i].key, FoldCase())) {
         (*outcomes)[i] = {false, *why};
       } else if (id && !id->empty()) {
         to_archive.push_back(i);
