@@ -115,6 +115,15 @@ class PrivacyCliTest : public ::testing::Test {
     }
     return out;
   }
+  int64_t SilverRows(const std::string& lake) {
+    auto conn = db_->Connect();
+    EXPECT_OK(conn.status());
+    if (!conn.ok()) return -1;
+    EXPECT_OK(delta::RegisterLakeViews(conn->get(), lake, std::nullopt));
+    auto r = (*conn)->Query("SELECT count(*) FROM silver.events");
+    EXPECT_OK(r.status());
+    return r.ok() ? r->GetInt64(0, 0) : -1;
+  }
   void ExpectAuditChainVerifies(const std::string& lake) {
     access::AuditLog audit(lake, db_.get());
     ASSERT_OK_AND_ASSIGN(access::AuditVerifyReport report, audit.Verify());
@@ -278,7 +287,8 @@ TEST_F(PrivacyCliTest, RegulationsApiAuthorizesThroughTheAccessPolicyAndAudits) 
   ASSERT_OK(RegisterRegulationsRoutes(server.get(), config, &access));
   ASSERT_OK(server->Start());
   httplib::Client client("127.0.0.1", server->port());
-  const std::string body = R"({"regulationType":"DELETE","subjectType":"USER_ID","subjectIds":["person-zqx"]})";
+  const std::string body =
+      R"({"regulationType":"DELETE","mode":"anonymize","subjectType":"USER_ID","subjectIds":["person-zqx"]})";
   auto post = [&](const std::string& token) {
     httplib::Headers headers;
     if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
@@ -321,8 +331,31 @@ TEST_F(PrivacyCliTest, RegulationsApiAuthorizesThroughTheAccessPolicyAndAudits) 
   EXPECT_NE(records[2][3].find("\"regulationType\":\"DELETE\""), std::string::npos) << records[2][3];
   EXPECT_EQ(PhysicalHits(conn_.get(), lake + "/system/audit", {}), 0) << "the subject id reached the audit chain";
   ExpectAuditChainVerifies(lake);
+  const int64_t rows_before = SilverRows(lake);
   ASSERT_OK(pipeline::ExecutePrivacyRequestsStandalone(config).status());
   ExpectForgotten(lake, "policy admin");
+  // The API's "mode":"anonymize": the rows stay, unlinked.
+  EXPECT_EQ(SilverRows(lake), rows_before);
+  ASSERT_OK_AND_ASSIGN(std::string receipt, pipeline::ReadReceipt(lake, id));
+  EXPECT_NE(receipt.find("\"mode\":\"anonymize\""), std::string::npos) << receipt;
+}
+
+TEST_F(PrivacyCliTest, ForgetModeAnonymizeKeepsTheRows) {
+  const std::string lake = CopyLake("anonymize");
+  const std::vector<std::string> common = {"--lake", lake, "--set", "privacy.key_file=" + key_file_, "--log-level",
+                                           "warn", "--user", kPersonUser};
+  std::vector<std::string> args = {"forget", "--mode", "pseudonymize"};
+  args.insert(args.end(), common.begin(), common.end());
+  std::string out;
+  EXPECT_EQ(RunCli(args, &out), 2);
+  const int64_t rows_before = SilverRows(lake);
+  args = {"forget", "--mode", "anonymize"};
+  args.insert(args.end(), common.begin(), common.end());
+  ASSERT_EQ(RunCli(args, &out), 0) << out;
+  EXPECT_NE(out.find("\"mode\":\"anonymize\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"nature\":\"anonymized\""), std::string::npos) << out;
+  ExpectForgotten(lake, "anonymize");
+  EXPECT_EQ(SilverRows(lake), rows_before);
 }
 
 TEST_F(PrivacyCliTest, PiiDetokenizeIsAuditedWithoutTheValue) {
