@@ -5,8 +5,6 @@
 // the processor drops the person's events). If no processor holds the state
 // lock, this command executes it; otherwise the running processor does,
 // between batches, and this command waits for the receipt.
-#include <spdlog/spdlog.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -18,6 +16,7 @@
 #include "common/json_string.h"
 #include "common/logging.h"
 #include "engine/engine.h"
+#include "governance/access/access.h"
 #include "pipeline/erasure.h"
 #include "pipeline/silver.h"
 #include "privacy/privacy.h"
@@ -39,7 +38,9 @@ int RunForgetCommand(const std::vector<std::string>& args, std::ostream& out, st
                  "requests, one JSON body per line in the POST /api/v1/regulations shape (Segment or RudderStack)");
   app.add_option("--type", type_name, "DELETE (default), SUPPRESS, SUPPRESS_WITH_DELETE or UNSUPPRESS");
   app.add_flag("--suppress", suppress, "also drop the person's future events (SUPPRESS_WITH_DELETE)");
-  app.add_option("--mode", mode, "delete (default): rows removed");
+  app.add_option("--mode", mode,
+                 "delete (default): rows removed; anonymize: rows kept (aggregates unchanged), every identifier "
+                 "replaced by a random pseudonym and PII fields nulled or redacted");
   app.add_option("--reason", reason, "why (kept in the receipt)");
   app.add_flag("--no-wait", no_wait, "queue the request and return (a running processor executes it)");
   app.add_option("--timeout", timeout, "how long to wait for a running processor to execute it (default 10m)");
@@ -55,9 +56,8 @@ int RunForgetCommand(const std::vector<std::string>& args, std::ostream& out, st
     return 2;
   }
   RegisterErasureSteps(*config);
-  if (mode != "delete") {
-    err << "clicklake forget: --mode " << mode
-        << ": only delete is supported (anonymize is not built yet; see docs/privacy.md)\n";
+  if (mode != "delete" && mode != "anonymize") {
+    err << "clicklake forget: --mode " << mode << ": use delete or anonymize\n";
     return 2;
   }
   privacy::RegulationType type = suppress ? privacy::RegulationType::kSuppressWithDelete : privacy::RegulationType::kDelete;
@@ -110,6 +110,7 @@ int RunForgetCommand(const std::vector<std::string>& args, std::ostream& out, st
   const std::string lake = config->lake_dir();
   for (auto& r : requests) {
     if (r.reason.empty()) r.reason = reason;
+    if (mode == "anonymize") r.mode = privacy::ErasureMode::kAnonymize;
     if (r.manner == "api") r.manner = "cli";
     Status s = pipeline::SubmitPrivacyRequest(lake, *key, &r);
     if (!s.ok()) {
@@ -218,9 +219,24 @@ int RunPiiCommand(const std::vector<std::string>& args, std::ostream& out, std::
     err << "clicklake pii detokenize: " << values.status().ToString() << "\n";
     return 1;
   }
-  // Every PII access is audited: until the audit chain lands, in the log.
+  // Every PII access is audited in the chain (system.audit): who asked, which
+  // tokens, how many were found; never the values. No record, no values.
   const char* who = std::getenv("USER");
-  spdlog::warn("pii detokenize: {} token(s) asked, {} found, by {}", tokens.size(), values->size(), who ? who : "?");
+  access::AuditRecord record;
+  record.action = "pii_detokenize";
+  record.principal = std::string("local:") + (who ? who : "operator");
+  record.role = "admin";
+  record.tables = {"restricted.pii"};
+  record.columns = {"restricted.pii.value"};
+  record.rows = static_cast<int64_t>(values->size());
+  record.outcome = values->size() == tokens.size() ? "ok" : "not_found";
+  std::string asked = "[";
+  for (size_t i = 0; i < tokens.size(); i++) asked += (i ? "," : "") + JsonString(tokens[i]);
+  record.detail = "{\"tokens\":" + asked + "],\"found\":" + std::to_string(values->size()) + "}";
+  if (Status s = access::AppendAuditRecord(config->lake_dir(), record); !s.ok()) {
+    err << "clicklake pii detokenize: the access could not be audited, so no value is shown: " << s.ToString() << "\n";
+    return 1;
+  }
   int missing = 0;
   for (const auto& t : tokens) {
     auto it = values->find(t);

@@ -4,8 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 
+#include "common/clock.h"
 #include "common/json_string.h"
+#include "governance/access/access.h"
 #include "pipeline/erasure.h"
 #include "pipeline/silver.h"
 #include "privacy/privacy.h"
@@ -30,32 +33,94 @@ Result<std::string> AdminTokenHash(const Config& config) {
   return hash;
 }
 
-bool IsAdmin(const serve::Request& req, const std::string& hash, serve::Response& res) {
-  if (hash.empty()) {
+// Who presents the request's bearer token, when it may submit regulations;
+// otherwise the error answer is sent and nullopt returned (401: no or an
+// unknown token; 403: a principal that is not an admin, or no way to tell).
+std::optional<access::Principal> Admin(const serve::Request& req, const std::string& hash,
+                                       access::QueryService* service, serve::Response& res) {
+  if (hash.empty() && service == nullptr) {
     serve::SendError(res, 403, "forbidden",
-                     "the regulations API is disabled: set privacy.admin_token_sha256 or privacy.admin_token_file");
-    return false;
+                     "the regulations API is disabled: give an admin a token in the access policy "
+                     "(clicklake access token), or set privacy.admin_token_sha256 / privacy.admin_token_file");
+    return std::nullopt;
   }
   const std::string token = serve::BearerToken(req);
-  const std::string presented = privacy::Sha256Hex(token);
-  if (token.empty() || CRYPTO_memcmp(presented.data(), hash.data(), hash.size()) != 0) {
-    serve::SendError(res, 401, "unauthorized", "an admin bearer token is required");
-    return false;
+  if (token.empty()) {
+    serve::SendError(res, 401, "unauthorized", "an admin bearer token is required (Authorization: Bearer <token>)");
+    return std::nullopt;
   }
-  return true;
+  if (!hash.empty()) {
+    const std::string presented = privacy::Sha256Hex(token);
+    if (CRYPTO_memcmp(presented.data(), hash.data(), hash.size()) == 0) {
+      access::Principal p;
+      p.name = "privacy.admin_token";
+      p.role = "admin";
+      return p;
+    }
+  }
+  if (service == nullptr) {
+    serve::SendError(res, 401, "unauthorized", "an admin bearer token is required");
+    return std::nullopt;
+  }
+  auto principal = service->Authenticate(token);
+  if (!principal.ok()) {
+    serve::SendError(res, 401, "unauthorized", principal.status().message());
+    return std::nullopt;
+  }
+  if (principal->role != "admin") {
+    serve::SendError(res, 403, "forbidden",
+                     principal->name + " (role " + principal->role + ") may not submit or read privacy regulations: "
+                     "admin only");
+    // The refusal is audited too (the principal is known).
+    access::AuditRecord record;
+    record.action = "regulation";
+    record.principal = principal->name;
+    record.role = principal->role;
+    record.outcome = "denied";
+    record.error = "admin only";
+    record.detail = "{\"method\":" + JsonString(req.method) + ",\"path\":" + JsonString(req.path) + "}";
+    if (Status s = access::AppendAuditRecord(service->options().lake_dir, record); !s.ok())
+      spdlog::error("privacy: a refused regulations call was not audited: {}", s.ToString());
+    return std::nullopt;
+  }
+  return std::move(principal).value();
 }
 
 }  // namespace
 
-Status RegisterRegulationsRoutes(serve::ApiServer* server, const Config& config) {
+Status RegisterRegulationsRoutes(serve::ApiServer* server, const Config& config, access::QueryService* service) {
   ASSIGN_OR_RETURN(std::string hash, AdminTokenHash(config));
   ASSIGN_OR_RETURN(std::string key, pipeline::LoadPiiKey(pipeline::SilverOptions::FromConfig(config)));
   const std::string lake = config.lake_dir();
-  server->Post("/api/v1/regulations", [hash, key, lake](const serve::Request& req, serve::Response& res) {
-    if (!IsAdmin(req, hash, res)) return;
+  server->Post("/api/v1/regulations", [hash, key, lake, service](const serve::Request& req, serve::Response& res) {
+    auto admin = Admin(req, hash, service, res);
+    if (!admin) return;
+    access::AuditRecord record;
+    record.action = "regulation";
+    record.principal = admin->name;
+    record.role = admin->role;
     auto parsed = privacy::ParseRegulation(req.body);
     if (!parsed.ok()) {
+      record.outcome = "error";
+      record.error = parsed.status().message();
+      if (Status s = access::AppendAuditRecord(lake, record); !s.ok())
+        spdlog::error("privacy: a rejected regulations call was not audited: {}", s.ToString());
       serve::SendError(res, 400, "bad_request", parsed.status().message());
+      return;
+    }
+    // Audited before anything is queued (ids given now): no record, no request.
+    const int64_t now = SystemClock()->NowMicros();
+    std::string ids;
+    for (auto& r : *parsed) {
+      r.received_at_us = now;
+      r.id = privacy::NewRequestId(now);
+      ids += (ids.empty() ? "" : ",") + JsonString(r.id);
+    }
+    record.rows = static_cast<int64_t>(parsed->size());
+    record.detail = "{\"request_ids\":[" + ids + "],\"regulationType\":" +
+                    JsonString(parsed->empty() ? "" : privacy::RegulationTypeName(parsed->front().type)) + "}";
+    if (Status s = access::AppendAuditRecord(lake, record); !s.ok()) {
+      serve::SendError(res, 500, "internal", "the request could not be audited, so it was not queued: " + s.message());
       return;
     }
     std::string body = "{\"regulations\":[";
@@ -71,8 +136,9 @@ Status RegisterRegulationsRoutes(serve::ApiServer* server, const Config& config)
     }
     serve::SendJson(res, body + "]}");
   });
-  server->Get(R"(/api/v1/regulations/(rq-[0-9a-f-]+))", [hash, lake](const serve::Request& req, serve::Response& res) {
-    if (!IsAdmin(req, hash, res)) return;
+  server->Get(R"(/api/v1/regulations/(rq-[0-9a-f-]+))",
+              [hash, lake, service](const serve::Request& req, serve::Response& res) {
+    if (!Admin(req, hash, service, res)) return;
     const std::string id = req.matches[1];
     auto receipt = pipeline::ReadReceipt(lake, id);
     if (receipt.ok()) {

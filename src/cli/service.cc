@@ -167,7 +167,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     query_service = std::make_unique<access::QueryService>(
         access::QueryServiceOptions::FromConfig(*config, flags.config_path));
     serve::RegisterQueryApi(api.get(), query_service.get());
-    if (Status s = RegisterRegulationsRoutes(api.get(), *config); !s.ok()) {
+    if (Status s = RegisterRegulationsRoutes(api.get(), *config, query_service.get()); !s.ok()) {
       err << "clicklake " << mode << ": " << s.ToString() << "\n";
       return 2;
     }

@@ -125,6 +125,12 @@ struct Journal {
   int64_t state_entries_removed = 0;
   std::optional<int64_t> purge_due_us;
   std::vector<std::string> notes;
+  // --mode anonymize: the person's pseudonym and the secret their event and
+  // session ids are re-derived with (random; kept here only until the request
+  // completes, so a rerun after a crash stays coherent), and the raw values
+  // the vault held for them (scrubbed from free text).
+  std::string pseudonym, salt;
+  std::vector<std::string> pii_values;
 
   std::string ToJson() const {
     std::string out = "{\"subject\":{";
@@ -146,6 +152,8 @@ struct Journal {
     out += "},";
     arr("done", std::vector<std::string>(done.begin(), done.end()));
     arr("notes", notes);
+    arr("pii_values", pii_values);
+    out += "\"pseudonym\":" + JsonString(pseudonym) + ",\"salt\":" + JsonString(salt) + ",";
     out += "\"state_entries_removed\":" + std::to_string(state_entries_removed);
     if (purge_due_us) out += ",\"purge_due_us\":" + std::to_string(*purge_due_us);
     out += ",\"tables\":{";
@@ -154,7 +162,8 @@ struct Journal {
       if (!first) out += ",";
       first = false;
       AppendJsonString(name, &out);
-      out += ":{\"rows_removed\":" + std::to_string(t.rows_removed) + ",\"files_rewritten\":" +
+      out += ":{\"rows_removed\":" + std::to_string(t.rows_removed) +
+             ",\"rows_anonymized\":" + std::to_string(t.rows_anonymized) + ",\"files_rewritten\":" +
              std::to_string(t.files_rewritten) + ",\"files_purged\":" + std::to_string(t.files_purged) +
              ",\"versions\":[";
       for (size_t i = 0; i < t.versions_written.size(); i++) out += (i ? "," : "") + std::to_string(t.versions_written[i]);
@@ -188,6 +197,10 @@ struct Journal {
     strings(obj["done"].value_unsafe(), &done);
     j.done.insert(done.begin(), done.end());
     strings(obj["notes"].value_unsafe(), &j.notes);
+    strings(obj["pii_values"].value_unsafe(), &j.pii_values);
+    std::string_view text_value;
+    if (!obj["pseudonym"].get(text_value)) j.pseudonym = text_value;
+    if (!obj["salt"].get(text_value)) j.salt = text_value;
     int64_t n;
     if (!obj["state_entries_removed"].get(n)) j.state_entries_removed = n;
     if (!obj["purge_due_us"].get(n)) j.purge_due_us = n;
@@ -196,6 +209,7 @@ struct Journal {
       for (auto [name, t] : tables) {
         TableErasure te;
         if (!t["rows_removed"].get(n)) te.rows_removed = n;
+        if (!t["rows_anonymized"].get(n)) te.rows_anonymized = n;
         if (!t["files_rewritten"].get(n)) te.files_rewritten = n;
         if (!t["files_purged"].get(n)) te.files_purged = n;
         simdjson::dom::array versions;
@@ -236,7 +250,8 @@ Status AppendErasureRow(const ErasureContext& ctx, engine::Connection* conn, con
   for (const auto& [name, t] : receipt.tables) {
     rows += t.rows_removed;
     tables_json += (tables_json.size() > 1 ? "," : "") + JsonString(name) + ":{\"rows_removed\":" +
-                   std::to_string(t.rows_removed) + ",\"versions_written\":" +
+                   std::to_string(t.rows_removed) + ",\"rows_anonymized\":" + std::to_string(t.rows_anonymized) +
+                   ",\"versions_written\":" +
                    std::to_string(t.versions_written.size()) + ",\"files_purged\":" + std::to_string(t.files_purged) + "}";
   }
   tables_json += "}";
@@ -306,7 +321,15 @@ class Eraser {
   }
   Result<std::vector<LakeTable>> OpenTables();
   Status Resolve();
-  Result<int64_t> DeleteRows(LakeTable* t);
+  // One commit deleting the person's rows of `t`; with `anonymize`, adding
+  // in the same commit their copies whose identifiers are the pseudonym, ids
+  // re-derived with the secret salt, and IP/email/phone/free-text PII nulled
+  // or redacted. Returns the rows changed.
+  Result<int64_t> ChangeRows(LakeTable* t, bool anonymize);
+  Status PrepareAnonymize();
+  std::string AnonymizedColumn(const delta::Field& field) const;
+  std::string Scrub(const std::string& expr) const;
+  bool anonymize() const { return request_.mode == privacy::ErasureMode::kAnonymize; }
   // Rewrites the live files that physically hold the person's rows; returns
   // every data file (live or not) that does, to delete afterwards.
   Result<std::vector<std::string>> RewriteFiles(LakeTable* t);
@@ -442,7 +465,7 @@ Status Eraser::Resolve() {
   return Status::OK();
 }
 
-Result<int64_t> Eraser::DeleteRows(LakeTable* t) {
+Result<int64_t> Eraser::ChangeRows(LakeTable* t, bool anonymize) {
   for (int attempt = 0;; attempt++) {
     auto txn = t->table->StartTransaction();
     const delta::Snapshot& snap = txn->read_snapshot();
@@ -451,21 +474,111 @@ Result<int64_t> Eraser::DeleteRows(LakeTable* t) {
     delta::ScanOptions options;
     options.row_address = true;
     ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(t->table->path(), snap, options));
+    if (anonymize) {
+      // The anonymized copies first (read from the snapshot), then the
+      // originals marked deleted, in the same commit.
+      ASSIGN_OR_RETURN(auto count, conn_->Query("SELECT count(*) FROM (" + scan + ") WHERE " + pred));
+      if (count.GetInt64(0, 0) == 0) return 0;
+      std::string projection;
+      for (const auto& f : snap.schema().fields) projection += (projection.empty() ? "" : ", ") + AnonymizedColumn(f);
+      ASSIGN_OR_RETURN(auto written,
+                       txn->WriteFiles(conn_.get(), "SELECT " + projection + " FROM (" + scan + ") WHERE " + pred));
+      (void)written;
+    }
     ASSIGN_OR_RETURN(int64_t n, txn->DeleteRows(conn_.get(), "SELECT _delta_file, _delta_row FROM (" + scan +
                                                                  ") WHERE " + pred));
     if (n == 0) return 0;
     // The commit names the request, never the identifiers.
-    txn->SetOperation("DELETE", {{"predicate", "[" + JsonString("privacy erasure " + request_.id) + "]"}});
+    txn->SetOperation(anonymize ? "UPDATE" : "DELETE",
+                      {{"predicate", "[" + JsonString((anonymize ? "privacy anonymization " : "privacy erasure ") +
+                                                      request_.id) + "]"}});
     txn->SetCommitInfoField("clicklake_privacy", "{\"request_id\":" + JsonString(request_.id) + "}");
     auto v = txn->Commit();
     if (v.ok()) {
       TableErasure& te = journal_.tables[t->name];
-      te.rows_removed += n;
+      (anonymize ? te.rows_anonymized : te.rows_removed) += n;
       te.versions_written.push_back(*v);
       return n;
     }
     if (!v.status().IsConflict() || attempt >= 5) return v.status();
   }
+}
+
+Status Eraser::PrepareAnonymize() {
+  journal_.pseudonym = "anon-" + privacy::NewToken().substr(4);
+  journal_.salt = privacy::NewToken().substr(4) + privacy::NewToken().substr(4);
+  // The raw values the vault holds for them (phones, names...): free text may repeat them.
+  auto table = delta::Table::Open(JoinPath(ctx_.lake_dir, kRestrictedPiiTable), ctx_.db, ctx_.fs, ctx_.clock);
+  if (!table.ok()) return table.status().IsNotFound() ? Status::OK() : table.status();
+  ASSIGN_OR_RETURN(delta::Snapshot snap, (*table)->LoadSnapshot());
+  if (!snap.schema().Find("value")) return Status::OK();
+  ASSIGN_OR_RETURN(std::string scan, delta::ScanSql((*table)->path(), snap));
+  ASSIGN_OR_RETURN(auto r, conn_->Query("SELECT DISTINCT value FROM (" + scan + ") WHERE value IS NOT NULL AND length(value) >= 4 AND " +
+                                        PersonPredicate(snap.schema(), journal_.subject) + " ORDER BY length(value) DESC"));
+  for (size_t i = 0; i < r.row_count(); i++) journal_.pii_values.push_back(r.GetString(i, 0));
+  return Status::OK();
+}
+
+std::string Eraser::Scrub(const std::string& expr) const {
+  // Longest first, so no identifier is left half-replaced inside a longer one.
+  std::vector<std::pair<std::string, std::string>> literals;
+  for (const auto& v : journal_.pii_values) literals.emplace_back(v, "[redacted]");
+  for (const auto& v : journal_.subject.emails) literals.emplace_back(v, "[redacted]");
+  for (const auto& v : journal_.subject.user_ids) literals.emplace_back(v, journal_.pseudonym);
+  for (const auto& v : journal_.subject.anonymous_ids) literals.emplace_back(v, journal_.pseudonym);
+  std::stable_sort(literals.begin(), literals.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  std::string out = expr;
+  for (const auto& [from, to] : literals) {
+    if (from.empty()) continue;
+    out = "replace(" + out + ", " + engine::QuoteLiteral(from) + ", " + engine::QuoteLiteral(to) + ")";
+  }
+  // Silver's HMACs of emails/phones/cards in free text (linkable through the
+  // key), then any email address left.
+  out = "regexp_replace(" + out + ", 'hmac:[0-9a-f]{16,}', '[redacted]', 'g')";
+  return "regexp_replace(" + out + ", '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+', '[redacted]', 'g')";
+}
+
+std::string Eraser::AnonymizedColumn(const delta::Field& f) const {
+  const std::string c = engine::QuoteIdentifier(f.name);
+  const std::string as = " AS " + c;
+  if (f.type != "string") return c + as;
+  auto q = engine::QuoteLiteral;
+  const std::string pseudonym = q(journal_.pseudonym);
+  auto rederived = [&](const std::string& e) { return "'anon-' || substr(sha256(" + q(journal_.salt) + " || " + e + "), 1, 32)"; };
+  auto ends_with = [&](const std::string& suffix) {
+    return f.name.size() >= suffix.size() && f.name.compare(f.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  const std::string& n = f.name;
+  if (n == "user_id" || n == "anonymous_id" || n == "user_key") {
+    return "CASE WHEN " + c + " IS NULL THEN NULL ELSE " + pseudonym + " END" + as;
+  }
+  if (n == "event_id" || n == "session_id" || ends_with("_event_id") || ends_with("_session_id")) {
+    return "CASE WHEN " + c + " IS NULL THEN NULL ELSE " + rederived(c) + " END" + as;
+  }
+  if (n == "ip" || n.rfind("ip_", 0) == 0 || ends_with("_ip") || n.find("email") != std::string::npos ||
+      n.find("phone") != std::string::npos) {
+    return std::string(f.nullable ? "CAST(NULL AS VARCHAR)" : "'[redacted]'") + as;
+  }
+  if (n == "payload") {
+    // The raw event: identifier members replaced, traits and IPs removed (a
+    // JSON merge patch: null removes a member), then the free text scrubbed.
+    // A payload that is not a JSON object (quarantined garbage) is only scrubbed.
+    auto member = [&](const char* key, const std::string& value) {
+      return std::string(q(key)) + ", CASE WHEN json_extract(" + c + ", " + q(std::string("$.") + key) +
+             ") IS NOT NULL THEN " + value + " END";
+    };
+    std::string patch = "json_object(";
+    for (const char* k : {"userId", "user_id", "uid", "anonymousId", "anonymous_id", "duid"}) patch += member(k, pseudonym) + ", ";
+    for (const char* k : {"messageId", "event_id", "eid"}) {
+      patch += member(k, rederived("json_extract_string(" + c + ", " + q(std::string("$.") + k) + ")")) + ", ";
+    }
+    patch += "'traits', NULL, 'ip', NULL, 'context', json_object('ip', NULL, 'traits', NULL))";
+    return "CASE WHEN " + c + " IS NULL THEN NULL WHEN json_valid(" + c + ") AND json_type(" + c +
+           ") = 'OBJECT' THEN " + Scrub("CAST(json_merge_patch(" + c + ", " + patch + ") AS VARCHAR)") + " ELSE " +
+           Scrub(c) + " END" + as;
+  }
+  return Scrub(c) + as;
 }
 
 Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
@@ -637,12 +750,18 @@ Result<std::optional<ErasureReceipt>> Eraser::Run() {
       }));
     }
     // 5. Rows of every non-Gold table; 6. Gold recomputed, then what is left keyed by them.
+    if (anonymize()) {
+      RETURN_IF_ERROR(Step("anonymize-prepare", [&] { return PrepareAnonymize(); }));
+    }
     ASSIGN_OR_RETURN(auto tables, OpenTables());
     for (bool gold_pass : {false, true}) {
       if (gold_pass) RETURN_IF_ERROR(Step("gold-refresh", [&] { return RefreshGold(); }));
       for (auto& t : tables) {
         if (t.gold != gold_pass) continue;
-        RETURN_IF_ERROR(Step("delete:" + t.name, [&] { return DeleteRows(&t).status(); }));
+        // Anonymize keeps the rows of the event tables and Gold; the vault
+        // (restricted.*) and the reverse-ETL snapshots lose theirs either way.
+        const bool keep = anonymize() && t.name.rfind("restricted.", 0) != 0 && t.name.rfind("activate.", 0) != 0;
+        RETURN_IF_ERROR(Step((keep ? "anonymize:" : "delete:") + t.name, [&] { return ChangeRows(&t, keep).status(); }));
       }
     }
     // 7. Purge, when the SLA says so.

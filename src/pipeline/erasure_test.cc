@@ -88,6 +88,73 @@ class ErasureTest : public ::testing::TestWithParam<bool> {
     return out;
   }
 
+  // Every retained version of every table reads without them (or not at all: its files were purged).
+  void ExpectNoVersionMentions(const std::vector<std::string>& tables, const std::vector<std::string>& ids) {
+    int readable_versions = 0;
+    for (const auto& t : tables) {
+      ASSERT_OK_AND_ASSIGN(auto table, delta::Table::Open(dir_.Sub(t), db_.get()));
+      ASSERT_OK_AND_ASSIGN(int64_t latest, table->LatestVersion());
+      for (int64_t v = 0; v <= latest; v++) {
+        auto snap = table->LoadSnapshot(v);
+        if (!snap.ok()) continue;  // cleaned from the log
+        auto scan = delta::ScanSql(dir_.Sub(t), *snap);
+        ASSERT_OK(scan.status());
+        auto r = conn_->Query("SELECT count(*) FROM (" + *scan + ") t WHERE " + MentionsPerson(ids));
+        if (!r.ok()) {
+          EXPECT_NE(r.status().message().find("No files found"), std::string::npos) << t << " v" << v << ": "
+                                                                                     << r.status().ToString();
+          continue;
+        }
+        readable_versions++;
+        EXPECT_EQ(r->GetInt64(0, 0), 0) << t << " version " << v;
+      }
+    }
+    EXPECT_GT(readable_versions, 0);
+  }
+  // The state store holds nothing of them.
+  void ExpectNoStateEntries(const std::vector<std::string>& ids) {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options o;
+    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(o, dir_.Sub("_clicklake/state/dedup"), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    int64_t entries = 0, theirs = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      entries++;
+      const std::string k = it->key().ToString(), v = it->value().ToString();
+      bool mentions = k.find(kPersonMarker) != std::string::npos || v.find(kPersonMarker) != std::string::npos;
+      for (const auto& id : ids) mentions = mentions || k.find(id) != std::string::npos;
+      theirs += mentions;
+    }
+    EXPECT_GT(entries, 20);
+    EXPECT_EQ(theirs, 0);
+  }
+  // The processor executes the queued request (between batches); then no
+  // data file of any table, no retained version and no state entry mentions them.
+  void DrainAndExpectNoTrace(const std::string& request_id, const std::vector<std::string>& tables,
+                             const std::vector<std::string>& ids) {
+    {
+      ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+      ASSERT_OK(runner->Drain());
+    }
+    EXPECT_FALSE(privacy::RequestQueue(dir_.path()).IsPending(request_id));
+    for (const auto& t : tables) EXPECT_EQ(PhysicalHits(conn_.get(), dir_.Sub(t), ids), 0) << t;
+    ExpectNoVersionMentions(tables, ids);
+    ExpectNoStateEntries(ids);
+  }
+  // Gold equals a rebuild from the lake's Silver.
+  void ExpectGoldEqualsRebuild() {
+    TempDir copy;
+    std::filesystem::create_directories(copy.path() + "/silver");
+    std::filesystem::copy(dir_.Sub("silver/events"), copy.path() + "/silver/events",
+                          std::filesystem::copy_options::recursive);
+    ASSERT_OK_AND_ASSIGN(auto stage, gold::GoldStage::Open(options_.config, copy.path(), db_.get()));
+    ASSERT_OK(stage->Rebuild(std::nullopt).status());
+    auto rebuilt = GoldCsv(copy.path());
+    auto incremental = GoldCsv(dir_.path());
+    for (const auto& [name, csv] : rebuilt) EXPECT_EQ(incremental[name], csv) << name << " differs from a rebuild";
+  }
+
   TempDir dir_, key_dir_;
   Config config_;
   PipelineOptions options_;
@@ -129,66 +196,11 @@ TEST_P(ErasureTest, ForgetRemovesThePersonEverywhereAndNothingElse) {
       R"({"type":"track","event":"Product Viewed","anonymousId":"anon-zqx-2","messageId":"zqx-8",
           "timestamp":"2024-05-02T07:00:00Z"})"};
   AppendSegment(log_.get(), late, kDay1Us + 2 * kDayUs);
-  {
-    ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
-    ASSERT_OK(runner->Drain());
-  }
-  EXPECT_FALSE(privacy::RequestQueue(dir_.path()).IsPending(request.id));
-
-  // 1. No trace in any data file of any table: live, older versions, orphans.
-  for (const auto& t : tables) EXPECT_EQ(PhysicalHits(conn_.get(), dir_.Sub(t), ids), 0) << t;
-  // 2. Time travel: every retained version reads without them, or not at all
-  //    (its files were purged).
-  int readable_versions = 0;
-  for (const auto& t : tables) {
-    ASSERT_OK_AND_ASSIGN(auto table, delta::Table::Open(dir_.Sub(t), db_.get()));
-    ASSERT_OK_AND_ASSIGN(int64_t latest, table->LatestVersion());
-    for (int64_t v = 0; v <= latest; v++) {
-      auto snap = table->LoadSnapshot(v);
-      if (!snap.ok()) continue;  // cleaned from the log
-      auto scan = delta::ScanSql(dir_.Sub(t), *snap);
-      ASSERT_OK(scan.status());
-      auto r = conn_->Query("SELECT count(*) FROM (" + *scan + ") t WHERE " + MentionsPerson(ids));
-      if (!r.ok()) {
-        EXPECT_NE(r.status().message().find("No files found"), std::string::npos) << t << " v" << v << ": "
-                                                                                   << r.status().ToString();
-        continue;
-      }
-      readable_versions++;
-      EXPECT_EQ(r->GetInt64(0, 0), 0) << t << " version " << v;
-    }
-  }
-  EXPECT_GT(readable_versions, 0);
-  // 3. The state store holds nothing of them.
-  {
-    rocksdb::DB* raw = nullptr;
-    rocksdb::Options o;
-    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(o, dir_.Sub("_clicklake/state/dedup"), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-    int64_t entries = 0, theirs = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      entries++;
-      const std::string k = it->key().ToString(), v = it->value().ToString();
-      bool mentions = k.find(kPersonMarker) != std::string::npos || v.find(kPersonMarker) != std::string::npos;
-      for (const auto& id : ids) mentions = mentions || k.find(id) != std::string::npos;
-      theirs += mentions;
-    }
-    EXPECT_GT(entries, 20);
-    EXPECT_EQ(theirs, 0);
-  }
+  // 1. No trace in any data file of any table (live, older versions,
+  //    orphans), nor in any retained version (time travel), nor in the state.
+  DrainAndExpectNoTrace(request.id, tables, ids);
   // 4. Gold equals a rebuild from the Silver without them; revenue reconciles.
-  {
-    TempDir copy;
-    std::filesystem::create_directories(copy.path() + "/silver");
-    std::filesystem::copy(dir_.Sub("silver/events"), copy.path() + "/silver/events",
-                          std::filesystem::copy_options::recursive);
-    ASSERT_OK_AND_ASSIGN(auto stage, gold::GoldStage::Open(options_.config, copy.path(), db_.get()));
-    ASSERT_OK(stage->Rebuild(std::nullopt).status());
-    auto rebuilt = GoldCsv(copy.path());
-    auto incremental = GoldCsv(dir_.path());
-    for (const auto& [name, csv] : rebuilt) EXPECT_EQ(incremental[name], csv) << name << " differs from a rebuild";
-  }
+  ExpectGoldEqualsRebuild();
   EXPECT_EQ(Count("SELECT round(sum(revenue))::BIGINT FROM gold.fact_session_daily"),
             Count("SELECT round(sum(revenue))::BIGINT FROM silver.events"));
   EXPECT_EQ(Count("SELECT round(sum(revenue))::BIGINT FROM silver.events"), 11 + 12 + 13 + 14 + 11 + 12 + 13 + 14 + 11 + 12 + 5);
@@ -229,6 +241,101 @@ TEST_P(ErasureTest, ForgetRemovesThePersonEverywhereAndNothingElse) {
 }
 
 // The other privacy operations, on the default (deletion vector) tables.
+TEST_P(ErasureTest, AnonymizeKeepsTheRowsAndUnlinksThemFromThePerson) {
+  BuildPersonLake(options_, log_.get());
+  const std::vector<std::string> ids = PersonIds();
+  ASSERT_GE(ids.size(), 7u);
+  const auto tables = PersonalTables(dir_.path());
+  const auto others_before = OthersHashes(ids);
+  const char* kTotals =
+      "SELECT (SELECT count(*) FROM bronze.events) || '/' || (SELECT count(*) FROM silver.events) || '/' || "
+      "(SELECT count(*) FROM silver.quarantine) || '/' || (SELECT count(*) FROM gold.fact_events) || '/' || "
+      "(SELECT round(sum(revenue), 2) FROM silver.events) || '/' || "
+      "(SELECT round(sum(revenue), 2) FROM gold.fact_session_daily) || '/' || "
+      "(SELECT count(DISTINCT session_id) FROM silver.events)";
+  auto totals = [&] {
+    Views();
+    auto r = conn_->Query(kTotals);
+    EXPECT_OK(r.status());
+    return r.ok() ? r->GetString(0, 0) : "error";
+  };
+  const std::string totals_before = totals();
+  const int64_t person_rows = Count("SELECT count(*) FROM silver.events t WHERE " + MentionsPerson({}));
+  const int64_t person_sessions =
+      Count("SELECT count(DISTINCT session_id) FROM silver.events t WHERE " + MentionsPerson({}));
+  const int64_t person_identified =
+      Count("SELECT count(*) FROM silver.events t WHERE user_id IS NOT NULL AND " + MentionsPerson({}));
+  ASSERT_EQ(person_rows, 6);  // 7 events, one of them quarantined
+  ASSERT_GE(person_identified, 2);
+  ASSERT_GE(person_sessions, 2);
+  const int64_t person_session_days = Count("SELECT count(*) FROM gold.fact_session_daily t WHERE " + MentionsPerson(ids));
+  ASSERT_GE(person_session_days, 2);
+
+  privacy::PrivacyRequest request;
+  request.subject.user_ids = {kPersonUser};
+  request.mode = privacy::ErasureMode::kAnonymize;
+  ASSERT_OK_AND_ASSIGN(std::string key, LoadPiiKey(SilverOptions::FromConfig(options_.config)));
+  ASSERT_OK(SubmitPrivacyRequest(dir_.path(), key, &request));
+  // 1. No identifier of theirs in any data file of any table, nor in any retained version or the state.
+  DrainAndExpectNoTrace(request.id, tables, ids);
+  // 2. Their rows are still there, under one pseudonym, their sessions kept apart as before.
+  Views();
+  ASSERT_OK_AND_ASSIGN(auto pseudonyms,
+                       conn_->Query("SELECT DISTINCT user_key FROM silver.events WHERE user_key LIKE 'anon-%'"));
+  ASSERT_EQ(pseudonyms.row_count(), 1u);
+  const std::string pseudonym = pseudonyms.GetString(0, 0);
+  EXPECT_EQ(pseudonym.size(), 37u);  // anon- + 128 random bits
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE user_key = '" + pseudonym + "' AND user_id = '" +
+                  pseudonym + "' AND ip_hash IS NULL"),
+            person_identified);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE user_key = '" + pseudonym + "'"), person_rows);
+  EXPECT_EQ(Count("SELECT count(DISTINCT session_id) FROM silver.events WHERE user_key = '" + pseudonym + "'"),
+            person_sessions);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events WHERE user_key = '" + pseudonym +
+                  "' AND (properties LIKE '%hmac:%' OR properties LIKE '%@%')"),
+            0);
+  // The raw payloads too: the identifiers replaced, traits and free-text PII gone, the revenue kept.
+  EXPECT_EQ(Count("SELECT count(*) FROM bronze.events WHERE contains(payload, '" + pseudonym + "')"), 7);
+  EXPECT_EQ(Count("SELECT count(*) FROM bronze.events WHERE contains(payload, '" + pseudonym +
+                  "') AND (payload LIKE '%@%' OR payload LIKE '%555 0100%' OR payload LIKE '%\"traits\"%')"),
+            0);
+  EXPECT_EQ(Count("SELECT count(*) FROM bronze.events WHERE contains(payload, '" + pseudonym +
+                  "') AND json_extract_string(payload, '$.properties.revenue') = '99'"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM bronze.events WHERE contains(payload, '" + pseudonym + "') AND " +
+                  "json_extract_string(payload, '$.properties.note') = 'call me: [redacted] or [redacted]'"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.quarantine WHERE contains(payload, '" + pseudonym + "')"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM restricted.pii t WHERE " + MentionsPerson(ids)), 0);
+  // 3. Row counts, revenue and the session count unchanged; Gold equals a rebuild; the others untouched.
+  EXPECT_EQ(totals(), totals_before);
+  ExpectGoldEqualsRebuild();
+  std::vector<std::string> ids_and_pseudonym = ids;
+  ids_and_pseudonym.push_back(pseudonym);
+  EXPECT_EQ(OthersHashes(ids_and_pseudonym), others_before);
+  // Gold rows keyed by them are re-keyed to the pseudonym.
+  EXPECT_EQ(Count("SELECT count(*) FROM gold.fact_session_daily WHERE user_key = '" + pseudonym + "'"),
+            person_session_days);
+  // 4. The pseudonym is stored nowhere but in the rows: no file outside the
+  //    tables (data files and their logs' statistics) holds it.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir_.path())) {
+    if (!e.is_regular_file() || e.path().extension() == ".parquet" ||
+        e.path().string().find("/_delta_log/") != std::string::npos) {
+      continue;
+    }
+    ASSERT_OK_AND_ASSIGN(std::string text, FileSystem::Default()->ReadFile(e.path().string()));
+    EXPECT_EQ(text.find(pseudonym), std::string::npos) << e.path();
+  }
+  // 5. The receipt says what was done.
+  ASSERT_OK_AND_ASSIGN(std::string receipt, ReadReceipt(dir_.path(), request.id));
+  EXPECT_NE(receipt.find("\"mode\":\"anonymize\""), std::string::npos) << receipt;
+  EXPECT_NE(receipt.find("\"nature\":\"anonymized\""), std::string::npos) << receipt;
+  EXPECT_NE(receipt.find("\"silver.events\":{\"rows_removed\":0,\"rows_anonymized\":" + std::to_string(person_rows)), std::string::npos) << receipt;
+  EXPECT_EQ(Count("SELECT count(*) FROM system.erasures WHERE request_id = '" + request.id +
+                  "' AND mode = 'anonymize' AND status = 'completed' AND files_purged > 0"),
+            1);
+}
+
 class PrivacyOpsTest : public ErasureTest {};
 
 TEST_P(PrivacyOpsTest, SuppressionDropsNewEventsUntilLifted) {

@@ -203,10 +203,24 @@ Result<std::vector<PrivacyRequest>> ParseRegulation(std::string_view body) {
       reason = s;
     }
   }
+  // clicklake's extension to both shapes: "mode": "delete" (default) or
+  // "anonymize" (rows kept, identifiers replaced; DELETE and SUPPRESS_WITH_DELETE).
+  ErasureMode mode = ErasureMode::kDelete;
+  {
+    simdjson::dom::element e;
+    if (!obj["mode"].get(e)) {
+      std::string_view s;
+      if (e.get(s) || (s != "delete" && s != "anonymize")) {
+        return Status::InvalidArgument("mode must be \"delete\" or \"anonymize\"");
+      }
+      mode = s == "anonymize" ? ErasureMode::kAnonymize : ErasureMode::kDelete;
+    }
+  }
   std::vector<PrivacyRequest> out;
   auto make = [&]() {
     PrivacyRequest r;
     r.type = *type;
+    r.mode = mode;
     r.reason = reason;
     r.manner = "api";
     return r;
@@ -518,7 +532,9 @@ std::string ErasureReceipt::ToJson() const {
     if (!first) out += ",";
     first = false;
     AppendJsonString(name, &out);
-    out += ":{\"rows_removed\":" + std::to_string(t.rows_removed) + ",\"versions_written\":[";
+    out += ":{\"rows_removed\":" + std::to_string(t.rows_removed);
+    if (request.mode == ErasureMode::kAnonymize) out += ",\"rows_anonymized\":" + std::to_string(t.rows_anonymized);
+    out += ",\"versions_written\":[";
     for (size_t i = 0; i < t.versions_written.size(); i++) {
       out += (i ? "," : "") + std::to_string(t.versions_written[i]);
     }

@@ -185,6 +185,7 @@ struct TableErasure {
   std::vector<int64_t> versions_written;
   int64_t files_rewritten = 0;
   int64_t files_purged = 0;  // data files deleted from storage
+  int64_t rows_anonymized = 0;  // --mode anonymize: rows kept with their identifiers replaced
 };
 
 struct ErasureReceipt {

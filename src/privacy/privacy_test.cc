@@ -26,6 +26,13 @@ TEST(RegulationTest, SegmentShapeGivesOneRequestPerSubjectId) {
                                                        "subjectIds":["Ann@Example.COM"]})"));
   EXPECT_EQ(email[0].subject.emails, std::vector<std::string>{"ann@example.com"});
   EXPECT_FALSE(email[0].suppresses());
+  EXPECT_EQ(email[0].mode, ErasureMode::kDelete);
+  // clicklake's "mode" member: anonymize instead of delete (either shape).
+  ASSERT_OK_AND_ASSIGN(auto anonymize, ParseRegulation(R"({"regulationType":"DELETE","mode":"anonymize",
+                                                           "users":[{"userId":"u1"}]})"));
+  EXPECT_EQ(anonymize[0].mode, ErasureMode::kAnonymize);
+  ASSERT_OK_AND_ASSIGN(auto round_trip, PrivacyRequest::FromJson(anonymize[0].ToJson()));
+  EXPECT_EQ(round_trip.mode, ErasureMode::kAnonymize);
 }
 
 TEST(RegulationTest, RudderStackShapeKeepsEveryIdentifierOfAUser) {
@@ -52,6 +59,8 @@ TEST(RegulationTest, BadBodiesAreClearErrors) {
       {R"({"regulationType":"DELETE","users":[{"userId":""}]})", "users[].userId is empty"},
       {R"({"regulationType":"DELETE","users":{}})", "users must be an array"},
       {R"({"regulationType":"DELETE","reason":7,"users":[{"userId":"u"}]})", "reason must be a string"},
+      {R"({"regulationType":"DELETE","mode":"pseudonymize","users":[{"userId":"u"}]})", "mode must be"},
+      {R"({"regulationType":"DELETE","mode":1,"users":[{"userId":"u"}]})", "mode must be"},
   };
   for (const auto& [body, message] : cases) {
     auto r = ParseRegulation(body);
@@ -182,6 +191,14 @@ TEST(ReceiptTest, CarriesTheCcpaRecordFields) {
     EXPECT_NE(json.find(expected), std::string::npos) << expected << " in " << json;
   }
   EXPECT_EQ(json.find("\"u1\""), std::string::npos);
+  EXPECT_EQ(json.find("rows_anonymized"), std::string::npos);  // a delete
+  receipt.request.mode = ErasureMode::kAnonymize;
+  receipt.tables["silver.events"].rows_anonymized = 4;
+  const std::string anonymized = receipt.ToJson();
+  for (const char* expected : {"\"mode\":\"anonymize\"", "\"nature\":\"anonymized and suppressed\"",
+                               "\"silver.events\":{\"rows_removed\":3,\"rows_anonymized\":4,"}) {
+    EXPECT_NE(anonymized.find(expected), std::string::npos) << expected << " in " << anonymized;
+  }
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
