@@ -87,6 +87,12 @@ struct PipelineOptions {
   bool compaction = true;
   int64_t compaction_max_bytes = 256LL << 20;
   int64_t compaction_min_idle_us = 5'000'000;
+  // processor.auto_compaction_bytes: when a batch leaves no such idle time (the
+  // processor is busy every trigger), silver.events' small files are still
+  // folded after the batch, at most this much input (Delta's auto compaction
+  // after a write), so files and the merge's per-file work do not pile up
+  // while it is busy. 0 turns it off.
+  int64_t auto_compaction_bytes = 64LL << 20;
   // Told about every batch, Gold refresh and compaction (quality checks,
   // lineage, readiness, alerts, reverse ETL): see BatchObserver.
   std::vector<std::shared_ptr<BatchObserver>> observers;
@@ -167,6 +173,8 @@ class MicroBatchRunner {
   // tables; Run() calls it between batches. Stops starting new tables after
   // `deadline_us` (monotonic clock).
   Status Compact(int64_t deadline_us);
+  // Only silver.events, at most max_input_bytes (see auto_compaction_bytes).
+  Status CompactSilver(engine::Connection* conn, int64_t max_input_bytes);
 
   // Executes the pending privacy requests (pipeline/erasure.h) with this
   // runner's state store, and the [retention] run every

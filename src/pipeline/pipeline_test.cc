@@ -1,6 +1,7 @@
 #include "pipeline/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "common/raw_event.h"
 #include "common/test_util.h"
@@ -707,6 +709,60 @@ TEST_F(PipelineTest, SessionChangeMarksOnlyTheChangedRowsDeleted) {
   ASSERT_OK(runner->Compact(INT64_MAX));  // nothing left to do: no commit
   ASSERT_OK_AND_ASSIGN(delta::Snapshot again, table->LoadSnapshot());
   EXPECT_EQ(again.version, compacted.version);
+}
+
+// A processor busy every trigger (no idle time before the next one) still
+// compacts silver.events after its batches, bounded: small files do not pile up.
+TEST_F(PipelineTest, BusyProcessorCompactsSilverAfterItsBatches) {
+  AppendPayloads({
+      R"({"type":"page","userId":"a","messageId":"a1","timestamp":"2024-05-01T10:00:00Z"})",
+      R"({"type":"page","userId":"b","messageId":"b1","timestamp":"2024-05-01T10:01:00Z"})",
+      R"({"type":"page","userId":"c","messageId":"c1","timestamp":"2024-05-01T10:02:00Z"})",
+  }, 1714730400000000LL);
+  options_.trigger_us = 1000;                       // every batch overruns its trigger
+  options_.compaction_min_idle_us = 3'600'000'000;  // so the between-batches compaction never runs
+  options_.max_batch_events = 1;                    // one event, one file per batch
+  options_.gold = false;
+  for (const int64_t budget : {int64_t{0}, options_.auto_compaction_bytes}) {
+    SCOPED_TRACE("auto_compaction_bytes " + std::to_string(budget));
+    TempDir lake;
+    PipelineOptions o = options_;
+    o.lake_dir = lake.path();
+    o.auto_compaction_bytes = budget;
+    ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(o, log_.get()));
+    std::thread t([&] { EXPECT_OK(runner->Run()); });
+    ASSERT_OK_AND_ASSIGN(auto db, engine::Database::Open());
+    auto rows = [&]() -> int64_t {  // silver.events' live rows, -1 before it exists
+      auto table = delta::Table::Open(JoinPath(lake.path(), kSilverEventsTable), db.get());
+      if (!table.ok()) return -1;
+      auto snap = (*table)->LoadSnapshot();
+      if (!snap.ok()) return -1;
+      int64_t n = 0;
+      for (const auto& f : snap->files) {
+        simdjson::dom::parser parser;
+        int64_t records = 0;
+        if (parser.parse(f.stats).get_object()["numRecords"].get(records)) return -1;
+        n += records - (f.deletion_vector ? f.deletion_vector->cardinality : 0);
+      }
+      return n;
+    };
+    for (int i = 0; i < 1200 && rows() < 3; i++) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    runner->Stop();
+    t.join();
+    ASSERT_OK_AND_ASSIGN(auto table, delta::Table::Open(JoinPath(lake.path(), kSilverEventsTable), db.get()));
+    ASSERT_OK_AND_ASSIGN(delta::Snapshot snap, table->LoadSnapshot());
+    ASSERT_OK_AND_ASSIGN(auto history, table->History(100));
+    int optimizes = 0;
+    for (const auto& h : history) optimizes += h.operation == "OPTIMIZE";
+    EXPECT_EQ(rows(), 3);
+    if (budget == 0) {
+      EXPECT_EQ(optimizes, 0);
+      EXPECT_EQ(snap.files.size(), 3u);
+    } else {
+      EXPECT_GE(optimizes, 1);
+      EXPECT_LE(snap.files.size(), 2u);
+    }
+  }
 }
 
 // lake.deletion_vectors = false: reader 1 / writer 2 tables; a change then

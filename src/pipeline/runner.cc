@@ -99,6 +99,7 @@ PipelineOptions PipelineOptions::FromConfig(const Config& config) {
   o.compaction = config.GetBool("processor.compaction", o.compaction);
   o.compaction_max_bytes = config.GetInt("processor.compaction_max_bytes", o.compaction_max_bytes);
   o.compaction_min_idle_us = config.GetDurationMicros("processor.compaction_min_idle", o.compaction_min_idle_us);
+  o.auto_compaction_bytes = config.GetInt("processor.auto_compaction_bytes", o.auto_compaction_bytes);
   o.config = config;
   return o;
 }
@@ -655,25 +656,26 @@ Status MicroBatchRunner::Drain() {
   }
 }
 
+Status MicroBatchRunner::CompactSilver(engine::Connection* conn, int64_t max_input_bytes) {
+  const int64_t t0 = clock_->MonotonicMicros();
+  auto table = delta::Table::Open(JoinPath(options_.lake_dir, kSilverEventsTable), db_.get(), fs_, clock_);
+  if (!table.ok()) return table.status().IsNotFound() ? Status::OK() : table.status();
+  ASSIGN_OR_RETURN(CompactionResult r, CompactSilverEvents(table->get(), conn, max_input_bytes));
+  if (r.version >= 0) {
+    compactions_->Increment();
+    for (const auto& o : options_.observers) o->OnCompacted("silver.events", r.version);
+    spdlog::info("processor: compacted silver.events v{}: {} files ({} MB, {} deleted rows purged) -> {} files, "
+                 "{} rows, {:.0f} ms",
+                 r.version, r.files_removed, r.bytes_read >> 20, r.deleted_rows_purged, r.files_added, r.rows,
+                 (clock_->MonotonicMicros() - t0) / 1000.0);
+  }
+  return Status::OK();
+}
+
 Status MicroBatchRunner::Compact(int64_t deadline_us) {
   const int64_t t0 = clock_->MonotonicMicros();
   ASSIGN_OR_RETURN(auto conn, db_->Connect());
-  {
-    auto table = delta::Table::Open(JoinPath(options_.lake_dir, kSilverEventsTable), db_.get(), fs_, clock_);
-    if (table.ok()) {
-      ASSIGN_OR_RETURN(CompactionResult r, CompactSilverEvents(table->get(), conn.get(), options_.compaction_max_bytes));
-      if (r.version >= 0) {
-        compactions_->Increment();
-        for (const auto& o : options_.observers) o->OnCompacted("silver.events", r.version);
-        spdlog::info("processor: compacted silver.events v{}: {} files ({} MB, {} deleted rows purged) -> {} files, "
-                     "{} rows, {:.0f} ms",
-                     r.version, r.files_removed, r.bytes_read >> 20, r.deleted_rows_purged, r.files_added, r.rows,
-                     (clock_->MonotonicMicros() - t0) / 1000.0);
-      }
-    } else if (!table.status().IsNotFound()) {
-      return table.status();
-    }
-  }
+  RETURN_IF_ERROR(CompactSilver(conn.get(), options_.compaction_max_bytes));
   // The other tables: small files bin-packed per partition, DVs purged.
   for (const char* layer : {"bronze", "silver", "gold", "restricted", "system"}) {
     auto tables = fs_->ListDir(JoinPath(options_.lake_dir, layer));
@@ -715,6 +717,11 @@ Status MicroBatchRunner::Run() {
     if (options_.compaction && clock_->MonotonicMicros() < deadline) {
       // Background compaction in the time left before the next trigger.
       Status c = Compact(deadline);
+      if (!c.ok()) spdlog::warn("processor: compaction failed (retried after the next batch): {}", c.ToString());
+    } else if (options_.compaction && options_.auto_compaction_bytes > 0 && r.ok() && r->batch_id >= 0) {
+      // No idle time: fold silver.events' small files anyway, bounded.
+      auto conn = db_->Connect();
+      Status c = conn.ok() ? CompactSilver(conn->get(), options_.auto_compaction_bytes) : conn.status();
       if (!c.ok()) spdlog::warn("processor: compaction failed (retried after the next batch): {}", c.ToString());
     }
     std::unique_lock l(mu_);
