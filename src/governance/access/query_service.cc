@@ -57,6 +57,15 @@ std::map<std::string, std::string> LakeTables(const std::string& lake_dir) {
   return out;
 }
 
+// A type's name as DuckDB spells it (DESCRIBE's "TIMESTAMP WITH TIME ZONE"
+// for TIMESTAMPTZ), computed where the listing runs.
+std::string TypeName(const std::string& type) { return "typeof(CAST(NULL AS " + type + "))"; }
+std::string TypeNames(const std::vector<std::string>& types) {
+  std::string out = "[";
+  for (size_t i = 0; i < types.size(); i++) out += (i ? ", " : "") + TypeName(types[i]);
+  return out + "]::VARCHAR[]";
+}
+
 std::string ListLiteral(const std::vector<std::string>& values) {
   std::string out = "[";
   for (size_t i = 0; i < values.size(); i++) out += (i ? ", " : "") + engine::QuoteLiteral(values[i]);
@@ -123,7 +132,7 @@ Result<std::string> QueryService::ListingSql(const Principal& principal, const P
       for (size_t i = 0; i < view->columns.size(); i++) {
         const std::string& c = view->columns[i];
         auto m = view->masks.find(c);
-        rows.push_back({engine::QuoteLiteral(c), engine::QuoteLiteral(types[i]),
+        rows.push_back({engine::QuoteLiteral(c), TypeName(types[i]),
                         engine::QuoteLiteral(snapshot->schema().Find(c)->nullable ? "YES" : "NO"),
                         m == view->masks.end() ? "NULL" : engine::QuoteLiteral(MaskName(m->second))});
       }
@@ -136,7 +145,7 @@ Result<std::string> QueryService::ListingSql(const Principal& principal, const P
         if (m != view->masks.end()) masks.push_back(c + ":" + MaskName(m->second));
       }
       rows.push_back({engine::QuoteLiteral(layer), engine::QuoteLiteral(table), ListLiteral(view->columns),
-                      ListLiteral(types), ListLiteral(masks), view->row_filter.empty() ? "false" : "true"});
+                      TypeNames(types), ListLiteral(masks), view->row_filter.empty() ? "false" : "true"});
     }
   }
   if (listing.kind == Kind::kDescribe) {
