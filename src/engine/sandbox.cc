@@ -10,6 +10,8 @@
 #include <cctype>
 #include <cstring>
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <mutex>
 #include <set>
 
@@ -455,9 +457,18 @@ struct ResultStream::Impl {
   // Runs the pending query task by task (checking for Interrupt) until its
   // result can be streamed.
   Status Execute() {
+    int idle_us = 0;
     for (;;) {
       if (sandbox->cancelled) return Interrupted();
       const duckdb_pending_state state = duckdb_pending_execute_task(pending);
+      if (state == DUCKDB_PENDING_NO_TASKS_AVAILABLE) {
+        // The engine's threads are busy or blocked (e.g. on a source scan):
+        // wait instead of spinning on a core they need.
+        idle_us = std::min(1000, idle_us + 50);
+        std::this_thread::sleep_for(std::chrono::microseconds(idle_us));
+        continue;
+      }
+      idle_us = 0;
       if (state == DUCKDB_PENDING_ERROR) {
         done = true;
         const char* e = duckdb_pending_error(pending);
