@@ -122,7 +122,7 @@ masks = { user_id = "redact" }
   check(r.status === 0 && r.stdout === 'schema,name\r\nsilver,events\r\n', 'SHOW TABLES as marketing: ' + r.stdout + r.stderr);
   r = run('sql', '--config', cfg, '--as', 'marketing', '--format', 'csv', 'DESCRIBE silver.events');
   check(r.status === 0 && r.stdout === 'column_name,column_type,null,mask\r\nevent_id,VARCHAR,NO,\r\n' +
-    'event_name,VARCHAR,YES,\r\nuser_id,VARCHAR,YES,email_sha256\r\nplatform,VARCHAR,YES,\r\n', 'DESCRIBE: ' + r.stdout + r.stderr);
+    'event_name,VARCHAR,NO,\r\nuser_id,VARCHAR,YES,email_sha256\r\nplatform,VARCHAR,YES,\r\n', 'DESCRIBE: ' + r.stdout + r.stderr);
 
   // The API: bearer tokens, JSON and CSV, refusals as JSON errors.
   const up = await new Promise((resolve, reject) => {
