@@ -11,12 +11,15 @@
 //              filtered to the regions, only the granted columns).
 // It prints the median seconds of each and the ratios marketing / admin.
 //
-//   access_bench [--dir DIR] [--rows N] [--reps N] [--threads N]
+//   access_bench [--dir DIR] [--rows N] [--reps N] [--threads N] [--only Q] [--verbose]
+// (--only: just query Q, 0-based; --verbose: each governed run's start, first
+// chunk, rest and audit times)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -129,17 +132,28 @@ double RunAdmin(const std::string& lake, const std::string& sql, int threads, st
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+bool verbose = false;  // --verbose: each governed run's phases
+
 double RunGoverned(access::QueryService* service, const access::Principal& who, const std::string& sql,
                    std::string* out) {
   const auto t0 = Clock::now();
   auto q = Check(service->Start(who, sql), "governed query");
+  const auto started = Clock::now();
   engine::QueryResult all = q->header();
+  std::optional<Clock::time_point> first;
   for (;;) {
     auto chunk = Check(q->Next(), "governed rows");
+    if (!first) first = Clock::now();
     if (!chunk) break;
     all.Append(*chunk);
   }
+  const auto read = Clock::now();
   Check(q->Finish(), "audit");
+  if (verbose) {
+    auto s = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    std::printf("  %-10s start %.3f  first chunk %.3f  rest %.3f  audit %.3f\n", who.role.c_str(), s(t0, started),
+                s(started, *first), s(*first, read), s(read, Clock::now()));
+  }
   *out = all.ToCsv();
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -149,15 +163,22 @@ double RunGoverned(access::QueryService* service, const access::Principal& who, 
 int main(int argc, char** argv) {
   std::string dir;
   int64_t rows = 10'000'000;
-  int reps = 5, threads = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  int reps = 5, threads = 2, only = -1;
+  for (int i = 1; i < argc; i += 2) {
     std::string a = argv[i];
+    if (a == "--verbose") {
+      verbose = true;
+      i--;
+      continue;
+    }
+    if (i + 1 >= argc) a = "--help";
     if (a == "--dir") dir = argv[i + 1];
     else if (a == "--rows") rows = std::atoll(argv[i + 1]);
     else if (a == "--reps") reps = std::atoi(argv[i + 1]);
     else if (a == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (a == "--only") only = std::atoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: access_bench [--dir DIR] [--rows N] [--reps N] [--threads N]\n");
+      std::fprintf(stderr, "usage: access_bench [--dir DIR] [--rows N] [--reps N] [--threads N] [--only Q] [--verbose]\n");
       return 2;
     }
   }
@@ -196,7 +217,9 @@ int main(int argc, char** argv) {
   std::printf("access_bench: silver.events %lld rows, %d threads, %d reps (medians, seconds)\n",
               static_cast<long long>(rows), threads, reps);
   std::printf("%-34s %9s %9s %9s %12s %12s\n", "query", "admin", "admin/gov", "marketing", "mkt/admin", "mkt/admin-gov");
-  for (const auto& q : queries) {
+  for (size_t qi = 0; qi < queries.size(); qi++) {
+    if (only >= 0 && static_cast<size_t>(only) != qi) continue;
+    const Query& q = queries[qi];
     std::vector<double> a, g, m;
     std::string out_a, out_g, out_m;
     for (int r = 0; r < reps; r++) {

@@ -1,5 +1,9 @@
 // clicklake sql: SQL over the lake's Delta tables.
+#include <termios.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
@@ -34,10 +38,37 @@ std::string OneLine(const std::string& message) {
   return out;
 }
 
-// --as ROLE / --token T: the query runs governed (access::QueryService):
+// The password of --user: $CLICKLAKE_PASSWORD, else asked on the terminal
+// (not echoed); NotFound when neither is available.
+Result<std::string> ReadPassword(const std::string& user) {
+  if (const char* env = std::getenv("CLICKLAKE_PASSWORD")) return std::string(env);
+  FILE* tty = std::fopen("/dev/tty", "r+");
+  if (tty == nullptr || !isatty(fileno(tty))) {
+    if (tty) std::fclose(tty);
+    return Status::NotFound("--user needs a password: set CLICKLAKE_PASSWORD or run on a terminal");
+  }
+  std::fprintf(tty, "Password for %s: ", user.c_str());
+  std::fflush(tty);
+  termios saved{};
+  const bool restore = tcgetattr(fileno(tty), &saved) == 0;
+  if (restore) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+  }
+  std::string password;
+  for (int c = std::fgetc(tty); c != EOF && c != '\n'; c = std::fgetc(tty)) password += static_cast<char>(c);
+  if (restore) tcsetattr(fileno(tty), TCSAFLUSH, &saved);
+  std::fprintf(tty, "\n");
+  std::fclose(tty);
+  return password;
+}
+
+// --as ROLE / --token T / --user NAME: the query runs governed (access::QueryService):
 // masks, row filters, the locked-down engine, limits, the audit trail.
 int RunGovernedSql(const Config& config, const std::string& config_path, const std::string& lake,
-                   const std::string& role, const std::string& token, const std::vector<std::string>& attrs,
+                   const std::string& role, const std::string& token, const std::string& user,
+                   const std::vector<std::string>& attrs,
                    const std::string& sql, const std::string& format, std::ostream& out, std::ostream& err) {
   auto fail = [&](const Status& s) {
     err << "clicklake sql: " << OneLine(s.message()) << "\n";
@@ -49,8 +80,19 @@ int RunGovernedSql(const Config& config, const std::string& config_path, const s
   if (service.policy().Current(); !service.policy().last_error().empty()) {
     return fail(Status::InvalidArgument(service.policy().last_error()));
   }
-  auto principal = token.empty() ? service.LocalPrincipal(role) : service.Authenticate(token);
+  Result<access::Principal> principal = Status::Internal("no principal");
+  if (!user.empty()) {
+    auto password = ReadPassword(user);
+    if (!password.ok()) return fail(password.status());
+    principal = service.AuthenticatePassword(user, *password);
+  } else {
+    principal = token.empty() ? service.LocalPrincipal(role) : service.Authenticate(token);
+  }
   if (!principal.ok()) return fail(principal.status());
+  if (!attrs.empty() && role.empty()) {
+    err << "clicklake sql: --attr is for --as (a token's or user's attributes come from the policy)\n";
+    return 2;
+  }
   for (const auto& a : attrs) {
     auto eq = a.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -110,6 +152,8 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
   std::vector<std::string> attrs;
   app.add_option("--as", role, "run as this role of the access policy (masks, row filters, sandbox, audit)");
   app.add_option("--token", token, "run as the principal holding this API token");
+  std::string user;
+  app.add_option("--user", user, "run as this user of the policy (password from CLICKLAKE_PASSWORD or the terminal)");
   app.add_option("--attr", attrs, "NAME=V1,V2: a principal attribute for --as (e.g. regions=US,CA; repeatable)");
   app.add_option("sql", sql, "the query")->required();
   if (int rc = ParseArgs(app, args, out, err); rc >= 0) return rc;
@@ -123,12 +167,16 @@ int RunSqlCommand(const std::vector<std::string>& args, std::ostream& out, std::
     config = *loaded;
     if (app.count("--lake") == 0) lake = config.lake_dir();
   }
-  if (!role.empty() || !token.empty()) {
+  if (!role.empty() || !token.empty() || !user.empty()) {
     if (!attach.empty() || version >= 0) {
-      err << "clicklake sql: --attach and --version are not available with --as/--token\n";
+      err << "clicklake sql: --attach and --version are not available with --as/--token/--user\n";
       return 2;
     }
-    return RunGovernedSql(config, config_path, lake, role, token, attrs, sql, format, out, err);
+    if (!role.empty() + !token.empty() + !user.empty() > 1) {
+      err << "clicklake sql: give one of --as, --token and --user\n";
+      return 2;
+    }
+    return RunGovernedSql(config, config_path, lake, role, token, user, attrs, sql, format, out, err);
   }
 
   auto fail = [&](const Status& s) {

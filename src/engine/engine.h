@@ -181,6 +181,13 @@ struct SandboxTable {
   std::string schema;      // "" = main
   std::string name;
   std::string source_sql;  // a SELECT run on the source database; its columns are the table's
+  // The source's columns and their DuckDB SQL types ("VARCHAR", "TIMESTAMPTZ",
+  // "STRUCT(a INTEGER)"...), when the caller knows them (e.g. from a Delta
+  // schema): the source is then bound only once, when it is scanned. The
+  // source must produce exactly these columns and types (cast them). Empty:
+  // they are learnt by preparing source_sql.
+  std::vector<std::string> column_names;
+  std::vector<std::string> column_types;
 };
 
 struct SandboxOptions {
@@ -223,13 +230,24 @@ class Sandbox {
   Sandbox(const Sandbox&) = delete;
   Sandbox& operator=(const Sandbox&) = delete;
 
+  // A catalog statement found by Check(): the caller answers it (e.g. from
+  // its policy), the sandbox's own catalog is never listed.
+  struct Listing {
+    enum class Kind { kNone, kDescribe, kShowTables, kShowAllTables };
+    Kind kind = Kind::kNone;
+    std::string relation;  // kDescribe: the table, "schema.name" or "name" as written
+    std::string schema;    // kShowTables: SHOW TABLES FROM schema ("" = all)
+  };
   // What a statement reads, without running it: InvalidArgument (with the
   // reason) for anything but one SELECT/EXPLAIN of allowed shape; else the
   // relation names it references ("schema.name" or "name", as written; CTE
-  // names included).
-  Result<std::vector<std::string>> Check(const std::string& sql);
-  // Check(), then runs the statement. A failure to read a source (or an
-  // interrupt) surfaces from Next().
+  // names included). `DESCRIBE t` / `SHOW t`, `SHOW TABLES [FROM s]`, `SHOW
+  // ALL TABLES` (and `DESCRIBE` alone) fill `listing` when given (else they
+  // are refused); DESCRIBE of a query and SUMMARIZE are checked like the
+  // query they wrap. SHOW/DESCRIBE inside another query is refused.
+  Result<std::vector<std::string>> Check(const std::string& sql, Listing* listing = nullptr);
+  // Check(), then runs the statement (a listing is refused: answer it). A
+  // failure to read a source (or an interrupt) surfaces from Next().
   Result<std::unique_ptr<ResultStream>> Query(const std::string& sql);
   // Stops the running query (its Next() then fails with "INTERRUPT").
   void Interrupt();

@@ -351,6 +351,63 @@ TEST_F(SandboxTest, ExplainAndTypedRendering) {
   EXPECT_EQ(plan.find("sha256"), std::string::npos) << "the source query stays hidden: " << plan;
 }
 
+TEST_F(SandboxTest, DeclaredColumnsAreBoundOnlyWhenScanned) {
+  // Declared names and types: the source is not prepared when the table is
+  // added (its table does not exist yet), only when a query scans it.
+  ASSERT_OK(sandbox_->AddTables({{"crm", "late", "SELECT id, CAST(id AS VARCHAR) AS label FROM later_table",
+                                  {"id", "label"}, {"BIGINT", "VARCHAR"}},
+                                 {"crm", "wrong", "SELECT id FROM people", {"id"}, {"VARCHAR"}}}));
+  EXPECT_NE(Csv("SELECT count(*) FROM crm.late").find("later_table"), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto conn, source_->Connect());
+  ASSERT_OK(conn->Execute("CREATE TABLE later_table AS SELECT range AS id FROM range(3)"));
+  EXPECT_EQ(Csv("SELECT label FROM crm.late ORDER BY id"), "label\r\n0\r\n1\r\n2\r\n");
+  EXPECT_EQ(Csv("SELECT typeof(id) AS t FROM crm.late LIMIT 1"), "t\r\nBIGINT\r\n");
+  // A source that does not produce the declared type fails the scan clearly.
+  EXPECT_NE(Csv("SELECT id FROM crm.wrong").find("does not have the type its view declares"), std::string::npos);
+  EXPECT_FALSE(sandbox_->AddTables({{"crm", "bad", "SELECT 1", {"a"}, {"NOT A TYPE"}}}).ok());
+  EXPECT_FALSE(sandbox_->AddTables({{"crm", "bad", "SELECT 1", {"a", "b"}, {"INTEGER"}}}).ok());
+}
+
+TEST_F(SandboxTest, CatalogListingsAreLeftToTheCaller) {
+  using Kind = Sandbox::Listing::Kind;
+  Sandbox::Listing listing;
+  ASSERT_OK(sandbox_->Check("DESCRIBE crm.people", &listing).status());
+  EXPECT_EQ(listing.kind, Kind::kDescribe);
+  EXPECT_EQ(listing.relation, "crm.people");
+  ASSERT_OK(sandbox_->Check("show crm.people;", &listing).status());
+  EXPECT_EQ(listing.kind, Kind::kDescribe);
+  ASSERT_OK(sandbox_->Check("SHOW TABLES", &listing).status());
+  EXPECT_EQ(listing.kind, Kind::kShowTables);
+  EXPECT_EQ(listing.schema, "");
+  ASSERT_OK(sandbox_->Check("SHOW TABLES FROM crm", &listing).status());
+  EXPECT_EQ(listing.kind, Kind::kShowTables);
+  EXPECT_EQ(listing.schema, "crm");
+  ASSERT_OK(sandbox_->Check("SHOW ALL TABLES", &listing).status());
+  EXPECT_EQ(listing.kind, Kind::kShowAllTables);
+  // DESCRIBE of a query and SUMMARIZE are checked and run like the query they wrap.
+  ASSERT_OK_AND_ASSIGN(auto relations, sandbox_->Check("SUMMARIZE crm.people", &listing));
+  EXPECT_EQ(listing.kind, Kind::kNone);
+  EXPECT_EQ(relations, std::vector<std::string>{"crm.people"});
+  EXPECT_NE(Csv("SUMMARIZE crm.people").find("region,VARCHAR,EU,EU"), std::string::npos) << Csv("SUMMARIZE crm.people");
+  EXPECT_EQ(Csv("SELECT column_name, column_type FROM (SELECT 1) t(x), (DESCRIBE SELECT id FROM crm.people)")
+                .find("ERROR permission denied"),
+            0u);
+  for (const std::string& sql : std::vector<std::string>{
+           "SELECT * FROM (DESCRIBE crm.people)", "SELECT * FROM (SHOW TABLES) WHERE name <> ''",
+           "SELECT * FROM crm.people, (SHOW ALL TABLES)", "SHOW databases", "SHOW variables",
+           "DESCRIBE SELECT * FROM read_csv('/etc/passwd')", "SUMMARIZE SELECT * FROM duckdb_settings()",
+           "EXPLAIN DESCRIBE crm.people"}) {
+    auto r = sandbox_->Check(sql, &listing);
+    EXPECT_FALSE(r.ok()) << sql;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("denied"), std::string::npos) << sql << ": " << r.status();
+    }
+  }
+  // Without a caller to answer it, a listing is refused (the sandbox's catalog is never shown).
+  EXPECT_EQ(Csv("SHOW TABLES").find("ERROR permission denied"), 0u) << Csv("SHOW TABLES");
+  EXPECT_EQ(Csv("DESCRIBE crm.people").find("ERROR permission denied"), 0u);
+}
+
 TEST_F(SandboxTest, InterruptStopsALongQuery) {
   ASSERT_OK_AND_ASSIGN(auto stream,
                        sandbox_->Query("SELECT count(*) FROM range(100000000000) a, crm.people b WHERE a.range % 7 = 3"));

@@ -10,6 +10,8 @@
 #include <cctype>
 #include <cstring>
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <mutex>
 #include <set>
 
@@ -108,7 +110,13 @@ class StatementChecker {
       }
     }
     if (!obj["type"].get(type)) {
-      if (type == "TABLE_FUNCTION") {
+      if (type == "SHOW_REF") {
+        if (shows_allowed == 0) {
+          return Status::InvalidArgument(
+              "permission denied: DESCRIBE, SHOW and SUMMARIZE run only as statements of their own");
+        }
+        shows_allowed--;
+      } else if (type == "TABLE_FUNCTION") {
         std::string_view tf;
         if (obj["function"]["function_name"].get(tf)) {
           return Status::InvalidArgument("permission denied: this table expression is not available to queries");
@@ -126,6 +134,65 @@ class StatementChecker {
     return Status::OK();
   }
   std::vector<std::string> relations;
+  int shows_allowed = 0;  // SHOW_REF nodes still accepted (the statement's own, at the top)
+
+  // The statement's top node when it is `SELECT * FROM <show>` exactly as
+  // DuckDB writes DESCRIBE/SHOW/SUMMARIZE: fills `listing` for the catalog
+  // listings, allows the SHOW_REF for the others (checked as their query).
+  Status TopLevel(simdjson::dom::element statement, Sandbox::Listing* listing) {
+    simdjson::dom::object node, from;
+    std::string_view from_type;
+    if (statement["node"].get(node) || node["from_table"].get(from) || from["type"].get(from_type) ||
+        from_type != "SHOW_REF") {
+      return Status::OK();
+    }
+    simdjson::dom::array select_list, modifiers, groups;
+    simdjson::dom::object star;
+    std::string_view star_class;
+    const bool plain = !node["select_list"].get(select_list) && select_list.size() == 1 &&
+                       !select_list.at(0).get(star) && !star["class"].get(star_class) && star_class == "STAR" &&
+                       (node["where_clause"].is_null() || node["where_clause"].error()) &&
+                       (node["modifiers"].get(modifiers) || modifiers.size() == 0) &&
+                       (node["group_expressions"].get(groups) || groups.size() == 0) &&
+                       (node["having"].is_null() || node["having"].error()) &&
+                       (node["qualify"].is_null() || node["qualify"].error());
+    if (!plain) return Status::OK();  // a SHOW_REF inside a query: refused by Walk
+    std::string_view show_type, table_name, schema_name;
+    if (from["show_type"].get(show_type)) show_type = {};
+    if (from["table_name"].get(table_name)) table_name = {};
+    if (from["schema_name"].get(schema_name)) schema_name = {};
+    auto listed = [&](Sandbox::Listing::Kind kind) -> Status {
+      if (listing == nullptr) {
+        return Status::InvalidArgument("permission denied: catalog listings are answered by the access policy");
+      }
+      listing->kind = kind;
+      return Status::OK();
+    };
+    if (show_type == "SHOW_FROM") {
+      RETURN_IF_ERROR(listed(Sandbox::Listing::Kind::kShowTables));
+      listing->schema = Lower(std::string(schema_name));
+      return Status::OK();
+    }
+    if (table_name == "\"tables\"") return listed(Sandbox::Listing::Kind::kShowTables);
+    if (table_name == "__show_tables_expanded") return listed(Sandbox::Listing::Kind::kShowAllTables);
+    if (!table_name.empty()) {
+      return Status::InvalidArgument("permission denied: SHOW " + std::string(table_name) +
+                                     " is not available to queries (SHOW TABLES and DESCRIBE are)");
+    }
+    simdjson::dom::object query, base;
+    std::string_view base_type;
+    if (show_type == "DESCRIBE" && !from["query"].get(query) && !query["from_table"].get(base) &&
+        !base["type"].get(base_type) && base_type == "BASE_TABLE") {
+      const size_t before = relations.size();
+      RETURN_IF_ERROR(CheckRelation(base));
+      RETURN_IF_ERROR(listed(Sandbox::Listing::Kind::kDescribe));
+      listing->relation = relations.back();
+      relations.resize(before);
+      return Status::OK();
+    }
+    shows_allowed = 1;  // DESCRIBE <query> / SUMMARIZE: checked as the query they wrap
+    return Status::OK();
+  }
 
  private:
   Status CheckRelation(simdjson::dom::object obj) {
@@ -207,6 +274,40 @@ struct ScanState {
   }
 };
 
+// Whether two logical types are the same (ids, decimal width and scale,
+// nested children, recursively).
+bool SameType(duckdb_logical_type a, duckdb_logical_type b) {
+  const duckdb_type ta = duckdb_get_type_id(a), tb = duckdb_get_type_id(b);
+  if (ta != tb) return false;
+  auto same_child = [](duckdb_logical_type ca, duckdb_logical_type cb) {
+    const bool same = SameType(ca, cb);
+    duckdb_destroy_logical_type(&ca);
+    duckdb_destroy_logical_type(&cb);
+    return same;
+  };
+  switch (ta) {
+    case DUCKDB_TYPE_DECIMAL:
+      return duckdb_decimal_width(a) == duckdb_decimal_width(b) && duckdb_decimal_scale(a) == duckdb_decimal_scale(b);
+    case DUCKDB_TYPE_LIST:
+      return same_child(duckdb_list_type_child_type(a), duckdb_list_type_child_type(b));
+    case DUCKDB_TYPE_ARRAY:
+      return duckdb_array_type_array_size(a) == duckdb_array_type_array_size(b) &&
+             same_child(duckdb_array_type_child_type(a), duckdb_array_type_child_type(b));
+    case DUCKDB_TYPE_MAP:
+      return same_child(duckdb_map_type_key_type(a), duckdb_map_type_key_type(b)) &&
+             same_child(duckdb_map_type_value_type(a), duckdb_map_type_value_type(b));
+    case DUCKDB_TYPE_STRUCT: {
+      const idx_t n = duckdb_struct_type_child_count(a);
+      if (n != duckdb_struct_type_child_count(b)) return false;
+      for (idx_t i = 0; i < n; i++)
+        if (!same_child(duckdb_struct_type_child_type(a, i), duckdb_struct_type_child_type(b, i))) return false;
+      return true;
+    }
+    default:
+      return true;
+  }
+}
+
 void ScanBindFn(duckdb_bind_info info) {
   auto* sb = static_cast<Sandbox::Impl*>(duckdb_bind_get_extra_info(info));
   duckdb_value v = duckdb_bind_get_parameter(info, 0);
@@ -262,6 +363,21 @@ void ScanInitFn(duckdb_init_info info) {
   if (duckdb_prepare(state->conn, sql.c_str(), &state->prepared) == DuckDBError) {
     duckdb_init_set_error(info, (table.key + ": " + Text(duckdb_prepare_error(state->prepared))).c_str());
     return;
+  }
+  // The source's vectors are handed over as they are: each must have the
+  // type the view declared (a declared type the source does not produce is
+  // an error, never a misread vector).
+  for (idx_t i = 0; i < n; i++) {
+    const idx_t idx = duckdb_init_get_column_index(info, i);
+    if (idx >= table.names.size()) continue;
+    duckdb_logical_type got = duckdb_prepared_statement_column_logical_type(state->prepared, i);
+    const bool same = SameType(got, table.types[idx]);
+    duckdb_destroy_logical_type(&got);
+    if (!same) {
+      duckdb_init_set_error(info, (table.key + ": column " + table.names[idx] +
+                                   " does not have the type its view declares").c_str());
+      return;
+    }
   }
   std::memset(&state->result, 0, sizeof(state->result));
   if (duckdb_execute_prepared_streaming(state->prepared, &state->result) == DuckDBError) {
@@ -341,9 +457,18 @@ struct ResultStream::Impl {
   // Runs the pending query task by task (checking for Interrupt) until its
   // result can be streamed.
   Status Execute() {
+    int idle_us = 0;
     for (;;) {
       if (sandbox->cancelled) return Interrupted();
       const duckdb_pending_state state = duckdb_pending_execute_task(pending);
+      if (state == DUCKDB_PENDING_NO_TASKS_AVAILABLE) {
+        // The engine's threads are busy or blocked (e.g. on a source scan):
+        // wait instead of spinning on a core they need.
+        idle_us = std::min(1000, idle_us + 50);
+        std::this_thread::sleep_for(std::chrono::microseconds(idle_us));
+        continue;
+      }
+      idle_us = 0;
       if (state == DUCKDB_PENDING_ERROR) {
         done = true;
         const char* e = duckdb_pending_error(pending);
@@ -462,15 +587,55 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Open(Database* source, const std::vect
 
 Status Sandbox::AddTables(const std::vector<SandboxTable>& tables) {
   if (tables.empty()) return Status::OK();
-  // The sources' columns, from their prepared statements.
+  std::vector<SourceTable> added;
+  // Columns the caller declared: their logical types from one prepared
+  // `SELECT CAST(NULL AS type)...` in the sandbox itself (nothing is read).
+  std::string declared;
+  for (const SandboxTable& t : tables) {
+    const std::string key = t.schema.empty() ? t.name : t.schema + "." + t.name;
+    if (t.column_names.size() != t.column_types.size()) {
+      return Status::InvalidArgument("source of " + key + ": column names and types differ in number");
+    }
+    for (size_t c = 0; c < t.column_types.size(); c++) {
+      declared += std::string(declared.empty() ? "SELECT " : ", ") + "CAST(NULL AS " + t.column_types[c] + ")";
+    }
+  }
+  std::vector<duckdb_logical_type> declared_types;
+  if (!declared.empty()) {
+    duckdb_prepared_statement p = nullptr;
+    if (duckdb_prepare(impl_->conn, declared.c_str(), &p) == DuckDBError) {
+      Status s = ErrorStatus("sandbox column types", duckdb_prepare_error(p));
+      duckdb_destroy_prepare(&p);
+      return s;
+    }
+    for (idx_t c = 0; c < duckdb_prepared_statement_column_count(p); c++) {
+      declared_types.push_back(duckdb_prepared_statement_column_logical_type(p, c));
+    }
+    duckdb_destroy_prepare(&p);
+  }
+  size_t next_declared = 0;
+  // The other sources' columns, from their prepared statements.
   duckdb_connection probe = nullptr;
-  if (duckdb_connect(impl_->source, &probe) == DuckDBError) return Status::Internal("cannot connect to DuckDB");
-  Status status = RunOn(probe, "SET TimeZone = 'UTC'");
+  Status status;
   for (const SandboxTable& t : tables) {
     if (!status.ok()) break;
     SourceTable st;
     st.key = t.schema.empty() ? t.name : t.schema + "." + t.name;
     st.source_sql = t.source_sql;
+    if (!t.column_names.empty()) {
+      st.names = t.column_names;
+      for (size_t c = 0; c < t.column_names.size(); c++) st.types.push_back(declared_types[next_declared++]);
+      added.push_back(std::move(st));
+      continue;
+    }
+    if (probe == nullptr) {
+      if (duckdb_connect(impl_->source, &probe) == DuckDBError) {
+        status = Status::Internal("cannot connect to DuckDB");
+        break;
+      }
+      status = RunOn(probe, "SET TimeZone = 'UTC'");
+      if (!status.ok()) break;
+    }
     duckdb_prepared_statement p = nullptr;
     if (duckdb_prepare(probe, t.source_sql.c_str(), &p) == DuckDBError) {
       status = ErrorStatus(("source of " + st.key).c_str(), duckdb_prepare_error(p));
@@ -481,9 +646,12 @@ Status Sandbox::AddTables(const std::vector<SandboxTable>& tables) {
       }
     }
     duckdb_destroy_prepare(&p);
-    if (status.ok()) impl_->tables.push_back(std::move(st));
+    added.push_back(std::move(st));
   }
-  duckdb_disconnect(&probe);
+  if (probe != nullptr) duckdb_disconnect(&probe);
+  // Types not handed to a table yet (an early failure) are freed here.
+  for (size_t i = next_declared; i < declared_types.size(); i++) duckdb_destroy_logical_type(&declared_types[i]);
+  for (auto& st : added) impl_->tables.push_back(std::move(st));
   RETURN_IF_ERROR(status);
   std::string setup;
   for (const SandboxTable& t : tables) {
@@ -501,7 +669,8 @@ Status Sandbox::AddTables(const std::vector<SandboxTable>& tables) {
   return RunOn(impl_->conn, setup);
 }
 
-Result<std::vector<std::string>> Sandbox::Check(const std::string& sql) {
+Result<std::vector<std::string>> Sandbox::Check(const std::string& sql, Listing* listing) {
+  if (listing != nullptr) *listing = Listing();
   duckdb_extracted_statements extracted = nullptr;
   const idx_t count = duckdb_extract_statements(impl_->conn, sql.c_str(), &extracted);
   if (count == 0) {
@@ -547,6 +716,14 @@ Result<std::vector<std::string>> Sandbox::Check(const std::string& sql) {
     return Status::InvalidArgument("query failed: " + m);
   }
   StatementChecker checker;
+  simdjson::dom::array statements;
+  if (!doc["statements"].get(statements) && statements.size() == 1) {
+    RETURN_IF_ERROR(checker.TopLevel(statements.at(0).value(), listing));
+    if (listing != nullptr && listing->kind != Listing::Kind::kNone) {
+      if (!explained.empty()) return Status::InvalidArgument("permission denied: EXPLAIN of a catalog listing");
+      return std::vector<std::string>();
+    }
+  }
   RETURN_IF_ERROR(checker.Walk(doc["statements"].value()));
   return checker.relations;
 }

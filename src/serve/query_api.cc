@@ -39,13 +39,33 @@ struct Stream {
 
 void RegisterQueryApi(ApiServer* server, access::QueryService* service) {
   server->Post("/api/v1/query", [service](const Request& req, Response& res) {
-    auto principal = service->Authenticate(BearerToken(req));
+    // A bearer token, or a user's password (HTTP Basic, RFC 7617).
+    const std::string authorization = req.get_header_value("Authorization");
+    const bool basic = authorization.size() >= 6 && (authorization.compare(0, 6, "Basic ") == 0 ||
+                                                     authorization.compare(0, 6, "basic ") == 0);
+    Result<access::Principal> principal = Status::Internal("unauthenticated");
+    if (basic) {
+      auto credentials = access::ParseBasicCredentials(authorization);
+      principal = credentials.ok() ? service->AuthenticatePassword(credentials->first, credentials->second)
+                                   : Result<access::Principal>(Status::InvalidArgument(
+                                         "unauthorized: " + credentials.status().message()));
+    } else {
+      principal = service->Authenticate(BearerToken(req));
+    }
     if (!principal.ok()) {
-      const char* code = principal.status().IsNotFound()                  ? "invalid_token"
-                         : principal.status().IsConflict() ? "token_revoked"
-                                                                              : "missing_token";
-      res.set_header("WWW-Authenticate", "Bearer");
-      SendError(res, 401, code, principal.status().message());
+      const Status& s = principal.status();
+      if (s.message().rfind("audit:", 0) == 0) {
+        SendError(res, 503, "audit_unavailable", s.message());
+        return;
+      }
+      const char* code = basic ? (s.IsNotFound() ? "invalid_credentials"
+                                  : s.IsConflict() ? "user_revoked"
+                                                   : "bad_credentials")
+                               : (s.IsNotFound() ? "invalid_token"
+                                  : s.IsConflict() ? "token_revoked"
+                                                   : "missing_token");
+      res.set_header("WWW-Authenticate", "Bearer, Basic realm=\"clicklake\", charset=\"UTF-8\"");
+      SendError(res, 401, code, s.message());
       return;
     }
     simdjson::dom::parser parser;

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "common/test_util.h"
+#include "delta/table.h"
 #include "governance/access/testing/sim_lake.h"
 
 namespace clicklake::serve {
@@ -40,6 +41,17 @@ name = "old"
 role = "analyst"
 disabled = true
 token_sha256 = [")" + access::Sha256Hex("tok-old") + R"("]
+
+[[principals]]
+name = "pat"
+role = "finance"
+password = ")" + access::MakeScramVerifier("s3cret:pw", "salt-pat") + R"("
+
+[[principals]]
+name = "gone"
+role = "finance"
+disabled = true
+password = ")" + access::MakeScramVerifier("gone-pw", "salt-gone") + R"("
 )";
     ASSERT_OK(FileSystem::Default()->WriteFile(dir_->path() + "/policy.toml", policy));
   }
@@ -68,6 +80,10 @@ token_sha256 = [")" + access::Sha256Hex("tok-old") + R"("]
   httplib::Result Post(const std::string& token, const std::string& body) {
     httplib::Headers headers;
     if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+    return client_->Post("/api/v1/query", headers, body, "application/json");
+  }
+  httplib::Result PostBasic(const std::string& user, const std::string& password, const std::string& body) {
+    httplib::Headers headers = {httplib::make_basic_authentication_header(user, password)};
     return client_->Post("/api/v1/query", headers, body, "application/json");
   }
   static std::string ErrorCode(const std::string& body) {
@@ -104,6 +120,48 @@ TEST_F(QueryApiTest, AuthFailures) {
   auto ok = Post("tok-ana", body);
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
+TEST_F(QueryApiTest, PasswordLoginWithHttpBasic) {
+  Serve();
+  const std::string body = R"({"sql": "SELECT count(*) AS n FROM silver.events", "format": "csv"})";
+  auto ok = PostBasic("pat", "s3cret:pw", body);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  EXPECT_EQ(ok->body.rfind("n\r\n", 0), 0u) << ok->body;
+  // The user's role applies: finance may not read restricted.pii.
+  auto denied = PostBasic("pat", "s3cret:pw", R"({"sql": "SELECT * FROM restricted.pii"})");
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 403);
+  EXPECT_EQ(ErrorCode(denied->body), "permission_denied");
+  struct Case {
+    std::string user, password, code;
+  };
+  for (const Case& c : std::vector<Case>{{"pat", "s3cret", "invalid_credentials"},
+                                         {"pat", "", "invalid_credentials"},
+                                         {"nobody", "s3cret:pw", "invalid_credentials"},
+                                         {"ana", "", "invalid_credentials"},  // a token-only principal
+                                         {"gone", "gone-pw", "user_revoked"}}) {
+    auto r = PostBasic(c.user, c.password, body);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401) << c.user;
+    EXPECT_EQ(ErrorCode(r->body), c.code) << c.user << ": " << r->body;
+    EXPECT_NE(r->get_header_value("WWW-Authenticate").find("Basic"), std::string::npos);
+  }
+  auto garbled = client_->Post("/api/v1/query", {{"Authorization", "Basic ***"}}, body, "application/json");
+  ASSERT_TRUE(garbled);
+  EXPECT_EQ(garbled->status, 401);
+  EXPECT_EQ(ErrorCode(garbled->body), "bad_credentials");
+  // The failed logins are in the audit trail.
+  auto db = engine::Database::Open();
+  ASSERT_OK(db.status());
+  auto conn = (*db)->Connect();
+  ASSERT_OK(conn.status());
+  ASSERT_OK(delta::AttachTable(conn->get(), "audit", lake_ + "/system/audit", std::nullopt));
+  auto logins = (*conn)->Query("SELECT count(*) FROM audit WHERE action = 'login' AND outcome = 'denied' AND "
+                               "principal IN ('pat', 'nobody', 'ana', 'gone')");
+  ASSERT_OK(logins.status());
+  EXPECT_GE(logins->GetInt64(0, 0), 5);
 }
 
 TEST_F(QueryApiTest, JsonAndCsvResults) {

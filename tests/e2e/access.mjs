@@ -1,4 +1,4 @@
-// Governed access as a user meets it: `clicklake sql --as/--token` under the policy file beside
+// Governed access as a user meets it: `clicklake sql --as/--token/--user` under the policy file beside
 // the config, `clicklake audit verify`, and POST /api/v1/query with node's fetch against
 // `clicklake up --api-port 0`.
 import { spawnSync, spawn } from 'node:child_process';
@@ -16,7 +16,23 @@ try {
   let r = run('init', '--config', cfg, '--key-file', join(dir, 'pii.key'));
   check(r.status === 0, 'init: ' + r.stderr);
   writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('dir = "./lake"', `dir = "${lake}"`));
+  // A user with a password: its verifier from `clicklake access password`.
+  r = spawnSync(bin, ['access', 'password'], { encoding: 'utf8', input: 'pa:ss word\n' });
+  check(r.status === 0 && r.stdout.startsWith('password = "SCRAM-SHA-256$4096:'), 'access password: ' + r.stdout + r.stderr);
+  const verifier = r.stdout.trim();
   writeFileSync(join(dir, 'policy.toml'), `
+[[principals]]
+name = "ria"
+role = "marketing"
+${verifier}
+attributes = { regions = "US" }
+
+[[principals]]
+name = "old"
+role = "marketing"
+disabled = true
+${verifier}
+
 [[principals]]
 name = "mia"
 role = "marketing"
@@ -85,6 +101,29 @@ masks = { user_id = "redact" }
   r = run('sql', '--config', cfg, '--as', 'marketing', 'SELECT * FROM bronze.events');
   check(r.status === 1 && r.stderr.includes('may not read bronze.events'), 'table not granted: ' + r.stderr);
 
+  // --user: the password from CLICKLAKE_PASSWORD (no terminal here).
+  const asUser = (user, password, query) => spawnSync(bin, ['sql', '--config', cfg, '--user', user, '--format', 'csv', query],
+    { encoding: 'utf8', env: { ...process.env, CLICKLAKE_PASSWORD: password } });
+  r = asUser('ria', 'pa:ss word', 'SELECT count(*) AS n FROM silver.events');
+  check(r.status === 0 && r.stdout === `n\r\n${web}\r\n`, '--user ria: ' + r.stdout + r.stderr);
+  r = asUser('ria', 'pa:ss', 'SELECT 1');
+  check(r.status === 1 && r.stderr.includes('wrong user name or password'), 'wrong password: ' + r.stderr);
+  r = asUser('nobody', 'pa:ss word', 'SELECT 1');
+  check(r.status === 1 && r.stderr.includes('wrong user name or password'), 'unknown user: ' + r.stderr);
+  r = asUser('old', 'pa:ss word', 'SELECT 1');
+  check(r.status === 1 && r.stderr.includes('revoked'), 'revoked user: ' + r.stderr);
+  const noPassword = { ...process.env };
+  delete noPassword.CLICKLAKE_PASSWORD;
+  r = spawnSync(bin, ['sql', '--config', cfg, '--user', 'ria', 'SELECT 1'],
+    { encoding: 'utf8', env: noPassword, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  check(r.status === 1 && r.stderr.includes('CLICKLAKE_PASSWORD'), 'no password and no terminal: ' + r.stderr);
+  // DESCRIBE / SHOW TABLES under the role: its grants only, masks shown.
+  r = run('sql', '--config', cfg, '--as', 'marketing', '--format', 'csv', 'SHOW TABLES');
+  check(r.status === 0 && r.stdout === 'schema,name\r\nsilver,events\r\n', 'SHOW TABLES as marketing: ' + r.stdout + r.stderr);
+  r = run('sql', '--config', cfg, '--as', 'marketing', '--format', 'csv', 'DESCRIBE silver.events');
+  check(r.status === 0 && r.stdout === 'column_name,column_type,null,mask\r\nevent_id,VARCHAR,NO,\r\n' +
+    'event_name,VARCHAR,NO,\r\nuser_id,VARCHAR,YES,email_sha256\r\nplatform,VARCHAR,YES,\r\n', 'DESCRIBE: ' + r.stdout + r.stderr);
+
   // The API: bearer tokens, JSON and CSV, refusals as JSON errors.
   const up = await new Promise((resolve, reject) => {
     const child = spawn(bin, ['up', '--config', cfg, '--port', '0', '--api-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -118,6 +157,18 @@ masks = { user_id = "redact" }
     const csv = await res.text();
     check(res.headers.get('content-type').startsWith('text/csv') && csv.split('\r\n')[0] === 'event_id' &&
       csv.split('\r\n').length === web + 2, 'csv: ' + csv);
+    const basic = (user, password) => fetch(url, {
+      method: 'POST', body: JSON.stringify({ sql: 'SELECT count(*) AS n FROM silver.events' }),
+      headers: { authorization: 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64'), 'content-type': 'application/json' },
+    });
+    res = await basic('ria', 'pa:ss word');
+    check(res.status === 200 && (await res.json()).rows[0].n === web, 'basic auth: ' + res.status);
+    res = await basic('ria', 'nope');
+    check(res.status === 401 && (await res.json()).error.code === 'invalid_credentials', 'basic, wrong password: 401');
+    res = await basic('nobody', 'pa:ss word');
+    check(res.status === 401 && (await res.json()).error.code === 'invalid_credentials', 'basic, unknown user: 401');
+    res = await basic('old', 'pa:ss word');
+    check(res.status === 401 && (await res.json()).error.code === 'user_revoked', 'basic, revoked user: 401');
     res = await post('tok-mia', { sql: "COPY (SELECT 1) TO '/tmp/x.csv'" });
     check(res.status === 403 && (await res.json()).error.code === 'permission_denied', 'COPY refused: 403');
   } finally {
@@ -130,6 +181,8 @@ masks = { user_id = "redact" }
   const audit = sql(lake, "SELECT role, outcome, count(*) AS n FROM system.audit GROUP BY ALL ORDER BY ALL");
   check(audit.some((x) => x.role === 'marketing' && x.outcome === 'denied'), 'denials audited: ' + JSON.stringify(audit));
   check(audit.some((x) => x.role === 'marketing' && x.outcome === 'ok'), 'queries audited');
+  const logins = sql(lake, "SELECT principal, count(*) AS n FROM system.audit WHERE action = 'login' GROUP BY 1 ORDER BY 1");
+  check(logins.map((x) => x.principal).join(',') === 'nobody,old,ria', 'failed logins audited: ' + JSON.stringify(logins));
   console.log('ok: access');
 } finally {
   removeLake(dir);

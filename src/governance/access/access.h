@@ -47,6 +47,8 @@ const char* MaskName(Mask mask);
 // The SQL expression masking `column_sql` (an expression over raw values).
 // kHash calls clicklake_pii_hmac(), which QueryService registers with the PII key.
 std::string MaskSql(Mask mask, const std::string& column_sql);
+// The DuckDB type MaskSql yields for a column of DuckDB type `column_type`.
+std::string MaskedType(Mask mask, const std::string& column_type);
 
 struct Principal {
   std::string name;
@@ -114,6 +116,12 @@ using privacy::Sha256Hex;
 std::string MakeScramVerifier(std::string_view password, std::string_view salt, int iterations = 4096);
 // A new API token (32 random bytes, hex).
 std::string NewToken();
+// The user name and password of an HTTP Basic `Authorization` header value
+// ("Basic <base64 of user:password>", RFC 7617); InvalidArgument when it is
+// not one (other scheme, bad base64, no colon, empty user, NUL or control bytes).
+Result<std::pair<std::string, std::string>> ParseBasicCredentials(std::string_view header);
+// Base64 (RFC 4648, padded) decoded; "" when it is not base64.
+std::string Base64Decode(std::string_view s);
 
 class PolicyStore {
  public:
@@ -213,6 +221,13 @@ class QueryService {
   Result<Principal> Authenticate(std::string_view token);
   // A principal acting as `role` (the local operator's `--as`; "" = admin).
   Result<Principal> LocalPrincipal(const std::string& role);
+  // The user `name` if `password` matches its SCRAM-SHA-256 verifier (the
+  // keys compared in constant time; an unknown user costs the same PBKDF2).
+  // Failures are audited (action "login", outcome "denied") and returned as
+  // NotFound "unauthorized: ..." (unknown user, no password, wrong password:
+  // one message) or Conflict (the right password of a revoked user); IOError
+  // when the failure cannot be audited.
+  Result<Principal> AuthenticatePassword(std::string_view name, std::string_view password);
 
   // Starts `sql` for `principal`. A refusal (denied table, forbidden
   // statement) is audited and returned as InvalidArgument starting with
@@ -226,6 +241,11 @@ class QueryService {
   friend class GovernedQuery;
   Status Audit(const AuditRecord& record);
   Result<std::string> PiiKey();
+  // The SELECT answering a DESCRIBE/SHOW from the policy and the schemas;
+  // the tables shown are added to `tables_listed`.
+  Result<std::string> ListingSql(const Principal& principal, const Policy& policy,
+                                 const engine::Sandbox::Listing& listing, engine::Connection* conn,
+                                 std::vector<std::string>* tables_listed);
 
   QueryServiceOptions options_;
   PolicyStore policy_;
@@ -258,6 +278,7 @@ class GovernedQuery {
   QueryService* service_ = nullptr;
   AuditRecord record_;
   std::map<std::string, TableView> views_;
+  std::vector<std::string> listed_;  // a DESCRIBE/SHOW: the tables it showed
   std::unique_ptr<engine::Database> source_;
   std::unique_ptr<engine::Sandbox> sandbox_;
   std::unique_ptr<engine::ResultStream> stream_;

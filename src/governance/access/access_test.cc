@@ -237,6 +237,81 @@ TEST_F(AuditTest, FullDiskFailsTheAppendClearly) {
 
 // ---------------------------------------------------------------- governed queries
 
+// Password login: the stored SCRAM verifier decides; failures are audited.
+TEST(PasswordLoginTest, RightWrongUnknownAndRevoked) {
+  TempDir dir;
+  const std::string policy = Policy::DefaultToml() + R"(
+[[principals]]
+name = "pat"
+role = "finance"
+password = ")" + MakeScramVerifier("correct horse", "salt-of-pat") + R"("
+
+[[principals]]
+name = "gone"
+role = "analyst"
+disabled = true
+password = ")" + MakeScramVerifier("battery staple", "salt-of-gone") + R"("
+
+[[principals]]
+name = "bot"
+role = "analyst"
+token_sha256 = [")" + Sha256Hex("tok-bot") + R"("]
+)";
+  ASSERT_OK(FileSystem::Default()->WriteFile(dir.path() + "/policy.toml", policy));
+  QueryServiceOptions o;
+  o.lake_dir = dir.path() + "/lake";
+  o.policy_file = dir.path() + "/policy.toml";
+  QueryService service(o);
+  ASSERT_OK_AND_ASSIGN(Principal pat, service.AuthenticatePassword("pat", "correct horse"));
+  EXPECT_EQ(pat.name, "pat");
+  EXPECT_EQ(pat.role, "finance");
+  const Status wrong = service.AuthenticatePassword("pat", "correct horse ").status();
+  const Status unknown = service.AuthenticatePassword("nobody", "correct horse").status();
+  const Status no_password = service.AuthenticatePassword("bot", "").status();
+  const Status empty = service.AuthenticatePassword("pat", "").status();
+  // Unknown user, wrong password, no password: one answer (no user enumeration).
+  for (const Status& s : {wrong, unknown, no_password, empty}) {
+    EXPECT_TRUE(s.IsNotFound()) << s;
+    EXPECT_EQ(s.message(), "unauthorized: wrong user name or password");
+  }
+  // A revoked user learns it only with the right password.
+  const Status revoked = service.AuthenticatePassword("gone", "battery staple").status();
+  EXPECT_TRUE(revoked.IsConflict()) << revoked;
+  EXPECT_NE(revoked.message().find("revoked"), std::string::npos);
+  EXPECT_TRUE(service.AuthenticatePassword("gone", "wrong").status().IsNotFound());
+  // Every failure is in the audit trail (and the chain holds).
+  ASSERT_OK_AND_ASSIGN(auto db, engine::Database::Open());
+  ASSERT_OK_AND_ASSIGN(auto conn, db->Connect());
+  ASSERT_OK(delta::AttachTable(conn.get(), "audit", o.lake_dir + "/system/audit", std::nullopt));
+  ASSERT_OK_AND_ASSIGN(auto rows, conn->Query("SELECT principal, outcome, error FROM audit WHERE action = 'login' "
+                                              "ORDER BY seq"));
+  ASSERT_EQ(rows.row_count(), 6u);
+  EXPECT_EQ(rows.GetString(0, 0), "pat");
+  EXPECT_EQ(rows.GetString(1, 0), "nobody");
+  EXPECT_EQ(rows.GetString(4, 0), "gone");
+  EXPECT_NE(rows.GetString(4, 2).find("revoked"), std::string::npos);
+  for (size_t i = 0; i < rows.row_count(); i++) EXPECT_EQ(rows.GetString(i, 1), "denied");
+  ASSERT_OK_AND_ASSIGN(auto report, AuditLog(o.lake_dir, db.get()).Verify());
+  EXPECT_TRUE(report.ok) << report.problem;
+}
+
+TEST(PasswordLoginTest, BasicCredentialsParsing) {
+  // "Aladdin:open sesame" (RFC 7617's example).
+  ASSERT_OK_AND_ASSIGN(auto c, ParseBasicCredentials("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="));
+  EXPECT_EQ(c.first, "Aladdin");
+  EXPECT_EQ(c.second, "open sesame");
+  ASSERT_OK_AND_ASSIGN(auto colon, ParseBasicCredentials("basic dTpwOnE="));  // "u:p:q": the password keeps its colon
+  EXPECT_EQ(colon.second, "p:q");
+  ASSERT_OK_AND_ASSIGN(auto no_password, ParseBasicCredentials("Basic dTo="));  // "u:"
+  EXPECT_EQ(no_password.first, "u");
+  EXPECT_EQ(no_password.second, "");
+  for (const std::string bad : {"Bearer QWxhZGRpbjpvcGVuIHNlc2FtZQ==", "Basic", "Basic ", "Basic QWxhZGRpbg==",
+                                "Basic OnB3", "Basic QWxh=GRp", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ", "Basic ****",
+                                "Basic dQBwOnE=", "BasicdTpw"}) {
+    EXPECT_FALSE(ParseBasicCredentials(bad).ok()) << bad;
+  }
+}
+
 class GovernedTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -553,9 +628,10 @@ TEST_F(GovernedTest, AnalystDataScienceAndEngineerMasks) {
 TEST_F(GovernedTest, LimitsRowCapAndTimeout) {
   QueryServiceOptions o = service_->options();
   o.limits.max_rows = 10;
+  QueryService capped(o);  // the fixture's generous timeout: a loaded machine does not fail the row cap
   o.limits.timeout_ms = 500;
   QueryService limited(o);
-  ASSERT_OK_AND_ASSIGN(auto q, limited.Start(As("analyst"), "SELECT event_id FROM silver.events"));
+  ASSERT_OK_AND_ASSIGN(auto q, capped.Start(As("analyst"), "SELECT event_id FROM silver.events"));
   int64_t rows = 0;
   for (;;) {
     ASSERT_OK_AND_ASSIGN(auto chunk, q->Next());
@@ -573,6 +649,118 @@ TEST_F(GovernedTest, LimitsRowCapAndTimeout) {
   EXPECT_EQ(r.status().message().rfind("timeout:", 0), 0u) << r.status();
   ASSERT_OK(slow->Finish());
   EXPECT_GE(AuditRows("outcome = 'timeout'").row_count(), 1u);
+}
+
+// DESCRIBE / SHOW answered from the policy and the Delta schemas: a role
+// lists only the tables it may read, each with the columns it sees.
+TEST_F(GovernedTest, ListingsShowOnlyWhatTheRoleMayRead) {
+  Admin("SELECT 1");  // system.audit exists from here on
+  auto tables = [&](const std::string& role, const std::string& sql = "SHOW TABLES") {
+    std::set<std::string> out;
+    auto r = Run(As(role, {{"regions", {"US"}}}), sql);
+    EXPECT_TRUE(r.ok()) << role << ": " << r.status();
+    if (!r.ok()) return out;
+    EXPECT_EQ(r->column_name(0), "schema");
+    for (size_t i = 0; i < r->row_count(); i++) out.insert(r->GetString(i, 0) + "." + r->GetString(i, 1));
+    return out;
+  };
+  const std::set<std::string> all = tables("admin");
+  for (const char* t : {"silver.events", "restricted.pii", "gold.fact_session_daily", "system.audit"}) {
+    EXPECT_TRUE(all.count(t)) << t;
+  }
+  // Finance: exactly its three grants; restricted.* and the audit trail are not even named.
+  EXPECT_EQ(tables("finance"),
+            (std::set<std::string>{"silver.events", "gold.fact_session_daily", "gold.fact_funnel_daily"}));
+  for (const std::string role : {"analyst", "finance", "data_science", "data_engineer"}) {
+    for (const auto& t : tables(role)) EXPECT_NE(t.rfind("restricted.", 0), 0u) << role << " sees " << t;
+    EXPECT_FALSE(tables(role).count("system.audit")) << role;
+  }
+  EXPECT_TRUE(tables("marketing").count("restricted.pii"));  // as hashed emails only (below)
+  EXPECT_EQ(tables("analyst", "SHOW TABLES FROM gold").count("silver.events"), 0u);
+  EXPECT_GT(tables("analyst", "SHOW TABLES FROM gold").size(), 0u);
+
+  // DESCRIBE: the granted columns in table order, types as seen, masks named.
+  ASSERT_OK_AND_ASSIGN(auto d, Run(As("marketing", {{"regions", {"US"}}}), "DESCRIBE silver.events"));
+  ASSERT_EQ(d.column_name(0), "column_name");
+  ASSERT_EQ(d.column_name(3), "mask");
+  std::vector<std::string> columns;
+  for (size_t i = 0; i < d.row_count(); i++) {
+    columns.push_back(d.GetString(i, 0));
+    const std::string c = d.GetString(i, 0);
+    if (c == "user_id") {
+      EXPECT_EQ(d.GetString(i, 3), "hash");
+    } else {
+      EXPECT_TRUE(d.IsNull(i, 3)) << c;
+    }
+    if (c == "event_ts") {
+      EXPECT_EQ(d.GetString(i, 1), "TIMESTAMP WITH TIME ZONE");
+    }
+  }
+  EXPECT_EQ(columns.size(), 23u);
+  EXPECT_EQ(columns.front(), "event_id");
+  EXPECT_EQ(std::count(columns.begin(), columns.end(), "ip_hash"), 0);
+  EXPECT_EQ(std::count(columns.begin(), columns.end(), "anonymous_id"), 0);
+  // The columns DESCRIBE lists are the columns SELECT * returns, with the same types.
+  ASSERT_OK_AND_ASSIGN(auto star, Run(As("marketing", {{"regions", {"US"}}}),
+                                      "DESCRIBE SELECT * FROM silver.events"));
+  ASSERT_EQ(star.row_count(), d.row_count());
+  for (size_t i = 0; i < d.row_count(); i++) {
+    EXPECT_EQ(star.GetString(i, 0), d.GetString(i, 0));
+    EXPECT_EQ(star.GetString(i, 1), d.GetString(i, 1)) << d.GetString(i, 0);
+  }
+  ASSERT_OK_AND_ASSIGN(auto ds, Run(As("data_science"), "SHOW silver.events"));
+  for (size_t i = 0; i < ds.row_count(); i++) {
+    if (ds.GetString(i, 0) == "original_ts") {
+      EXPECT_EQ(ds.GetString(i, 1), "INTEGER");
+      EXPECT_EQ(ds.GetString(i, 3), "year_only");
+    }
+    if (ds.GetString(i, 0) == "geo_city") {
+      EXPECT_EQ(ds.GetString(i, 3), "null");
+    }
+  }
+  // SHOW ALL TABLES: columns, types and masks per table, and whether rows are filtered.
+  ASSERT_OK_AND_ASSIGN(auto all_tables, Run(As("marketing", {{"regions", {"US"}}}), "SHOW ALL TABLES"));
+  bool saw_pii = false;
+  for (size_t i = 0; i < all_tables.row_count(); i++) {
+    if (all_tables.GetString(i, 1) != "pii") continue;
+    saw_pii = true;
+    EXPECT_EQ(all_tables.GetString(i, 2), "[user_key, event_date, field, value]");  // table order
+    EXPECT_EQ(all_tables.GetString(i, 4), "['user_key:hash', 'value:email_sha256']");
+    EXPECT_EQ(all_tables.GetString(i, 5), "true");
+  }
+  EXPECT_TRUE(saw_pii);
+
+  // Not granted, unknown, or listed inside another query: refused.
+  auto denied = Run(As("finance"), "DESCRIBE restricted.pii");
+  ASSERT_FALSE(denied.ok());
+  EXPECT_NE(denied.status().message().find("permission denied: role finance may not read restricted.pii"),
+            std::string::npos) << denied.status();
+  auto unknown = Run(As("finance"), "DESCRIBE silver.nothing_here");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("no table silver.nothing_here"), std::string::npos);
+  for (const std::string sql : {"SELECT * FROM (SHOW TABLES) WHERE name <> 'x'", "SHOW databases",
+                                "SELECT * FROM silver.events, (DESCRIBE restricted.pii)", "SUMMARIZE restricted.pii"}) {
+    auto r = Run(As("finance"), sql);
+    EXPECT_FALSE(r.ok()) << sql;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("permission denied"), std::string::npos) << sql << r.status();
+    }
+  }
+  // SUMMARIZE runs over the role's rows: hashed identities, its regions only.
+  ASSERT_OK_AND_ASSIGN(auto summary, Run(As("marketing", {{"regions", {"US"}}}), "SUMMARIZE silver.events"));
+  for (size_t i = 0; i < summary.row_count(); i++) {
+    if (summary.GetString(i, 0) == "geo_country") {
+      EXPECT_EQ(summary.GetString(i, 2) + summary.GetString(i, 3), "USUS");
+    }
+    if (summary.GetString(i, 0) == "user_id") {
+      EXPECT_EQ(summary.GetString(i, 2).size(), 64u);
+    }
+  }
+  // Listings are audited like queries.
+  EXPECT_GE(AuditRows("sql = 'DESCRIBE restricted.pii' AND outcome = 'denied'").row_count(), 1u);
+  auto listed = AuditRows("sql = 'SHOW silver.events' AND outcome = 'ok'");
+  ASSERT_GE(listed.row_count(), 1u);
+  EXPECT_NE(listed.GetString(0, 4).find("silver.events"), std::string::npos);
 }
 
 TEST_F(GovernedTest, UnknownRoleAndAuthentication) {

@@ -228,17 +228,6 @@ std::string ScramKeys(std::string_view password, std::string_view salt, int iter
          Base64(reinterpret_cast<const unsigned char*>(server_key.data()), server_key.size());
 }
 
-std::string Base64Decode(std::string_view s) {
-  std::string out(3 * (s.size() / 4) + 3, '\0');
-  const int len = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
-  if (len < 0) return "";
-  size_t pad = 0;
-  for (size_t i = s.size(); i > 0 && s[i - 1] == '='; i--) pad++;
-  out.resize(static_cast<size_t>(len) - pad);
-  return out;
-}
-
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -283,6 +272,14 @@ std::string MaskSql(Mask mask, const std::string& c) {
     case Mask::kYearOnly: return "CAST(year(" + c + ") AS INTEGER)";
   }
   return "NULL";
+}
+
+std::string MaskedType(Mask mask, const std::string& column_type) {
+  switch (mask) {
+    case Mask::kNull: return column_type;
+    case Mask::kYearOnly: return "INTEGER";
+    default: return "VARCHAR";
+  }
 }
 
 const std::string& Policy::DefaultToml() {

@@ -24,7 +24,143 @@ std::string Lower(std::string s) {
 
 bool IsPermissionError(const Status& s) { return s.message().find("permission denied") != std::string::npos; }
 
+// The DuckDB type of each visible column of `view` as the role sees it (the
+// Delta type, or what its mask yields).
+Result<std::vector<std::string>> ViewTypes(const TableView& view, const delta::Schema& schema) {
+  std::vector<std::string> types;
+  for (const std::string& c : view.columns) {
+    const delta::Field* f = schema.Find(c);
+    if (f == nullptr) return Status::Internal("no column " + c + " in " + view.table);
+    ASSIGN_OR_RETURN(std::string type, delta::DuckDbType(f->type));
+    auto m = view.masks.find(c);
+    types.push_back(m == view.masks.end() ? type : MaskedType(m->second, type));
+  }
+  return types;
+}
+
+// The lake's tables ("layer.table" → directory), as `clicklake sql` lists them.
+std::map<std::string, std::string> LakeTables(const std::string& lake_dir) {
+  std::map<std::string, std::string> out;
+  FileSystem* fs = FileSystem::Default();
+  auto layers = fs->ListDir(lake_dir);
+  if (!layers.ok()) return out;
+  for (const FileInfo& layer : *layers) {
+    if (!layer.is_dir || layer.name.empty() || layer.name[0] == '_' || layer.name[0] == '.') continue;
+    auto tables = fs->ListDir(JoinPath(lake_dir, layer.name));
+    if (!tables.ok()) continue;
+    for (const FileInfo& t : *tables) {
+      if (!t.is_dir || t.name.empty() || t.name[0] == '_' || t.name[0] == '.') continue;
+      const std::string dir = JoinPath(JoinPath(lake_dir, layer.name), t.name);
+      if (fs->Exists(JoinPath(dir, "_delta_log"))) out[Lower(layer.name + "." + t.name)] = dir;
+    }
+  }
+  return out;
+}
+
+// A type's name as DuckDB spells it (DESCRIBE's "TIMESTAMP WITH TIME ZONE"
+// for TIMESTAMPTZ), computed where the listing runs.
+std::string TypeName(const std::string& type) { return "typeof(CAST(NULL AS " + type + "))"; }
+std::string TypeNames(const std::vector<std::string>& types) {
+  std::string out = "[";
+  for (size_t i = 0; i < types.size(); i++) out += (i ? ", " : "") + TypeName(types[i]);
+  return out + "]::VARCHAR[]";
+}
+
+std::string ListLiteral(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); i++) out += (i ? ", " : "") + engine::QuoteLiteral(values[i]);
+  return out + "]::VARCHAR[]";
+}
+
+// A SELECT over `rows` (SQL literals, in order) with typed, named columns;
+// no rows gives the same columns, empty.
+std::string ValuesSql(const std::vector<std::pair<std::string, std::string>>& columns,
+                      const std::vector<std::vector<std::string>>& rows) {
+  std::string typed, names;
+  for (const auto& [name, type] : columns) {
+    typed += (typed.empty() ? "" : ", ") + ("CAST(NULL AS " + type + ") AS " + engine::QuoteIdentifier(name));
+    names += (names.empty() ? "" : ", ") + engine::QuoteIdentifier(name);
+  }
+  std::string sql = "SELECT * EXCLUDE (_clicklake_n) FROM (SELECT " + typed + ", 0 AS _clicklake_n WHERE false";
+  for (size_t r = 0; r < rows.size(); r++) {
+    sql += r ? ", (" : " UNION ALL VALUES (";
+    for (const auto& v : rows[r]) sql += v + ", ";
+    sql += std::to_string(r + 1) + ")";
+  }
+  return sql + ") ORDER BY _clicklake_n";
+}
+
 }  // namespace
+
+// DESCRIBE / SHOW TABLES / SHOW ALL TABLES for `principal`, answered from the
+// policy and the Delta schemas: only the tables the role may read, each with
+// the columns it sees (types after masking, the mask named).
+Result<std::string> QueryService::ListingSql(const Principal& principal, const Policy& policy,
+                                             const engine::Sandbox::Listing& listing, engine::Connection* conn,
+                                             std::vector<std::string>* tables_listed) {
+  using Kind = engine::Sandbox::Listing::Kind;
+  const std::map<std::string, std::string> lake = LakeTables(options_.lake_dir);
+  std::string only = Lower(listing.relation);
+  if (listing.kind == Kind::kDescribe) {
+    if (only.find('.') == std::string::npos || !lake.count(only)) {
+      return Status::NotFound("query failed: no table " + listing.relation +
+                              " in the lake (SHOW TABLES lists the tables you may read)");
+    }
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [name, dir] : lake) {
+    if (listing.kind == Kind::kDescribe && name != only) continue;
+    const std::string layer = name.substr(0, name.find('.')), table = name.substr(name.find('.') + 1);
+    if (listing.kind == Kind::kShowTables && !listing.schema.empty() && listing.schema != layer) continue;
+    const Rule* rule = policy.Match(principal.role, name);
+    if (rule == nullptr || !rule->select) {
+      if (listing.kind == Kind::kDescribe) {
+        return Status::InvalidArgument("permission denied: role " + principal.role + " may not read " + name);
+      }
+      continue;  // not listed: a role sees only what it may read
+    }
+    auto snapshot = delta::LoadSnapshotAt(dir, conn, std::nullopt);
+    if (snapshot.status().IsNotFound()) continue;  // no commit yet
+    if (!snapshot.ok()) return snapshot.status().WithContext("table " + name);
+    std::vector<std::string> all;
+    for (const auto& f : snapshot->schema().fields) all.push_back(f.name);
+    ASSIGN_OR_RETURN(auto view, ViewFor(policy, principal, name, all));
+    if (!view.has_value()) continue;
+    ASSIGN_OR_RETURN(std::vector<std::string> types, ViewTypes(*view, snapshot->schema()));
+    tables_listed->push_back(name);
+    if (listing.kind == Kind::kDescribe) {
+      for (size_t i = 0; i < view->columns.size(); i++) {
+        const std::string& c = view->columns[i];
+        auto m = view->masks.find(c);
+        rows.push_back({engine::QuoteLiteral(c), TypeName(types[i]),
+                        engine::QuoteLiteral(snapshot->schema().Find(c)->nullable ? "YES" : "NO"),
+                        m == view->masks.end() ? "NULL" : engine::QuoteLiteral(MaskName(m->second))});
+      }
+    } else if (listing.kind == Kind::kShowTables) {
+      rows.push_back({engine::QuoteLiteral(layer), engine::QuoteLiteral(table)});
+    } else {
+      std::vector<std::string> masks;
+      for (const auto& c : view->columns) {
+        auto m = view->masks.find(c);
+        if (m != view->masks.end()) masks.push_back(c + ":" + MaskName(m->second));
+      }
+      rows.push_back({engine::QuoteLiteral(layer), engine::QuoteLiteral(table), ListLiteral(view->columns),
+                      TypeNames(types), ListLiteral(masks), view->row_filter.empty() ? "false" : "true"});
+    }
+  }
+  if (listing.kind == Kind::kDescribe) {
+    return ValuesSql({{"column_name", "VARCHAR"}, {"column_type", "VARCHAR"}, {"null", "VARCHAR"}, {"mask", "VARCHAR"}},
+                     rows);
+  }
+  if (listing.kind == Kind::kShowTables) return ValuesSql({{"schema", "VARCHAR"}, {"name", "VARCHAR"}}, rows);
+  return ValuesSql({{"schema", "VARCHAR"},
+                    {"name", "VARCHAR"},
+                    {"column_names", "VARCHAR[]"},
+                    {"column_types", "VARCHAR[]"},
+                    {"masks", "VARCHAR[]"},
+                    {"row_filtered", "BOOLEAN"}},
+                   rows);
+}
 
 QueryServiceOptions QueryServiceOptions::FromConfig(const Config& config, const std::string& config_path) {
   QueryServiceOptions o;
@@ -55,6 +191,38 @@ Result<Principal> QueryService::Authenticate(std::string_view token) {
   if (p == nullptr) return Status::NotFound("unauthorized: unknown token");
   if (p->disabled) return Status::Conflict("unauthorized: the token of " + p->name + " was revoked");
   return *p;
+}
+
+Result<Principal> QueryService::AuthenticatePassword(std::string_view name, std::string_view password) {
+  auto policy = policy_.Current();
+  const Principal* p = policy->FindByName(name);
+  // Unknown users and users without a password are checked against a fixed
+  // verifier, so every attempt pays the same PBKDF2 and answers alike.
+  static const Principal* const kNobody = [] {
+    auto* nobody = new Principal();
+    nobody->password_scram = MakeScramVerifier(NewToken(), "clicklake-no-such-user");
+    return nobody;
+  }();
+  Principal checked = p != nullptr && !p->password_scram.empty() ? *p : *kNobody;
+  checked.disabled = false;  // a revoked user is told so only with the right password
+  const bool match = policy->CheckPassword(checked, password) && p != nullptr && !p->password_scram.empty();
+  Status failure;
+  if (!match) {
+    failure = Status::NotFound("unauthorized: wrong user name or password");
+  } else if (p->disabled) {
+    failure = Status::Conflict("unauthorized: user " + p->name + " was revoked");
+  } else {
+    return *p;
+  }
+  AuditRecord record;
+  record.action = "login";
+  record.principal = std::string(name);
+  record.role = match ? p->role : "";
+  record.outcome = "denied";
+  record.error = failure.message();
+  record.detail = "password";
+  RETURN_IF_ERROR(Audit(record));
+  return failure;
 }
 
 Result<Principal> QueryService::LocalPrincipal(const std::string& role) {
@@ -140,13 +308,25 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
 
   // DuckDB reserves the catalog name `system`: system.x is memory.system.x.
   const std::string sql = engine::QualifySchemaReferences(raw_sql, "system", "memory");
-  auto relations = q->sandbox_->Check(sql);
+  engine::Sandbox::Listing listing;
+  auto relations = q->sandbox_->Check(sql, &listing);
   if (!relations.ok()) return refuse(relations.status());
 
   ASSIGN_OR_RETURN(auto conn, q->source_->Connect());
-  // A scan is bound more than once (its columns here, the projected scan in
-  // the sandbox): the Parquet footers are read once.
+  std::string run_sql = sql;
+  if (listing.kind != engine::Sandbox::Listing::Kind::kNone) {
+    // Answered from the policy and the schemas: nothing of the lake is read.
+    RETURN_IF_ERROR(conn->Execute("SET TimeZone = 'UTC'"));
+    auto listed = ListingSql(principal, *policy, listing, conn.get(), &q->listed_);
+    if (!listed.ok()) return refuse(listed.status());
+    run_sql = *listed;
+    relations->clear();
+  }
+  // Parquet footers read once per query even when a table is scanned twice.
   RETURN_IF_ERROR(conn->Execute("SET parquet_metadata_cache = true"));
+  // A source's rows are a set to the sandbox: its scan runs in parallel
+  // instead of in file order through one thread.
+  RETURN_IF_ERROR(conn->Execute("SET preserve_insertion_order = false"));
   const delta::TablePredicates pushdown = delta::PushdownPredicates(conn.get(), sql);
   std::vector<engine::SandboxTable> tables;
   bool needs_key = false;
@@ -183,12 +363,24 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
     }
     auto scan = delta::ScanSql(path, *snapshot, scan_options);
     if (!scan.ok()) return refuse(scan.status().WithContext("table " + name));
+    // The view's columns and types come from the Delta schema (and the masks),
+    // so the sandbox never binds the source to learn them: it is bound once,
+    // projected to the columns the query reads, when it is scanned. Each
+    // column is cast to its declared type (a no-op when it already has it).
+    auto types = ViewTypes(v, snapshot->schema());
+    if (!types.ok()) return refuse(types.status());
+    engine::SandboxTable sandbox_table{layer, table, "", v.columns, *types};
     std::string projection;
-    for (const auto& e : v.expressions) projection += (projection.empty() ? "" : ", ") + e;
-    std::string source = "SELECT " + projection + " FROM (" + *scan + ") AS _clicklake_raw";
-    if (!v.row_filter.empty()) source += " WHERE (" + v.row_filter + ")";
+    for (size_t i = 0; i < v.columns.size(); i++) {
+      const std::string column = engine::QuoteIdentifier(v.columns[i]);
+      auto m = v.masks.find(v.columns[i]);
+      const std::string expr = m == v.masks.end() ? column : MaskSql(m->second, column);
+      projection += (i ? ", " : "") + ("CAST(" + expr + " AS " + (*types)[i] + ") AS " + column);
+    }
+    sandbox_table.source_sql = "SELECT " + projection + " FROM (" + *scan + ") AS _clicklake_raw";
+    if (!v.row_filter.empty()) sandbox_table.source_sql += " WHERE (" + v.row_filter + ")";
     for (const auto& [c, m] : v.masks) needs_key |= m == Mask::kHash;
-    tables.push_back({layer, table, source});
+    tables.push_back(std::move(sandbox_table));
     q->views_[name] = v;
   }
   if (needs_key) {
@@ -203,9 +395,10 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
     AuditRecord started = q->record_;
     started.outcome = "started";
     for (const auto& [name, v] : q->views_) started.tables.push_back(name);
+    started.tables.insert(started.tables.end(), q->listed_.begin(), q->listed_.end());
     RETURN_IF_ERROR(Audit(started));
   }
-  auto stream = q->sandbox_->Query(sql);
+  auto stream = q->sandbox_->Query(run_sql);
   if (!stream.ok()) return refuse(stream.status());
   q->stream_ = std::move(stream).value();
 
@@ -263,6 +456,10 @@ AuditRecord GovernedQuery::record() const {
   r.tables.clear();
   r.columns.clear();
   r.masks.clear();
+  if (!listed_.empty()) {
+    r.tables = listed_;  // a catalog listing: the schemas shown, no rows read
+    r.detail = "catalog listing";
+  }
   if (sandbox_) {
     for (const auto& [table, columns] : sandbox_->ColumnsRead()) {
       r.tables.push_back(table);

@@ -53,5 +53,24 @@ TEST(AccessFuzzReplayTest, HostileInputs) {
   for (const std::string& h : hostile) Feed(h);
 }
 
+TEST(AccessFuzzReplayTest, BasicCredentialsSeedsPrefixesAndHostileInputs) {
+  const std::string dir = clicklake::testing::SourceDir() + "/src/governance/access/fuzz/corpus/basic";
+  std::vector<std::string> inputs = {std::string("Basic \0\0\0\0", 10), "Basic " + std::string(100000, 'A'),
+                                     "Basic ====", "Basic =", "basic", "BASIC  dTpw  ", "Basic dTpw\r\n",
+                                     "Basic \xff\xfe\xfd\xfc", "Basic " + std::string(4096, '/')};
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    inputs.push_back(ss.str());
+  }
+  EXPECT_GE(inputs.size(), 12u);
+  for (const std::string& input : inputs) {
+    for (size_t len = 0; len <= input.size(); len += 1 + input.size() / 32) {
+      FuzzBasicCredentials(reinterpret_cast<const uint8_t*>(input.data()), len);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace clicklake::access::fuzz

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "engine/engine.h"
+#include "governance/access/access.h"
 
 namespace clicklake::access::fuzz {
 namespace {
@@ -57,6 +58,18 @@ int FuzzQueryRequest(const uint8_t* data, size_t size) {
   }
   cv.notify_all();
   watchdog.join();
+  return 0;
+}
+
+int FuzzBasicCredentials(const uint8_t* data, size_t size) {
+  const std::string_view header(reinterpret_cast<const char*>(data), size);
+  auto credentials = ParseBasicCredentials(header);
+  if (credentials.ok()) {
+    // What was accepted is a user name and a password without control bytes.
+    if (credentials->first.empty()) std::abort();
+    for (unsigned char c : credentials->first + credentials->second)
+      if (c < 0x20 || c == 0x7f) std::abort();
+  }
   return 0;
 }
 

@@ -12,4 +12,8 @@ namespace clicklake::access::fuzz {
 // every outcome is a Status. Returns 0 (libFuzzer's convention).
 int FuzzQueryRequest(const uint8_t* data, size_t size);
 
+// An `Authorization` header value as received, through
+// access::ParseBasicCredentials (the password login of POST /api/v1/query).
+int FuzzBasicCredentials(const uint8_t* data, size_t size);
+
 }  // namespace clicklake::access::fuzz
