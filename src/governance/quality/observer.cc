@@ -120,9 +120,86 @@ struct QualityObserver::Impl {
   Result<std::vector<CheckResult>> Run(const pipeline::BatchResult& result, engine::Connection* c);
   void Volume(const CheckConfig& check, const pipeline::BatchResult& result, int64_t from_us, int64_t to_us,
               std::vector<CheckResult>* out);
+  // revenue_daily: judged dates go to `out`; dates waiting for the check's interval are kept.
+  Status RevenueDaily(const CheckConfig& check, const pipeline::BatchResult& result, engine::Connection* c,
+                      int64_t now, std::vector<CheckResult>* out);
+  std::map<std::string, std::set<std::string>> revenue_dates;  // check → session dates touched, not yet judged
+  std::map<std::string, int64_t> revenue_last_us;              // check → its last run
   void UpdateLagMetrics();
   void ExportResultMetrics(const std::vector<CheckResult>& results);
 };
+
+Status QualityObserver::Impl::RevenueDaily(const CheckConfig& check, const pipeline::BatchResult& result,
+                                           engine::Connection* c, int64_t now, std::vector<CheckResult>* out) {
+  // The session dates this batch may have changed: its new rows' event dates (a new row
+  // starts or extends a session of its day or, across midnight, of the day before) and
+  // the partitions the refresh rewrote in gold.fact_session_daily.
+  std::set<std::string>& dates = revenue_dates[check.name];
+  ASSIGN_OR_RETURN(auto touched, Query(c, "SELECT DISTINCT strftime(event_date, '%Y-%m-%d') FROM batch_events "
+                                          "WHERE event_date IS NOT NULL"));
+  for (size_t i = 0; i < touched.row_count(); i++) dates.insert(touched.GetString(i, 0));
+  auto sessions = result.gold->tables.find("gold/fact_session_daily");
+  if (sessions != result.gold->tables.end())
+    for (const auto& d : sessions->second.dates) dates.insert(d);
+  // A lake whose Gold has no session table (models switched off): nothing to compare.
+  if (!fs->Exists(JoinPath(lake_dir, "gold/fact_session_daily/_delta_log"))) return Status::OK();
+  auto last = revenue_last_us.find(check.name);
+  if (dates.empty() || (last != revenue_last_us.end() && now - last->second < check.interval_us)) return Status::OK();
+  revenue_last_us[check.name] = now;
+  std::set<std::string> judging;
+  judging.swap(dates);
+
+  auto compare = [&](const std::string& date) -> Result<CheckResult> {
+    CheckResult r = NewResult(check, result, now);
+    r.series = "date=" + date;
+    ASSIGN_OR_RETURN(auto bounds, Query(c, "SELECT epoch_us(DATE " + Sq(date) + "::TIMESTAMP), epoch_us((DATE " +
+                                               Sq(date) + " + 1)::TIMESTAMP)"));
+    r.window_start_us = bounds.GetInt64(0, 0);
+    r.window_end_us = bounds.GetInt64(0, 1);
+    // Gold: the day's sessions (session_date = the date of their first activity event).
+    const std::string gold_path = JoinPath(lake_dir, "gold/fact_session_daily");
+    ASSIGN_OR_RETURN(delta::Snapshot gold, delta::LoadSnapshotAt(gold_path, c, std::nullopt, fs));
+    ASSIGN_OR_RETURN(std::string g_scan, delta::ScanSql(gold_path, gold, {{"session_date", "=", date, "DATE"}}));
+    // Silver, at the version Gold covers: the sessions whose first activity event is on
+    // the date, and their order_completed revenue on that day or after (no midnight split).
+    const std::string silver_path = JoinPath(lake_dir, "silver/events");
+    ASSIGN_OR_RETURN(delta::Snapshot silver, delta::LoadSnapshotAt(silver_path, c, result.gold->silver_version, fs));
+    ASSIGN_OR_RETURN(std::string starts, delta::ScanSql(silver_path, silver, {{"event_date", "=", date, "DATE"}}));
+    ASSIGN_OR_RETURN(std::string orders, delta::ScanSql(silver_path, silver, {{"event_date", ">=", date, "DATE"}}));
+    ASSIGN_OR_RETURN(auto q, Query(c,
+        "SELECT (SELECT coalesce(sum(revenue::DECIMAL(38, 6)), 0)::DOUBLE FROM (" + g_scan + ")), "
+        "(SELECT count(*) FROM (" + g_scan + ")), "
+        "(SELECT coalesce(sum(o.revenue::DECIMAL(38, 6)), 0)::DOUBLE FROM (" + orders + ") o "
+        "WHERE o.event_name = 'order_completed' AND o.revenue IS NOT NULL AND o.session_id IN "
+        "(SELECT session_id FROM (" + starts + ") WHERE session_event_index = 1)), "
+        "(SELECT count(*) FROM (" + starts + ") WHERE session_event_index = 1)"));
+    const double gold_total = q.GetDouble(0, 0), silver_total = q.GetDouble(0, 2);
+    r.observed = gold_total;
+    r.expected_min = silver_total - check.tolerance;
+    r.expected_max = silver_total + check.tolerance;
+    r.detail = "sessions of " + date + ": gold.fact_session_daily revenue " + Fixed(gold_total, 2) + " over " +
+               std::to_string(q.GetInt64(0, 1)) + " sessions, silver.events order_completed revenue " +
+               Fixed(silver_total, 2) + " over " + std::to_string(q.GetInt64(0, 3)) + " sessions";
+    if (std::abs(gold_total - silver_total) > check.tolerance) {
+      r.status = check.severity == Severity::kError ? CheckStatus::kFail : CheckStatus::kWarn;
+      r.detail = "daily revenue differs by " + Fixed(gold_total - silver_total, 2) + ": " + r.detail;
+    }
+    return r;
+  };
+  for (const auto& date : judging) {
+    auto r = compare(date);
+    if (r.ok()) {
+      out->push_back(std::move(r).value());
+    } else {
+      CheckResult e = NewResult(check, result, now);
+      e.series = "date=" + date;
+      e.status = CheckStatus::kError;
+      e.detail = "the check could not run: " + r.status().message();
+      out->push_back(std::move(e));
+    }
+  }
+  return Status::OK();
+}
 
 Status QualityObserver::Impl::LoadState(engine::Connection* c, int64_t now_us) {
   state_loaded = true;
@@ -416,11 +493,21 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     for (const auto& f : snap.files)
       if (!before.count(f.path)) added.files.push_back(f);
     ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(bronze_path, added));
-    ASSIGN_OR_RETURN(auto counts, Query(c, "SELECT coalesce(source, ''), epoch_us(date_trunc('hour', "
-                                           "CAST(received_at AS TIMESTAMP))), count(*) FROM (" + scan +
-                                           ") GROUP BY ALL"));
-    for (size_t i = 0; i < counts.row_count(); i++)
-      AddState(counts.GetInt64(i, 1), "bronze.events", counts.GetString(i, 0), "*", "rows", counts.GetInt64(i, 2));
+    // Per source, and per source and event name as the tracker sent it (Bronze is raw):
+    // a Segment track call's `event`, else its `type`; a Snowplow event's `e` (DuckDB's JSON; a
+    // payload that is not JSON, or has none of them, counts under "(unparsed)").
+    ASSIGN_OR_RETURN(auto counts, Query(c,
+        "SELECT coalesce(source, ''), epoch_us(date_trunc('hour', CAST(received_at AS TIMESTAMP))), "
+        "coalesce(n[2], n[1], n[3], '(unparsed)'), count(*) FROM (SELECT source, received_at, "
+        "json_extract_string(CASE WHEN json_valid(payload) THEN payload ELSE '{}' END, ['$.type', '$.event', '$.e']) AS n "
+        "FROM (" + scan + ")) GROUP BY ALL"));
+    std::map<std::pair<std::string, int64_t>, int64_t> per_source;
+    for (size_t i = 0; i < counts.row_count(); i++) {
+      AddState(counts.GetInt64(i, 1), "bronze.events", counts.GetString(i, 0), counts.GetString(i, 2), "rows",
+               counts.GetInt64(i, 3));
+      per_source[{counts.GetString(i, 0), counts.GetInt64(i, 1)}] += counts.GetInt64(i, 3);
+    }
+    for (const auto& [key, n] : per_source) AddState(key.second, "bronze.events", key.first, "*", "rows", n);
   }
 
   Phase("bronze");
@@ -635,6 +722,13 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
       } else {
         errored(ch, r.status());
       }
+    }
+  }
+  // ---- Gold's daily revenue against Silver's, for the session dates the batch touched ----
+  if (have_silver && result.gold && !result.gold->noop) {
+    for (const auto& ch : options.checks) {
+      if (!ch.enabled || ch.type != "revenue_daily") continue;
+      RETURN_IF_ERROR(RevenueDaily(ch, result, c, now, &out));
     }
   }
   Phase("gold vs silver");
