@@ -95,6 +95,21 @@ struct QualityObserver::Impl {
   Counter* observer_errors = nullptr;
   Gauge* observer_seconds = nullptr;
 
+  // The snapshots the checks read, the last two versions per table: a batch reads its
+  // version v and v - 1, and the next batch's v - 1 is this one's v (no second log replay).
+  std::map<std::string, std::map<int64_t, delta::Snapshot>> snapshots;
+  Result<delta::Snapshot> SnapshotAt(engine::Connection* c, const std::string& path, std::optional<int64_t> version) {
+    auto& cached = snapshots[path];
+    if (version) {
+      auto it = cached.find(*version);
+      if (it != cached.end()) return it->second;
+    }
+    ASSIGN_OR_RETURN(delta::Snapshot s, delta::LoadSnapshotAt(path, c, version, fs));
+    cached[s.version] = s;
+    while (cached.size() > 2) cached.erase(cached.begin());
+    return s;
+  }
+
   Result<engine::QueryResult> Query(engine::Connection* c, const std::string& sql) {
     queries++;
     return c->Query(sql);
@@ -158,21 +173,21 @@ Status QualityObserver::Impl::RevenueDaily(const CheckConfig& check, const pipel
     r.window_end_us = bounds.GetInt64(0, 1);
     // Gold: the day's sessions (session_date = the date of their first activity event).
     const std::string gold_path = JoinPath(lake_dir, "gold/fact_session_daily");
-    ASSIGN_OR_RETURN(delta::Snapshot gold, delta::LoadSnapshotAt(gold_path, c, std::nullopt, fs));
+    ASSIGN_OR_RETURN(delta::Snapshot gold, SnapshotAt(c, gold_path, std::nullopt));
     ASSIGN_OR_RETURN(std::string g_scan, delta::ScanSql(gold_path, gold, {{"session_date", "=", date, "DATE"}}));
     // Silver, at the version Gold covers: the sessions whose first activity event is on
     // the date, and their order_completed revenue on that day or after (no midnight split).
     const std::string silver_path = JoinPath(lake_dir, "silver/events");
-    ASSIGN_OR_RETURN(delta::Snapshot silver, delta::LoadSnapshotAt(silver_path, c, result.gold->silver_version, fs));
+    ASSIGN_OR_RETURN(delta::Snapshot silver, SnapshotAt(c, silver_path, result.gold->silver_version));
     ASSIGN_OR_RETURN(std::string starts, delta::ScanSql(silver_path, silver, {{"event_date", "=", date, "DATE"}}));
     ASSIGN_OR_RETURN(std::string orders, delta::ScanSql(silver_path, silver, {{"event_date", ">=", date, "DATE"}}));
     ASSIGN_OR_RETURN(auto q, Query(c,
-        "SELECT (SELECT coalesce(sum(revenue::DECIMAL(38, 6)), 0)::DOUBLE FROM (" + g_scan + ")), "
-        "(SELECT count(*) FROM (" + g_scan + ")), "
-        "(SELECT coalesce(sum(o.revenue::DECIMAL(38, 6)), 0)::DOUBLE FROM (" + orders + ") o "
-        "WHERE o.event_name = 'order_completed' AND o.revenue IS NOT NULL AND o.session_id IN "
-        "(SELECT session_id FROM (" + starts + ") WHERE session_event_index = 1)), "
-        "(SELECT count(*) FROM (" + starts + ") WHERE session_event_index = 1)"));
+        "WITH g AS (SELECT coalesce(sum(revenue::DECIMAL(38, 6)), 0)::DOUBLE AS revenue, count(*) AS n FROM (" +
+            g_scan + ")), "
+        "st AS MATERIALIZED (SELECT session_id FROM (" + starts + ") WHERE session_event_index = 1), "
+        "o AS (SELECT coalesce(sum(revenue::DECIMAL(38, 6)), 0)::DOUBLE AS revenue FROM (" + orders + ") "
+        "WHERE event_name = 'order_completed' AND revenue IS NOT NULL AND session_id IN (SELECT session_id FROM st)) "
+        "SELECT g.revenue, g.n, o.revenue, (SELECT count(*) FROM st) FROM g, o"));
     const double gold_total = q.GetDouble(0, 0), silver_total = q.GetDouble(0, 2);
     r.observed = gold_total;
     r.expected_min = silver_total - check.tolerance;
@@ -351,10 +366,10 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
   std::optional<delta::Snapshot> silver_old;
   std::set<std::string> silver_columns;
   if (sv != result.versions.end() && result.silver_rows > 0) {
-    ASSIGN_OR_RETURN(delta::Snapshot snap, delta::LoadSnapshotAt(silver_path, c, sv->second, fs));
+    ASSIGN_OR_RETURN(delta::Snapshot snap, SnapshotAt(c, silver_path, sv->second));
     delta::Snapshot old;
     if (sv->second > 0) {
-      ASSIGN_OR_RETURN(old, delta::LoadSnapshotAt(silver_path, c, sv->second - 1, fs));
+      ASSIGN_OR_RETURN(old, SnapshotAt(c, silver_path, sv->second - 1));
     }
     for (const auto& f : snap.schema().fields) silver_columns.insert(f.name);
     std::set<std::string> wanted(std::begin(kBaseColumns), std::end(kBaseColumns));
@@ -482,10 +497,10 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
   auto bv = result.versions.find("bronze.events");
   if (bv != result.versions.end() && result.bronze_rows > 0 && enabled("volume_anomaly")) {
     const std::string bronze_path = JoinPath(lake_dir, "bronze/events");
-    ASSIGN_OR_RETURN(delta::Snapshot snap, delta::LoadSnapshotAt(bronze_path, c, bv->second, fs));
+    ASSIGN_OR_RETURN(delta::Snapshot snap, SnapshotAt(c, bronze_path, bv->second));
     std::set<std::string> before;
     if (bv->second > 0) {
-      ASSIGN_OR_RETURN(delta::Snapshot old, delta::LoadSnapshotAt(bronze_path, c, bv->second - 1, fs));
+      ASSIGN_OR_RETURN(delta::Snapshot old, SnapshotAt(c, bronze_path, bv->second - 1));
       for (const auto& f : old.files) before.insert(f.path);
     }
     delta::Snapshot added = snap;
@@ -659,14 +674,14 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
           return r;
         }
         const std::string gold_path = JoinPath(lake_dir, "gold/fact_events");
-        ASSIGN_OR_RETURN(delta::Snapshot gold_snap, delta::LoadSnapshotAt(gold_path, c, std::nullopt, fs));
+        ASSIGN_OR_RETURN(delta::Snapshot gold_snap, SnapshotAt(c, gold_path, std::nullopt));
         // The refresh wrote the touched rows into the files of its commit: when it
         // is known, only those are candidates (a late event's day is not scanned).
         auto refreshed = result.gold->tables.find("gold/fact_events");
         if (refreshed != result.gold->tables.end() && refreshed->second.version > 0 &&
             refreshed->second.version == gold_snap.version) {
           ASSIGN_OR_RETURN(delta::Snapshot before,
-                           delta::LoadSnapshotAt(gold_path, c, refreshed->second.version - 1, fs));
+                           SnapshotAt(c, gold_path, refreshed->second.version - 1));
           std::set<std::string> old_paths;
           for (const auto& f : before.files) old_paths.insert(f.path);
           std::vector<delta::AddFile> files;
@@ -724,6 +739,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
       }
     }
   }
+  Phase("gold vs silver");
   // ---- Gold's daily revenue against Silver's, for the session dates the batch touched ----
   if (have_silver && result.gold && !result.gold->noop) {
     for (const auto& ch : options.checks) {
@@ -731,7 +747,7 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
       RETURN_IF_ERROR(RevenueDaily(ch, result, c, now, &out));
     }
   }
-  Phase("gold vs silver");
+  Phase("daily revenue");
   for (auto& r : out) {
     r.checked_at_us = now;
     if (r.status == CheckStatus::kFail) {

@@ -79,6 +79,7 @@ std::vector<CheckConfig> QualityOptions::DefaultChecks() {
   out.push_back(rev);
   CheckConfig daily = Make("revenue_daily", "revenue_daily_total", "gold.fact_session_daily");
   daily.severity = Severity::kError;
+  daily.interval_us = 15LL * 60 * 1000000;  // it reads whole days: a quarter-hourly reconciliation is plenty
   out.push_back(daily);
   out.push_back(Make("revenue_present", "order_completed_revenue"));
   CheckConfig unique = Make("unique", "unique_event_id");
