@@ -140,6 +140,10 @@ struct QualityObserver::Impl {
                       int64_t now, std::vector<CheckResult>* out);
   std::map<std::string, std::set<std::string>> revenue_dates;  // check → session dates touched, not yet judged
   std::map<std::string, int64_t> revenue_last_us;              // check → its last run
+  // The latest result per (check, dataset, series) and the blocked batches, read from
+  // system.quality_results by the first run and kept since (see GatherFacts).
+  std::optional<LakeFacts> known_results;
+  const LakeFacts* known() const { return known_results ? &*known_results : nullptr; }
   void UpdateLagMetrics();
   void ExportResultMetrics(const std::vector<CheckResult>& results);
 };
@@ -875,7 +879,10 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     // Freshness, from the same facts readiness is derived from.
     d.queries++;
     const int64_t now = d.clock->NowMicros();
-    ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(c, d.lake_dir, d.fs, now));
+    // system.quality_results is read once; from then on this observer, its only writer, keeps
+    // the latest results (d.known_results) itself.
+    ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(c, d.lake_dir, d.fs, now, d.known()));
+    if (!d.known_results) d.known_results = facts;
     d.Phase("readiness facts");
     {
       std::vector<DatasetReadiness> pre = DeriveReadiness(facts, d.options, now, c);
@@ -915,8 +922,10 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     RETURN_IF_ERROR(d.Append(c, kResultsTable, ResultsSchema(), result_rows, kResultColumns, result.batch_id));
     RETURN_IF_ERROR(d.CommitState(c, result.batch_id));
     d.Phase("commits");
+    OverlayResults(&*d.known_results, results);
     if (std::any_of(results.begin(), results.end(), [](const CheckResult& r) { return r.blocking; })) {
-      ASSIGN_OR_RETURN(facts, GatherFacts(c, d.lake_dir, d.fs, now));  // the refresh this batch published is withdrawn
+      // The refresh this batch published is withdrawn.
+      ASSIGN_OR_RETURN(facts, GatherFacts(c, d.lake_dir, d.fs, now, d.known()));
     } else {
       OverlayResults(&facts, results);
     }
@@ -969,7 +978,12 @@ void QualityObserver::OnTick(int64_t now_us) {
   // Readiness moves with time alone (LATE): refreshed on ticks, at most every readiness_interval.
   if (d.last_tick_readiness_us >= 0 && now_us - d.last_tick_readiness_us < d.options.readiness_interval_us) return;
   d.last_tick_readiness_us = now_us;
-  auto r = ComputeReadiness(d.lake_dir, d.options, now_us, d.db.get(), d.fs);
+  auto r = [&]() -> Result<std::vector<DatasetReadiness>> {
+    ASSIGN_OR_RETURN(auto conn, d.db->Connect());
+    RETURN_IF_ERROR(conn->Execute("SET TimeZone = 'UTC'"));
+    ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(conn.get(), d.lake_dir, d.fs, now_us, d.known()));
+    return DeriveReadiness(facts, d.options, now_us, conn.get());
+  }();
   if (!r.ok()) {
     spdlog::warn("quality: readiness: {}", r.status().ToString());
     return;
