@@ -35,7 +35,7 @@ DRAIN_TIMEOUT="${DRAIN_TIMEOUT:-900}"
 MAX_SIGNALS_RATIO="${MAX_SIGNALS_RATIO:-1.10}"
 # Issue 16's switches: no quality checks or readiness writes, no OpenLineage events, no alert rules.
 SIGNALS_OFF_FLAGS="--set quality.enabled=false --set lineage.enabled=false --set alerts.enabled=false"
-[[ "${SIGNALS:-on}" != off ]] || UP_FLAGS="${UP_FLAGS:-} $SIGNALS_OFF_FLAGS"
+[[ "${SIGNALS:-on}" != off || -n "${COMPARE_SIGNALS:-}" ]] || UP_FLAGS="${UP_FLAGS:-} $SIGNALS_OFF_FLAGS"
 cl="$build/src/cli/clicklake"
 ninja -C "$build" clicklake >/dev/null
 
