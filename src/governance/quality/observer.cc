@@ -291,6 +291,7 @@ void QualityObserver::Impl::Volume(const CheckConfig& check, const pipeline::Bat
   for (const auto& [key, hours] : series) {
     const auto& [dataset, source, event_name, metric] = key;
     if (dataset != check.dataset || metric != "rows" || hours.empty()) continue;
+    if (!check.by_event_name && dataset == "bronze.events" && event_name != "*") continue;
     const int64_t first_hour = hours.begin()->first;
     for (int64_t h = from_us; h + kHourUs <= to_us; h += kHourUs) {
       if (first_hour > h) continue;  // the series did not exist yet
@@ -515,15 +516,23 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     // Per source, and per source and event name as the tracker sent it (Bronze is raw):
     // a Segment track call's `event`, else its `type`; a Snowplow event's `e` (DuckDB's JSON; a
     // payload that is not JSON, or has none of them, counts under "(unparsed)").
+    // `by_event_name = false` on every Bronze volume check: per source only, payloads unread.
+    bool by_name = false;
+    for (const auto& ch : options.checks)
+      by_name |= ch.enabled && ch.type == "volume_anomaly" && ch.dataset == "bronze.events" && ch.by_event_name;
+    const std::string name_sql =
+        by_name ? "json_extract_string(CASE WHEN json_valid(payload) THEN payload ELSE '{}' END, "
+                  "['$.type', '$.event', '$.e'])"
+                : "NULL::VARCHAR[]";
     ASSIGN_OR_RETURN(auto counts, Query(c,
         "SELECT coalesce(source, ''), epoch_us(date_trunc('hour', CAST(received_at AS TIMESTAMP))), "
-        "coalesce(n[2], n[1], n[3], '(unparsed)'), count(*) FROM (SELECT source, received_at, "
-        "json_extract_string(CASE WHEN json_valid(payload) THEN payload ELSE '{}' END, ['$.type', '$.event', '$.e']) AS n "
-        "FROM (" + scan + ")) GROUP BY ALL"));
+        "coalesce(n[2], n[1], n[3], '(unparsed)'), count(*) FROM (SELECT source, received_at, " + name_sql +
+            " AS n FROM (" + scan + ")) GROUP BY ALL"));
     std::map<std::pair<std::string, int64_t>, int64_t> per_source;
     for (size_t i = 0; i < counts.row_count(); i++) {
-      AddState(counts.GetInt64(i, 1), "bronze.events", counts.GetString(i, 0), counts.GetString(i, 2), "rows",
-               counts.GetInt64(i, 3));
+      if (by_name)
+        AddState(counts.GetInt64(i, 1), "bronze.events", counts.GetString(i, 0), counts.GetString(i, 2), "rows",
+                 counts.GetInt64(i, 3));
       per_source[{counts.GetString(i, 0), counts.GetInt64(i, 1)}] += counts.GetInt64(i, 3);
     }
     for (const auto& [key, n] : per_source) AddState(key.second, "bronze.events", key.first, "*", "rows", n);

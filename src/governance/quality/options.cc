@@ -136,6 +136,7 @@ Result<QualityOptions> QualityOptions::FromConfig(const Config& config) {
     c.min_training_size = static_cast<int>(e.GetInt(p + "min_training_size", c.min_training_size));
     c.min_relative_change = e.GetDouble(p + "min_relative_change", c.min_relative_change);
     c.direction = e.GetString(p + "direction", c.direction);
+    c.by_event_name = e.GetBool(p + "by_event_name", c.by_event_name);
     if (c.direction != "up" && c.direction != "down" && c.direction != "both")
       return Status::InvalidArgument(where + " (" + c.name + "): direction must be up, down or both");
     c.columns = e.GetStringList(p + "columns");

@@ -91,6 +91,7 @@ struct CheckConfig {
   int min_training_size = 4;        // fewer buckets: pass ("training")
   double min_relative_change = 0.2; // |observed - mean| / mean below this never alarms
   std::string direction = "both";   // up | down | both
+  bool by_event_name = true;        // bronze.events: per event name too (reads each payload's name)
   // null_spike
   std::vector<std::string> columns;
   double min_increase = 0.05;       // absolute rate increase that may alarm

@@ -509,6 +509,14 @@ TEST_F(QualityLakeTest, BronzeVolumePerEventName) {
   EXPECT_EQ(by_series.at("source=web event_name=Product Viewed"), CheckStatus::kFail) << ResultsJson(results);
   EXPECT_EQ(by_series.at("source=web event_name=page"), CheckStatus::kPass) << ResultsJson(results);
   EXPECT_EQ(by_series.at("source=web event_name=(unparsed)"), CheckStatus::kPass) << ResultsJson(results);  // training
+
+  // by_event_name = false: per source only, the payloads unread (and the named series of before not judged).
+  observer = Observer(toml + "by_event_name = false\n");
+  v = append(SeasonalTraffic(kT0 + 2 * kHour, 1, 1.0, "n"), "true");
+  results = Named(Observe(observer.get(), batch(2, v, kT0 + 3 * kHour + 60 * kSec)), "volume_anomaly_bronze");
+  ASSERT_EQ(results.size(), 1u) << ResultsJson(results);
+  EXPECT_EQ(results[0].series, "source=web");
+  EXPECT_EQ(results[0].status, CheckStatus::kPass) << results[0].detail;
 }
 
 TEST_F(QualityLakeTest, BatchRowChecksFindDuplicatesUnknownValuesAndOrdersWithoutRevenue) {
