@@ -177,8 +177,8 @@ TEST(ActivateConfig, RefusesMalformedSyncs) {
   };
   const std::string head = "[[activate.syncs]]\nname = \"s\"\nmodel = \"SELECT 1 AS k\"\nprimary_key = \"k\"\n";
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"mode = \"mirror\"\n[activate.syncs.destination]\ntype = \"hubspot\"\nbase_url = \"http://x\"\ntoken = \"t\"\n",
-       "HubSpot supports modes upsert and update"},
+      {"mode = \"audience\"\n[activate.syncs.destination]\ntype = \"hubspot\"\nbase_url = \"http://x\"\ntoken = \"t\"\n",
+       "HubSpot supports modes upsert, update and mirror"},
       {"[activate.syncs.destination]\ntype = \"webhook\"\nbase_url = \"http://x\"\n", "secret"},
       {"mode = \"audience\"\n[activate.syncs.destination]\ntype = \"meta\"\nbase_url = \"http://x\"\ntoken = "
        "\"t\"\naudience_id = \"1\"\n[activate.syncs.mapping]\nname = \"k\"\n",
@@ -444,6 +444,21 @@ TEST_F(ActivateTest, BrazeBatchesTimeoutsAndErrors) {
   EXPECT_EQ(server.all().size(), 3u);
 }
 
+// Two audience syncs of gold.user_traits' members with checkouts (email and
+// phone): google_aud (Google Ads Customer Match) and meta_aud (Meta), 2 members a call.
+std::string AudienceSyncs(const std::string& google_url, const std::string& meta_url) {
+  auto sync = [](const std::string& name, const std::string& dest) {
+    return "[[activate.syncs]]\nname = \"" + name + "\"\nmodel = \"SELECT user_key, email, phone FROM "
+           "gold.user_traits WHERE checkouts_7d > 0\"\nprimary_key = \"user_key\"\nmode = \"audience\"\n"
+           "trigger = \"manual\"\n[activate.syncs.mapping]\nemail = \"email\"\nphone = \"phone\"\n"
+           "[activate.syncs.destination]\n" + dest + "batch_size = 2\nrate_limit = 1000\nbackoff_base = \"1ms\"\n";
+  };
+  return sync("google_aud", "type = \"google_ads\"\nbase_url = \"" + google_url + "\"\ntoken = \"g-token\"\n"
+                            "developer_token = \"dev-token\"\ncustomer_id = \"1234567890\"\nuser_list_id = \"555\"\n") +
+         sync("meta_aud", "type = \"meta\"\nbase_url = \"" + meta_url + "\"\ntoken = \"m-token\"\naudience_id = "
+                          "\"23850000\"\n");
+}
+
 // Google Ads Customer Match and Meta Custom Audiences: identifiers normalized
 // and SHA-256 hashed, ≤ batch_size per call, members added and removed.
 TEST_F(ActivateTest, AdPlatformAudiencesHashNormalizedIdentifiers) {
@@ -500,17 +515,7 @@ TEST_F(ActivateTest, AdPlatformAudiencesHashNormalizedIdentifiers) {
     *body = "{\"audience_id\":\"23850000\",\"num_received\":" + std::to_string(data.size()) +
             ",\"num_invalid_entries\":0,\"invalid_entry_samples\":{}}";
   };
-  auto sync = [](const std::string& name, const std::string& dest) {
-    return "[[activate.syncs]]\nname = \"" + name + "\"\nmodel = \"SELECT user_key, email, phone FROM "
-           "gold.user_traits WHERE checkouts_7d > 0\"\nprimary_key = \"user_key\"\nmode = \"audience\"\n"
-           "[activate.syncs.mapping]\nemail = \"email\"\nphone = \"phone\"\n[activate.syncs.destination]\n" + dest +
-           "batch_size = 2\nrate_limit = 1000\nbackoff_base = \"1ms\"\n";
-  };
-  Config config = MakeConfig(
-      sync("google_aud", "type = \"google_ads\"\nbase_url = \"" + google.url() + "\"\ntoken = \"g-token\"\n"
-                         "developer_token = \"dev-token\"\ncustomer_id = \"1234567890\"\nuser_list_id = \"555\"\n") +
-      sync("meta_aud", "type = \"meta\"\nbase_url = \"" + meta.url() + "\"\ntoken = \"m-token\"\naudience_id = "
-                       "\"23850000\"\n"));
+  Config config = MakeConfig(AudienceSyncs(google.url(), meta.url()));
   const std::string foo = "321ba197033e81286fedb719d60d4ed5cecaed170733cb4a92013811afc0e3b6";  // foo@example.com
   const std::string phone_plus = "40d3f4e02db27d66cf4cfdda506c2c945f115a7955cc8491dda98ce5beabcda0";  // +14155550100
   const std::string phone_digits = "5e7ec4c79ccac6e420876e65ad0e6b4b2ccf73ec3dccb50297bf2890a1ec73b9";  // 14155550100
@@ -544,6 +549,269 @@ TEST_F(ActivateTest, AdPlatformAudiencesHashNormalizedIdentifiers) {
   EXPECT_EQ(google_members[phone_plus], 0);
   EXPECT_EQ(meta_members[foo], 0);
   EXPECT_EQ(meta.all().back().method, "DELETE");
+}
+
+// An audience member whose email changes: the old hash leaves the audience and
+// the new one joins, once each, on Google Ads (a removal job, then the add job)
+// and Meta (DELETE, then POST); a refused removal keeps the old identifiers
+// pending, and the next run removes them again.
+TEST_F(ActivateTest, AudienceMemberWhoseEmailChangesLeavesWithTheOldHash) {
+  FakeServer google, meta;
+  std::mutex mu;
+  std::map<std::string, int> google_adds, google_removes, meta_adds, meta_removes;  // hash → calls
+  bool refuse_removals = false;
+  google.handler = [&](const Request& r, int*, std::string* body) {
+    simdjson::dom::parser p;
+    if (r.path.find(":create") != std::string::npos) {
+      *body = "{\"resourceName\":\"customers/1234567890/offlineUserDataJobs/77\"}";
+      return;
+    }
+    if (r.path.find(":addOperations") == std::string::npos) return;
+    auto doc = Parse(p, r.body);
+    simdjson::dom::array ops;
+    ASSERT_FALSE(doc["operations"].get(ops));
+    std::lock_guard l(mu);
+    std::string failures;
+    size_t index = 0;
+    for (auto op : ops) {
+      const bool create = !op["create"].error();
+      simdjson::dom::array ids;
+      ASSERT_FALSE(op[create ? "create" : "remove"]["userIdentifiers"].get(ids));
+      EXPECT_GE(ids.size(), 1u);
+      for (auto id : ids) {
+        for (const char* k : {"hashedEmail", "hashedPhoneNumber"}) {
+          const std::string h = Str(id[k]);
+          if (h.empty()) continue;
+          EXPECT_EQ(h.size(), 64u) << "SHA-256 hex";
+          if (!create && refuse_removals) continue;
+          (create ? google_adds : google_removes)[h]++;
+        }
+      }
+      if (!create && refuse_removals) {
+        failures += std::string(failures.empty() ? "" : ",") +
+                    "{\"message\":\"refused\",\"location\":{\"fieldPathElements\":[{\"fieldName\":\"operations\","
+                    "\"index\":" + std::to_string(index) + "}]}}";
+      }
+      index++;
+    }
+    *body = failures.empty() ? "{}" : "{\"partialFailureError\":{\"details\":[{\"errors\":[" + failures + "]}]}}";
+  };
+  meta.handler = [&](const Request& r, int*, std::string* body) {
+    simdjson::dom::parser p;
+    auto doc = Parse(p, r.body);
+    simdjson::dom::array data;
+    ASSERT_FALSE(doc["payload"]["data"].get(data));
+    std::lock_guard l(mu);
+    for (auto row : data) {
+      simdjson::dom::array cells = row.get_array();
+      ASSERT_EQ(cells.size(), 2u) << "EMAIL, PHONE";
+      for (size_t c = 0; c < 2; c++) {
+        const std::string h = Str(cells.at(c));
+        if (!h.empty()) (r.method == "DELETE" ? meta_removes : meta_adds)[h]++;
+      }
+    }
+    *body = "{\"num_received\":" + std::to_string(data.size()) + ",\"invalid_entry_samples\":{}}";
+  };
+  Config config = MakeConfig(AudienceSyncs(google.url(), meta.url()));
+  const std::string old_hash = Sha256Hex("ann@example.com"), new_hash = Sha256Hex("ann.new@example.com");
+  const std::string bob_phone_g = Sha256Hex("+14155550100"), bob_phone_m = Sha256Hex("14155550100");
+  // Run 1: both members join.
+  WriteGold({{"u1", "Ann@Example.com", "", "pro", 1}, {"u2", "bob@example.com", "", "pro", 1}});
+  for (const char* s : {"google_aud", "meta_aud"}) {
+    ASSERT_OK_AND_ASSIGN(SyncRunResult r, RunSync(config, s));
+    EXPECT_EQ(r.added, 2) << s;
+  }
+  // Run 2: u1's email changes.
+  WriteGold({{"u1", "ann.new@example.com", "", "pro", 1}, {"u2", "bob@example.com", "", "pro", 1}});
+  google.Clear();
+  for (const char* s : {"google_aud", "meta_aud"}) {
+    ASSERT_OK_AND_ASSIGN(SyncRunResult r, RunSync(config, s));
+    EXPECT_EQ(r.status, "success") << s << ": " << r.error_summary;
+    EXPECT_EQ(r.changed, 1) << s;
+    EXPECT_EQ(r.added + r.removed, 0) << s;
+  }
+  EXPECT_EQ(google.all().size(), 6u) << "a removal job and an add job (create, addOperations, run each)";
+  // Run 3: u2 gains a phone; nothing of u1 is sent.
+  WriteGold({{"u1", "ann.new@example.com", "", "pro", 1}, {"u2", "bob@example.com", "(415) 555-0100", "pro", 1}});
+  google.Clear();
+  for (const char* s : {"google_aud", "meta_aud"}) {
+    ASSERT_OK_AND_ASSIGN(SyncRunResult r, RunSync(config, s));
+    EXPECT_EQ(r.changed, 1) << s;
+  }
+  EXPECT_EQ(google.all().size(), 3u) << "a phone added, none lost: no removal job";
+  {
+    std::lock_guard l(mu);
+    for (auto* removes : {&google_removes, &meta_removes}) {
+      EXPECT_EQ(removes->size(), 1u) << "nothing else was removed";
+      EXPECT_EQ((*removes)[old_hash], 1) << "the old hash left exactly once";
+    }
+    for (auto* adds : {&google_adds, &meta_adds}) {
+      EXPECT_EQ((*adds)[old_hash], 1) << "run 1 only";
+      EXPECT_EQ((*adds)[new_hash], 1) << "the new hash joined exactly once";
+    }
+    EXPECT_EQ(google_adds[bob_phone_g], 1);
+    EXPECT_EQ(meta_adds[bob_phone_m], 1);
+  }
+  // A refused removal: the change stays pending with the identifiers the
+  // audience holds, and the next run removes those.
+  {
+    std::lock_guard l(mu);
+    refuse_removals = true;
+  }
+  WriteGold({{"u1", "ann.3@example.com", "", "pro", 1}, {"u2", "bob@example.com", "(415) 555-0100", "pro", 1}});
+  ASSERT_OK_AND_ASSIGN(SyncRunResult refused, RunSync(config, "google_aud"));
+  EXPECT_EQ(refused.failed, 1);
+  EXPECT_NE(refused.error_summary.find("removing old identifiers: Google Ads: refused"), std::string::npos)
+      << refused.error_summary;
+  EXPECT_EQ(Snapshot("google_aud")["u1"], "change");
+  {
+    std::lock_guard l(mu);
+    refuse_removals = false;
+  }
+  ASSERT_OK_AND_ASSIGN(SyncRunResult retried, RunSync(config, "google_aud"));
+  EXPECT_EQ(retried.status, "success") << retried.error_summary;
+  EXPECT_EQ(retried.changed, 1);
+  EXPECT_EQ(Snapshot("google_aud")["u1"], "");
+  std::lock_guard l(mu);
+  EXPECT_EQ(google_removes[new_hash], 1) << "ann.new's hash removed by the retry";
+  EXPECT_EQ(google_adds[Sha256Hex("ann.3@example.com")], 2) << "added by the refused run and by its retry";
+}
+
+// HubSpot mirror: a contact leaving the model is archived — its record id
+// resolved by batch/read with idProperty, then batch/archive with those ids
+// (≤100 per call); a contact HubSpot no longer has is confirmed as removed.
+TEST_F(ActivateTest, HubSpotMirrorArchivesContactsThatLeave) {
+  FakeServer server;
+  std::mutex mu;
+  std::map<std::string, std::string> contacts;  // email → record id (HubSpot's store)
+  std::set<std::string> archived;
+  int next_id = 100;
+  server.handler = [&](const Request& r, int* status, std::string* body) {
+    EXPECT_EQ(r.Header("Authorization"), "Bearer pat");
+    EXPECT_EQ(r.method, "POST");
+    simdjson::dom::parser p;
+    auto doc = Parse(p, r.body);
+    simdjson::dom::array inputs;
+    ASSERT_FALSE(doc["inputs"].get(inputs));
+    EXPECT_GE(inputs.size(), 1u);
+    EXPECT_LE(inputs.size(), 100u);
+    std::lock_guard l(mu);
+    if (r.path == "/crm/v3/objects/contacts/batch/upsert") {
+      std::string results;
+      for (auto in : inputs) {
+        EXPECT_EQ(Str(in["idProperty"]), "email");
+        const std::string email = Str(in["id"]);
+        if (!contacts.count(email)) contacts[email] = std::to_string(next_id++);
+        results += std::string(results.empty() ? "" : ",") + "{\"id\":\"" + contacts[email] +
+                   "\",\"properties\":{\"email\":\"" + email + "\"}}";
+      }
+      *body = "{\"status\":\"COMPLETE\",\"results\":[" + results + "]}";
+    } else if (r.path == "/crm/v3/objects/contacts/batch/read") {
+      EXPECT_EQ(Str(doc["idProperty"]), "email");
+      std::string results, missing;
+      for (auto in : inputs) {
+        simdjson::dom::object o;
+        ASSERT_FALSE(in.get(o));
+        EXPECT_EQ(o.size(), 1u) << "read inputs are {id}";
+        const std::string email = Str(in["id"]);
+        ASSERT_FALSE(email.empty());
+        auto it = contacts.find(email);
+        if (it == contacts.end()) {
+          missing += std::string(missing.empty() ? "" : ",") + "\"" + email + "\"";
+        } else {
+          // HubSpot answers with emails lower-cased.
+          std::string lower = email;
+          for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          results += std::string(results.empty() ? "" : ",") + "{\"id\":\"" + it->second +
+                     "\",\"properties\":{\"email\":\"" + lower + "\",\"hs_object_id\":\"" + it->second + "\"}}";
+        }
+      }
+      *body = "{\"status\":\"COMPLETE\",\"results\":[" + results + "]";
+      if (!missing.empty()) {
+        *status = 207;
+        *body += ",\"numErrors\":1,\"errors\":[{\"status\":\"error\",\"category\":\"OBJECT_NOT_FOUND\",\"message\":"
+                 "\"Could not get some CONTACT objects, they may be deleted or not exist.\",\"context\":{\"ids\":[" +
+                 missing + "]}}]";
+      }
+      *body += "}";
+    } else if (r.path == "/crm/v3/objects/contacts/batch/archive") {
+      for (auto in : inputs) {
+        simdjson::dom::object o;
+        ASSERT_FALSE(in.get(o));
+        EXPECT_EQ(o.size(), 1u) << "archive inputs are {id}";
+        const std::string id = Str(in["id"]);
+        bool known = false;
+        for (auto it = contacts.begin(); it != contacts.end(); ++it) {
+          if (it->second == id) {
+            known = true;
+            contacts.erase(it);
+            break;
+          }
+        }
+        EXPECT_TRUE(known) << "archive by HubSpot record id, got '" << id << "'";
+        archived.insert(id);
+      }
+      *status = 204;
+      body->clear();
+    } else {
+      ADD_FAILURE() << "unexpected path " << r.path;
+    }
+  };
+  std::vector<User> users;
+  for (int i = 0; i < 150; i++)
+    users.push_back({"u" + std::to_string(i), "U" + std::to_string(i) + "@Example.com", "", "pro", 3});
+  WriteGold(users);
+  Config config = MakeConfig(
+      "[[activate.syncs]]\nname = \"crm\"\nmodel = \"SELECT email, user_key, plan FROM gold.user_traits WHERE "
+      "checkouts_7d > 0\"\nprimary_key = \"email\"\nmode = \"mirror\"\ntrigger = \"manual\"\n"
+      "[activate.syncs.destination]\ntype = \"hubspot\"\nbase_url = \"" + server.url() +
+      "\"\ntoken = \"pat\"\nrate_limit = 1000\nbackoff_base = \"1ms\"\nconcurrency = 1\n");
+  ASSERT_OK_AND_ASSIGN(SyncRunResult first, RunSync(config, "crm"));
+  EXPECT_EQ(first.added, 150);
+  // 120 contacts leave the model; one of them was already deleted in HubSpot.
+  {
+    std::lock_guard l(mu);
+    contacts.erase("U3@Example.com");
+  }
+  std::vector<User> staying(users.begin() + 120, users.end());
+  for (int i = 0; i < 120; i++) staying.push_back({users[i].key, users[i].email, "", "pro", 0});
+  WriteGold(staying);
+  server.Clear();
+  ASSERT_OK_AND_ASSIGN(SyncRunResult r, RunSync(config, "crm"));
+  EXPECT_EQ(r.status, "success") << r.error_summary;
+  EXPECT_EQ(r.removed, 120);
+  EXPECT_EQ(r.added + r.changed + r.failed, 0);
+  std::vector<std::string> paths;
+  for (const auto& req : server.all()) paths.push_back(req.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"/crm/v3/objects/contacts/batch/read",
+                                             "/crm/v3/objects/contacts/batch/archive",
+                                             "/crm/v3/objects/contacts/batch/read",
+                                             "/crm/v3/objects/contacts/batch/archive"}));
+  {
+    std::lock_guard l(mu);
+    EXPECT_EQ(archived.size(), 119u);
+    EXPECT_EQ(contacts.size(), 30u) << "only the contacts still in the model are left";
+  }
+  auto snap = Snapshot("crm");
+  EXPECT_EQ(snap.size(), 30u);
+  EXPECT_EQ(snap.count("U0@Example.com"), 0u);
+  // A failing archive leaves the removals pending.
+  WriteGold(std::vector<User>(users.begin() + 120, users.begin() + 140));  // 10 more leave
+  server.Clear();
+  server.handler = [old = server.handler](const Request& r, int* status, std::string* body) {
+    if (r.path == "/crm/v3/objects/contacts/batch/archive") {
+      *status = 400;
+      *body = "{\"status\":\"error\",\"message\":\"no\",\"category\":\"VALIDATION_ERROR\"}";
+      return;
+    }
+    old(r, status, body);
+  };
+  ASSERT_OK_AND_ASSIGN(SyncRunResult failed, RunSync(config, "crm"));
+  EXPECT_EQ(failed.failed, 10);
+  EXPECT_NE(failed.error_summary.find("HubSpot batch/archive answered HTTP 400"), std::string::npos)
+      << failed.error_summary;
+  EXPECT_EQ(Snapshot("crm")["U145@Example.com"], "remove");
+  EXPECT_EQ(Snapshot("crm")["U130@Example.com"], "");
 }
 
 // Answers a destination should never give (not JSON, wrong types, indexes
@@ -705,6 +973,29 @@ TEST_F(ActivateTest, TokenBucketPacesRequests) {
   EXPECT_GE(clock.MonotonicMicros() - start, 1'000'000);
   EXPECT_GE(clock.slept(), 500'000);
   EXPECT_LE(clock.slept(), 1'000'000);
+}
+
+// Retry-After as an HTTP date (429) and in seconds on a 503 are both honored.
+TEST_F(ActivateTest, RetryAfterDatesAndSecondsAreHonored) {
+  FakeServer server;
+  WriteGold({{"u1", "", "", "pro", 3}});
+  Config config = MakeConfig(WebhookSync(server.url(), "upsert", 10));
+  const time_t in_20s = static_cast<time_t>(SystemClock()->NowMicros() / 1'000'000 + 20);
+  std::tm tm{};
+  gmtime_r(&in_20s, &tm);
+  char date[64];
+  std::strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  server.AddFault({429, date, 0});
+  server.AddFault({503, "2", 0});
+  RecordingClock clock;
+  ASSERT_OK_AND_ASSIGN(SyncRunResult r, RunSync(config, "intent", {}, FileSystem::Default(), &clock));
+  EXPECT_EQ(r.status, "success");
+  EXPECT_EQ(r.retries, 2);
+  auto sleeps = clock.sleeps();
+  ASSERT_EQ(sleeps.size(), 2u);
+  EXPECT_GE(sleeps[0], 18'000'000) << date;
+  EXPECT_LE(sleeps[0], 20'000'000) << date;
+  EXPECT_EQ(sleeps[1], 2'000'000);
 }
 
 TEST_F(ActivateTest, SchedulerRunsGoldSyncsWhenNotified) {

@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 
+#include "activate/responses.h"
 #include "common/json_string.h"
 #include "common/metrics.h"
 
@@ -53,13 +54,6 @@ TokenBucket* BucketFor(const std::string& key, double rate, double burst) {
   return b.get();
 }
 
-
-// Reads an optional member: `*v` keeps its default when absent or of another type.
-template <typename E, typename T>
-void TryGet(E&& e, T* v) {
-  T got;
-  if (!e.get(got)) *v = got;
-}
 
 std::string Truncated(const std::string& s, size_t n = 300) { return s.size() <= n ? s : s.substr(0, n) + "…"; }
 
@@ -123,21 +117,12 @@ class WebhookDestination final : public HttpDestination {
                                                 body));
     if (!Is2xx(r.status)) return BatchError("webhook", r);
     outcomes->assign(batch.size(), RecordOutcome{true, ""});
-    // Optional per-record refusals: {"errors":[{"key":"k","message":"..."}]}.
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    simdjson::dom::array errors;
-    if (r.body.empty() || parser.parse(r.body).get(doc) || doc["errors"].get(errors)) return Status::OK();
-    std::map<std::string, std::string> refused;
-    for (auto e : errors) {
-      std::string_view key, message = "refused";
-      if (e["key"].get(key)) continue;
-      TryGet(e["message"], &message);
-      refused[std::string(key)] = std::string(message);
-    }
+    // Optional per-record refusals; a 2xx answer that is not JSON refuses nothing.
+    auto refused = ParseWebhookErrors(r.body);
+    if (!refused.ok()) return Status::OK();
     for (size_t i = 0; i < batch.size(); i++) {
-      auto it = refused.find(batch[i].key);
-      if (it != refused.end()) (*outcomes)[i] = {false, "webhook: " + it->second};
+      auto it = refused->find(batch[i].key);
+      if (it != refused->end()) (*outcomes)[i] = {false, "webhook: " + it->second};
     }
     return Status::OK();
   }
@@ -154,11 +139,25 @@ class WebhookDestination final : public HttpDestination {
 
 // ---- HubSpot CRM v3 ----
 
+// Looks a key up among HubSpot's answer's keys: exactly, else (fold_case)
+// lower-cased: HubSpot stores emails lower-cased.
+template <typename V>
+const V* FindKey(const std::map<std::string, V>& m, const std::string& key, bool fold_case) {
+  auto it = m.find(key);
+  if (it == m.end() && fold_case) {
+    std::string lower = key;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    it = m.find(lower);
+  }
+  return it == m.end() ? nullptr : &it->second;
+}
+
 class HubSpotDestination final : public HttpDestination {
  public:
   HubSpotDestination(const SyncConfig& sync, Clock* clock, SendStats* stats)
       : HttpDestination(sync, Sha256Hex(sync.destination.token), clock, stats) {}
   Status Send(const std::vector<OutRecord>& batch, std::vector<RecordOutcome>* outcomes) override {
+    if (batch[0].op == "remove") return Archive(batch, outcomes);
     const DestinationConfig& d = sync_.destination;
     std::string body = "{\"inputs\":[";
     for (size_t i = 0; i < batch.size(); i++) {
@@ -168,61 +167,79 @@ class HubSpotDestination final : public HttpDestination {
     }
     body += "]}";
     const std::string verb = sync_.mode == SyncMode::kUpdate ? "update" : "upsert";
-    ASSIGN_OR_RETURN(HttpResponse r, http_.Send("POST", "/crm/v3/objects/" + d.object + "/batch/" + verb,
-                                                {{"Authorization", "Bearer " + d.token}}, body));
+    ASSIGN_OR_RETURN(HttpResponse r, Post(verb, body));
     if (!Is2xx(r.status)) return BatchError("HubSpot", r);
     outcomes->assign(batch.size(), RecordOutcome{true, ""});
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    if (parser.parse(r.body).get(doc)) return Status::OK();
-    simdjson::dom::array errors;
-    if (doc["errors"].get(errors)) return Status::OK();
-    // 207 multi-status: each error names the inputs it concerns in context.ids
-    // (or context.id); an error naming none fails the inputs absent from results.
+    auto parsed = ParseHubSpotBatchResult(r.body, d.id_property);
+    if (!parsed.ok() || parsed->errors.empty()) return Status::OK();
+    // 207 multi-status: each error names the inputs it concerns; an error
+    // naming none fails the inputs absent from results.
     std::map<std::string, std::string> refused;
-    bool unattributed = false;
-    std::string unattributed_message;
-    for (auto e : errors) {
-      std::string_view message = "error", category = "";
-      TryGet(e["message"], &message);
-      TryGet(e["category"], &category);
-      const std::string text = "HubSpot " + std::string(category) + ": " + std::string(message);
-      bool named = false;
-      simdjson::dom::object context;
-      if (!e["context"].get(context)) {
-        for (const char* field : {"ids", "id"}) {
-          simdjson::dom::array ids;
-          if (context[field].get(ids)) continue;
-          for (auto id : ids) {
-            std::string_view v;
-            if (!id.get(v)) {
-              refused[std::string(v)] = text;
-              named = true;
-            }
-          }
-        }
-      }
-      if (!named) {
-        unattributed = true;
-        unattributed_message = text;
-      }
-    }
-    std::set<std::string> in_results;
-    simdjson::dom::array results;
-    if (unattributed && !doc["results"].get(results)) {
-      for (auto res : results) {
-        std::string_view v;
-        if (!res["properties"][d.id_property].get(v)) in_results.insert(std::string(v));
-      }
+    const HubSpotError* unattributed = nullptr;
+    for (const HubSpotError& e : parsed->errors) {
+      for (const std::string& id : e.ids) refused[id] = e.Text();
+      if (e.ids.empty()) unattributed = &e;
     }
     for (size_t i = 0; i < batch.size(); i++) {
-      auto it = refused.find(batch[i].key);
-      if (it != refused.end()) (*outcomes)[i] = {false, it->second};
-      else if (unattributed && !in_results.count(batch[i].key)) (*outcomes)[i] = {false, unattributed_message};
+      if (const std::string* why = FindKey(refused, batch[i].key, FoldCase())) (*outcomes)[i] = {false, *why};
+      else if (unattributed && !FindKey(parsed->records, batch[i].key, FoldCase())) (*outcomes)[i] = {false, unattributed->Text()};
     }
     return Status::OK();
   }
 
+ private:
+  bool FoldCase() const { return sync_.destination.id_property == "email"; }
+  Result<HttpResponse> Post(const std::string& verb, const std::string& body) {
+    const DestinationConfig& d = sync_.destination;
+    return http_.Send("POST", "/crm/v3/objects/" + d.object + "/batch/" + verb,
+                      {{"Authorization", "Bearer " + d.token}}, body);
+  }
+
+  // Mirror deletes: batch archive takes HubSpot's record ids, so the keys
+  // (id_property values) are resolved with batch read first. A key HubSpot
+  // does not know (OBJECT_NOT_FOUND, or simply absent from the results) is
+  // already gone: confirmed without an archive.
+  Status Archive(const std::vector<OutRecord>& batch, std::vector<RecordOutcome>* outcomes) {
+    const DestinationConfig& d = sync_.destination;
+    std::string body = "{\"idProperty\":" + JsonString(d.id_property) + ",\"properties\":[" +
+                       JsonString(d.id_property) + "],\"inputs\":[";
+    for (size_t i = 0; i < batch.size(); i++) body += (i ? "," : "") + std::string("{\"id\":") + JsonString(batch[i].key) + "}";
+    body += "]}";
+    ASSIGN_OR_RETURN(HttpResponse read, Post("read", body));
+    if (!Is2xx(read.status)) return BatchError("HubSpot batch/read", read);
+    ASSIGN_OR_RETURN(HubSpotBatchResult found, ParseHubSpotBatchResult(read.body, d.id_property));
+    std::map<std::string, std::string> refused;  // key → error, other than not found
+    const HubSpotError* unattributed = nullptr;
+    for (const HubSpotError& e : found.errors) {
+      if (e.category == "OBJECT_NOT_FOUND") continue;
+      for (const std::string& id : e.ids) refused[id] = e.Text();
+      if (e.ids.empty()) unattributed = &e;
+    }
+    outcomes->assign(batch.size(), RecordOutcome{true, ""});
+    std::vector<size_t> to_archive;
+    std::string inputs;
+    std::set<std::string> ids;
+    for (size_t i = 0; i < batch.size(); i++) {
+      const std::string* id = FindKey(found.records, batch[i].key, FoldCase());
+      if (const std::string* why = FindKey(refused, batch[i].key, FoldCase())) {
+        (*outcomes)[i] = {false, *why};
+      } else if (id && !id->empty()) {
+        to_archive.push_back(i);
+        if (ids.insert(*id).second) inputs += (inputs.empty() ? "" : ",") + std::string("{\"id\":") + JsonString(*id) + "}";
+      } else if (id || unattributed) {
+        (*outcomes)[i] = {false, id ? "HubSpot batch/read: no record id for the key" : unattributed->Text()};
+      }
+    }
+    if (to_archive.empty()) return Status::OK();
+    auto archived = Post("archive", "{\"inputs\":[" + inputs + "]}");
+    std::string error;
+    if (!archived.ok()) error = archived.status().message();
+    else if (!Is2xx(archived->status)) error = BatchError("HubSpot batch/archive", *archived).message();
+    if (!error.empty()) {
+      for (size_t i : to_archive) (*outcomes)[i] = {false, error};
+    }
+    return Status::OK();
+  }
 };
 
 // ---- Braze /users/track, /users/delete ----
@@ -274,24 +291,16 @@ class BrazeDestination final : public HttpDestination {
     if (!Is2xx(r.status)) return BatchError("Braze /users/track", r);
     outcomes->assign(batch.size(), RecordOutcome{true, ""});
     // Non-fatal errors: {"message":"success","errors":[{"type":..,"input_array":"attributes","index":i}]}.
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    if (parser.parse(r.body).get(doc)) return Status::OK();
-    std::string_view message;
-    if (!doc["message"].get(message) && message != "success") {
-      return Status::InvalidArgument("Braze /users/track: " + std::string(message));
+    auto parsed = ParseBrazeResult(r.body);
+    if (!parsed.ok()) return Status::OK();
+    if (!parsed->message.empty() && parsed->message != "success") {
+      return Status::InvalidArgument("Braze /users/track: " + parsed->message);
     }
-    simdjson::dom::array errors;
-    if (doc["errors"].get(errors)) return Status::OK();
-    for (auto e : errors) {
-      std::string_view type = "error", array = "attributes";
-      int64_t index = -1;
-      TryGet(e["type"], &type);
-      TryGet(e["input_array"], &array);
-      if (e["index"].get(index) || index < 0 || static_cast<size_t>(index) >= batch.size()) continue;
+    for (const BrazeError& e : parsed->errors) {
+      if (static_cast<size_t>(e.index) >= batch.size()) continue;
       // An event's index is its record's only when every record has an event.
-      if (array == "events" && d.event_name.empty()) continue;
-      (*outcomes)[index] = {false, "Braze " + std::string(array) + ": " + std::string(type)};
+      if (e.array == "events" && d.event_name.empty()) continue;
+      (*outcomes)[static_cast<size_t>(e.index)] = {false, "Braze " + e.array + ": " + e.type};
     }
     return Status::OK();
   }
@@ -301,6 +310,7 @@ class BrazeDestination final : public HttpDestination {
 // Hashed identifiers of an ad-platform record: {"email": hex, "phone": hex}.
 struct Identifiers {
   std::string email, phone;
+  bool empty() const { return email.empty() && phone.empty(); }
 };
 Identifiers ParseIdentifiers(const std::string& fields) {
   Identifiers out;
@@ -313,15 +323,66 @@ Identifiers ParseIdentifiers(const std::string& fields) {
   return out;
 }
 
+// One audience operation: add or remove a member's identifiers, for record `record` of a batch.
+struct Member {
+  size_t record;
+  bool remove;
+  Identifiers ids;
+};
+
+// The operations of a batch: each record's member, and separately the removal
+// of the identifiers a changed member no longer has (its old email or phone).
+void BatchMembers(const std::vector<OutRecord>& batch, std::vector<Member>* members, std::vector<Member>* stale) {
+  for (size_t i = 0; i < batch.size(); i++) {
+    const OutRecord& r = batch[i];
+    members->push_back({i, r.op == "remove", ParseIdentifiers(r.fields)});
+    if (r.op != "change" || r.old_fields.empty()) continue;
+    const Identifiers now = members->back().ids, before = ParseIdentifiers(r.old_fields);
+    Identifiers gone;
+    if (before.email != now.email) gone.email = before.email;
+    if (before.phone != now.phone) gone.phone = before.phone;
+    if (!gone.empty()) stale->push_back({i, true, gone});
+  }
+}
+
+// Sends `stale` removals, then `members`: a record whose stale removal fails
+// stays failed (and pending, with its old identifiers) even if its add went through.
+template <typename SendFn>
+Status SendAudienceBatch(const std::vector<OutRecord>& batch, std::vector<RecordOutcome>* outcomes, SendFn send) {
+  std::vector<Member> members, stale;
+  BatchMembers(batch, &members, &stale);
+  outcomes->assign(batch.size(), RecordOutcome{true, ""});
+  if (!stale.empty()) {
+    std::vector<RecordOutcome> removed(batch.size(), RecordOutcome{true, ""});
+    Status s = send(stale, &removed);
+    for (const Member& m : stale) {
+      if (!s.ok()) (*outcomes)[m.record] = {false, "removing old identifiers: " + s.message()};
+      else if (!removed[m.record].ok) (*outcomes)[m.record] = {false, "removing old identifiers: " + removed[m.record].error};
+    }
+  }
+  std::vector<RecordOutcome> sent(batch.size(), RecordOutcome{true, ""});
+  RETURN_IF_ERROR(send(members, &sent));
+  for (size_t i = 0; i < batch.size(); i++)
+    if (!sent[i].ok) (*outcomes)[i] = sent[i];
+  return Status::OK();
+}
+
 // ---- Google Ads Customer Match (OfflineUserDataJobService) ----
 
 class GoogleAdsDestination final : public HttpDestination {
  public:
   GoogleAdsDestination(const SyncConfig& sync, Clock* clock, SendStats* stats)
       : HttpDestination(sync, sync.destination.customer_id, clock, stats) {}
-  // One job per batch: create, addOperations, run. A batch is confirmed once
-  // the job runs; a job interrupted before that never applies anything.
   Status Send(const std::vector<OutRecord>& batch, std::vector<RecordOutcome>* outcomes) override {
+    return SendAudienceBatch(batch, outcomes, [this](const std::vector<Member>& m, std::vector<RecordOutcome>* o) {
+      return RunJob(m, o);
+    });
+  }
+
+ private:
+  // One job: create, addOperations, run. The operations are confirmed once the
+  // job runs; a job interrupted before that never applies anything.
+  Status RunJob(const std::vector<Member>& members, std::vector<RecordOutcome>* outcomes) {
     const DestinationConfig& d = sync_.destination;
     const std::string version = d.api_version.empty() ? "v17" : d.api_version;
     std::vector<std::pair<std::string, std::string>> headers = {{"Authorization", "Bearer " + d.token},
@@ -334,58 +395,33 @@ class GoogleAdsDestination final : public HttpDestination {
                                                                   "/offlineUserDataJobs:create",
                                                       headers, create_body));
     if (!Is2xx(created.status)) return BatchError("Google Ads offlineUserDataJobs:create", created);
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    std::string_view resource;
-    if (parser.parse(created.body).get(doc) || doc["resourceName"].get(resource)) {
-      return Status::InvalidArgument("Google Ads offlineUserDataJobs:create: no resourceName in " +
-                                     Truncated(created.body));
-    }
-    const std::string job(resource);
+    auto job_name = ParseGoogleAdsJobName(created.body);
+    if (!job_name.ok()) return Status::InvalidArgument(job_name.status().message() + ": " + Truncated(created.body));
+    const std::string job = *job_name;
     std::string body = "{\"enablePartialFailure\":true,\"operations\":[";
-    for (size_t i = 0; i < batch.size(); i++) {
-      Identifiers ids = ParseIdentifiers(batch[i].fields);
+    for (size_t i = 0; i < members.size(); i++) {
+      const Identifiers& ids = members[i].ids;
       std::string list;
       if (!ids.email.empty()) list += "{\"hashedEmail\":" + JsonString(ids.email) + "}";
       if (!ids.phone.empty()) list += (list.empty() ? "" : ",") + std::string("{\"hashedPhoneNumber\":") +
                                       JsonString(ids.phone) + "}";
       body += (i ? "," : "");
-      body += std::string("{\"") + (batch[i].op == "remove" ? "remove" : "create") + "\":{\"userIdentifiers\":[" +
-              list + "]}}";
+      body += std::string("{\"") + (members[i].remove ? "remove" : "create") + "\":{\"userIdentifiers\":[" + list +
+              "]}}";
     }
     body += "]}";
     ASSIGN_OR_RETURN(HttpResponse added, http_.Send("POST", "/" + version + "/" + job + ":addOperations", headers, body));
     if (!Is2xx(added.status)) return BatchError("Google Ads addOperations", added);
-    outcomes->assign(batch.size(), RecordOutcome{true, ""});
-    // partialFailureError.details[].errors[].location.fieldPathElements[0] = {fieldName: operations, index: i}.
-    if (!parser.parse(added.body).get(doc)) {
-      simdjson::dom::array details;
-      if (!doc["partialFailureError"]["details"].get(details)) {
-        for (auto detail : details) {
-          simdjson::dom::array errors;
-          if (detail["errors"].get(errors)) continue;
-          for (auto e : errors) {
-            std::string_view message = "error";
-            TryGet(e["message"], &message);
-            simdjson::dom::array path;
-            if (e["location"]["fieldPathElements"].get(path)) continue;
-            for (auto el : path) {
-              std::string_view name;
-              int64_t index = -1;
-              if (el["fieldName"].get(name) || name != "operations" || el["index"].get(index)) continue;
-              if (index >= 0 && static_cast<size_t>(index) < batch.size())
-                (*outcomes)[index] = {false, "Google Ads: " + std::string(message)};
-              break;
-            }
-          }
-        }
+    if (auto failures = ParseGoogleAdsPartialFailures(added.body); failures.ok()) {
+      for (const auto& [index, message] : *failures) {
+        if (static_cast<size_t>(index) < members.size())
+          (*outcomes)[members[static_cast<size_t>(index)].record] = {false, "Google Ads: " + message};
       }
     }
     ASSIGN_OR_RETURN(HttpResponse ran, http_.Send("POST", "/" + version + "/" + job + ":run", headers, "{}"));
     if (!Is2xx(ran.status)) return BatchError("Google Ads offlineUserDataJobs:run", ran);
     return Status::OK();
   }
-
 };
 
 // ---- Meta Custom Audiences ----
@@ -395,43 +431,45 @@ class MetaDestination final : public HttpDestination {
   MetaDestination(const SyncConfig& sync, Clock* clock, SendStats* stats)
       : HttpDestination(sync, sync.destination.audience_id, clock, stats) {}
   Status Send(const std::vector<OutRecord>& batch, std::vector<RecordOutcome>* outcomes) override {
+    return SendAudienceBatch(batch, outcomes, [this](const std::vector<Member>& m, std::vector<RecordOutcome>* o) {
+      return SendUsers(m, o);
+    });
+  }
+
+ private:
+  // POST adds, DELETE removes (the members of one call are all one or the other).
+  Status SendUsers(const std::vector<Member>& members, std::vector<RecordOutcome>* outcomes) {
     const DestinationConfig& d = sync_.destination;
     std::string data, content;
     std::map<std::string, std::vector<size_t>> by_hash;
-    for (size_t i = 0; i < batch.size(); i++) {
-      Identifiers ids = ParseIdentifiers(batch[i].fields);
+    for (size_t i = 0; i < members.size(); i++) {
+      const Identifiers& ids = members[i].ids;
       data += (i ? "," : "") + std::string("[") + JsonString(ids.email) + "," + JsonString(ids.phone) + "]";
-      content += batch[i].op + ids.email + ids.phone;
-      if (!ids.email.empty()) by_hash[ids.email].push_back(i);
-      if (!ids.phone.empty()) by_hash[ids.phone].push_back(i);
+      content += (members[i].remove ? "remove" : "add") + ids.email + ids.phone;
+      if (!ids.email.empty()) by_hash[ids.email].push_back(members[i].record);
+      if (!ids.phone.empty()) by_hash[ids.phone].push_back(members[i].record);
     }
     // session_id from the content: the same batch sent again is the same session.
     const uint64_t session = std::stoull(Sha256Hex(sync_.name + content).substr(0, 15), nullptr, 16);
     const std::string body = "{\"payload\":{\"schema\":[\"EMAIL\",\"PHONE\"],\"data\":[" + data +
                              "]},\"session\":{\"session_id\":" + std::to_string(session) +
                              ",\"batch_seq\":1,\"last_batch_flag\":true,\"estimated_num_total\":" +
-                             std::to_string(batch.size()) + "}}";
+                             std::to_string(members.size()) + "}}";
     const std::string version = d.api_version.empty() ? "v19.0" : d.api_version;
-    ASSIGN_OR_RETURN(HttpResponse r, http_.Send(batch[0].op == "remove" ? "DELETE" : "POST",
+    ASSIGN_OR_RETURN(HttpResponse r, http_.Send(members[0].remove ? "DELETE" : "POST",
                                                 "/" + version + "/" + d.audience_id + "/users",
                                                 {{"Authorization", "Bearer " + d.token}}, body));
     if (!Is2xx(r.status)) return BatchError("Meta custom audience", r);
-    outcomes->assign(batch.size(), RecordOutcome{true, ""});
     // invalid_entry_samples: {"<hashed value>": "reason", ...}
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    simdjson::dom::object samples;
-    if (parser.parse(r.body).get(doc) || doc["invalid_entry_samples"].get(samples)) return Status::OK();
-    for (auto [value, reason] : samples) {
-      std::string_view why = "invalid entry";
-      TryGet(reason, &why);
-      auto it = by_hash.find(std::string(value));
+    auto samples = ParseMetaInvalidEntries(r.body);
+    if (!samples.ok()) return Status::OK();
+    for (const auto& [value, why] : *samples) {
+      auto it = by_hash.find(value);
       if (it == by_hash.end()) continue;
-      for (size_t i : it->second) (*outcomes)[i] = {false, "Meta: " + std::string(why)};
+      for (size_t i : it->second) (*outcomes)[i] = {false, "Meta: " + why};
     }
     return Status::OK();
   }
-
 };
 
 }  // namespace
@@ -488,11 +526,8 @@ Result<HttpResponse> HttpSender::Send(const std::string& method, const std::stri
           ->Increment();
       if (res->status != 429 && res->status < 500) return HttpResponse{res->status, res->body};
       last_error = "HTTP " + std::to_string(res->status) + ": " + Truncated(res->body, 200);
-      if (res->status == 429 && res->has_header("Retry-After")) {
-        const std::string v = res->get_header_value("Retry-After");
-        char* end = nullptr;
-        const double seconds = std::strtod(v.c_str(), &end);
-        if (end != v.c_str() && seconds >= 0) wait_us = static_cast<int64_t>(seconds * 1e6);
+      if ((res->status == 429 || res->status == 503) && res->has_header("Retry-After")) {
+        wait_us = ParseRetryAfter(res->get_header_value("Retry-After"), s.clock->NowMicros()).value_or(-1);
       }
     }
     if (attempt >= s.config.max_retries) {

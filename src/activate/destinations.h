@@ -28,6 +28,9 @@ struct OutRecord {
   std::string user_key;  // may be empty
   std::string op;        // add | change | remove
   std::string fields;    // JSON object text (ad platforms: hashed identifiers)
+  // Ad-platform audiences, op "change": the fields the destination holds now;
+  // identifiers in them but not in `fields` are removed from the audience.
+  std::string old_fields;
 };
 
 struct RecordOutcome {

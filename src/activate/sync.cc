@@ -96,7 +96,8 @@ void AppendJournalRow(std::string* out, int64_t n, const OutRecord& r, bool ok, 
           JsonString(r.op) + ",\"ok\":" + (ok ? "true" : "false") + ",\"f\":" + JsonString(r.fields) +
           ",\"h\":" + JsonString(row_hash) + ",\"d\":" + (delivered ? "true" : "false") +
           ",\"x\":" + (forgotten ? "true" : "false") + ",\"a\":" + std::to_string(attempts) +
-          ",\"e\":" + (ok ? std::string("null") : JsonString(error)) + "}\n";
+          ",\"e\":" + (ok ? std::string("null") : JsonString(error)) +
+          (r.old_fields.empty() ? std::string() : ",\"of\":" + JsonString(r.old_fields)) + "}\n";
 }
 
 class SyncRun {
@@ -242,15 +243,18 @@ class SyncRun {
         std::string(sync_.destination.IsAdPlatform() ? " OR (json_extract_string(fields, '$.email') IS NULL AND "
                                                       "json_extract_string(fields, '$.phone') IS NULL)"
                                                     : "")));
-    ASSIGN_OR_RETURN(auto counts, conn_->Query("SELECT count(*), count(DISTINCT sync_key) FROM m"));
+    // Distinct 64-bit hashes of the keys are cheaper to count than the keys;
+    // fewer hashes than rows (a duplicate key, or rarely a collision) is checked exactly.
+    ASSIGN_OR_RETURN(auto counts, conn_->Query("SELECT count(*), count(DISTINCT hash(sync_key)) FROM m"));
     result->skipped_rows = result->model_rows - counts.GetInt64(0, 0);
     if (counts.GetInt64(0, 0) != counts.GetInt64(0, 1)) {
-      ASSIGN_OR_RETURN(auto dup, conn_->Query("SELECT min(sync_key) FROM (SELECT sync_key FROM m GROUP BY 1 HAVING "
-                                              "count(*) > 1)"));
-      return Status::InvalidArgument("sync " + sync_.name + ": primary key '" + sync_.primary_key +
-                                     "' is not unique in the model: " +
-                                     std::to_string(counts.GetInt64(0, 0) - counts.GetInt64(0, 1)) +
-                                     " duplicate rows (e.g. key '" + dup.GetString(0, 0) + "')");
+      ASSIGN_OR_RETURN(auto dup, conn_->Query("SELECT count(*) - count(DISTINCT sync_key), (SELECT min(sync_key) FROM "
+                                              "(SELECT sync_key FROM m GROUP BY 1 HAVING count(*) > 1)) FROM m"));
+      if (dup.GetInt64(0, 0) > 0) {
+        return Status::InvalidArgument("sync " + sync_.name + ": primary key '" + sync_.primary_key +
+                                       "' is not unique in the model: " + std::to_string(dup.GetInt64(0, 0)) +
+                                       " duplicate rows (e.g. key '" + dup.GetString(0, 1) + "')");
+      }
     }
     if (snapshot_) {
       // A view: the join reads only the columns it needs.
@@ -263,21 +267,42 @@ class SyncRun {
     }
     const bool deletes = sync_.mode == SyncMode::kMirror || sync_.mode == SyncMode::kAudience;
     const std::string from_snap = "(m.sync_key IS NULL OR coalesce(s.forgotten, false))";
-    RETURN_IF_ERROR(conn_->Execute(
-        "CREATE OR REPLACE TEMP TABLE d AS SELECT row_number() OVER (ORDER BY op, sync_key) AS rn, * FROM ("
-        "SELECT coalesce(m.sync_key, s.sync_key) AS sync_key, "
-        "CASE WHEN " + from_snap + " THEN s.user_key ELSE m.user_key END AS user_key, "
+    const std::string op =
         "CASE WHEN s.forgotten THEN (CASE WHEN s.delivered THEN 'remove' WHEN m.sync_key IS NULL THEN 'drop' END) "
         "WHEN m.sync_key IS NULL THEN (CASE WHEN " + std::string(deletes ? "true" : "false") +
         " AND s.delivered THEN 'remove' ELSE 'drop' END) "
         "WHEN s.sync_key IS NULL THEN 'add' "
         "WHEN s.pending_op IS NULL AND s.row_hash = m.row_hash THEN NULL "
-        "WHEN s.delivered THEN 'change' ELSE 'add' END AS op, "
+        "WHEN s.delivered THEN 'change' ELSE 'add' END";
+    const std::string row =
+        "CASE WHEN " + from_snap + " THEN s.user_key ELSE m.user_key END AS user_key, "
         "CASE WHEN " + from_snap + " THEN s.fields ELSE m.fields END AS fields, "
         "CASE WHEN " + from_snap + " THEN s.row_hash ELSE m.row_hash END AS row_hash, "
         "coalesce(s.delivered, false) AS delivered, coalesce(s.forgotten, false) AS forgotten, "
-        "coalesce(s.attempts, 0) AS attempts "
-        "FROM m FULL OUTER JOIN snap s ON m.sync_key = s.sync_key) WHERE op IS NOT NULL"));
+        "coalesce(s.attempts, 0) AS attempts, "
+        // What the destination holds of a changed member (ad platforms remove the identifiers it lost).
+        "CASE WHEN NOT " + from_snap + " AND s.delivered THEN s.fields END AS old_fields";
+    const std::string numbered = "CREATE OR REPLACE TEMP TABLE d AS SELECT row_number() OVER (ORDER BY op, sync_key) "
+                                 "AS rn, * FROM ";
+    // The keys' ops from the keys and hashes alone (the join of every row
+    // carries no fields); then, when few rows have one, their fields in a
+    // second pass; when many do (a first run), in one join as wide as the rows.
+    RETURN_IF_ERROR(conn_->Execute(
+        "CREATE OR REPLACE TEMP TABLE d_ops AS SELECT * FROM (SELECT coalesce(m.sync_key, s.sync_key) AS sync_key, " +
+        op + " AS op FROM (SELECT sync_key, row_hash FROM m) m FULL OUTER JOIN (SELECT sync_key, row_hash, delivered, "
+        "pending_op, forgotten FROM snap) s ON m.sync_key = s.sync_key) WHERE op IS NOT NULL"));
+    ASSIGN_OR_RETURN(auto with_op, conn_->Query("SELECT count(*) FROM d_ops"));
+    if (with_op.GetInt64(0, 0) * 4 <= counts.GetInt64(0, 0)) {
+      RETURN_IF_ERROR(conn_->Execute(
+          numbered + "(SELECT o.sync_key, o.op, " + row +
+          " FROM d_ops o LEFT JOIN (SELECT * FROM m WHERE sync_key IN (SELECT sync_key FROM d_ops)) m ON m.sync_key = "
+          "o.sync_key LEFT JOIN (SELECT * FROM snap WHERE sync_key IN (SELECT sync_key FROM d_ops)) s ON s.sync_key = "
+          "o.sync_key)"));
+    } else {
+      RETURN_IF_ERROR(conn_->Execute(numbered + "(SELECT coalesce(m.sync_key, s.sync_key) AS sync_key, " + op +
+                                     " AS op, " + row + " FROM m FULL OUTER JOIN snap s ON m.sync_key = s.sync_key) "
+                                     "WHERE op IS NOT NULL"));
+    }
     ASSIGN_OR_RETURN(auto ops, conn_->Query("SELECT count(*) FILTER (WHERE op = 'add'), count(*) FILTER (WHERE op = "
                                             "'change'), count(*) FILTER (WHERE op = 'remove') FROM d"));
     result->added = ops.GetInt64(0, 0);
@@ -381,7 +406,7 @@ class SyncRun {
       Batch batch;
       for (int64_t from = 0;; from += kPageRows) {
         ASSIGN_OR_RETURN(auto page, conn_->Query("SELECT sync_key, user_key, op, fields, row_hash, delivered, "
-                                                 "forgotten, attempts FROM d WHERE op <> 'drop' AND rn > " +
+                                                 "forgotten, attempts, old_fields FROM d WHERE op <> 'drop' AND rn > " +
                                                  std::to_string(from) + " AND rn <= " +
                                                  std::to_string(from + kPageRows) + " ORDER BY rn"));
         ASSIGN_OR_RETURN(auto more,
@@ -393,6 +418,7 @@ class SyncRun {
                     page.GetString(r, 6) == "true",
                     page.GetInt64(r, 7)};
           if (p.record.fields.empty()) p.record.fields = "{}";
+          if (p.record.op == "change" && sync_.destination.IsAdPlatform()) p.record.old_fields = page.GetString(r, 8);
           if (!batch.empty() && (batch[0].record.op == "remove") != (p.record.op == "remove")) enqueue(&batch);
           batch.push_back(std::move(p));
           if (batch.size() >= destinations[0]->BatchSize(batch[0].record.op)) enqueue(&batch);
@@ -431,7 +457,7 @@ class SyncRun {
         ", format = 'newline_delimited', ignore_errors = true, columns = {t: 'VARCHAR', n: 'BIGINT', k: 'VARCHAR', "
         "u: 'VARCHAR', op: 'VARCHAR', ok: 'BOOLEAN', f: 'VARCHAR', h: 'VARCHAR', d: 'BOOLEAN', x: 'BOOLEAN', a: "
         "'BIGINT', e: 'VARCHAR', run_id: 'BIGINT', started_us: 'BIGINT', trigger: 'VARCHAR', model_rows: 'BIGINT', "
-        "skipped: 'BIGINT', unchanged: 'BIGINT', requests: 'BIGINT', retries: 'BIGINT'})"));
+        "skipped: 'BIGINT', unchanged: 'BIGINT', requests: 'BIGINT', retries: 'BIGINT', of: 'VARCHAR'})"));
     ASSIGN_OR_RETURN(auto head, conn_->Query(
                                     "SELECT max(run_id), max(started_us), max(trigger), max(model_rows), max(skipped), "
                                     "max(unchanged), max(requests) FILTER (WHERE t = 'end'), max(retries), "
@@ -457,7 +483,7 @@ class SyncRun {
     // The last outcome per key.
     RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP TABLE jr AS SELECT k, arg_max(u, n) AS u, arg_max(op, n) AS "
                                    "op, arg_max(ok, n) AS ok, arg_max(f, n) AS f, arg_max(h, n) AS h, arg_max(d, n) AS "
-                                   "d, arg_max(x, n) AS x, arg_max(a, n) AS a, arg_max(e, n) AS e FROM j WHERE t = "
+                                   "d, arg_max(x, n) AS x, arg_max(a, n) AS a, arg_max(e, n) AS e, arg_max(of, n) AS of FROM j WHERE t = "
                                    "'row' AND k IS NOT NULL AND ok IS NOT NULL GROUP BY k"));
     ASSIGN_OR_RETURN(auto counts, conn_->Query(
                                       "SELECT count(*) FILTER (WHERE ok AND op = 'add'), count(*) FILTER (WHERE ok AND "
@@ -495,7 +521,10 @@ class SyncRun {
       ASSIGN_OR_RETURN(auto n, conn_->Query("SELECT count(*) FROM jr WHERE " + kept));
       if (n.GetInt64(0, 0) > 0) {
         ASSIGN_OR_RETURN(auto adds, txn->WriteFiles(conn_.get(),
-            "SELECT k AS sync_key, u AS user_key, CASE WHEN ok AND op = 'remove' THEN '{}' ELSE f END AS fields, "
+            // A refused change keeps what the destination holds (an ad platform's old
+            // identifiers are removed when it is sent again).
+            "SELECT k AS sync_key, u AS user_key, CASE WHEN ok AND op = 'remove' THEN '{}' WHEN NOT ok AND op = "
+            "'change' AND of IS NOT NULL THEN of ELSE f END AS fields, "
             "CASE WHEN ok AND op = 'remove' THEN NULL ELSE h END AS row_hash, "
             "CASE WHEN ok THEN op <> 'remove' WHEN op = 'add' THEN coalesce(d, false) ELSE true END AS delivered, "
             "CASE WHEN ok THEN NULL ELSE op END AS pending_op, CASE WHEN ok THEN NULL ELSE e END AS error, "

@@ -96,8 +96,8 @@ Result<std::vector<SyncConfig>> SyncsFromConfig(const Config& config) {
     if (d.type == "webhook") {
       if (d.secret.empty()) return bad("destination.secret (whsec_<base64>) is required to sign webhook requests");
     } else if (d.type == "hubspot") {
-      if (m != SyncMode::kUpsert && m != SyncMode::kUpdate)
-        return bad("HubSpot supports modes upsert and update (its batch archive needs HubSpot's record ids)");
+      if (m == SyncMode::kAudience)
+        return bad("HubSpot supports modes upsert, update and mirror (a list of contacts is not an audience sync)");
       if (d.token.empty()) return bad("destination.token (a HubSpot private-app token) is required");
     } else if (d.type == "braze") {
       if (d.token.empty()) return bad("destination.token (a Braze REST API key) is required");

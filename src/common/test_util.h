@@ -5,7 +5,12 @@
 #include <stdlib.h>
 
 #include <cstdlib>
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <string>
 
 #include "common/status.h"
@@ -52,6 +57,25 @@ inline std::string SharedDir() {
 inline std::string SourceDir() {
   if (const char* d = std::getenv("CLICKLAKE_SOURCE_DIR")) return d;
   return ".";
+}
+
+// Feeds every file of a fuzz seed corpus (`dir`, relative to the source tree),
+// and every prefix of it (truncation is the commonest malformation), to a
+// libFuzzer-style entry point. Returns the number of files.
+inline size_t ReplayFuzzCorpus(const std::string& dir, int (*fn)(const uint8_t*, size_t)) {
+  size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(SourceDir() + "/" + dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (size_t len = 0; len <= data.size(); len++) {
+      // An exactly-sized copy, so ASan sees a read past the end.
+      std::unique_ptr<uint8_t[]> buf(new uint8_t[len]);
+      std::copy(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(len), buf.get());
+      fn(buf.get(), len);
+    }
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace clicklake::testing

@@ -3,7 +3,10 @@
 -- Inputs:
 --   sessions_scope  every silver.events row (all event types) of the sessions being
 --                   rebuilt: all sessions whose start date is one of the partitions
---                   being replaced.
+--                   being replaced; and the new rows of the sessions that only grew.
+--   session_seeds   gold.fact_session_daily rows of the sessions that only grew (every new
+--                   activity event after the old ones; empty for a rebuild): a session's row
+--                   folds its seed (the aggregate of its old rows) with its new rows.
 --
 -- Definitions (activity events = rows with a session_event_index, i.e. track/page/screen):
 --   start_ts / end_ts  first / last activity event_ts; session_date = date(start_ts) (UTC)
@@ -19,9 +22,11 @@
 WITH activity AS (
   SELECT * FROM sessions_scope WHERE session_event_index IS NOT NULL
 ),
-agg AS (
+parts AS (
+  -- per session: the seed (ord 0, its old rows) and the aggregate of the rows in scope (ord 1)
   SELECT
     session_id,
+    1 AS ord,
     min(event_ts) AS start_ts,
     max(event_ts) AS end_ts,
     count(*) AS event_count,
@@ -31,12 +36,43 @@ agg AS (
     bool_or(event_name = 'order_completed') AS converted
   FROM activity
   GROUP BY session_id
+  UNION ALL
+  SELECT session_id, 0, start_ts, end_ts, event_count, page_views, entry_path, exit_path, converted
+  FROM session_seeds
+),
+agg AS (
+  SELECT
+    session_id,
+    min(start_ts) AS start_ts,
+    max(end_ts) AS end_ts,
+    sum(event_count)::BIGINT AS event_count,
+    sum(page_views)::BIGINT AS page_views,
+    arg_min(entry_path, ord) FILTER (WHERE entry_path IS NOT NULL) AS entry_path,
+    arg_max(exit_path, ord) FILTER (WHERE exit_path IS NOT NULL) AS exit_path,
+    bool_or(converted) AS converted
+  FROM parts
+  GROUP BY session_id
 ),
 rev AS (
-  -- summed as DECIMAL: exact, so the result does not depend on the order of the rows
-  SELECT session_id, coalesce(sum(revenue::DECIMAL(38, 6)), 0)::DOUBLE AS revenue
-  FROM sessions_scope
+  -- summed as DECIMAL: exact, so the result does not depend on the order of the rows (a
+  -- seed's DOUBLE holds a sum of at most 6 decimals exactly enough to round-trip)
+  SELECT session_id, coalesce(sum(r), 0)::DOUBLE AS revenue
+  FROM (
+    SELECT session_id, revenue::DECIMAL(38, 6) AS r FROM sessions_scope
+    UNION ALL
+    SELECT session_id, revenue::DECIMAL(38, 6) FROM session_seeds
+  )
   GROUP BY session_id
+),
+firsts AS (
+  SELECT session_id, user_key, utm_source, utm_medium, utm_campaign, referrer_host, platform, device_type,
+         browser_family, os_family, geo_country
+  FROM activity
+  WHERE session_event_index = 1
+  UNION ALL
+  SELECT session_id, user_key, utm_source, utm_medium, utm_campaign, referrer_host, platform, device_type,
+         browser_family, os_family, geo_country
+  FROM session_seeds
 )
 SELECT
   f.session_id,
@@ -61,8 +97,7 @@ SELECT
   a.event_count = 1 AS is_bounce,
   a.converted,
   r.revenue
-FROM activity f
+FROM firsts f
 JOIN agg a USING (session_id)
 JOIN rev r USING (session_id)
-WHERE f.session_event_index = 1
 ORDER BY session_date, a.start_ts, f.session_id

@@ -215,8 +215,13 @@ Result<std::set<std::string>> QuerySet(engine::Connection* conn, const std::stri
   return out;
 }
 
-// The silver version recorded by the newest Gold commit of a table (-1: none).
-Result<int64_t> CoveredVersion(delta::Table* table, int64_t latest, FileSystem* fs) {
+// The silver.events version a Gold table covers (-1: none) and the newest
+// Silver event_ts it covered then, from its latest commit that says.
+struct Covered {
+  int64_t version = -1;
+  std::optional<int64_t> newest_event_us;
+};
+Result<Covered> CoveredVersion(delta::Table* table, int64_t latest, FileSystem* fs) {
   for (int64_t v = latest; v >= 0 && v > latest - kMaxCommitsToWalk; v--) {
     auto info = delta::ReadCommitInfo(table->path(), v, fs);
     if (!info.ok()) {
@@ -226,11 +231,13 @@ Result<int64_t> CoveredVersion(delta::Table* table, int64_t latest, FileSystem* 
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
     if (parser.parse(*info).get(doc)) continue;
-    int64_t silver_version;
-    if (doc[kCommitInfoKey]["silver_version"].get(silver_version)) continue;
-    return silver_version;
+    Covered out;
+    if (doc[kCommitInfoKey]["silver_version"].get(out.version)) continue;
+    int64_t newest;
+    if (!doc[kCommitInfoKey]["newest_event_ts_us"].get(newest)) out.newest_event_us = newest;
+    return out;
   }
-  return -1;
+  return Covered{};
 }
 
 // Which partitions of a table a rebuild replaces.
@@ -556,6 +563,7 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
     std::unique_ptr<delta::Table> table;
     std::string sort_by;  // delta.clicklake.sortBy: the order OPTIMIZE keeps
     int64_t covered = -1;
+    std::optional<int64_t> covered_newest_us;  // the newest Silver event_ts it covered
     bool holds_batch = false;
   };
   std::vector<TableInfo> tables;
@@ -580,7 +588,9 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
     if (existing.ok()) {
       t.table = std::move(existing).value();
       ASSIGN_OR_RETURN(delta::Snapshot snap, t.table->LoadSnapshot());
-      ASSIGN_OR_RETURN(t.covered, CoveredVersion(t.table.get(), snap.version, fs_));
+      ASSIGN_OR_RETURN(Covered covered, CoveredVersion(t.table.get(), snap.version, fs_));
+      t.covered = covered.version;
+      t.covered_newest_us = covered.newest_event_us;
       auto it = snap.app_txn_versions.find(plan->app_id);
       t.holds_batch = !plan->app_id.empty() && it != snap.app_txn_versions.end() && it->second >= plan->batch_id;
       // New trait columns (configuration changed): add them.
@@ -710,14 +720,20 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
   for (const auto& f : new_snap.files) new_dates.insert(PartitionValue(f, "event_date"));
   new_dates.erase("");
   const std::string new_max = new_dates.empty() ? "" : *new_dates.rbegin();
-  if (!new_max.empty()) {
-    ASSIGN_OR_RETURN(std::string scan,
-                     delta::ScanSql(silver_path, SubSnapshot(new_snap, [&](const delta::AddFile& f) {
-                                      return PartitionValue(f, "event_date") == new_max;
-                                    })));
+  // The newest Silver event_ts covered: a rebuild (or a lake whose Gold
+  // commits do not say) reads it from the newest date; a refresh takes the
+  // newer of what the base covered and the changed rows (a running maximum: it
+  // does not go back when the newest event is deleted).
+  auto scan_newest = [&]() -> Status {
+    if (new_max.empty()) return Status::OK();
+    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(silver_path, SubSnapshot(new_snap, [&](const delta::AddFile& f) {
+                                                        return PartitionValue(f, "event_date") == new_max;
+                                                      })));
     ASSIGN_OR_RETURN(auto r, c->Query("SELECT epoch_us(max(event_ts)) FROM (" + scan + ")"));
     if (r.row_count() && !r.IsNull(0, 0)) result.newest_event_us = r.GetInt64(0, 0);
-  }
+    return Status::OK();
+  };
+  if (!incremental) RETURN_IF_ERROR(scan_newest());
   const std::string new_max_sql = new_max.empty() ? "DATE '0001-01-01'" : "DATE " + engine::QuoteLiteral(new_max);
 
   std::map<std::string, int64_t> table_us;
@@ -772,6 +788,19 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
   }
   trait_list += "]";
   dim_user_columns += ", valid_from, valid_to, is_current";
+
+  // The session models' seeds: Gold's rows of the sessions that only grew
+  // (filled by an incremental refresh; empty for a rebuild).
+  RETURN_IF_ERROR(c->Execute(
+      "CREATE OR REPLACE TEMP TABLE session_seeds (session_id VARCHAR, user_key VARCHAR, start_ts TIMESTAMP, "
+      "end_ts TIMESTAMP, event_count BIGINT, page_views BIGINT, entry_path VARCHAR, exit_path VARCHAR, "
+      "utm_source VARCHAR, utm_medium VARCHAR, utm_campaign VARCHAR, referrer_host VARCHAR, platform VARCHAR, "
+      "device_type VARCHAR, browser_family VARCHAR, os_family VARCHAR, geo_country VARCHAR, converted BOOLEAN, "
+      "revenue DOUBLE);"
+      "CREATE OR REPLACE TEMP TABLE funnel_seeds (session_date DATE, session_id VARCHAR, user_key VARCHAR, "
+      "funnel VARCHAR, steps_reached INTEGER);"
+      "CREATE OR REPLACE TEMP TABLE session_days_seeds (session_date DATE, session_id VARCHAR, user_key VARCHAR, "
+      "start_ts TIMESTAMP, event_date DATE, last_ts TIMESTAMP)"));
 
   if (!incremental) {
     // ---- rebuild: every partition, or those in the range, from Silver ----
@@ -923,8 +952,19 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
   } else {
     // ---- incremental: the rows that differ between the base version and now ----
     RETURN_IF_ERROR(SilverDiff(c, silver_path, *old_snap, new_snap, fs_));
-    ASSIGN_OR_RETURN(auto n, c->Query("SELECT count(*) FROM changed"));
+    ASSIGN_OR_RETURN(
+        auto n, c->Query("SELECT (SELECT count(*) FROM changed), (SELECT epoch_us(max(event_ts)) FROM changed_new)"));
     result.changed_rows = n.GetInt64(0, 0);
+    std::optional<int64_t> base_newest;
+    for (const auto& t : tables) {
+      if (t.covered == base && t.covered_newest_us)
+        base_newest = std::max(base_newest.value_or(INT64_MIN), *t.covered_newest_us);
+    }
+    if (base_newest) {
+      result.newest_event_us = n.IsNull(0, 1) ? *base_newest : std::max(*base_newest, n.GetInt64(0, 1));
+    } else {
+      RETURN_IF_ERROR(scan_newest());
+    }
     std::set<std::string> old_dates;
     for (const auto& f : old_snap->files) old_dates.insert(PartitionValue(f, "event_date"));
     old_dates.erase("");
@@ -1040,56 +1080,103 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
     }
     table_us[fact_events.name] = clock_->MonotonicMicros() - t0;
 
-    // ---- sessions: the touched sessions, recomputed from their Silver rows ----
+    // ---- sessions: the touched sessions, folded or recomputed ----
+    // A session that only grew (none of its rows changed or went away, and its
+    // new activity rows continue its index after Gold's last one) is folded:
+    // Gold's rows as seeds plus its new rows, no Silver read. A fold is not
+    // idempotent, so it needs every session table at the base version (a
+    // refresh that failed between commits recomputes instead). The other
+    // touched sessions are recomputed from their Silver rows.
     t0 = clock_->MonotonicMicros();
     std::set<std::string> funnel_dates;
+    const bool fold_sessions = fact_sessions.covered == base && session_funnels.covered == base &&
+                               session_days.covered == base && campaign_groups.covered == base &&
+                               device_groups.covered == base;
     {
       // A touched session's Gold row spans [start_ts, end_ts]; every changed row
       // of it (old or new) lies within a timeout of that span.
-      ASSIGN_OR_RETURN(auto ivs, MergedIntervals(c, "SELECT epoch_us(event_ts), epoch_us(event_ts) FROM changed "
-                                                    "WHERE session_id IS NOT NULL",
+      ASSIGN_OR_RETURN(auto ivs, MergedIntervals(c,
+                                                 "SELECT epoch_us(event_ts), epoch_us(event_ts) FROM changed "
+                                                 "WHERE session_id IS NOT NULL",
                                                  kIntervalGapUs));
-      auto gold_files = FilesOverlapping(gold_snaps[fact_sessions.name], "start_ts", "end_ts", ivs,
-                                         session_timeout_us_);
+      auto gold_files =
+          FilesOverlapping(gold_snaps[fact_sessions.name], "start_ts", "end_ts", ivs, session_timeout_us_);
       auto find_old_sessions = [&]() -> Status {
         RETURN_IF_ERROR(gold_view("gold_sessions_touched", fact_sessions, gold_files,
                                   "__t.session_id IN (SELECT session_id FROM k_sessions)"));
-        return c->Execute("CREATE OR REPLACE TEMP TABLE old_sessions AS "
-                          "SELECT session_id, session_date, start_ts, end_ts FROM gold_sessions_touched");
+        return c->Execute("CREATE OR REPLACE TEMP TABLE old_sessions AS SELECT * FROM gold_sessions_touched");
       };
       RETURN_IF_ERROR(find_old_sessions());
       // The touched sessions Gold must hold: those whose first event changed
       // (its old version) or did not (it is in both versions). If one was not
       // found where the rule above says (Silver rows that break the session
       // rule), look everywhere.
-      ASSIGN_OR_RETURN(auto missing, c->Query(
-          "SELECT count(*) FROM (SELECT session_id FROM changed_old WHERE session_event_index = 1 "
-          "UNION SELECT session_id FROM k_sessions WHERE session_id NOT IN ("
-          "  SELECT session_id FROM changed_new WHERE session_event_index = 1 AND session_id IS NOT NULL)) e "
-          "WHERE session_id NOT IN (SELECT session_id FROM old_sessions)"));
+      ASSIGN_OR_RETURN(
+          auto missing,
+          c->Query("SELECT count(*) FROM (SELECT session_id FROM changed_old WHERE session_event_index = 1 "
+                   "UNION SELECT session_id FROM k_sessions WHERE session_id NOT IN ("
+                   "  SELECT session_id FROM changed_new WHERE session_event_index = 1 AND session_id IS NOT NULL)) e "
+                   "WHERE session_id NOT IN (SELECT session_id FROM old_sessions)"));
       if (missing.GetInt64(0, 0) > 0) {
         gold_files = gold_snaps[fact_sessions.name].files;
         RETURN_IF_ERROR(find_old_sessions());
       }
-      // A touched session's Silver rows now: its unchanged rows lie in its old
-      // span (identify calls up to a timeout after it), the others are changed rows.
-      ASSIGN_OR_RETURN(auto silver_ivs,
-                       MergedIntervals(c, "SELECT epoch_us(start_ts), epoch_us(end_ts) + " + timeout +
-                                              " FROM old_sessions UNION ALL SELECT epoch_us(event_ts), "
-                                              "epoch_us(event_ts) FROM changed_new WHERE session_id IS NOT NULL",
-                                       kIntervalGapUs));
+      // The sessions that only grew; `seeded`: Gold holds a row of them (else
+      // every row of them is new).
+      RETURN_IF_ERROR(c->Execute(
+          "CREATE OR REPLACE TEMP TABLE k_grown AS "
+          "WITH n AS (SELECT session_id, count(*) AS k, min(session_event_index) AS lo, "
+          "  max(session_event_index) AS hi FROM changed_new WHERE session_id IS NOT NULL GROUP BY session_id) "
+          "SELECT n.session_id, o.session_id IS NOT NULL AS seeded FROM n LEFT JOIN old_sessions o USING (session_id) "
+          "WHERE " +
+          std::string(fold_sessions ? "true" : "false") +
+          "  AND n.session_id NOT IN (SELECT session_id FROM changed_old WHERE session_id IS NOT NULL) "
+          "  AND n.lo = coalesce(o.event_count, 0) + 1 AND n.hi = coalesce(o.event_count, 0) + n.k;"
+          "CREATE OR REPLACE TEMP TABLE k_recomputed AS SELECT session_id FROM k_sessions "
+          "WHERE session_id NOT IN (SELECT session_id FROM k_grown);"
+          "INSERT INTO session_seeds BY NAME SELECT * EXCLUDE (session_date, duration_s, is_bounce) "
+          "FROM old_sessions WHERE session_id IN (SELECT session_id FROM k_grown WHERE seeded)"));
+      ASSIGN_OR_RETURN(auto counts, c->Query("SELECT count(*) FILTER (WHERE seeded), count(*) FILTER (WHERE NOT "
+                                             "seeded), (SELECT count(*) FROM k_recomputed) FROM k_grown"));
+      result.sessions_folded = counts.GetInt64(0, 0);
+      result.sessions_new = counts.GetInt64(0, 1);
+      result.sessions_recomputed = counts.GetInt64(0, 2);
+      ASSIGN_OR_RETURN(auto seed_dates, QuerySet(c,
+                                                 "SELECT DISTINCT strftime(session_date, '%Y-%m-%d') FROM "
+                                                 "old_sessions WHERE session_id IN (SELECT session_id FROM "
+                                                 "session_seeds)"));
+      const std::string seeded = "__t.session_id IN (SELECT session_id FROM session_seeds)";
       RETURN_IF_ERROR(
-          silver_files_view("sessions_files", new_snap, FilesOverlapping(new_snap, "event_ts", "event_ts", silver_ivs, 0)));
-      RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE sessions_scope AS SELECT * FROM sessions_files "
-                                 "WHERE session_id IN (SELECT session_id FROM k_sessions)"));
+          gold_view("gold_funnel_seeds", session_funnels, dates_files(session_funnels, seed_dates), seeded));
+      RETURN_IF_ERROR(gold_view("gold_days_seeds", session_days, dates_files(session_days, seed_dates), seeded));
+      RETURN_IF_ERROR(
+          c->Execute("INSERT INTO funnel_seeds BY NAME SELECT * FROM gold_funnel_seeds;"
+                     "INSERT INTO session_days_seeds BY NAME SELECT * FROM gold_days_seeds"));
+      // A recomputed session's Silver rows now: its unchanged rows lie in its
+      // old span, the others are changed rows.
+      ASSIGN_OR_RETURN(auto silver_ivs,
+                       MergedIntervals(c,
+                                       "SELECT epoch_us(start_ts), epoch_us(end_ts) + " + timeout +
+                                           " FROM old_sessions WHERE session_id IN (SELECT session_id FROM "
+                                           "k_recomputed) UNION ALL SELECT epoch_us(event_ts), "
+                                           "epoch_us(event_ts) FROM changed_new WHERE session_id IN (SELECT "
+                                           "session_id FROM k_recomputed)",
+                                       kIntervalGapUs));
+      RETURN_IF_ERROR(silver_files_view("sessions_files", new_snap,
+                                        FilesOverlapping(new_snap, "event_ts", "event_ts", silver_ivs, 0)));
+      RETURN_IF_ERROR(c->Execute(
+          "CREATE OR REPLACE TEMP TABLE sessions_scope AS SELECT * FROM sessions_files "
+          "WHERE session_id IN (SELECT session_id FROM k_recomputed) "
+          "UNION ALL BY NAME SELECT * FROM changed_new WHERE session_id IN (SELECT session_id FROM k_grown)"));
       RETURN_IF_ERROR(
           c->Execute("CREATE OR REPLACE TEMP TABLE out_fact_session_daily AS " + ModelText("fact_session_daily")));
       RETURN_IF_ERROR(
           c->Execute("CREATE OR REPLACE TEMP TABLE out_session_funnels AS " + ModelText("session_funnels")));
       RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_session_days AS " + ModelText("session_days")));
-      ASSIGN_OR_RETURN(funnel_dates, QuerySet(c, "SELECT strftime(session_date, '%Y-%m-%d') FROM old_sessions UNION "
-                                                 "SELECT strftime(session_date, '%Y-%m-%d') FROM "
-                                                 "out_fact_session_daily"));
+      ASSIGN_OR_RETURN(funnel_dates, QuerySet(c,
+                                              "SELECT strftime(session_date, '%Y-%m-%d') FROM old_sessions UNION "
+                                              "SELECT strftime(session_date, '%Y-%m-%d') FROM "
+                                              "out_fact_session_daily"));
       const std::string pred = "__t.session_id IN (SELECT session_id FROM k_sessions)";
       writes[fact_sessions.name] = {Target{}, gold_files, pred};
       writes[session_funnels.name] = {Target{}, dates_files(session_funnels, funnel_dates), pred};
@@ -1097,9 +1184,9 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
       // fact_funnel_daily: the affected dates' rows from their sessions' funnel rows.
       RETURN_IF_ERROR(gold_view("gold_funnel_sessions", session_funnels, dates_files(session_funnels, funnel_dates),
                                 "__t.session_id NOT IN (SELECT session_id FROM k_sessions)"));
-      RETURN_IF_ERROR(c->Execute(
-          "CREATE OR REPLACE TEMP VIEW funnel_sessions AS SELECT * FROM out_session_funnels "
-          "UNION ALL BY NAME SELECT * FROM gold_funnel_sessions"));
+      RETURN_IF_ERROR(
+          c->Execute("CREATE OR REPLACE TEMP VIEW funnel_sessions AS SELECT * FROM out_session_funnels "
+                     "UNION ALL BY NAME SELECT * FROM gold_funnel_sessions"));
       RETURN_IF_ERROR(
           c->Execute("CREATE OR REPLACE TEMP TABLE out_fact_funnel_daily AS " + ModelText("fact_funnel_daily")));
       writes[fact_funnel.name] = {Target{}, dates_files(fact_funnel, funnel_dates), "true"};
@@ -1109,28 +1196,57 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
     // ---- dim_campaign, dim_device: folded from per-(key, user, session) groups ----
     t0 = clock_->MonotonicMicros();
     {
-      // The groups of the touched sessions and sessionless events, recomputed
-      // from their Silver rows; a dimension row from all the groups of its key.
+      // The groups of the touched sessions and sessionless events, from their
+      // rows in scope (a session that only grew: its new rows, folded below with
+      // Gold's groups); a dimension row from all the groups of its key.
       RETURN_IF_ERROR(c->Execute(
           "CREATE OR REPLACE TEMP VIEW group_scope AS SELECT * FROM sessions_scope "
           "UNION ALL BY NAME SELECT * FROM changed_new WHERE session_id IS NULL"));
-      RETURN_IF_ERROR(
-          c->Execute("CREATE OR REPLACE TEMP TABLE out_campaign_groups AS " + ModelText("campaign_groups")));
-      RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE out_device_groups AS " + ModelText("device_groups")));
       const std::string group_pred =
           "(__t.session_id IN (SELECT session_id FROM k_sessions) OR (__t.session_id IS NULL AND __t.event_id IN "
           "(SELECT event_id FROM changed WHERE session_id IS NULL)))";
       // A session's groups lie within its span (old and new), a sessionless
       // event's at its event_ts.
-      ASSIGN_OR_RETURN(auto ivs, MergedIntervals(
-          c, "SELECT epoch_us(start_ts), epoch_us(end_ts) + " + timeout + " FROM old_sessions "
-             "UNION ALL SELECT epoch_us(start_ts), epoch_us(end_ts) + " + timeout + " FROM out_fact_session_daily "
-             "UNION ALL SELECT epoch_us(event_ts), epoch_us(event_ts) FROM changed WHERE session_id IS NULL",
-          kIntervalGapUs));
+      ASSIGN_OR_RETURN(
+          auto ivs,
+          MergedIntervals(
+              c,
+              "SELECT epoch_us(start_ts), epoch_us(end_ts) + " + timeout +
+                  " FROM old_sessions "
+                  "UNION ALL SELECT epoch_us(start_ts), epoch_us(end_ts) + " +
+                  timeout +
+                  " FROM out_fact_session_daily "
+                  "UNION ALL SELECT epoch_us(event_ts), epoch_us(event_ts) FROM changed WHERE session_id IS NULL",
+              kIntervalGapUs));
       writes[campaign_groups.name] = {
           Target{}, FilesOverlapping(gold_snaps[campaign_groups.name], "first_ts", "last_ts", ivs, 0), group_pred};
       writes[device_groups.name] = {
           Target{}, FilesOverlapping(gold_snaps[device_groups.name], "first_ts", "last_ts", ivs, 0), group_pred};
+      // The groups of the sessions that only grew: Gold's (their old rows)
+      // folded with those of their new rows, as a dimension folds groups.
+      const std::string seeded = "__t.session_id IN (SELECT session_id FROM session_seeds)";
+      RETURN_IF_ERROR(
+          gold_view("gold_campaign_seeds", campaign_groups, writes[campaign_groups.name].candidates, seeded));
+      RETURN_IF_ERROR(gold_view("gold_device_seeds", device_groups, writes[device_groups.name].candidates, seeded));
+      const std::string utm_fold = [] {
+        std::string out;
+        for (const char* f : {"utm_source", "utm_medium", "utm_campaign"}) {
+          out += std::string(", arg_min(") + f + ", " + f + "_at) AS " + f + ", min(" + f + "_at) AS " + f + "_at";
+        }
+        return out;
+      }();
+      RETURN_IF_ERROR(c->Execute(
+          "CREATE OR REPLACE TEMP TABLE out_campaign_groups AS SELECT campaign_id, user_key, session_id, event_id, "
+          "sum(events)::BIGINT AS events, min(first_ts) AS first_ts, max(last_ts) AS last_ts" +
+          utm_fold + " FROM (SELECT * FROM (" + ModelText("campaign_groups") +
+          ") UNION ALL BY NAME SELECT * FROM gold_campaign_seeds) "
+          "GROUP BY ALL ORDER BY campaign_id, user_key, session_id, event_id"));
+      RETURN_IF_ERROR(c->Execute(
+          "CREATE OR REPLACE TEMP TABLE out_device_groups AS SELECT platform, device_type, device_family, "
+          "browser_family, os_family, user_key, session_id, event_id, sum(events)::BIGINT AS events, "
+          "min(first_ts) AS first_ts, max(last_ts) AS last_ts FROM (SELECT * FROM (" +
+          ModelText("device_groups") +
+          ") UNION ALL BY NAME SELECT * FROM gold_device_seeds) GROUP BY ALL ORDER BY user_key, session_id, event_id"));
       RETURN_IF_ERROR(gold_view("gold_campaign_groups", campaign_groups, gold_snaps[campaign_groups.name].files,
                                 "__t.campaign_id IN (SELECT campaign_id FROM t_campaigns) AND " + group_pred +
                                     " IS NOT TRUE"));

@@ -100,6 +100,11 @@ struct GoldRefreshResult {
   bool noop = false;               // nothing to do (already covered)
   int64_t changed_rows = 0;        // silver rows that differ between the two versions
   std::optional<int64_t> newest_event_us;  // newest silver event_ts covered
+  // Touched sessions of an incremental refresh: folded from Gold's row and their
+  // new rows (they only grew), new (every row new), or recomputed from Silver.
+  int64_t sessions_folded = 0;
+  int64_t sessions_new = 0;
+  int64_t sessions_recomputed = 0;
   std::map<std::string, GoldTableRefresh> tables;  // by table name ("gold/fact_events")
   int64_t total_us = 0;
 };

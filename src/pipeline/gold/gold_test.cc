@@ -637,6 +637,54 @@ TEST_F(GoldTest, UserActivityDailyFollowsSilverRewrites) {
   ExpectEqualsRebuild(Config(), "after a re-run");
 }
 
+// Sessions that only grew are folded from Gold's rows (no Silver read); a
+// session whose rows moved is recomputed; both equal a rebuild, in every table.
+TEST_F(GoldTest, SessionsThatOnlyGrowAreFolded) {
+  std::vector<Ev> rows = {
+      {"a1", "page", "page_viewed", "2024-05-01 10:00:00", "u1", "s1", 1, "{}", {}, "", "spring"},
+      {"a2", "track", "product_viewed", "2024-05-01 10:02:00", "u1", "s1", 2},
+      {"b1", "page", "page_viewed", "2024-05-01 23:55:00", "u2", "s2", 1, "{}", {}, "/x"},
+      {"c1", "track", "product_viewed", "2024-05-01 11:00:00", "u3", "s3", 1},
+      {"c2", "page", "page_viewed", "2024-05-01 11:05:00", "u3", "s3", 2, "{}", {}, "/c"},
+  };
+  SetSilverWithDeletionVectors(rows);
+  auto stage = Stage();
+  ASSERT_OK(stage->Refresh("app", 0).status());
+  // s1 grows: a page with a path (its entry stays empty before it), the funnel
+  // continues, revenue arrives; s2 grows across midnight; s4 is new; s3 gets a
+  // late event before its last one, so its index moves (recomputed).
+  rows.push_back({"a3", "page", "page_viewed", "2024-05-01 10:03:00", "u1", "s1", 3, "{}", {}, "/p", "summer"});
+  rows.push_back({"a4", "track", "product_added", "2024-05-01 10:04:00", "u1", "s1", 4});
+  rows.push_back({"a5", "track", "checkout_started", "2024-05-01 10:05:00", "u1", "s1", 5});
+  rows.push_back({"a6", "track", "order_completed", "2024-05-01 10:06:00", "u1", "s1", 6, "{}", 19.99});
+  rows.push_back({"b2", "track", "product_viewed", "2024-05-02 00:05:00", "u2", "s2", 2, "{}", {}, "", "", "Firefox"});
+  rows.push_back({"d1", "page", "page_viewed", "2024-05-01 12:00:00", "u4", "s4", 1, "{}", {}, "/d"});
+  rows[4].index = 3;
+  rows.push_back({"c3", "track", "product_added", "2024-05-01 11:03:00", "u3", "s3", 2});
+  SetSilverWithDeletionVectors(rows);
+  ASSERT_OK_AND_ASSIGN(GoldRefreshResult r, stage->Refresh("app", 1));
+  EXPECT_EQ(r.sessions_folded, 2);
+  EXPECT_EQ(r.sessions_new, 1);
+  EXPECT_EQ(r.sessions_recomputed, 1);
+  EXPECT_EQ(Csv("SELECT session_id, event_count, page_views, entry_path, exit_path, utm_campaign, converted, revenue "
+                "FROM gold.fact_session_daily ORDER BY session_id"),
+            "session_id,event_count,page_views,entry_path,exit_path,utm_campaign,converted,revenue\r\n"
+            "s1,6,2,/p,/p,spring,true,19.99\r\n"
+            "s2,2,1,/x,/x,,false,0.0\r\n"
+            "s3,3,1,/c,/c,,false,0.0\r\n"
+            "s4,1,1,/d,/d,,false,0.0\r\n");
+  EXPECT_EQ(Csv("SELECT session_id, steps_reached FROM gold.session_funnels ORDER BY session_id"),
+            "session_id,steps_reached\r\ns1,4\r\ns2,1\r\ns3,2\r\ns4,0\r\n");
+  ExpectEqualsRebuild(Config(), "after sessions grew");
+  // A second growth of a folded session, and a refresh that folds nothing.
+  rows.push_back({"a7", "page", "page_viewed", "2024-05-01 10:20:00", "u1", "s1", 7, "{}", {}, "/q"});
+  SetSilverWithDeletionVectors(rows);
+  ASSERT_OK_AND_ASSIGN(r, stage->Refresh("app", 2));
+  EXPECT_EQ(r.sessions_folded, 1);
+  EXPECT_EQ(r.sessions_recomputed, 0);
+  ExpectEqualsRebuild(Config(), "after a second growth");
+}
+
 TEST_F(GoldTest, UserFeaturesArePointInTime) {
   std::vector<Ev> rows = {
       {"a1", "page", "page_viewed", "2024-05-01 10:00:00", "u1", "s1", 1},
