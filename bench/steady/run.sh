@@ -12,6 +12,11 @@
 #   CONCURRENCY=64 BATCH=100 SIM_FLAGS="..."       the load generator
 #   SECS=N                                         seconds instead of MINUTES
 #   BUILD=build  KEEP_WORK=1  UP_FLAGS="--set ..."  DRAIN_TIMEOUT=900 (s)
+#   COMPARE_SIGNALS=1                              the same load twice: trust signals (quality checks,
+#                                                  readiness, lineage, alerts) off, then on; prints the
+#                                                  ratio of mean batch seconds on/off, PASS <= 1.10
+#                                                  (MAX_SIGNALS_RATIO); exits 1 above it
+#   SIGNALS=off                                    one run with the trust signals switched off
 # See README.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,6 +32,10 @@ OOO="${OOO:-0.02}"
 CONCURRENCY="${CONCURRENCY:-64}"
 BATCH="${BATCH:-100}"
 DRAIN_TIMEOUT="${DRAIN_TIMEOUT:-900}"
+MAX_SIGNALS_RATIO="${MAX_SIGNALS_RATIO:-1.10}"
+# Issue 16's switches: no quality checks or readiness writes, no OpenLineage events, no alert rules.
+SIGNALS_OFF_FLAGS="--set quality.enabled=false --set lineage.enabled=false --set alerts.enabled=false"
+[[ "${SIGNALS:-on}" != off || -n "${COMPARE_SIGNALS:-}" ]] || UP_FLAGS="${UP_FLAGS:-} $SIGNALS_OFF_FLAGS"
 cl="$build/src/cli/clicklake"
 ninja -C "$build" clicklake >/dev/null
 
@@ -134,6 +143,7 @@ run_one() {
   echo "$rate $t_start $t_sim_end $t_stop $sim_rc $cut" >"$work/times"
   local rc=0
   report "$work" || rc=$?
+  [[ -z "${MEAN_FILE:-}" ]] || mean_batch_s "$work" >"$MEAN_FILE"
   # A lake of 10 minutes at 10,000 events/s takes ~7 GB: not kept across the runs of a search.
   [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$work"
   return "$rc"
@@ -241,9 +251,60 @@ report() {
     }' "$work/batches.csv"
 }
 
+# The mean batch seconds of batches 2..N that started before the stop (batches 0 and 1 warm up;
+# drain batches hold a partial interval or the backlog): "MEAN COUNT", from a run's batches.csv.
+mean_batch_s() {
+  local work="$1" rate t_start t_sim_end t_stop sim_rc cut stop_ms
+  read -r rate t_start t_sim_end t_stop sim_rc cut <"$work/times"
+  stop_ms=$(printf '%.0f' "$(echo "$t_stop * 1000" | bc)")
+  awk -F, -v stop_ms="$stop_ms" 'NR > 1 && $1 >= 2 && $4 <= stop_ms { s += ($5 - $4) / 1000; n++ }
+    END { if (n > 0) printf "%.3f %d\n", s / n, n; else print "nan 0" }' "$work/batches.csv"
+}
+
+# Signals on against off: prints the ratio of the mean batch seconds, PASS/FAIL against MAX_SIGNALS_RATIO.
+compare_signals() {
+  local off on off_n on_n
+  read -r off off_n <"$1"
+  read -r on on_n <"$2"
+  echo ""
+  echo "signals comparison (issue 16): mean batch seconds, batches 2..N before the stop"
+  echo "  off ($SIGNALS_OFF_FLAGS): $off s over $off_n batches"
+  echo "  on  (defaults): $on s over $on_n batches"
+  if [[ "$off_n" -lt 1 || "$on_n" -lt 1 || "$off" = nan || "$on" = nan ]]; then
+    echo "  FAIL signals overhead <= ${MAX_SIGNALS_RATIO}x: fewer than 3 batches before the stop in a run (run longer)"
+    return 1
+  fi
+  awk -v on="$on" -v off="$off" -v max="$MAX_SIGNALS_RATIO" 'BEGIN {
+    r = on / off
+    printf "  %s signals overhead: on/off %.3f (target <= %.2f)\n", r <= max ? "PASS" : "FAIL", r, max
+    exit r <= max ? 0 : 1 }'
+}
+
 echo "steady: commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-if [[ -n "${REPORT_DIR:-}" ]]; then
+if [[ -n "${REPORT_DIR:-}" && -n "${REPORT_OFF_DIR:-}" ]]; then
+  # Re-print a kept comparison (COMPARE_SIGNALS=1 KEEP_WORK=1): REPORT_OFF_DIR off, REPORT_DIR on.
+  cmp="$(mktemp -d "${TMPDIR:-/tmp}/clicklake-bench-signals-XXXXXX")"
+  works+=("$cmp")
+  report "$REPORT_OFF_DIR" || true
+  report "$REPORT_DIR" || true
+  mean_batch_s "$REPORT_OFF_DIR" >"$cmp/off"
+  mean_batch_s "$REPORT_DIR" >"$cmp/on"
+  compare_signals "$cmp/off" "$cmp/on"
+elif [[ -n "${REPORT_DIR:-}" ]]; then
   report "$REPORT_DIR"
+elif [[ -n "${COMPARE_SIGNALS:-}" ]]; then
+  # The same load (same rate, traffic and seed) twice: signals off, then on. Each run's
+  # targets are printed; the exit code is the comparison's.
+  cmp="$(mktemp -d "${TMPDIR:-/tmp}/clicklake-bench-signals-XXXXXX")"
+  works+=("$cmp")
+  base_flags="${UP_FLAGS:-}"
+  echo "nan 0" >"$cmp/off"
+  echo "nan 0" >"$cmp/on"
+  echo "steady: signals off"
+  UP_FLAGS="$base_flags $SIGNALS_OFF_FLAGS" MEAN_FILE="$cmp/off" run_one "$RATE" || true
+  echo "steady: signals on"
+  UP_FLAGS="$base_flags" MEAN_FILE="$cmp/on" run_one "$RATE" || true
+  compare_signals "$cmp/off" "$cmp/on"
 elif [[ -n "${RATES:-}" ]]; then
   best=""
   for r in $RATES; do

@@ -151,6 +151,14 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
       return 1;
     }
     runner = std::move(r).value();
+  } else {
+    // The collector alone: its own alerts (shedding, 5xx, disk), on a timer (cli/signals.h).
+    auto sig = StartCollectorSignals(*config);
+    if (!sig.ok()) {
+      err << "clicklake " << mode << ": " << sig.status().message() << "\n";
+      return 2;
+    }
+    signals = std::move(sig).value();
   }
   std::unique_ptr<access::QueryService> query_service;  // outlives the API server's routes
   std::unique_ptr<serve::ApiServer> api;
@@ -221,6 +229,7 @@ int RunServiceCommand(const std::string& mode, const std::vector<std::string>& a
     }
   }
   if (api) api->Stop();
+  if (!runner) signals.Stop();  // collect: the last alerts delivered
   if (runner) {
     runner->Stop();
     processor.join();

@@ -16,17 +16,26 @@
 
 namespace clicklake::cli {
 
+class RuleTicker;
+
 struct Signals {
   std::shared_ptr<governance::lineage::LineageEmitter> lineage_emitter;  // null: lineage.enabled = false
   std::shared_ptr<governance::alerts::Alerter> alerter;                  // null: alerts.enabled = false
   // To append to PipelineOptions::observers, after the quality observer.
   std::vector<std::shared_ptr<pipeline::BatchObserver>> observers;
-  void Stop();  // delivers what is queued
+  std::shared_ptr<RuleTicker> ticker;  // collect: evaluates the rules every alerts.interval
+  void Stop();  // delivers what is queued (idempotent)
 };
 
 // REQUIRES: `log` outlives the returned signals' observers. `quality` may be null.
 // `collector_in_process`: the collector's counters are in this process (up).
 Result<Signals> StartSignals(const Config& config, const std::string& consumer_group, log::EventLog* log,
                              quality::QualityObserver* quality, bool collector_in_process);
+
+// The alerts of a collector running without the processor (`clicklake collect`):
+// ClicklakeCollectorShedding, ClicklakeCollector5xx and ClicklakeDiskNearlyFull,
+// evaluated at start and every `alerts.interval` (default 15s) on a thread of their
+// own, delivered and recorded like the processor's. Nothing when alerts.enabled = false.
+Result<Signals> StartCollectorSignals(const Config& config);
 
 }  // namespace clicklake::cli

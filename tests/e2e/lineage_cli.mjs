@@ -47,8 +47,9 @@ try {
       `run ${id} (${evs[0].job.name}): ${evs.map((e) => e.eventType)}`);
     jobs.add(evs[0].job.name);
   }
-  for (const job of ['microbatch', 'gold.fact_session_daily', 'gold.fact_funnel_daily', 'quality.silver.events',
-                     'backfill', 'maintenance.optimize.silver.events']) {
+  for (const job of ['microbatch', 'gold.fact_session_daily', 'gold.fact_funnel_daily',
+                     'quality.silver.events.unique_event_id', 'quality.silver.events.null_spike',
+                     'quality.gold.fact_events.revenue_consistency', 'backfill', 'maintenance.optimize.silver.events']) {
     check(jobs.has(job), `no ${job} run; jobs: ${[...jobs].sort().join(', ')}`);
   }
   const batches = sql(lake, 'SELECT count(*) AS n FROM system.batches')[0].n;
@@ -58,8 +59,19 @@ try {
   const silverOut = backfill.outputs.find((d) => d.name === 'silver.events');
   check(silverOut && silverOut.facets.version && silverOut.outputFacets.outputStatistics.rowCount > 0,
     'backfill output silver.events has its version and row count');
-  const test = [...runs.values()].find((r) => r[0].job.name === 'quality.silver.events')[1];
-  check(test.inputs[0].facets.dataQualityAssertions.assertions.length > 0, 'quality run has assertions');
+  // Each quality check run is its own test job: one per (batch, dataset, check) of system.quality_results,
+  // whose assertions are that check's results only.
+  const tests = [...runs.values()].filter((r) => r[0].job.name.startsWith('quality.')).map((r) => r[1]);
+  const checkRuns = sql(lake, 'SELECT count(*) AS n FROM (SELECT DISTINCT batch_id, dataset, check_name FROM system.quality_results)')[0].n;
+  check(tests.length === Number(checkRuns), `${tests.length} quality test runs for ${checkRuns} check runs in system.quality_results`);
+  for (const t of tests) {
+    const check_ = t.job.name.slice(`quality.${t.inputs[0].name}.`.length);
+    check(t.job.facets.jobType.jobType === 'TEST', `${t.job.name} is a TEST job`);
+    const assertions = t.inputs[0].facets.dataQualityAssertions.assertions;
+    check(assertions.length > 0 && assertions.every((a) => a.name === check_ || a.name.startsWith(`${check_} [`)),
+      `${t.job.name}: its assertions are its own check's: ${assertions.map((a) => a.name).join(', ')}`);
+    check(t.inputs[0].inputFacets.dataQualityMetrics, `${t.job.name} has dataQualityMetrics`);
+  }
   console.log(`lineage: ${events.length} valid events, ${runs.size} runs, jobs: ${[...jobs].sort().join(', ')}`);
 } finally {
   removeLake(work);

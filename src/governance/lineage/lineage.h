@@ -161,10 +161,13 @@ class LineageObserver : public pipeline::BatchObserver {
   void OnBatchFailed(int64_t batch_id, const Status& status) override;
   void OnCompacted(const std::string& table, int64_t version) override;
 
-  // Quality checks of a batch, as one test run per dataset checked (job
-  // "quality.<dataset>"), parented by that batch's run.
-  void EmitQualityRun(int64_t batch_id, const std::string& dataset, std::optional<int64_t> version,
-                      const std::vector<Assertion>& assertions, int64_t started_us, int64_t finished_us);
+  // One quality check's run on a batch, as its own test job ("quality.<dataset>.<check>",
+  // jobType TEST), parented by that batch's run: one assertion per series the check
+  // judged (a volume check's source and event name, a null check's column). COMPLETE
+  // whether the assertions pass or not; FAIL with `error` when the check could not run.
+  void EmitQualityRun(int64_t batch_id, const std::string& check, const std::string& dataset,
+                      std::optional<int64_t> version, const std::vector<Assertion>& assertions, int64_t started_us,
+                      int64_t finished_us, const std::string& error = "");
 
   // The run id of a batch (the last started one is remembered; -1: none).
   std::string BatchRunId(int64_t batch_id) const;

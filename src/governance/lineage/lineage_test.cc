@@ -141,14 +141,25 @@ TEST_F(LineageTest, PipelineRunsEmitValidOpenLineageEvents) {
   ASSERT_OK_AND_ASSIGN(auto b1, runner->RunOnce());
   ASSERT_GE(b1.batch_id, 1);
   ASSERT_TRUE(b1.gold) << b1.gold_error;
-  // A quality check run of batch 1, a failed batch and a compaction, as the runner would report them.
-  observer->EmitQualityRun(b1.batch_id, "silver.events", b1.versions.at("silver.events"),
-                           {{.name = "null_spike:user_key", .assertion = "not_null", .column = "user_key",
+  // Three quality check runs of batch 1 (each check its own test job: one passing, one
+  // failing its assertion, one that could not run), a failed batch and a compaction,
+  // as the runner would report them.
+  observer->EmitQualityRun(b1.batch_id, "null_spike", "silver.events", b1.versions.at("silver.events"),
+                           {{.name = "null_spike [column=user_key]", .assertion = "not_null", .column = "user_key",
                              .success = true, .severity = "warn", .expected = "<= 0.05", .actual = "0",
                              .observed = 0.0, .row_count = 30},
-                            {.name = "volume_anomaly", .assertion = "volume", .success = false, .severity = "error",
-                             .expected = "|z| <= 3", .actual = "z = -4.2", .observed = -4.2}},
+                            {.name = "null_spike [column=page_url]", .assertion = "not_null", .column = "page_url",
+                             .success = true, .severity = "warn", .expected = "<= 0.05", .actual = "0.01",
+                             .observed = 0.01, .row_count = 30}},
                            b1.finished_us, b1.finished_us + 1000);
+  observer->EmitQualityRun(b1.batch_id, "volume_anomaly", "silver.events", b1.versions.at("silver.events"),
+                           {{.name = "volume_anomaly [source=web event_name=page_viewed]", .assertion = "volume",
+                             .success = false, .severity = "error", .expected = "|z| <= 3", .actual = "z = -4.2",
+                             .observed = -4.2}},
+                           b1.finished_us, b1.finished_us + 1000);
+  observer->EmitQualityRun(b1.batch_id, "no_negative_revenue", "silver.events", std::nullopt,
+                           {{.name = "no_negative_revenue", .assertion = "sql", .success = false, .severity = "error"}},
+                           b1.finished_us, b1.finished_us + 1000, "the check could not run: no such column revenu");
   observer->OnBatchStarted(2, b1.finished_us + 2000);
   observer->OnBatchFailed(2, Status::IOError("disk full writing silver.events"));
   observer->OnCompacted("silver.events", b1.versions.at("silver.events") + 1);
@@ -167,6 +178,8 @@ TEST_F(LineageTest, PipelineRunsEmitValidOpenLineageEvents) {
   }
   int microbatches = 0, gold_models = 0, tests = 0, failed = 0, compactions = 0;
   std::set<std::string> gold_jobs;
+  std::map<std::string, std::string> test_jobs;  // job → its final event type
+  const std::string batch1_run = observer->BatchRunId(b1.batch_id);
   for (const auto& [id, events] : runs) {
     ASSERT_EQ(events.size(), 2u) << id;
     EXPECT_EQ(events[0].type, "START") << events[0].job;
@@ -188,16 +201,21 @@ TEST_F(LineageTest, PipelineRunsEmitValidOpenLineageEvents) {
       EXPECT_TRUE(end.output_facets.count(end.outputs[0] + ":columnLineage")) << end.job;
       EXPECT_TRUE(end.output_facets.count(end.outputs[0] + ":schema")) << end.job;
     }
-    if (end.job == "quality.silver.events") {
+    if (end.job.rfind("quality.silver.events.", 0) == 0) {
       ++tests;
-      EXPECT_TRUE(end.input_facets.count("silver.events:dataQualityAssertions"));
-      EXPECT_TRUE(end.input_facets.count("silver.events:dataQualityMetrics"));
+      test_jobs[end.job] = end.type;
+      EXPECT_EQ(end.parent_run, batch1_run) << end.job;
+      EXPECT_TRUE(end.input_facets.count("silver.events:dataQualityAssertions")) << end.job;
+      EXPECT_TRUE(end.input_facets.count("silver.events:dataQualityMetrics")) << end.job;
     }
     if (end.job == "compaction.silver.events") ++compactions;
   }
   EXPECT_EQ(microbatches, 2);
   EXPECT_EQ(failed, 1);
-  EXPECT_EQ(tests, 1);
+  EXPECT_EQ(tests, 3);
+  EXPECT_EQ(test_jobs, (std::map<std::string, std::string>{{"quality.silver.events.null_spike", "COMPLETE"},
+                                                          {"quality.silver.events.volume_anomaly", "COMPLETE"},
+                                                          {"quality.silver.events.no_negative_revenue", "FAIL"}}));
   EXPECT_EQ(compactions, 1);
   EXPECT_TRUE(gold_jobs.count("gold.fact_session_daily"));
   EXPECT_TRUE(gold_jobs.count("gold.fact_funnel_daily"));

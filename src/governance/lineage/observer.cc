@@ -224,12 +224,12 @@ void LineageObserver::OnCompacted(const std::string& table, int64_t version) {
   emitter_->Emit(std::move(e));
 }
 
-void LineageObserver::EmitQualityRun(int64_t batch_id, const std::string& dataset, std::optional<int64_t> version,
-                                     const std::vector<Assertion>& assertions, int64_t started_us,
-                                     int64_t finished_us) {
+void LineageObserver::EmitQualityRun(int64_t batch_id, const std::string& check, const std::string& dataset,
+                                     std::optional<int64_t> version, const std::vector<Assertion>& assertions,
+                                     int64_t started_us, int64_t finished_us, const std::string& error) {
   RunEvent e;
   e.run_id = NewRunId();
-  e.job_name = "quality." + dataset;
+  e.job_name = "quality." + dataset + "." + check;
   e.job_type = "TEST";
   e.parent_job = "microbatch";
   e.parent_run_id = BatchRunId(batch_id);
@@ -237,7 +237,8 @@ void LineageObserver::EmitQualityRun(int64_t batch_id, const std::string& datase
   e.event_time_us = started_us;
   e.inputs.push_back({.name = dataset, .version = version});
   emitter_->Emit(e);
-  e.event_type = "COMPLETE";
+  e.event_type = error.empty() ? "COMPLETE" : "FAIL";
+  e.error_message = error;
   e.event_time_us = finished_us;
   e.inputs.front().assertions = assertions;
   emitter_->Emit(std::move(e));

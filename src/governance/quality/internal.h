@@ -47,7 +47,11 @@ struct LakeFacts {
 
 // Check results older than this (by checked_at) no longer count.
 inline constexpr int64_t kResultsHorizonUs = 8LL * 24 * 3600 * 1000000;
-Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_dir, FileSystem* fs, int64_t now_us);
+// With `known_results` (the latest results and blocked batches of an earlier GatherFacts,
+// with every result written since folded in by OverlayResults), system.quality_results is
+// not read: its 8 days of results are what makes this call grow with a lake's age.
+Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_dir, FileSystem* fs, int64_t now_us,
+                              const LakeFacts* known_results = nullptr);
 // Folds results not yet committed into facts.latest_results / blocked batches.
 // REQUIRES: no result is blocking (a blocked batch unpublishes its Gold refresh:
 // gather the facts again after committing the results instead).

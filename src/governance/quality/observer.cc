@@ -95,6 +95,21 @@ struct QualityObserver::Impl {
   Counter* observer_errors = nullptr;
   Gauge* observer_seconds = nullptr;
 
+  // The snapshots the checks read, the last two versions per table: a batch reads its
+  // version v and v - 1, and the next batch's v - 1 is this one's v (no second log replay).
+  std::map<std::string, std::map<int64_t, delta::Snapshot>> snapshots;
+  Result<delta::Snapshot> SnapshotAt(engine::Connection* c, const std::string& path, std::optional<int64_t> version) {
+    auto& cached = snapshots[path];
+    if (version) {
+      auto it = cached.find(*version);
+      if (it != cached.end()) return it->second;
+    }
+    ASSIGN_OR_RETURN(delta::Snapshot s, delta::LoadSnapshotAt(path, c, version, fs));
+    cached[s.version] = s;
+    while (cached.size() > 2) cached.erase(cached.begin());
+    return s;
+  }
+
   Result<engine::QueryResult> Query(engine::Connection* c, const std::string& sql) {
     queries++;
     return c->Query(sql);
@@ -120,9 +135,90 @@ struct QualityObserver::Impl {
   Result<std::vector<CheckResult>> Run(const pipeline::BatchResult& result, engine::Connection* c);
   void Volume(const CheckConfig& check, const pipeline::BatchResult& result, int64_t from_us, int64_t to_us,
               std::vector<CheckResult>* out);
+  // revenue_daily: judged dates go to `out`; dates waiting for the check's interval are kept.
+  Status RevenueDaily(const CheckConfig& check, const pipeline::BatchResult& result, engine::Connection* c,
+                      int64_t now, std::vector<CheckResult>* out);
+  std::map<std::string, std::set<std::string>> revenue_dates;  // check → session dates touched, not yet judged
+  std::map<std::string, int64_t> revenue_last_us;              // check → its last run
+  // The latest result per (check, dataset, series) and the blocked batches, read from
+  // system.quality_results by the first run and kept since (see GatherFacts).
+  std::optional<LakeFacts> known_results;
+  const LakeFacts* known() const { return known_results ? &*known_results : nullptr; }
   void UpdateLagMetrics();
   void ExportResultMetrics(const std::vector<CheckResult>& results);
 };
+
+Status QualityObserver::Impl::RevenueDaily(const CheckConfig& check, const pipeline::BatchResult& result,
+                                           engine::Connection* c, int64_t now, std::vector<CheckResult>* out) {
+  // The session dates this batch may have changed: its new rows' event dates (a new row
+  // starts or extends a session of its day or, across midnight, of the day before) and
+  // the partitions the refresh rewrote in gold.fact_session_daily.
+  std::set<std::string>& dates = revenue_dates[check.name];
+  ASSIGN_OR_RETURN(auto touched, Query(c, "SELECT DISTINCT strftime(event_date, '%Y-%m-%d') FROM batch_events "
+                                          "WHERE event_date IS NOT NULL"));
+  for (size_t i = 0; i < touched.row_count(); i++) dates.insert(touched.GetString(i, 0));
+  auto sessions = result.gold->tables.find("gold/fact_session_daily");
+  if (sessions != result.gold->tables.end())
+    for (const auto& d : sessions->second.dates) dates.insert(d);
+  // A lake whose Gold has no session table (models switched off): nothing to compare.
+  if (!fs->Exists(JoinPath(lake_dir, "gold/fact_session_daily/_delta_log"))) return Status::OK();
+  auto last = revenue_last_us.find(check.name);
+  if (dates.empty() || (last != revenue_last_us.end() && now - last->second < check.interval_us)) return Status::OK();
+  revenue_last_us[check.name] = now;
+  std::set<std::string> judging;
+  judging.swap(dates);
+
+  auto compare = [&](const std::string& date) -> Result<CheckResult> {
+    CheckResult r = NewResult(check, result, now);
+    r.series = "date=" + date;
+    ASSIGN_OR_RETURN(auto bounds, Query(c, "SELECT epoch_us(DATE " + Sq(date) + "::TIMESTAMP), epoch_us((DATE " +
+                                               Sq(date) + " + 1)::TIMESTAMP)"));
+    r.window_start_us = bounds.GetInt64(0, 0);
+    r.window_end_us = bounds.GetInt64(0, 1);
+    // Gold: the day's sessions (session_date = the date of their first activity event).
+    const std::string gold_path = JoinPath(lake_dir, "gold/fact_session_daily");
+    ASSIGN_OR_RETURN(delta::Snapshot gold, SnapshotAt(c, gold_path, std::nullopt));
+    ASSIGN_OR_RETURN(std::string g_scan, delta::ScanSql(gold_path, gold, {{"session_date", "=", date, "DATE"}}));
+    // Silver, at the version Gold covers: the sessions whose first activity event is on
+    // the date, and their order_completed revenue on that day or after (no midnight split).
+    const std::string silver_path = JoinPath(lake_dir, "silver/events");
+    ASSIGN_OR_RETURN(delta::Snapshot silver, SnapshotAt(c, silver_path, result.gold->silver_version));
+    ASSIGN_OR_RETURN(std::string starts, delta::ScanSql(silver_path, silver, {{"event_date", "=", date, "DATE"}}));
+    ASSIGN_OR_RETURN(std::string orders, delta::ScanSql(silver_path, silver, {{"event_date", ">=", date, "DATE"}}));
+    ASSIGN_OR_RETURN(auto q, Query(c,
+        "WITH g AS (SELECT coalesce(sum(revenue::DECIMAL(38, 6)), 0)::DOUBLE AS revenue, count(*) AS n FROM (" +
+            g_scan + ")), "
+        "st AS MATERIALIZED (SELECT session_id FROM (" + starts + ") WHERE session_event_index = 1), "
+        "o AS (SELECT coalesce(sum(revenue::DECIMAL(38, 6)), 0)::DOUBLE AS revenue FROM (" + orders + ") "
+        "WHERE event_name = 'order_completed' AND revenue IS NOT NULL AND session_id IN (SELECT session_id FROM st)) "
+        "SELECT g.revenue, g.n, o.revenue, (SELECT count(*) FROM st) FROM g, o"));
+    const double gold_total = q.GetDouble(0, 0), silver_total = q.GetDouble(0, 2);
+    r.observed = gold_total;
+    r.expected_min = silver_total - check.tolerance;
+    r.expected_max = silver_total + check.tolerance;
+    r.detail = "sessions of " + date + ": gold.fact_session_daily revenue " + Fixed(gold_total, 2) + " over " +
+               std::to_string(q.GetInt64(0, 1)) + " sessions, silver.events order_completed revenue " +
+               Fixed(silver_total, 2) + " over " + std::to_string(q.GetInt64(0, 3)) + " sessions";
+    if (std::abs(gold_total - silver_total) > check.tolerance) {
+      r.status = check.severity == Severity::kError ? CheckStatus::kFail : CheckStatus::kWarn;
+      r.detail = "daily revenue differs by " + Fixed(gold_total - silver_total, 2) + ": " + r.detail;
+    }
+    return r;
+  };
+  for (const auto& date : judging) {
+    auto r = compare(date);
+    if (r.ok()) {
+      out->push_back(std::move(r).value());
+    } else {
+      CheckResult e = NewResult(check, result, now);
+      e.series = "date=" + date;
+      e.status = CheckStatus::kError;
+      e.detail = "the check could not run: " + r.status().message();
+      out->push_back(std::move(e));
+    }
+  }
+  return Status::OK();
+}
 
 Status QualityObserver::Impl::LoadState(engine::Connection* c, int64_t now_us) {
   state_loaded = true;
@@ -195,6 +291,7 @@ void QualityObserver::Impl::Volume(const CheckConfig& check, const pipeline::Bat
   for (const auto& [key, hours] : series) {
     const auto& [dataset, source, event_name, metric] = key;
     if (dataset != check.dataset || metric != "rows" || hours.empty()) continue;
+    if (!check.by_event_name && dataset == "bronze.events" && event_name != "*") continue;
     const int64_t first_hour = hours.begin()->first;
     for (int64_t h = from_us; h + kHourUs <= to_us; h += kHourUs) {
       if (first_hour > h) continue;  // the series did not exist yet
@@ -274,10 +371,10 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
   std::optional<delta::Snapshot> silver_old;
   std::set<std::string> silver_columns;
   if (sv != result.versions.end() && result.silver_rows > 0) {
-    ASSIGN_OR_RETURN(delta::Snapshot snap, delta::LoadSnapshotAt(silver_path, c, sv->second, fs));
+    ASSIGN_OR_RETURN(delta::Snapshot snap, SnapshotAt(c, silver_path, sv->second));
     delta::Snapshot old;
     if (sv->second > 0) {
-      ASSIGN_OR_RETURN(old, delta::LoadSnapshotAt(silver_path, c, sv->second - 1, fs));
+      ASSIGN_OR_RETURN(old, SnapshotAt(c, silver_path, sv->second - 1));
     }
     for (const auto& f : snap.schema().fields) silver_columns.insert(f.name);
     std::set<std::string> wanted(std::begin(kBaseColumns), std::end(kBaseColumns));
@@ -405,10 +502,10 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
   auto bv = result.versions.find("bronze.events");
   if (bv != result.versions.end() && result.bronze_rows > 0 && enabled("volume_anomaly")) {
     const std::string bronze_path = JoinPath(lake_dir, "bronze/events");
-    ASSIGN_OR_RETURN(delta::Snapshot snap, delta::LoadSnapshotAt(bronze_path, c, bv->second, fs));
+    ASSIGN_OR_RETURN(delta::Snapshot snap, SnapshotAt(c, bronze_path, bv->second));
     std::set<std::string> before;
     if (bv->second > 0) {
-      ASSIGN_OR_RETURN(delta::Snapshot old, delta::LoadSnapshotAt(bronze_path, c, bv->second - 1, fs));
+      ASSIGN_OR_RETURN(delta::Snapshot old, SnapshotAt(c, bronze_path, bv->second - 1));
       for (const auto& f : old.files) before.insert(f.path);
     }
     delta::Snapshot added = snap;
@@ -416,11 +513,29 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     for (const auto& f : snap.files)
       if (!before.count(f.path)) added.files.push_back(f);
     ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(bronze_path, added));
-    ASSIGN_OR_RETURN(auto counts, Query(c, "SELECT coalesce(source, ''), epoch_us(date_trunc('hour', "
-                                           "CAST(received_at AS TIMESTAMP))), count(*) FROM (" + scan +
-                                           ") GROUP BY ALL"));
-    for (size_t i = 0; i < counts.row_count(); i++)
-      AddState(counts.GetInt64(i, 1), "bronze.events", counts.GetString(i, 0), "*", "rows", counts.GetInt64(i, 2));
+    // Per source, and per source and event name as the tracker sent it (Bronze is raw):
+    // a Segment track call's `event`, else its `type`; a Snowplow event's `e` (DuckDB's JSON; a
+    // payload that is not JSON, or has none of them, counts under "(unparsed)").
+    // `by_event_name = false` on every Bronze volume check: per source only, payloads unread.
+    bool by_name = false;
+    for (const auto& ch : options.checks)
+      by_name |= ch.enabled && ch.type == "volume_anomaly" && ch.dataset == "bronze.events" && ch.by_event_name;
+    const std::string name_sql =
+        by_name ? "json_extract_string(CASE WHEN json_valid(payload) THEN payload ELSE '{}' END, "
+                  "['$.type', '$.event', '$.e'])"
+                : "NULL::VARCHAR[]";
+    ASSIGN_OR_RETURN(auto counts, Query(c,
+        "SELECT coalesce(source, ''), epoch_us(date_trunc('hour', CAST(received_at AS TIMESTAMP))), "
+        "coalesce(n[2], n[1], n[3], '(unparsed)'), count(*) FROM (SELECT source, received_at, " + name_sql +
+            " AS n FROM (" + scan + ")) GROUP BY ALL"));
+    std::map<std::pair<std::string, int64_t>, int64_t> per_source;
+    for (size_t i = 0; i < counts.row_count(); i++) {
+      if (by_name)
+        AddState(counts.GetInt64(i, 1), "bronze.events", counts.GetString(i, 0), counts.GetString(i, 2), "rows",
+                 counts.GetInt64(i, 3));
+      per_source[{counts.GetString(i, 0), counts.GetInt64(i, 1)}] += counts.GetInt64(i, 3);
+    }
+    for (const auto& [key, n] : per_source) AddState(key.second, "bronze.events", key.first, "*", "rows", n);
   }
 
   Phase("bronze");
@@ -572,14 +687,14 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
           return r;
         }
         const std::string gold_path = JoinPath(lake_dir, "gold/fact_events");
-        ASSIGN_OR_RETURN(delta::Snapshot gold_snap, delta::LoadSnapshotAt(gold_path, c, std::nullopt, fs));
+        ASSIGN_OR_RETURN(delta::Snapshot gold_snap, SnapshotAt(c, gold_path, std::nullopt));
         // The refresh wrote the touched rows into the files of its commit: when it
         // is known, only those are candidates (a late event's day is not scanned).
         auto refreshed = result.gold->tables.find("gold/fact_events");
         if (refreshed != result.gold->tables.end() && refreshed->second.version > 0 &&
             refreshed->second.version == gold_snap.version) {
           ASSIGN_OR_RETURN(delta::Snapshot before,
-                           delta::LoadSnapshotAt(gold_path, c, refreshed->second.version - 1, fs));
+                           SnapshotAt(c, gold_path, refreshed->second.version - 1));
           std::set<std::string> old_paths;
           for (const auto& f : before.files) old_paths.insert(f.path);
           std::vector<delta::AddFile> files;
@@ -638,6 +753,14 @@ Result<std::vector<CheckResult>> QualityObserver::Impl::Run(const pipeline::Batc
     }
   }
   Phase("gold vs silver");
+  // ---- Gold's daily revenue against Silver's, for the session dates the batch touched ----
+  if (have_silver && result.gold && !result.gold->noop) {
+    for (const auto& ch : options.checks) {
+      if (!ch.enabled || ch.type != "revenue_daily") continue;
+      RETURN_IF_ERROR(RevenueDaily(ch, result, c, now, &out));
+    }
+  }
+  Phase("daily revenue");
   for (auto& r : out) {
     r.checked_at_us = now;
     if (r.status == CheckStatus::kFail) {
@@ -765,7 +888,10 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     // Freshness, from the same facts readiness is derived from.
     d.queries++;
     const int64_t now = d.clock->NowMicros();
-    ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(c, d.lake_dir, d.fs, now));
+    // system.quality_results is read once; from then on this observer, its only writer, keeps
+    // the latest results (d.known_results) itself.
+    ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(c, d.lake_dir, d.fs, now, d.known()));
+    if (!d.known_results) d.known_results = facts;
     d.Phase("readiness facts");
     {
       std::vector<DatasetReadiness> pre = DeriveReadiness(facts, d.options, now, c);
@@ -805,8 +931,10 @@ void QualityObserver::OnBatchCommitted(const pipeline::BatchResult& result) {
     RETURN_IF_ERROR(d.Append(c, kResultsTable, ResultsSchema(), result_rows, kResultColumns, result.batch_id));
     RETURN_IF_ERROR(d.CommitState(c, result.batch_id));
     d.Phase("commits");
+    OverlayResults(&*d.known_results, results);
     if (std::any_of(results.begin(), results.end(), [](const CheckResult& r) { return r.blocking; })) {
-      ASSIGN_OR_RETURN(facts, GatherFacts(c, d.lake_dir, d.fs, now));  // the refresh this batch published is withdrawn
+      // The refresh this batch published is withdrawn.
+      ASSIGN_OR_RETURN(facts, GatherFacts(c, d.lake_dir, d.fs, now, d.known()));
     } else {
       OverlayResults(&facts, results);
     }
@@ -859,7 +987,12 @@ void QualityObserver::OnTick(int64_t now_us) {
   // Readiness moves with time alone (LATE): refreshed on ticks, at most every readiness_interval.
   if (d.last_tick_readiness_us >= 0 && now_us - d.last_tick_readiness_us < d.options.readiness_interval_us) return;
   d.last_tick_readiness_us = now_us;
-  auto r = ComputeReadiness(d.lake_dir, d.options, now_us, d.db.get(), d.fs);
+  auto r = [&]() -> Result<std::vector<DatasetReadiness>> {
+    ASSIGN_OR_RETURN(auto conn, d.db->Connect());
+    RETURN_IF_ERROR(conn->Execute("SET TimeZone = 'UTC'"));
+    ASSIGN_OR_RETURN(LakeFacts facts, GatherFacts(conn.get(), d.lake_dir, d.fs, now_us, d.known()));
+    return DeriveReadiness(facts, d.options, now_us, conn.get());
+  }();
   if (!r.ok()) {
     spdlog::warn("quality: readiness: {}", r.status().ToString());
     return;

@@ -38,8 +38,8 @@ std::string FormatDuration(int64_t us) {
 }
 
 const std::vector<std::string> kTypes = {"volume_anomaly",  "null_spike",      "freshness",       "revenue_consistency",
-                                         "revenue_present", "unique",          "accepted_values", "quarantine_rate",
-                                         "schema_drift",    "sql"};
+                                         "revenue_daily",   "revenue_present", "unique",          "accepted_values",
+                                         "quarantine_rate", "schema_drift",    "sql"};
 
 CheckConfig Make(std::string type, std::string name, std::string dataset = "silver.events") {
   CheckConfig c;
@@ -77,6 +77,10 @@ std::vector<CheckConfig> QualityOptions::DefaultChecks() {
   CheckConfig rev = Make("revenue_consistency", "revenue_consistency", "gold.fact_events");
   rev.severity = Severity::kError;
   out.push_back(rev);
+  CheckConfig daily = Make("revenue_daily", "revenue_daily_total", "gold.fact_session_daily");
+  daily.severity = Severity::kError;
+  daily.interval_us = 15LL * 60 * 1000000;  // it reads whole days: a quarter-hourly reconciliation is plenty
+  out.push_back(daily);
   out.push_back(Make("revenue_present", "order_completed_revenue"));
   CheckConfig unique = Make("unique", "unique_event_id");
   unique.column = "event_id";
@@ -132,6 +136,7 @@ Result<QualityOptions> QualityOptions::FromConfig(const Config& config) {
     c.min_training_size = static_cast<int>(e.GetInt(p + "min_training_size", c.min_training_size));
     c.min_relative_change = e.GetDouble(p + "min_relative_change", c.min_relative_change);
     c.direction = e.GetString(p + "direction", c.direction);
+    c.by_event_name = e.GetBool(p + "by_event_name", c.by_event_name);
     if (c.direction != "up" && c.direction != "down" && c.direction != "both")
       return Status::InvalidArgument(where + " (" + c.name + "): direction must be up, down or both");
     c.columns = e.GetStringList(p + "columns");
@@ -149,6 +154,8 @@ Result<QualityOptions> QualityOptions::FromConfig(const Config& config) {
     c.warn_above = e.GetDouble(p + "warn_above", c.warn_above);
     c.error_above = e.GetDouble(p + "error_above", c.error_above);
     c.tolerance = e.GetDouble(p + "tolerance", c.tolerance);
+    c.interval_us = e.GetDurationMicros(p + "interval", c.interval_us);
+    if (c.interval_us < 0) return Status::InvalidArgument(where + " (" + c.name + "): interval must not be negative");
     c.sql = e.GetString(p + "sql", "");
     if (c.type == "sql" && c.sql.empty())
       return Status::InvalidArgument(where + " (" + c.name + "): a sql check needs sql = \"SELECT … failing rows\"");

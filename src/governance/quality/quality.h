@@ -66,6 +66,10 @@ const char* ToString(Severity s);     // "warn" | "error"
 //   freshness       lag of `dataset` (warn_after / error_after)
 //   revenue_consistency  Gold (fact_events) against Silver: every row the batch
 //                   wrote to Silver is in gold.fact_events once, with its revenue
+//   revenue_daily   Gold's daily revenue (gold.fact_session_daily by session_date)
+//                   against the order_completed revenue of Silver's sessions that
+//                   start that day, for the dates the batch touched (at most every
+//                   `interval`; dates touched meanwhile wait for the next run)
 //   revenue_present order_completed events without revenue
 //   unique          `column` (default event_id) unique among the batch's new rows
 //   accepted_values `column` in `values`
@@ -87,6 +91,7 @@ struct CheckConfig {
   int min_training_size = 4;        // fewer buckets: pass ("training")
   double min_relative_change = 0.2; // |observed - mean| / mean below this never alarms
   std::string direction = "both";   // up | down | both
+  bool by_event_name = true;        // bronze.events: per event name too (reads each payload's name)
   // null_spike
   std::vector<std::string> columns;
   double min_increase = 0.05;       // absolute rate increase that may alarm
@@ -100,8 +105,9 @@ struct CheckConfig {
   // quarantine_rate (fractions)
   double warn_above = 0.02;
   double error_above = 0.10;
-  // revenue_consistency
+  // revenue_consistency, revenue_daily
   double tolerance = 0.01;          // currency units
+  int64_t interval_us = 0;          // revenue_daily: at most one run per interval (0: every batch)
   // sql
   std::string sql;
 };

@@ -368,6 +368,157 @@ TEST_F(QualityLakeTest, RevenueMismatchBetweenGoldAndSilverFailsAndBlockHoldsGol
   EXPECT_EQ(*Find(readiness, "gold.fact_events").last_batch_id, 2);
 }
 
+// Gold's daily revenue (gold.fact_session_daily by session date) against the order revenue
+// of Silver's sessions that start that day, for the dates the batch touched.
+TEST_F(QualityLakeTest, DailyRevenueTotalGoldAgainstSilverPerSessionDate) {
+  const std::string toml =
+      "[[quality.checks]]\nname = \"revenue_daily_total\"\ntype = \"revenue_daily\"\n"
+      "dataset = \"gold.fact_session_daily\"\nseverity = \"error\"\n";
+  auto observer = Observer(toml);
+  delta::Schema silver = CraftedSilverSchema();
+  silver.fields.push_back({"session_event_index", "long", true});
+  delta::Schema sessions;
+  sessions.fields = {{"session_id", "string", true}, {"session_date", "date", true}, {"revenue", "double", true}};
+  // Silver rows: (event_id, session_id, session_event_index, event_name, event_ts, revenue).
+  auto silver_rows = [&](const std::string& values) {
+    return Append("silver/events", silver,
+                  "SELECT event_id, 'track' AS event_type, event_name, 'web' AS source, 'u1' AS user_key, "
+                  "session_id, NULL::VARCHAR AS page_url, 'desktop' AS device_type, 'DE' AS geo_country, "
+                  "'web' AS platform, 'EUR' AS currency, ts::TIMESTAMPTZ AS event_ts, ts::TIMESTAMPTZ AS received_at, "
+                  "CAST(ts AS DATE) AS event_date, revenue::DOUBLE AS revenue, idx::BIGINT AS session_event_index "
+                  "FROM (VALUES " + values +
+                      ") t(event_id, session_id, idx, event_name, ts, revenue)",
+                  {"event_date"});
+  };
+  auto gold_rows = [&](const std::string& values) {
+    Append("gold/fact_session_daily", sessions,
+           "SELECT session_id, session_date::DATE AS session_date, revenue::DOUBLE AS revenue FROM (VALUES " + values +
+               ") t(session_id, session_date, revenue)",
+           {"session_date"});
+  };
+  auto batch = [&](int64_t id, int64_t silver_version, int64_t rows, std::vector<std::string> gold_dates) {
+    pipeline::BatchResult r = Batch(id, silver_version, rows, kT0 + (id + 1) * 60 * kSec);
+    auto gold = std::make_shared<pipeline::gold::GoldRefreshResult>();
+    gold->silver_version = silver_version;
+    gold->tables["gold/fact_session_daily"].dates = std::move(gold_dates);
+    r.gold = gold;
+    return r;
+  };
+  // Batch 0: s1 starts before midnight and orders after it (its revenue is 2026-11-06's, the
+  // date of the session); s2 starts and orders on 2026-11-07. Gold agrees: both dates pass.
+  int64_t v = silver_rows(
+      "('a1', 's1', 1, 'page_viewed', TIMESTAMP '2026-11-06 23:50:00', NULL), "
+      "('a2', 's1', 2, 'order_completed', TIMESTAMP '2026-11-07 00:10:00', 30.0), "
+      "('a3', 's2', 1, 'page_viewed', TIMESTAMP '2026-11-07 10:00:00', NULL), "
+      "('a4', 's2', 2, 'order_completed', TIMESTAMP '2026-11-07 10:05:00', 12.5), "
+      "('a5', NULL, NULL, 'identify', TIMESTAMP '2026-11-07 10:06:00', NULL)");
+  gold_rows("('s1', '2026-11-06', 30.0), ('s2', '2026-11-07', 12.5)");
+  auto results = Named(Observe(observer.get(), batch(0, v, 5, {"2026-11-06", "2026-11-07"})), "revenue_daily_total");
+  ASSERT_EQ(results.size(), 2u) << ResultsJson(observer->LastResults());
+  EXPECT_EQ(results[0].series, "date=2026-11-06");
+  EXPECT_EQ(results[1].series, "date=2026-11-07");
+  for (const auto& r : results) EXPECT_EQ(r.status, CheckStatus::kPass) << r.series << ": " << r.detail;
+  EXPECT_NEAR(*results[0].observed, 30.0, 1e-9);
+  EXPECT_NEAR(*results[1].observed, 12.5, 1e-9);
+  EXPECT_NE(results[1].detail.find("silver.events order_completed revenue 12.50 over 1 sessions"), std::string::npos)
+      << results[1].detail;
+
+  // Batch 1: s2 orders again, but Gold's 2026-11-07 still has the old total: a failure,
+  // only for the date the batch touched.
+  v = silver_rows("('b1', 's2', 3, 'order_completed', TIMESTAMP '2026-11-07 10:20:00', 7.5)");
+  results = Named(Observe(observer.get(), batch(1, v, 1, {})), "revenue_daily_total");
+  ASSERT_EQ(results.size(), 1u) << ResultsJson(observer->LastResults());
+  EXPECT_EQ(results[0].series, "date=2026-11-07");
+  EXPECT_EQ(results[0].status, CheckStatus::kFail) << results[0].detail;
+  EXPECT_NEAR(*results[0].observed, 12.5, 1e-9);
+  EXPECT_NEAR(*results[0].expected_min, 19.99, 1e-9);
+  EXPECT_NE(results[0].detail.find("daily revenue differs by -7.50"), std::string::npos) << results[0].detail;
+  EXPECT_EQ(Find(Readiness(Options(toml), clock_.NowMicros()), "gold.fact_session_daily").status,
+            ReadinessStatus::kFailed);
+
+  // Batch 2: Gold has caught up (equal totals): the date passes again.
+  v = silver_rows("('c1', 's3', 1, 'page_viewed', TIMESTAMP '2026-11-07 12:00:00', NULL)");
+  gold_rows("('s2-late-order', '2026-11-07', 7.5), ('s3', '2026-11-07', 0.0)");
+  results = Named(Observe(observer.get(), batch(2, v, 1, {"2026-11-07"})), "revenue_daily_total");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status, CheckStatus::kPass) << results[0].detail;
+  EXPECT_NEAR(*results[0].observed, 20.0, 1e-9);
+  EXPECT_NE(Find(Readiness(Options(toml), clock_.NowMicros()), "gold.fact_session_daily").status,
+            ReadinessStatus::kFailed);
+
+  // With an interval, dates touched in between wait for the next run and are judged then.
+  const std::string hourly = toml + "interval = \"1h\"\n";
+  observer = Observer(hourly);
+  v = silver_rows("('d1', 's4', 1, 'page_viewed', TIMESTAMP '2026-11-08 09:00:00', NULL)");
+  gold_rows("('s4', '2026-11-08', 0.0)");
+  EXPECT_EQ(Named(Observe(observer.get(), batch(3, v, 1, {"2026-11-08"})), "revenue_daily_total").size(), 1u);
+  v = silver_rows("('e1', 's5', 1, 'page_viewed', TIMESTAMP '2026-11-09 09:00:00', NULL)");
+  gold_rows("('s5', '2026-11-09', 0.0)");
+  EXPECT_TRUE(Named(Observe(observer.get(), batch(4, v, 1, {"2026-11-09"})), "revenue_daily_total").empty());
+  v = silver_rows("('f1', 's4', 2, 'page_viewed', TIMESTAMP '2026-11-08 09:10:00', NULL)");
+  pipeline::BatchResult later = batch(5, v, 1, {"2026-11-08"});
+  later.started_us += kHour;
+  later.finished_us += kHour;
+  results = Named(Observe(observer.get(), later), "revenue_daily_total");
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].series, "date=2026-11-08");
+  EXPECT_EQ(results[1].series, "date=2026-11-09");
+}
+
+// Bronze volume per source and per event name as the tracker sent it.
+TEST_F(QualityLakeTest, BronzeVolumePerEventName) {
+  const std::string toml =
+      "[[quality.checks]]\nname = \"volume_anomaly_bronze\"\ntype = \"volume_anomaly\"\ndataset = \"bronze.events\"\n"
+      "severity = \"error\"\n";
+  auto observer = Observer(toml);
+  delta::Schema bronze;
+  bronze.fields = {{"source", "string", true}, {"received_at", "timestamp", false}, {"payload", "string", true}};
+  // Page views as Segment page calls, products as track calls; `keep` thins the product views.
+  auto append = [&](const std::string& traffic, const std::string& keep, const std::string& more = "") {
+    return Append("bronze/events", bronze,
+                  "SELECT 'web' AS source, received_at::TIMESTAMPTZ AS received_at, CASE WHEN event_name = "
+                  "'page_viewed' THEN '{\"type\":\"page\",\"name\":\"Home\"}' ELSE "
+                  "'{\"type\":\"track\",\"event\":\"Product Viewed\"}' END AS payload FROM (" + traffic + ") WHERE " +
+                      keep + more);
+  };
+  auto batch = [&](int64_t id, int64_t version, int64_t started_us) {
+    pipeline::BatchResult r;
+    r.batch_id = id;
+    r.events = r.bronze_rows = 100;
+    r.versions["bronze.events"] = version;
+    r.started_us = started_us;
+    r.finished_us = started_us + 2 * kSec;
+    return r;
+  };
+  const int64_t start = kT0 - 5 * kWeek;
+  int64_t v = append(SeasonalTraffic(start, 5 * 168 + 1, 1.0, "h"), "true");
+  auto results = Named(Observe(observer.get(), batch(0, v, kT0 + kHour + 60 * kSec)), "volume_anomaly_bronze");
+  std::map<std::string, CheckStatus> by_series;
+  for (const auto& r : results) by_series[r.series] = r.status;
+  EXPECT_EQ(by_series, (std::map<std::string, CheckStatus>{{"source=web", CheckStatus::kPass},
+                                                           {"source=web event_name=page", CheckStatus::kPass},
+                                                           {"source=web event_name=Product Viewed", CheckStatus::kPass}}))
+      << ResultsJson(results);
+  // The next hour, product views drop to a tenth (page views as usual), and one payload is not JSON.
+  v = append(SeasonalTraffic(kT0 + kHour, 1, 1.0, "d"), "event_name = 'page_viewed' OR hash(event_id) % 10 = 0",
+             " UNION ALL SELECT 'web', make_timestamp(" + std::to_string(kT0 + kHour + 5 * kSec) +
+                 "::BIGINT)::TIMESTAMPTZ, 'not json'");
+  results = Named(Observe(observer.get(), batch(1, v, kT0 + 2 * kHour + 60 * kSec)), "volume_anomaly_bronze");
+  by_series.clear();
+  for (const auto& r : results) by_series[r.series] = r.status;
+  EXPECT_EQ(by_series.at("source=web event_name=Product Viewed"), CheckStatus::kFail) << ResultsJson(results);
+  EXPECT_EQ(by_series.at("source=web event_name=page"), CheckStatus::kPass) << ResultsJson(results);
+  EXPECT_EQ(by_series.at("source=web event_name=(unparsed)"), CheckStatus::kPass) << ResultsJson(results);  // training
+
+  // by_event_name = false: per source only, the payloads unread (and the named series of before not judged).
+  observer = Observer(toml + "by_event_name = false\n");
+  v = append(SeasonalTraffic(kT0 + 2 * kHour, 1, 1.0, "n"), "true");
+  results = Named(Observe(observer.get(), batch(2, v, kT0 + 3 * kHour + 60 * kSec)), "volume_anomaly_bronze");
+  ASSERT_EQ(results.size(), 1u) << ResultsJson(results);
+  EXPECT_EQ(results[0].series, "source=web");
+  EXPECT_EQ(results[0].status, CheckStatus::kPass) << results[0].detail;
+}
+
 TEST_F(QualityLakeTest, BatchRowChecksFindDuplicatesUnknownValuesAndOrdersWithoutRevenue) {
   auto observer = Observer();
   const std::string ts = "make_timestamp(" + std::to_string(kT0) + "::BIGINT)";

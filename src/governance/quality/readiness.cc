@@ -102,7 +102,7 @@ std::string FormatLag(int64_t us) {
 }
 
 Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_dir, FileSystem* fs,
-                              int64_t now_us) {
+                              int64_t now_us, const LakeFacts* known_results) {
   LakeFacts facts;
   auto snapshot = [&](const std::string& rel) -> Result<std::optional<delta::Snapshot>> {
     const std::string path = JoinPath(lake_dir, rel);
@@ -143,9 +143,18 @@ Result<LakeFacts> GatherFacts(engine::Connection* conn, const std::string& lake_
   }
   // Checks run every batch: the results of the last kResultsHorizon say what holds now, and
   // reading only their files keeps this cheap however long the lake has run.
-  ASSIGN_OR_RETURN(bool has_results,
-                   attach("q_results", kResultsTable,
-                          {delta::Predicate{"checked_at", ">=", FormatTimestampMicros(now_us - kResultsHorizonUs), ""}}));
+  if (known_results) {  // the caller wrote every result since it read them: no need to read them again
+    for (const auto& c : known_results->latest_results)
+      if (c.checked_at_us >= now_us - kResultsHorizonUs) facts.latest_results.push_back(c);
+    facts.blocked_batches = known_results->blocked_batches;
+    facts.block_reasons = known_results->block_reasons;
+  }
+  bool has_results = false;
+  if (!known_results) {
+    ASSIGN_OR_RETURN(has_results,
+                     attach("q_results", kResultsTable,
+                            {delta::Predicate{"checked_at", ">=", FormatTimestampMicros(now_us - kResultsHorizonUs), ""}}));
+  }
   if (has_results) {
     ASSIGN_OR_RETURN(auto r, conn->Query(
                                  "SELECT check_name, check_type, dataset, coalesce(series, ''), batch_id, "
