@@ -16,7 +16,7 @@ void Feed(const std::string& input) {
 }
 
 TEST(ActivateFuzzReplayTest, SeedCorpus) {
-  EXPECT_GE(clicklake::testing::ReplayFuzzCorpus("src/activate/fuzz/corpus/answers", FuzzDestinationAnswer), 12u);
+  EXPECT_GE(clicklake::testing::ReplayFuzzCorpus("src/activate/fuzz/corpus/answer", FuzzDestinationAnswer), 12u);
 }
 
 TEST(ActivateFuzzReplayTest, HostileInputs) {
