@@ -105,6 +105,9 @@ struct GoldRefreshResult {
   int64_t sessions_folded = 0;
   int64_t sessions_new = 0;
   int64_t sessions_recomputed = 0;
+  // silver.events compactions since the base whose moved rows the diff did
+  // not read (their files stood in for the files they folded).
+  int64_t compactions_skipped = 0;
   std::map<std::string, GoldTableRefresh> tables;  // by table name ("gold/fact_events")
   int64_t total_us = 0;
 };

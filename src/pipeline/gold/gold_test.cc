@@ -513,6 +513,7 @@ TEST_F(GoldTest, RefreshReadsOnlyWhatSilverDeletionVectorsChanged) {
   ASSERT_GT(optimized.files_removed, 0);
   ASSERT_OK_AND_ASSIGN(GoldRefreshResult compacted, stage->Refresh("app", 2));
   EXPECT_EQ(compacted.changed_rows, 0);
+  EXPECT_EQ(compacted.compactions_skipped, 1);
   EXPECT_EQ(GoldTables(lake()), before);
   // A second change on a file that already has a deletion vector.
   rows[1].page_path = "/b";
@@ -523,6 +524,16 @@ TEST_F(GoldTest, RefreshReadsOnlyWhatSilverDeletionVectorsChanged) {
   EXPECT_EQ(again.changed_rows, 4);
   EXPECT_EQ(Csv("SELECT plan FROM gold.dim_user WHERE user_key = 'u2'"), "plan\r\npro\r\n");
   ExpectEqualsRebuild(Config(), "a deletion vector grown twice");
+  // A compaction between Gold's base and a change (a busy processor compacts
+  // after each batch): the diff reads the change only, not the moved rows.
+  ASSERT_OK_AND_ASSIGN(delta::OptimizeResult folded, silver->Optimize());
+  ASSERT_GT(folded.files_removed, 0);
+  rows[2].page_path = "/c3";
+  SetSilverWithDeletionVectors(rows);
+  ASSERT_OK_AND_ASSIGN(GoldRefreshResult after_compaction, stage->Refresh("app", 4));
+  EXPECT_EQ(after_compaction.compactions_skipped, 1);
+  EXPECT_EQ(after_compaction.changed_rows, 2);
+  ExpectEqualsRebuild(Config(), "a change after a compaction");
 }
 
 // A refresh that fails part-way (a crash between its per-table commits) leaves
