@@ -445,10 +445,16 @@ struct ResultStream::Impl {
   duckdb_result result;
   bool have_result = false;
   bool done = false;
+  duckdb_connection source = nullptr;  // QuerySource: the stream's own connection
   ~Impl() {
     if (have_result) duckdb_destroy_result(&result);
     if (pending) duckdb_destroy_pending(&pending);
     if (prepared) duckdb_destroy_prepare(&prepared);
+    if (source) {
+      std::lock_guard<std::mutex> lock(sandbox->mu);
+      sandbox->active_sources.erase(source);
+      duckdb_disconnect(&source);
+    }
   }
   Status Interrupted() {
     done = true;
@@ -732,8 +738,28 @@ Result<std::unique_ptr<ResultStream>> Sandbox::Query(const std::string& sql) {
   RETURN_IF_ERROR(Check(sql).status());
   auto stream_impl = std::make_unique<ResultStream::Impl>();
   stream_impl->sandbox = impl_.get();
+  return Stream(sql, std::move(stream_impl));
+}
+
+Result<std::unique_ptr<ResultStream>> Sandbox::QuerySource(const std::string& sql) {
+  auto stream_impl = std::make_unique<ResultStream::Impl>();
+  stream_impl->sandbox = impl_.get();
+  if (duckdb_connect(impl_->source, &stream_impl->source) == DuckDBError) {
+    return Status::Internal("cannot connect to the source database");
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->active_sources.insert(stream_impl->source);
+  }
+  RETURN_IF_ERROR(RunOn(stream_impl->source, "SET TimeZone = 'UTC'"));
+  return Stream(sql, std::move(stream_impl));
+}
+
+Result<std::unique_ptr<ResultStream>> Sandbox::Stream(const std::string& sql,
+                                                      std::unique_ptr<ResultStream::Impl> stream_impl) {
+  const duckdb_connection conn = stream_impl->source ? stream_impl->source : impl_->conn;
   duckdb_prepared_statement user = nullptr;
-  if (duckdb_prepare(impl_->conn, sql.c_str(), &user) == DuckDBError) {
+  if (duckdb_prepare(conn, sql.c_str(), &user) == DuckDBError) {
     Status s = ErrorStatus("query failed", duckdb_prepare_error(user));
     duckdb_destroy_prepare(&user);
     return s;
@@ -769,7 +795,7 @@ Result<std::unique_ptr<ResultStream>> Sandbox::Query(const std::string& sql) {
     std::string body = sql;
     while (!body.empty() && (std::isspace(static_cast<unsigned char>(body.back())) || body.back() == ';')) body.pop_back();
     const std::string wrapped = "SELECT " + casts + " FROM (\n" + body + "\n) AS _clicklake_result(" + aliases + ")";
-    if (duckdb_prepare(impl_->conn, wrapped.c_str(), &stream_impl->prepared) == DuckDBError ||
+    if (duckdb_prepare(conn, wrapped.c_str(), &stream_impl->prepared) == DuckDBError ||
         duckdb_prepared_statement_type(stream_impl->prepared) != DUCKDB_STATEMENT_TYPE_SELECT) {
       return Status::InvalidArgument("query failed: this statement cannot be run as a query (end it without a comment)");
     }
