@@ -224,6 +224,10 @@ class Sandbox {
   // prepared here (a broken one fails Open).
   static Result<std::unique_ptr<Sandbox>> Open(Database* source, const std::vector<SandboxTable>& tables,
                                                const SandboxOptions& options = {});
+  // A sandbox without an engine of its own, for a statement that will run on
+  // `source` through QuerySource(): Check() parses on the source (nothing
+  // runs), Query() and AddTables() fail. Costs no DuckDB instance.
+  static Result<std::unique_ptr<Sandbox>> OpenSourceOnly(Database* source);
   // Adds tables after Open (e.g. once Check() said which a statement reads).
   Status AddTables(const std::vector<SandboxTable>& tables);
   ~Sandbox();

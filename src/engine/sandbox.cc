@@ -216,6 +216,9 @@ class StatementChecker {
   }
 };
 
+Result<std::vector<std::string>> CheckStatement(duckdb_connection conn, const std::string& sql,
+                                                Sandbox::Listing* listing);
+
 struct SourceTable {
   std::string key;  // "schema.name" or "name"
   std::string source_sql;
@@ -229,6 +232,7 @@ struct Sandbox::Impl {
   duckdb_database source = nullptr;  // borrowed
   duckdb_database db = nullptr;
   duckdb_connection conn = nullptr;
+  duckdb_connection parse = nullptr;  // OpenSourceOnly: parses statements on the source
   std::vector<SourceTable> tables;
   int threads = 2;
   // Interrupt() was called: streaming results ignore duckdb_interrupt, so
@@ -240,6 +244,7 @@ struct Sandbox::Impl {
 
   ~Impl() {
     if (conn) duckdb_disconnect(&conn);
+    if (parse) duckdb_disconnect(&parse);
     if (db) duckdb_close(&db);
     for (auto& t : tables)
       for (auto& ty : t.types) duckdb_destroy_logical_type(&ty);
@@ -593,6 +598,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Open(Database* source, const std::vect
 
 Status Sandbox::AddTables(const std::vector<SandboxTable>& tables) {
   if (tables.empty()) return Status::OK();
+  if (impl_->conn == nullptr) return Status::Internal("a source-only sandbox has no tables");
   std::vector<SourceTable> added;
   // Columns the caller declared: their logical types from one prepared
   // `SELECT CAST(NULL AS type)...` in the sandbox itself (nothing is read).
@@ -676,9 +682,25 @@ Status Sandbox::AddTables(const std::vector<SandboxTable>& tables) {
 }
 
 Result<std::vector<std::string>> Sandbox::Check(const std::string& sql, Listing* listing) {
+  // A source-only sandbox parses on its own connection to the source (nothing runs).
+  return CheckStatement(impl_->conn ? impl_->conn : impl_->parse, sql, listing);
+}
+
+Result<std::unique_ptr<Sandbox>> Sandbox::OpenSourceOnly(Database* source) {
+  auto impl = std::make_unique<Impl>();
+  impl->source = source->impl_->db;
+  if (duckdb_connect(impl->source, &impl->parse) == DuckDBError) return Status::Internal("cannot connect to DuckDB");
+  return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
+}
+
+namespace {
+
+Result<std::vector<std::string>> CheckStatement(duckdb_connection conn, const std::string& sql,
+                                                Sandbox::Listing* listing) {
+  using Listing = Sandbox::Listing;
   if (listing != nullptr) *listing = Listing();
   duckdb_extracted_statements extracted = nullptr;
-  const idx_t count = duckdb_extract_statements(impl_->conn, sql.c_str(), &extracted);
+  const idx_t count = duckdb_extract_statements(conn, sql.c_str(), &extracted);
   if (count == 0) {
     std::string e = extracted ? Text(duckdb_extract_statements_error(extracted)) : "";
     duckdb_destroy_extracted(&extracted);
@@ -695,7 +717,7 @@ Result<std::vector<std::string>> Sandbox::Check(const std::string& sql, Listing*
   duckdb_result r;
   std::memset(&r, 0, sizeof(r));
   std::string json;
-  if (duckdb_prepare(impl_->conn, "SELECT json_serialize_sql($1::VARCHAR)", &p) == DuckDBError ||
+  if (duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR)", &p) == DuckDBError ||
       duckdb_bind_varchar_length(p, 1, select.data(), select.size()) == DuckDBError ||
       duckdb_execute_prepared(p, &r) == DuckDBError) {
     duckdb_destroy_prepare(&p);
@@ -734,7 +756,10 @@ Result<std::vector<std::string>> Sandbox::Check(const std::string& sql, Listing*
   return checker.relations;
 }
 
+}  // namespace
+
 Result<std::unique_ptr<ResultStream>> Sandbox::Query(const std::string& sql) {
+  if (impl_->conn == nullptr) return Status::Internal("a source-only sandbox runs no user query");
   RETURN_IF_ERROR(Check(sql).status());
   auto stream_impl = std::make_unique<ResultStream::Impl>();
   stream_impl->sandbox = impl_.get();
@@ -812,7 +837,7 @@ Result<std::unique_ptr<ResultStream>> Sandbox::Stream(const std::string& sql,
 
 void Sandbox::Interrupt() {
   impl_->cancelled = true;
-  duckdb_interrupt(impl_->conn);
+  if (impl_->conn) duckdb_interrupt(impl_->conn);
   std::lock_guard<std::mutex> lock(impl_->mu);
   for (duckdb_connection c : impl_->active_sources) duckdb_interrupt(c);
 }

@@ -280,7 +280,7 @@ class GovernedQuery {
   // rather than in the sandbox.
   bool in_source() const { return in_source_; }
   // Where Start() spent its time (microseconds per step, in order), for
-  // profiling: "engines", "check", "tables", "plan", "start".
+  // profiling: "engines", "check", "tables", "plan", ["sandbox",] "start".
   const std::vector<std::pair<std::string, int64_t>>& phases() const { return phases_; }
 
  private:

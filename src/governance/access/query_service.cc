@@ -338,10 +338,9 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
   source_options.threads = options_.limits.threads;
   source_options.memory_limit = options_.limits.memory_limit;
   ASSIGN_OR_RETURN(q->source_, engine::Database::Open(source_options));
-  engine::SandboxOptions sandbox_options;
-  sandbox_options.threads = options_.limits.threads;
-  sandbox_options.memory_limit = options_.limits.memory_limit;
-  ASSIGN_OR_RETURN(q->sandbox_, engine::Sandbox::Open(q->source_.get(), {}, sandbox_options));
+  // The sandbox's own engine is opened only when the statement runs there
+  // (not for a source plan); until then statements are parsed on the source.
+  ASSIGN_OR_RETURN(q->sandbox_, engine::Sandbox::OpenSourceOnly(q->source_.get()));
   phase("engines");
 
   // DuckDB reserves the catalog name `system`: system.x is memory.system.x.
@@ -446,8 +445,13 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
   if (plan) {
     q->in_source_ = true;
     q->source_columns_[tables[0].schema + "." + tables[0].name] = plan->columns;
-  } else if (Status s = q->sandbox_->AddTables(tables); !s.ok()) {
-    return refuse(s);
+  } else {
+    engine::SandboxOptions sandbox_options;
+    sandbox_options.threads = options_.limits.threads;
+    sandbox_options.memory_limit = options_.limits.memory_limit;
+    ASSIGN_OR_RETURN(q->sandbox_, engine::Sandbox::Open(q->source_.get(), {}, sandbox_options));
+    if (Status s = q->sandbox_->AddTables(tables); !s.ok()) return refuse(s);
+    phase("sandbox");
   }
   if (audit_start) {
     AuditRecord started = q->record_;
