@@ -224,6 +224,10 @@ class Sandbox {
   // prepared here (a broken one fails Open).
   static Result<std::unique_ptr<Sandbox>> Open(Database* source, const std::vector<SandboxTable>& tables,
                                                const SandboxOptions& options = {});
+  // A sandbox without an engine of its own, for a statement that will run on
+  // `source` through QuerySource(): Check() parses on the source (nothing
+  // runs), Query() and AddTables() fail. Costs no DuckDB instance.
+  static Result<std::unique_ptr<Sandbox>> OpenSourceOnly(Database* source);
   // Adds tables after Open (e.g. once Check() said which a statement reads).
   Status AddTables(const std::vector<SandboxTable>& tables);
   ~Sandbox();
@@ -249,6 +253,11 @@ class Sandbox {
   // Check(), then runs the statement (a listing is refused: answer it). A
   // failure to read a source (or an interrupt) surfaces from Next().
   Result<std::unique_ptr<ResultStream>> Query(const std::string& sql);
+  // Runs `sql` on the source database (with its file access), streamed like
+  // Query()'s results (values as text; Interrupt() stops it). Nothing is
+  // checked here: `sql` must be one the caller built from validated parts,
+  // never text a user wrote (see access's source plans).
+  Result<std::unique_ptr<ResultStream>> QuerySource(const std::string& sql);
   // Stops the running query (its Next() then fails with "INTERRUPT").
   void Interrupt();
   // The columns each table's scans read so far ("schema.name" → columns).
@@ -258,6 +267,9 @@ class Sandbox {
 
  private:
   explicit Sandbox(std::unique_ptr<Impl> impl);
+  // Prepares and starts `sql` on the stream's source connection, or on the
+  // sandbox's own.
+  Result<std::unique_ptr<ResultStream>> Stream(const std::string& sql, std::unique_ptr<ResultStream::Impl> stream);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -216,6 +216,9 @@ class StatementChecker {
   }
 };
 
+Result<std::vector<std::string>> CheckStatement(duckdb_connection conn, const std::string& sql,
+                                                Sandbox::Listing* listing);
+
 struct SourceTable {
   std::string key;  // "schema.name" or "name"
   std::string source_sql;
@@ -229,6 +232,7 @@ struct Sandbox::Impl {
   duckdb_database source = nullptr;  // borrowed
   duckdb_database db = nullptr;
   duckdb_connection conn = nullptr;
+  duckdb_connection parse = nullptr;  // OpenSourceOnly: parses statements on the source
   std::vector<SourceTable> tables;
   int threads = 2;
   // Interrupt() was called: streaming results ignore duckdb_interrupt, so
@@ -240,6 +244,7 @@ struct Sandbox::Impl {
 
   ~Impl() {
     if (conn) duckdb_disconnect(&conn);
+    if (parse) duckdb_disconnect(&parse);
     if (db) duckdb_close(&db);
     for (auto& t : tables)
       for (auto& ty : t.types) duckdb_destroy_logical_type(&ty);
@@ -445,10 +450,16 @@ struct ResultStream::Impl {
   duckdb_result result;
   bool have_result = false;
   bool done = false;
+  duckdb_connection source = nullptr;  // QuerySource: the stream's own connection
   ~Impl() {
     if (have_result) duckdb_destroy_result(&result);
     if (pending) duckdb_destroy_pending(&pending);
     if (prepared) duckdb_destroy_prepare(&prepared);
+    if (source) {
+      std::lock_guard<std::mutex> lock(sandbox->mu);
+      sandbox->active_sources.erase(source);
+      duckdb_disconnect(&source);
+    }
   }
   Status Interrupted() {
     done = true;
@@ -587,6 +598,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Open(Database* source, const std::vect
 
 Status Sandbox::AddTables(const std::vector<SandboxTable>& tables) {
   if (tables.empty()) return Status::OK();
+  if (impl_->conn == nullptr) return Status::Internal("a source-only sandbox has no tables");
   std::vector<SourceTable> added;
   // Columns the caller declared: their logical types from one prepared
   // `SELECT CAST(NULL AS type)...` in the sandbox itself (nothing is read).
@@ -670,9 +682,25 @@ Status Sandbox::AddTables(const std::vector<SandboxTable>& tables) {
 }
 
 Result<std::vector<std::string>> Sandbox::Check(const std::string& sql, Listing* listing) {
+  // A source-only sandbox parses on its own connection to the source (nothing runs).
+  return CheckStatement(impl_->conn ? impl_->conn : impl_->parse, sql, listing);
+}
+
+Result<std::unique_ptr<Sandbox>> Sandbox::OpenSourceOnly(Database* source) {
+  auto impl = std::make_unique<Impl>();
+  impl->source = source->impl_->db;
+  if (duckdb_connect(impl->source, &impl->parse) == DuckDBError) return Status::Internal("cannot connect to DuckDB");
+  return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
+}
+
+namespace {
+
+Result<std::vector<std::string>> CheckStatement(duckdb_connection conn, const std::string& sql,
+                                                Sandbox::Listing* listing) {
+  using Listing = Sandbox::Listing;
   if (listing != nullptr) *listing = Listing();
   duckdb_extracted_statements extracted = nullptr;
-  const idx_t count = duckdb_extract_statements(impl_->conn, sql.c_str(), &extracted);
+  const idx_t count = duckdb_extract_statements(conn, sql.c_str(), &extracted);
   if (count == 0) {
     std::string e = extracted ? Text(duckdb_extract_statements_error(extracted)) : "";
     duckdb_destroy_extracted(&extracted);
@@ -689,7 +717,7 @@ Result<std::vector<std::string>> Sandbox::Check(const std::string& sql, Listing*
   duckdb_result r;
   std::memset(&r, 0, sizeof(r));
   std::string json;
-  if (duckdb_prepare(impl_->conn, "SELECT json_serialize_sql($1::VARCHAR)", &p) == DuckDBError ||
+  if (duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR)", &p) == DuckDBError ||
       duckdb_bind_varchar_length(p, 1, select.data(), select.size()) == DuckDBError ||
       duckdb_execute_prepared(p, &r) == DuckDBError) {
     duckdb_destroy_prepare(&p);
@@ -728,12 +756,35 @@ Result<std::vector<std::string>> Sandbox::Check(const std::string& sql, Listing*
   return checker.relations;
 }
 
+}  // namespace
+
 Result<std::unique_ptr<ResultStream>> Sandbox::Query(const std::string& sql) {
+  if (impl_->conn == nullptr) return Status::Internal("a source-only sandbox runs no user query");
   RETURN_IF_ERROR(Check(sql).status());
   auto stream_impl = std::make_unique<ResultStream::Impl>();
   stream_impl->sandbox = impl_.get();
+  return Stream(sql, std::move(stream_impl));
+}
+
+Result<std::unique_ptr<ResultStream>> Sandbox::QuerySource(const std::string& sql) {
+  auto stream_impl = std::make_unique<ResultStream::Impl>();
+  stream_impl->sandbox = impl_.get();
+  if (duckdb_connect(impl_->source, &stream_impl->source) == DuckDBError) {
+    return Status::Internal("cannot connect to the source database");
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->active_sources.insert(stream_impl->source);
+  }
+  RETURN_IF_ERROR(RunOn(stream_impl->source, "SET TimeZone = 'UTC'"));
+  return Stream(sql, std::move(stream_impl));
+}
+
+Result<std::unique_ptr<ResultStream>> Sandbox::Stream(const std::string& sql,
+                                                      std::unique_ptr<ResultStream::Impl> stream_impl) {
+  const duckdb_connection conn = stream_impl->source ? stream_impl->source : impl_->conn;
   duckdb_prepared_statement user = nullptr;
-  if (duckdb_prepare(impl_->conn, sql.c_str(), &user) == DuckDBError) {
+  if (duckdb_prepare(conn, sql.c_str(), &user) == DuckDBError) {
     Status s = ErrorStatus("query failed", duckdb_prepare_error(user));
     duckdb_destroy_prepare(&user);
     return s;
@@ -769,7 +820,7 @@ Result<std::unique_ptr<ResultStream>> Sandbox::Query(const std::string& sql) {
     std::string body = sql;
     while (!body.empty() && (std::isspace(static_cast<unsigned char>(body.back())) || body.back() == ';')) body.pop_back();
     const std::string wrapped = "SELECT " + casts + " FROM (\n" + body + "\n) AS _clicklake_result(" + aliases + ")";
-    if (duckdb_prepare(impl_->conn, wrapped.c_str(), &stream_impl->prepared) == DuckDBError ||
+    if (duckdb_prepare(conn, wrapped.c_str(), &stream_impl->prepared) == DuckDBError ||
         duckdb_prepared_statement_type(stream_impl->prepared) != DUCKDB_STATEMENT_TYPE_SELECT) {
       return Status::InvalidArgument("query failed: this statement cannot be run as a query (end it without a comment)");
     }
@@ -786,7 +837,7 @@ Result<std::unique_ptr<ResultStream>> Sandbox::Query(const std::string& sql) {
 
 void Sandbox::Interrupt() {
   impl_->cancelled = true;
-  duckdb_interrupt(impl_->conn);
+  if (impl_->conn) duckdb_interrupt(impl_->conn);
   std::lock_guard<std::mutex> lock(impl_->mu);
   for (duckdb_connection c : impl_->active_sources) duckdb_interrupt(c);
 }

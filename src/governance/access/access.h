@@ -202,6 +202,11 @@ struct QueryServiceOptions {
   std::string policy_file;  // access.policy_file; "" = the shipped defaults
   std::string pii_key_file;  // privacy.key_file (the hash mask's HMAC key)
   bool audit = true;        // access.audit
+  // access.source_plans: a statement of the shape source_plan.h proves safe
+  // (one table, column-vs-constant filters, pure functions) runs whole in the
+  // source engine over the governed view; false: every statement runs in the
+  // sandbox.
+  bool source_plans = true;
   QueryLimits limits;
   static QueryServiceOptions FromConfig(const Config& config, const std::string& config_path);
 };
@@ -271,6 +276,12 @@ class GovernedQuery {
   bool truncated() const { return truncated_; }
   // Tables and columns read, masks applied (filled as the query runs).
   AuditRecord record() const;
+  // Whether the statement runs whole in the source engine (a source plan)
+  // rather than in the sandbox.
+  bool in_source() const { return in_source_; }
+  // Where Start() spent its time (microseconds per step, in order), for
+  // profiling: "engines", "check", "tables", "plan", ["sandbox",] "start".
+  const std::vector<std::pair<std::string, int64_t>>& phases() const { return phases_; }
 
  private:
   friend class QueryService;
@@ -279,6 +290,9 @@ class GovernedQuery {
   AuditRecord record_;
   std::map<std::string, TableView> views_;
   std::vector<std::string> listed_;  // a DESCRIBE/SHOW: the tables it showed
+  bool in_source_ = false;
+  std::map<std::string, std::vector<std::string>> source_columns_;  // a source plan's columns read
+  std::vector<std::pair<std::string, int64_t>> phases_;
   std::unique_ptr<engine::Database> source_;
   std::unique_ptr<engine::Sandbox> sandbox_;
   std::unique_ptr<engine::ResultStream> stream_;

@@ -12,6 +12,7 @@
 #include "common/file_system.h"
 #include "delta/table.h"
 #include "governance/access/access.h"
+#include "governance/access/source_plan.h"
 #include "pipeline/silver.h"
 
 namespace clicklake::access {
@@ -88,6 +89,35 @@ std::string ValuesSql(const std::vector<std::pair<std::string, std::string>>& co
     sql += std::to_string(r + 1) + ")";
   }
   return sql + ") ORDER BY _clicklake_n";
+}
+
+// Drops the pushed-down predicates whose literal is not already in its
+// column's canonical form: ScanSql casts the literal to the column's type,
+// which follows DuckDB's coercion only when the cast round-trips (a DECIMAL
+// literal's tree holds its unscaled digits, '2024-05-01 10:00' against a DATE
+// column would be truncated). The query's own WHERE still applies them all.
+Status KeepCanonicalPredicates(engine::Connection* conn, const delta::Schema& schema,
+                               std::vector<delta::Predicate>* predicates) {
+  if (predicates->empty()) return Status::OK();
+  std::string probe;
+  std::vector<std::string> types;
+  for (const delta::Predicate& p : *predicates) {
+    const delta::Field* f = schema.Find(p.column);
+    if (f == nullptr) return Status::Internal("no column " + p.column);
+    ASSIGN_OR_RETURN(std::string type, delta::DuckDbType(f->type));
+    probe += (probe.empty() ? "SELECT " : ", ") + ("TRY_CAST(" + engine::QuoteLiteral(p.literal) + " AS " + type + ")::VARCHAR");
+    types.push_back(type);
+  }
+  ASSIGN_OR_RETURN(engine::QueryResult canonical, conn->Query(probe));
+  std::vector<delta::Predicate> kept;
+  for (size_t i = 0; i < predicates->size(); i++) {
+    const delta::Predicate& p = (*predicates)[i];
+    if (!p.literal_type.empty() && Lower(p.literal_type) != Lower(types[i])) continue;
+    if (canonical.IsNull(0, i) || canonical.GetString(0, i) != p.literal) continue;
+    kept.push_back(p);
+  }
+  *predicates = std::move(kept);
+  return Status::OK();
 }
 
 }  // namespace
@@ -173,6 +203,7 @@ QueryServiceOptions QueryServiceOptions::FromConfig(const Config& config, const 
   }
   o.pii_key_file = config.GetString("privacy.key_file", "");
   o.audit = config.GetBool("access.audit", true);
+  o.source_plans = config.GetBool("access.source_plans", true);
   o.limits.timeout_ms = config.GetDurationMicros("access.query_timeout", 60 * 1000000LL) / 1000;
   o.limits.max_rows = config.GetInt("access.max_rows", o.limits.max_rows);
   o.limits.memory_limit = config.GetString("access.memory_limit", o.limits.memory_limit);
@@ -294,6 +325,12 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
     RETURN_IF_ERROR(Audit(q->record_));
     return s;
   };
+  int64_t mark_us = q->started_us_;
+  auto phase = [&](const char* name) {
+    const int64_t now = SystemClock()->MonotonicMicros();
+    q->phases_.emplace_back(name, now - mark_us);
+    mark_us = now;
+  };
   auto policy = policy_.Current();
   if (!policy->HasRole(principal.role)) return refuse(Status::InvalidArgument("permission denied: unknown role " + principal.role));
 
@@ -301,16 +338,17 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
   source_options.threads = options_.limits.threads;
   source_options.memory_limit = options_.limits.memory_limit;
   ASSIGN_OR_RETURN(q->source_, engine::Database::Open(source_options));
-  engine::SandboxOptions sandbox_options;
-  sandbox_options.threads = options_.limits.threads;
-  sandbox_options.memory_limit = options_.limits.memory_limit;
-  ASSIGN_OR_RETURN(q->sandbox_, engine::Sandbox::Open(q->source_.get(), {}, sandbox_options));
+  // The sandbox's own engine is opened only when the statement runs there
+  // (not for a source plan); until then statements are parsed on the source.
+  ASSIGN_OR_RETURN(q->sandbox_, engine::Sandbox::OpenSourceOnly(q->source_.get()));
+  phase("engines");
 
   // DuckDB reserves the catalog name `system`: system.x is memory.system.x.
   const std::string sql = engine::QualifySchemaReferences(raw_sql, "system", "memory");
   engine::Sandbox::Listing listing;
   auto relations = q->sandbox_->Check(sql, &listing);
   if (!relations.ok()) return refuse(relations.status());
+  phase("check");
 
   ASSIGN_OR_RETURN(auto conn, q->source_->Connect());
   std::string run_sql = sql;
@@ -361,6 +399,9 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
       }
       break;
     }
+    if (Status s = KeepCanonicalPredicates(conn.get(), snapshot->schema(), &scan_options.predicates); !s.ok()) {
+      return refuse(s);
+    }
     auto scan = delta::ScanSql(path, *snapshot, scan_options);
     if (!scan.ok()) return refuse(scan.status().WithContext("table " + name));
     // The view's columns and types come from the Delta schema (and the masks),
@@ -390,7 +431,28 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
     RETURN_IF_ERROR(q->source_->RegisterStringFunction(
         "clicklake_pii_hmac", [k](std::string_view v) { return pipeline::HmacSha256Hex(k, v); }));
   }
-  if (Status s = q->sandbox_->AddTables(tables); !s.ok()) return refuse(s);
+  phase("tables");
+  // One granted table and a statement of the proven shape: it runs whole in
+  // the source engine, over the governed view (no second engine, no hand-over).
+  std::optional<SourcePlan> plan;
+  if (options_.source_plans && tables.size() == 1 && listing.kind == engine::Sandbox::Listing::Kind::kNone) {
+    const engine::SandboxTable& t = tables[0];
+    auto planned = PlanInSource(conn.get(), sql, {t.schema, t.name, t.source_sql, t.column_names, t.column_types});
+    if (!planned.ok()) return refuse(planned.status());
+    plan = std::move(*planned);
+  }
+  phase("plan");
+  if (plan) {
+    q->in_source_ = true;
+    q->source_columns_[tables[0].schema + "." + tables[0].name] = plan->columns;
+  } else {
+    engine::SandboxOptions sandbox_options;
+    sandbox_options.threads = options_.limits.threads;
+    sandbox_options.memory_limit = options_.limits.memory_limit;
+    ASSIGN_OR_RETURN(q->sandbox_, engine::Sandbox::Open(q->source_.get(), {}, sandbox_options));
+    if (Status s = q->sandbox_->AddTables(tables); !s.ok()) return refuse(s);
+    phase("sandbox");
+  }
   if (audit_start) {
     AuditRecord started = q->record_;
     started.outcome = "started";
@@ -398,9 +460,10 @@ Result<std::unique_ptr<GovernedQuery>> QueryService::Start(const Principal& prin
     started.tables.insert(started.tables.end(), q->listed_.begin(), q->listed_.end());
     RETURN_IF_ERROR(Audit(started));
   }
-  auto stream = q->sandbox_->Query(run_sql);
+  auto stream = plan ? q->sandbox_->QuerySource(plan->sql) : q->sandbox_->Query(run_sql);
   if (!stream.ok()) return refuse(stream.status());
   q->stream_ = std::move(stream).value();
+  phase("start");
 
   // The timeout: a watchdog interrupts the sandbox and its scans.
   q->deadline_us_ = q->started_us_ + options_.limits.timeout_ms * 1000;
@@ -461,7 +524,7 @@ AuditRecord GovernedQuery::record() const {
     r.detail = "catalog listing";
   }
   if (sandbox_) {
-    for (const auto& [table, columns] : sandbox_->ColumnsRead()) {
+    for (const auto& [table, columns] : in_source_ ? source_columns_ : sandbox_->ColumnsRead()) {
       r.tables.push_back(table);
       auto v = views_.find(table);
       for (const auto& c : columns) {
