@@ -65,7 +65,8 @@ for dv in ${MODES:-true false}; do
     > "$work/receipt-$dv.json" 2> "$work/forget-$dv.log"
   [[ -n "${RECEIPTS:-}" ]] && cp "$work/forget-$dv.log" "$RECEIPTS/forget-$events-$dv.log"
   t3=$(date +%s.%N)
-  sum() { grep -o "\"$1\":[0-9]*" "$work/receipt-$dv.json" | grep -o '[0-9]*$' | awk '{s+=$1} END {print s+0}'; }
+  # (a field an older build's receipt lacks sums to 0)
+  sum() { { grep -o "\"$1\":[0-9]*" "$work/receipt-$dv.json" || true; } | awk -F: '{s+=$2} END {print s+0}'; }
   rewritten=$(sum files_rewritten)
   read_files=$(sum files_read)
   purged=$(grep -o '"files_purged":[0-9]*' "$work/receipt-$dv.json" | head -1 | grep -o '[0-9]*$')
