@@ -412,6 +412,14 @@ Result<int64_t> DedupStore::Forget(const std::vector<std::string>& event_ids,
   rocksdb::WriteOptions wo;
   wo.sync = true;
   RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "forget"));
+  // A delete only adds tombstones: the ids stay in the SST files (and the
+  // write-ahead log) until a compaction rewrites them. Compact the deleted
+  // range now, down to the bottommost level, so they are physically gone
+  // (the memtable is flushed first, which retires the log holding them).
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  const rocksdb::Slice first(keys.front()), last(keys.back());
+  RETURN_IF_ERROR(FromRocks(db_->CompactRange(compact, &first, &last), "compact the forgotten range"));
   return n;
 }
 

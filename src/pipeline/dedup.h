@@ -119,8 +119,10 @@ class DedupStore {
   Result<std::vector<std::pair<std::string, std::string>>> LinkedIdentities(
       const std::vector<std::string>& anonymous_ids, const std::vector<std::string>& user_ids);
   // Removes (synced, atomically) every entry of these event ids (dedup),
-  // anonymous ids (links, row ranges) and user keys (session state); returns
-  // how many existed.
+  // anonymous ids (links, row ranges) and user keys (session state), then
+  // compacts the key range they span (RocksDB CompactRange, bottommost level
+  // included) so no SST or write-ahead log file keeps them; returns how many
+  // existed.
   Result<int64_t> Forget(const std::vector<std::string>& event_ids, const std::vector<std::string>& anonymous_ids,
                          const std::vector<std::string>& user_keys);
 

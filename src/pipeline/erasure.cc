@@ -131,6 +131,16 @@ struct Journal {
   // the vault held for them (scrubbed from free text).
   std::string pseudonym, salt;
   std::vector<std::string> pii_values;
+  // Per non-Gold table, from resolution's last scan (the complete subject):
+  // the version it read and the live files holding the person's rows then
+  // (add paths as in the log). The delete reads only those while the table is
+  // still at that version; the purge knows every other file live then
+  // without a deletion vector holds none of the person's rows.
+  struct TableHits {
+    int64_t version = -1;
+    std::vector<std::string> files;
+  };
+  std::map<std::string, TableHits> hits;
 
   std::string ToJson() const {
     std::string out = "{\"subject\":{";
@@ -165,9 +175,19 @@ struct Journal {
       out += ":{\"rows_removed\":" + std::to_string(t.rows_removed) +
              ",\"rows_anonymized\":" + std::to_string(t.rows_anonymized) + ",\"files_rewritten\":" +
              std::to_string(t.files_rewritten) + ",\"files_purged\":" + std::to_string(t.files_purged) +
-             ",\"versions\":[";
+             ",\"files_read\":" + std::to_string(t.files_read) + ",\"versions\":[";
       for (size_t i = 0; i < t.versions_written.size(); i++) out += (i ? "," : "") + std::to_string(t.versions_written[i]);
       out += "]}";
+    }
+    out += "},\"hits\":{";
+    first = true;
+    for (const auto& [name, h] : hits) {
+      if (!first) out += ",";
+      first = false;
+      AppendJsonString(name, &out);
+      out += ":{\"version\":" + std::to_string(h.version) + ",";
+      arr("files", h.files, true);
+      out += "}";
     }
     return out + "}}";
   }
@@ -212,6 +232,7 @@ struct Journal {
         if (!t["rows_anonymized"].get(n)) te.rows_anonymized = n;
         if (!t["files_rewritten"].get(n)) te.files_rewritten = n;
         if (!t["files_purged"].get(n)) te.files_purged = n;
+        if (!t["files_read"].get(n)) te.files_read = n;
         simdjson::dom::array versions;
         if (!t["versions"].get(versions)) {
           for (auto v : versions) {
@@ -219,6 +240,15 @@ struct Journal {
           }
         }
         j.tables[std::string(name)] = std::move(te);
+      }
+    }
+    simdjson::dom::object hits;
+    if (!obj["hits"].get(hits)) {
+      for (auto [name, h] : hits) {
+        TableHits th;
+        if (!h["version"].get(n)) th.version = n;
+        strings(h["files"].value_unsafe(), &th.files);
+        j.hits[std::string(name)] = std::move(th);
       }
     }
     return j;
@@ -372,16 +402,64 @@ Status Eraser::Resolve() {
   std::set<std::string> anons(request_.subject.anonymous_ids.begin(), request_.subject.anonymous_ids.end());
   std::set<std::string> emails;
   for (const auto& e : request_.subject.emails) emails.insert(privacy::Subject{{}, {}, {e}}.All()[0]);
+  std::set<std::string> events, sessions;
   ASSIGN_OR_RETURN(auto tables, OpenTables());
-  std::map<std::string, delta::Schema> schemas;
+  // One query per table yields, from the rows that are theirs, every kind of
+  // identifier the table holds and the file holding the row: (user id,
+  // anonymous id, email, event id, session id, file).
+  struct Source {
+    std::string name;
+    int64_t version = -1;
+    std::string view;
+    delta::Schema schema;
+    bool payload = false;  // bronze.events, silver.quarantine: the raw payloads
+    std::string select;
+  };
+  std::vector<Source> sources;
   for (auto& t : tables) {
     if (t.gold) continue;
     ASSIGN_OR_RETURN(delta::Snapshot snap, t.table->LoadSnapshot());
-    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(t.table->path(), snap));
-    std::string view = t.name;
-    std::replace(view.begin(), view.end(), '.', '_');
-    RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP VIEW " + view + " AS " + scan));
-    schemas[view] = snap.schema();
+    delta::ScanOptions options;
+    options.row_address = true;
+    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(t.table->path(), snap, options));
+    Source src;
+    src.name = t.name;
+    src.version = snap.version;
+    src.view = t.name;
+    std::replace(src.view.begin(), src.view.end(), '.', '_');
+    src.schema = snap.schema();
+    const auto has = [&](const char* c) { return src.schema.Find(c) != nullptr; };
+    std::string user = "NULL", anon = "NULL", email = "NULL", event = "NULL", session = "NULL";
+    if (has("payload")) {
+      src.payload = true;
+      auto json = [](std::initializer_list<const char*> paths) {
+        std::string out = "coalesce(";
+        bool first = true;
+        for (const char* p : paths) {
+          out += std::string(first ? "" : ", ") + "json_extract_string(payload, '" + p + "')";
+          first = false;
+        }
+        return out + ")";
+      };
+      user = json({"$.userId", "$.user_id", "$.uid"});
+      anon = json({"$.anonymousId", "$.anonymous_id", "$.duid"});
+      email = "lower(" + json({"$.traits.email", "$.context.traits.email"}) + ")";
+      event = json({"$.messageId", "$.event_id", "$.eid"});
+    } else if (has("user_id") && has("anonymous_id")) {
+      user = "user_id";
+      anon = "anonymous_id";
+    } else if (has("user_key")) {
+      user = "CASE WHEN user_key LIKE 'anon:%' THEN NULL ELSE user_key END";
+      anon = "CASE WHEN user_key LIKE 'anon:%' THEN substr(user_key, 6) END";
+      if (has("field") && has("value")) email = "CASE WHEN field LIKE '%email' THEN lower(value) END";
+    }
+    if (!src.payload && has("event_id")) event = "event_id";
+    if (has("session_id")) session = "session_id";
+    if (user == "NULL" && event == "NULL") continue;  // nothing that identifies anyone
+    src.select = "SELECT DISTINCT " + user + ", " + anon + ", " + email + ", " + event + ", " + session +
+                 ", _delta_file FROM " + src.view + " WHERE ";
+    RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP VIEW " + src.view + " AS " + scan));
+    sources.push_back(std::move(src));
   }
   ResolvedSubject& s = journal_.subject;
   auto refresh = [&] {
@@ -391,41 +469,31 @@ Status Eraser::Resolve() {
     std::set<std::string> keys = users;
     for (const auto& a : anons) keys.insert("anon:" + a);
     AddAll(&s.user_keys, keys);
+    AddAll(&s.event_ids, events);
+    AddAll(&s.session_ids, sessions);
   };
   refresh();
-  auto add_row = [&](const engine::QueryResult& r, size_t row, size_t col, std::set<std::string>* to, bool* changed) {
-    if (r.IsNull(row, col) || r.GetString(row, col).empty()) return;
-    *changed = to->insert(r.GetString(row, col)).second || *changed;
-  };
-  // Identity links both ways, until nothing new turns up.
-  for (int round = 0; round < 50; round++) {
+  std::map<std::string, std::set<std::string>> files;  // per table, from its latest scan
+  // Scans the tables of one kind with the subject as it stands; true when
+  // anything new turned up.
+  auto scan = [&](bool payload) -> Result<bool> {
     bool changed = false;
-    for (const auto& [view, schema] : schemas) {
-      const std::string pred = PersonPredicate(schema, s);
-      std::string sql;
-      // (user id, anonymous id, email) of the rows that are theirs.
-      if (schema.Find("payload")) {
-        sql = "SELECT DISTINCT coalesce(json_extract_string(payload, '$.userId'), json_extract_string(payload, '$.uid')),"
-              " coalesce(json_extract_string(payload, '$.anonymousId'), json_extract_string(payload, '$.duid')),"
-              " lower(coalesce(json_extract_string(payload, '$.traits.email'),"
-              " json_extract_string(payload, '$.context.traits.email'))) FROM " + view + " WHERE " + pred;
-      } else if (schema.Find("user_id") && schema.Find("anonymous_id")) {
-        sql = "SELECT DISTINCT user_id, anonymous_id, NULL FROM " + view + " WHERE " + pred;
-      } else if (schema.Find("user_key")) {
-        const std::string email = schema.Find("field") && schema.Find("value")
-                                      ? "CASE WHEN field LIKE '%email' THEN lower(value) END"
-                                      : "NULL";
-        sql = "SELECT DISTINCT CASE WHEN user_key LIKE 'anon:%' THEN NULL ELSE user_key END, "
-              "CASE WHEN user_key LIKE 'anon:%' THEN substr(user_key, 6) END, " + email + " FROM " + view +
-              " WHERE " + pred;
-      } else {
-        continue;
-      }
-      ASSIGN_OR_RETURN(auto r, conn_->Query(sql));
+    for (const auto& src : sources) {
+      if (src.payload != payload) continue;
+      const std::string pred = PersonPredicate(src.schema, s);
+      if (pred == "false") continue;
+      ASSIGN_OR_RETURN(auto r, conn_->Query(src.select + pred));
+      std::set<std::string>& found = files[src.name];
+      found.clear();
       for (size_t i = 0; i < r.row_count(); i++) {
-        add_row(r, i, 0, &users, &changed);
-        add_row(r, i, 1, &anons, &changed);
-        add_row(r, i, 2, &emails, &changed);
+        size_t col = 0;
+        for (std::set<std::string>* to : {&users, &anons, &emails, &events, &sessions}) {
+          if (!r.IsNull(i, col) && !r.GetString(i, col).empty()) {
+            changed = to->insert(r.GetString(i, col)).second || changed;
+          }
+          col++;
+        }
+        found.insert(r.GetString(i, 5));
       }
     }
     ASSIGN_OR_RETURN(auto links, ctx_.state->LinkedIdentities(s.anonymous_ids, s.user_ids));
@@ -434,34 +502,29 @@ Status Eraser::Resolve() {
       if (!user.empty()) changed = users.insert(user).second || changed;
     }
     refresh();
+    return changed;
+  };
+  // Identity links both ways (and the event and session ids of the person's
+  // rows, which widen other tables' predicates), until nothing new turns up.
+  // The tables with plain identifier columns (only those columns are read)
+  // and the state store's links converge first; the raw payloads, the
+  // costliest read by far, are scanned only then, usually twice (the second
+  // scan confirms nothing new turned up).
+  for (int round = 0;; round++) {
+    if (round >= 50) return Status::Internal("identity resolution did not converge in 50 rounds");
+    ASSIGN_OR_RETURN(bool changed, scan(false));
+    if (changed) continue;
+    ASSIGN_OR_RETURN(changed, scan(true));
     if (!changed) break;
   }
-  // Their event ids (dedup state, restricted.pii, duplicates in bronze) and sessions.
-  std::set<std::string> events, sessions;
-  for (int round = 0; round < 2; round++) {  // event ids found in one table widen the others' predicates
-    for (const auto& [view, schema] : schemas) {
-      const std::string pred = PersonPredicate(schema, s);
-      std::string sql;
-      if (schema.Find("payload")) {
-        sql = "SELECT DISTINCT coalesce(json_extract_string(payload, '$.messageId'), json_extract_string(payload, '$.eid')), "
-              "NULL FROM " + view + " WHERE " + pred;
-      } else if (schema.Find("event_id")) {
-        sql = "SELECT DISTINCT event_id, " + std::string(schema.Find("session_id") ? "session_id" : "NULL") + " FROM " +
-              view + " WHERE " + pred;
-      } else {
-        continue;
-      }
-      ASSIGN_OR_RETURN(auto r, conn_->Query(sql));
-      bool unused = false;
-      for (size_t i = 0; i < r.row_count(); i++) {
-        add_row(r, i, 0, &events, &unused);
-        add_row(r, i, 1, &sessions, &unused);
-      }
-    }
-    AddAll(&s.event_ids, events);
-    AddAll(&s.session_ids, sessions);
+  // The last scan of every table used the final subject: its files are all
+  // the live files holding the person's rows.
+  for (const auto& src : sources) {
+    Journal::TableHits& h = journal_.hits[src.name];
+    h.version = src.version;
+    h.files.assign(files[src.name].begin(), files[src.name].end());
   }
-  for (auto& [view, schema] : schemas) RETURN_IF_ERROR(conn_->Execute("DROP VIEW IF EXISTS " + view));
+  for (const auto& src : sources) RETURN_IF_ERROR(conn_->Execute("DROP VIEW IF EXISTS " + src.view));
   return Status::OK();
 }
 
@@ -473,7 +536,16 @@ Result<int64_t> Eraser::ChangeRows(LakeTable* t, bool anonymize) {
     if (pred == "false") return 0;
     delta::ScanOptions options;
     options.row_address = true;
-    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(t->table->path(), snap, options));
+    // Resolution found the files holding their rows; while the table is still
+    // at the version it read, only those are read (else all of them).
+    delta::Snapshot scanned = snap;
+    auto hits = journal_.hits.find(t->name);
+    if (hits != journal_.hits.end() && hits->second.version == snap.version) {
+      const std::set<std::string> holding(hits->second.files.begin(), hits->second.files.end());
+      std::erase_if(scanned.files, [&](const delta::AddFile& f) { return !holding.count(f.path); });
+      if (scanned.files.empty()) return 0;
+    }
+    ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(t->table->path(), scanned, options));
     if (anonymize) {
       // The anonymized copies first (read from the snapshot), then the
       // originals marked deleted, in the same commit.
@@ -582,6 +654,7 @@ std::string Eraser::AnonymizedColumn(const delta::Field& f) const {
 }
 
 Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
+  const int64_t t0 = ctx_.clock->MonotonicMicros();
   ASSIGN_OR_RETURN(delta::Snapshot snap, t->table->LoadSnapshot());
   const std::string pred = PersonPredicate(snap.schema(), journal_.subject);
   if (pred == "false") return std::vector<std::string>{};
@@ -603,7 +676,26 @@ Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
       }
     }
   }
+  // The files live at the version resolution read, with no deletion vector
+  // and none of the person's rows then, hold none physically: only the
+  // others (the files holding their rows, files with deleted rows, older
+  // versions' files, files written since) are read.
+  auto known = journal_.hits.find(t->name);
+  if (known != journal_.hits.end() && known->second.version >= 0) {
+    auto then = t->table->LoadSnapshot(known->second.version);
+    if (then.ok()) {
+      const std::set<std::string> hit(known->second.files.begin(), known->second.files.end());
+      std::set<std::string> clean;
+      for (const auto& f : then->files) {
+        if (!f.deletion_vector && !hit.count(f.path)) clean.insert(delta::DataFilePath(t->table->path(), f.path));
+      }
+      std::erase_if(files, [&](const std::string& f) { return clean.count(f) > 0; });
+    } else if (!then.status().IsNotFound()) {
+      return then.status();
+    }
+  }
   if (files.empty()) return files;
+  journal_.tables[t->name].files_read += static_cast<int64_t>(files.size());
   std::sort(files.begin(), files.end());
   ASSIGN_OR_RETURN(auto hits, conn_->Query("SELECT DISTINCT filename FROM read_parquet(" + [&] {
     std::string list = "[";
@@ -645,6 +737,8 @@ Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
       if (!v.status().IsConflict() || attempt >= 5) return v.status();
     }
   }
+  spdlog::info("privacy: {} purge {}: {} files in storage read, {} hold their rows ({} live), {:.0f} ms", request_.id,
+               t->name, files.size(), holding.size(), live.size(), (ctx_.clock->MonotonicMicros() - t0) / 1000.0);
   return std::vector<std::string>(holding.begin(), holding.end());
 }
 

@@ -13,21 +13,27 @@
 //   1. resolve: every identifier linked to the named ones (identity links both
 //      ways through silver.events, bronze.events payloads, restricted.pii
 //      emails and the state store's links), the person's user keys, event ids
-//      and session ids — journaled before anything is removed;
+//      and session ids — journaled before anything is removed, with per table
+//      the version read and the files holding their rows. The plain-column
+//      tables and the state converge first; the payloads (the costly read) are
+//      scanned only then, usually twice;
 //   2. subject list: every resolved identifier forgotten (and suppressed);
-//   3. state store: dedup ids, links, row ranges, session keys removed;
+//   3. state store: dedup ids, links, row ranges, session keys removed, and
+//      their key range compacted (no SST or WAL keeps them);
 //   4. extra steps registered by other components (RegisterErasureStep: the
 //      reverse-ETL snapshots, whose rows become markers that still let the
 //      next sync send the removal downstream), before the rows go;
 //   5. delete: one DELETE commit per table holding the person's rows
 //      (bronze.events, silver.events, silver.quarantine, restricted.pii, ...)
-//      through deletion vectors (copy-on-write on tables without them);
+//      through deletion vectors (copy-on-write on tables without them),
+//      reading only the files resolution found while the table is unchanged;
 //   6. Gold: refreshed incrementally from silver.events (the person's sessions,
 //      users, campaigns and funnels are recomputed as in any batch), then any
 //      Gold row still keyed by them deleted;
 //   7. purge (when privacy.erasure_sla has passed, default immediately): in
 //      every table, the data files of any retained version that physically
-//      hold the person's rows are found by reading them; live ones are
+//      hold the person's rows are found by reading every file not known clean
+//      (clean: live at resolution's version, no deletion vector, no hit); live ones are
 //      rewritten without the deleted rows (one OPTIMIZE commit,
 //      dataChange=false), then all of them are deleted from storage at once,
 //      overriding the vacuum retention for those files only;

@@ -539,7 +539,8 @@ std::string ErasureReceipt::ToJson() const {
       out += (i ? "," : "") + std::to_string(t.versions_written[i]);
     }
     out += "],\"files_rewritten\":" + std::to_string(t.files_rewritten) +
-           ",\"files_purged\":" + std::to_string(t.files_purged) + "}";
+           ",\"files_purged\":" + std::to_string(t.files_purged) + ",\"files_read\":" + std::to_string(t.files_read) +
+           "}";
   }
   out += "},\"notes\":";
   AppendStringArray(notes, &out);

@@ -186,6 +186,7 @@ struct TableErasure {
   int64_t files_rewritten = 0;
   int64_t files_purged = 0;  // data files deleted from storage
   int64_t rows_anonymized = 0;  // --mode anonymize: rows kept with their identifiers replaced
+  int64_t files_read = 0;       // data files the purge read to find the rows (the others were known clean)
 };
 
 struct ErasureReceipt {

@@ -182,12 +182,13 @@ TEST(ReceiptTest, CarriesTheCcpaRecordFields) {
   receipt.subject_hmac = HmacHex("key", "u1");
   receipt.completed_at_us = kRequestUs + 5'000'000;
   receipt.tables["silver.events"] = {3, {7, 8}, 1, 2};
+  receipt.tables["silver.events"].files_read = 5;
   const std::string json = receipt.ToJson();
   for (const char* expected : {"\"date\":\"2024-05-01T12:00:00.000000Z\"", "\"nature\":\"SUPPRESS_WITH_DELETE\"",
                                "\"manner\":\"cli\"", "\"reason\":\"CCPA\"", "\"date\":\"2024-05-01T12:00:05.000000Z\"",
                                "\"nature\":\"deleted and suppressed\"", "\"status\":\"completed\"",
                                "\"silver.events\":{\"rows_removed\":3,\"versions_written\":[7,8],"
-                               "\"files_rewritten\":1,\"files_purged\":2}"}) {
+                               "\"files_rewritten\":1,\"files_purged\":2,\"files_read\":5}"}) {
     EXPECT_NE(json.find(expected), std::string::npos) << expected << " in " << json;
   }
   EXPECT_EQ(json.find("\"u1\""), std::string::npos);
