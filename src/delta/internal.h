@@ -96,6 +96,10 @@ bool DeletionVectorsEnabled(const Protocol& protocol, const Metadata& metadata);
 // The protocol of new tables: reader 3 / writer 7 with deletionVectors, or
 // reader 1 / writer 2 when `configuration` switches DVs off.
 Protocol NewTableProtocol(const std::map<std::string, std::string>& configuration);
+// The Delta stats of a data file of a table with `metadata`, computed by
+// reading the file back (the reference for the stats writes take from the
+// Parquet writer; tests compare the two).
+Result<std::string> ReadBackStats(engine::Connection* conn, const std::string& file, const Metadata& metadata);
 // stats.numRecords of an add (physical rows), nullopt when absent.
 std::optional<int64_t> StatsNumRecords(const std::string& stats);
 

@@ -7,6 +7,7 @@
 #include <simdjson.h>
 
 #include <spdlog/spdlog.h>
+#include "common/clock.h"
 #include "delta/deletion_vector.h"
 #include "delta/internal.h"
 
@@ -139,80 +140,189 @@ std::string StatsAggregates(const std::vector<Leaf>& leaves) {
   return sql;
 }
 
-// The stats JSON from row `row` of a result whose columns from `col` on are
-// StatsAggregates(leaves).
-std::string StatsFromRow(const engine::QueryResult& r, size_t row, size_t col, const std::vector<Leaf>& leaves,
-                         int64_t* num_records, std::vector<std::string>* non_null_violations, const Schema& schema) {
-  *num_records = r.GetInt64(row, col++);
-  JsonTree mins, maxs, nulls;
-  for (const Leaf& l : leaves) {
-    int64_t nc = r.GetInt64(row, col++);
-    nulls.Set(l.path, 0, std::to_string(nc));
-    if (nc > 0 && l.path.size() == 1) {
-      const Field* f = schema.Find(l.path[0]);
-      if (f && !f->nullable) non_null_violations->push_back(l.path[0]);
-    }
-    if (!HasMinMax(l.type)) continue;
-    const auto& mn = r.Cell(row, col++);
-    const auto& mx = r.Cell(row, col++);
-    if (!mn || !mx) continue;
-    std::string jmin, jmax;
-    if (l.type == "string") {
-      bool cut = false;
-      jmin = JsonString(Utf8Prefix(*mn, kStringPrefixChars, &cut));
-      std::string p = Utf8Prefix(*mx, kStringPrefixChars, &cut);
-      if (cut) p += kTieBreaker;
-      jmax = JsonString(p);
-    } else if (l.type == "timestamp" || l.type == "timestamp_ntz") {
-      jmin = JsonString(FormatMillis(std::stoll(*mn)));
-      jmax = JsonString(FormatMillis(std::stoll(*mx)));
-    } else if (l.type == "date") {
-      jmin = JsonString(*mn);
-      jmax = JsonString(*mx);
-    } else {
-      auto finite = [](const std::string& v) { return v.find("inf") == std::string::npos && v.find("nan") == std::string::npos; };
-      if (!finite(*mn) || !finite(*mx)) continue;
-      jmin = *mn;
-      jmax = *mx;
-    }
-    mins.Set(l.path, 0, jmin);
-    maxs.Set(l.path, 0, jmax);
-  }
-  return "{\"numRecords\":" + std::to_string(*num_records) + ",\"minValues\":" + mins.ToJson() +
-         ",\"maxValues\":" + maxs.ToJson() + ",\"nullCount\":" + nulls.ToJson() + "}";
-}
+// One leaf's stats in one file: its null count, and min/max as text (numbers
+// and dates as DuckDB casts them to VARCHAR, timestamps as epoch
+// microseconds, strings whole); no min/max when every value is NULL (or NaN).
+struct LeafStats {
+  bool known = false;
+  int64_t null_count = 0;
+  std::optional<std::string> min, max;
+};
 
-// Delta stats of data files just written, read back from them (exactly what
-// readers will see), in one parallel pass over all of them.
+// Delta stats of data files: the JSON, its numRecords, and the non-nullable
+// columns holding NULLs.
 struct FileStats {
   std::string json;
   int64_t num_records = 0;
   std::vector<std::string> non_null_violations;
 };
-Result<std::vector<FileStats>> ComputeFileStats(engine::Connection* conn, const std::vector<std::string>& files,
-                                                const std::vector<Leaf>& leaves, const Schema& schema) {
+
+// The stats JSON of a file from its leaves' stats (all known).
+FileStats StatsJson(int64_t num_records, const std::vector<Leaf>& leaves, const std::vector<LeafStats>& stats,
+                    const Schema& schema) {
+  FileStats out;
+  out.num_records = num_records;
+  JsonTree mins, maxs, nulls;
+  for (size_t i = 0; i < leaves.size(); i++) {
+    const Leaf& l = leaves[i];
+    const LeafStats& ls = stats[i];
+    nulls.Set(l.path, 0, std::to_string(ls.null_count));
+    if (ls.null_count > 0 && l.path.size() == 1) {
+      const Field* f = schema.Find(l.path[0]);
+      if (f && !f->nullable) out.non_null_violations.push_back(l.path[0]);
+    }
+    if (!HasMinMax(l.type) || !ls.min || !ls.max) continue;
+    const std::string& mn = *ls.min;
+    const std::string& mx = *ls.max;
+    std::string jmin, jmax;
+    if (l.type == "string") {
+      bool cut = false;
+      jmin = JsonString(Utf8Prefix(mn, kStringPrefixChars, &cut));
+      std::string p = Utf8Prefix(mx, kStringPrefixChars, &cut);
+      if (cut) p += kTieBreaker;
+      jmax = JsonString(p);
+    } else if (l.type == "timestamp" || l.type == "timestamp_ntz") {
+      jmin = JsonString(FormatMillis(std::stoll(mn)));
+      jmax = JsonString(FormatMillis(std::stoll(mx)));
+    } else if (l.type == "date") {
+      jmin = JsonString(mn);
+      jmax = JsonString(mx);
+    } else {
+      auto finite = [](const std::string& v) { return v.find("inf") == std::string::npos && v.find("nan") == std::string::npos; };
+      if (!finite(mn) || !finite(mx)) continue;
+      jmin = mn;
+      jmax = mx;
+    }
+    mins.Set(l.path, 0, jmin);
+    maxs.Set(l.path, 0, jmax);
+  }
+  out.json = "{\"numRecords\":" + std::to_string(num_records) + ",\"minValues\":" + mins.ToJson() +
+             ",\"maxValues\":" + maxs.ToJson() + ",\"nullCount\":" + nulls.ToJson() + "}";
+  return out;
+}
+
+// Reads back the files' stats for the leaves `which` (indexes into `leaves`),
+// in one parallel pass over all of them that reads only those columns: row
+// counts into `rows`, leaf stats into `stats[file][leaf]`.
+Status ReadLeafStats(engine::Connection* conn, const std::vector<std::string>& files, const std::vector<Leaf>& leaves,
+                     const std::vector<size_t>& which, std::vector<int64_t>* rows,
+                     std::vector<std::vector<LeafStats>>* stats) {
   std::string list;
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < files.size(); i++) {
     list += (i ? ", " : "") + engine::QuoteLiteral(files[i]);
     index[files[i]] = i;
   }
+  std::vector<Leaf> subset;
+  for (size_t w : which) subset.push_back(leaves[w]);
   ASSIGN_OR_RETURN(engine::QueryResult r,
-                   conn->Query("SELECT filename, " + StatsAggregates(leaves) + " FROM read_parquet([" + list +
+                   conn->Query("SELECT filename, " + StatsAggregates(subset) + " FROM read_parquet([" + list +
                                "], filename = true) GROUP BY filename"));
-  std::vector<FileStats> out(files.size());
   std::vector<bool> seen(files.size(), false);
   for (size_t row = 0; row < r.row_count(); row++) {
     auto it = index.find(r.GetString(row, 0));
     if (it == index.end()) return Status::Internal("stats of an unexpected file " + r.GetString(row, 0));
-    FileStats& fs = out[it->second];
-    fs.json = StatsFromRow(r, row, 1, leaves, &fs.num_records, &fs.non_null_violations, schema);
     seen[it->second] = true;
+    size_t col = 1;
+    (*rows)[it->second] = r.GetInt64(row, col++);
+    for (size_t w : which) {
+      LeafStats& ls = (*stats)[it->second][w];
+      ls.known = true;
+      ls.null_count = r.GetInt64(row, col++);
+      if (!HasMinMax(leaves[w].type)) continue;
+      ls.min = r.Cell(row, col++);
+      ls.max = r.Cell(row, col++);
+    }
   }
   // A file without rows has no group: its stats are those of no rows.
   for (size_t i = 0; i < files.size(); i++) {
     if (!seen[i]) return Status::Internal("no stats for " + files[i] + " (an empty data file)");
   }
+  return Status::OK();
+}
+
+// Delta stats of data files just written, read back from them (exactly what
+// readers will see), in one parallel pass over all of them.
+Result<std::vector<FileStats>> ComputeFileStats(engine::Connection* conn, const std::vector<std::string>& files,
+                                                const std::vector<Leaf>& leaves, const Schema& schema) {
+  std::vector<size_t> all(leaves.size());
+  for (size_t i = 0; i < all.size(); i++) all[i] = i;
+  std::vector<int64_t> rows(files.size(), 0);
+  std::vector<std::vector<LeafStats>> stats(files.size(), std::vector<LeafStats>(leaves.size()));
+  RETURN_IF_ERROR(ReadLeafStats(conn, files, leaves, all, &rows, &stats));
+  std::vector<FileStats> out;
+  for (size_t i = 0; i < files.size(); i++) out.push_back(StatsJson(rows[i], leaves, stats[i], schema));
+  return out;
+}
+
+// A top-level leaf's stats from what the Parquet writer recorded (COPY …
+// RETURN_STATS), in ComputeFileStats' terms; unknown when the writer kept
+// none that give the exact answer (nested and list/map leaves, a min/max
+// missing while non-NULL values exist, a timestamp it renders unusually).
+LeafStats LeafStatsFromWriter(const Leaf& leaf, const engine::WrittenParquetFile& file) {
+  LeafStats ls;
+  if (leaf.path.size() != 1 || leaf.type.empty()) return ls;
+  std::string key = "\"";
+  for (char c : leaf.path[0]) key += c == '"' ? std::string("\"\"") : std::string(1, c);
+  key += "\"";
+  auto col = file.column_stats.find(key);
+  if (col == file.column_stats.end()) return ls;
+  const auto& m = col->second;
+  auto nulls = m.find("null_count");
+  if (nulls == m.end()) return ls;
+  ls.null_count = std::strtoll(nulls->second.c_str(), nullptr, 10);
+  if (!HasMinMax(leaf.type) || ls.null_count >= file.rows) {
+    ls.known = true;  // no min/max: not kept, or no non-NULL value
+    return ls;
+  }
+  auto mn = m.find("min"), mx = m.find("max");
+  if (mn == m.end() || mx == m.end()) return ls;  // e.g. only NaN, or strings it could not cut
+  if (leaf.type == "timestamp" || leaf.type == "timestamp_ntz") {
+    int64_t lo = 0, hi = 0;
+    if (!ParseTimestampMicros(mn->second, &lo) || !ParseTimestampMicros(mx->second, &hi)) return ls;
+    ls.min = std::to_string(lo);
+    ls.max = std::to_string(hi);
+  } else {
+    ls.min = mn->second;
+    ls.max = mx->second;
+  }
+  ls.known = true;
+  return ls;
+}
+
+// Delta stats of data files from what the Parquet writer recorded while
+// writing them, equal to ComputeFileStats' re-read: only leaves whose writer
+// stats cannot give the exact answer are read back (their columns alone).
+// `paths` are the files' current paths (the writer's may be a staging path).
+Result<std::vector<FileStats>> FileStatsFromWriter(engine::Connection* conn,
+                                                   const std::vector<engine::WrittenParquetFile>& written,
+                                                   const std::vector<std::string>& paths,
+                                                   const std::vector<Leaf>& leaves, const Schema& schema) {
+  std::vector<int64_t> rows(written.size(), 0);
+  std::vector<std::vector<LeafStats>> stats(written.size());
+  std::set<size_t> unknown;
+  for (size_t f = 0; f < written.size(); f++) {
+    rows[f] = written[f].rows;
+    for (const Leaf& l : leaves) {
+      stats[f].push_back(LeafStatsFromWriter(l, written[f]));
+      if (!stats[f].back().known) unknown.insert(stats[f].size() - 1);
+    }
+  }
+  spdlog::debug("delta: stats of {} files from the Parquet writer; {} of {} leaves read back", written.size(),
+                unknown.size(), leaves.size());
+  if (!unknown.empty() && !written.empty()) {
+    std::vector<int64_t> reread_rows(written.size(), 0);
+    RETURN_IF_ERROR(
+        ReadLeafStats(conn, paths, leaves, std::vector<size_t>(unknown.begin(), unknown.end()), &reread_rows, &stats));
+    for (size_t f = 0; f < written.size(); f++) {
+      if (reread_rows[f] != rows[f]) {
+        return Status::Internal("the writer counted " + std::to_string(rows[f]) + " rows in " + paths[f] + " but it has " +
+                                std::to_string(reread_rows[f]));
+      }
+    }
+  }
+  std::vector<FileStats> out;
+  for (size_t f = 0; f < written.size(); f++) out.push_back(StatsJson(rows[f], leaves, stats[f], schema));
   return out;
 }
 
@@ -268,6 +378,21 @@ struct WritePlan {
   std::set<std::string> present;  // the query's columns
 };
 
+// The leaves that get stats: the first delta.dataSkippingNumIndexedCols (32)
+// leaf columns, partition columns excluded.
+std::vector<Leaf> StatsLeaves(const Metadata& md) {
+  std::set<std::string> partition_set(md.partition_columns.begin(), md.partition_columns.end());
+  int64_t max_indexed = 32;
+  auto it = md.configuration.find("delta.dataSkippingNumIndexedCols");
+  if (it != md.configuration.end()) max_indexed = std::strtoll(it->second.c_str(), nullptr, 10);
+  std::vector<Leaf> leaves;
+  for (const Field& f : md.schema.fields) {
+    if (!partition_set.count(f.name)) CollectLeaves({f.name}, f.type, &leaves);
+  }
+  if (max_indexed >= 0 && static_cast<int64_t>(leaves.size()) > max_indexed) leaves.resize(max_indexed);
+  return leaves;
+}
+
 Result<WritePlan> PlanWrite(engine::Connection* conn, const std::string& query, const Metadata& md,
                             const std::string& table_path, bool partition_values_known) {
   const Schema& schema = md.schema;
@@ -288,9 +413,6 @@ Result<WritePlan> PlanWrite(engine::Connection* conn, const std::string& query, 
       if (!plan.present.count(p)) return Status::InvalidArgument("the rows to write lack partition column " + p);
     }
   }
-  int64_t max_indexed = 32;
-  auto it = md.configuration.find("delta.dataSkippingNumIndexedCols");
-  if (it != md.configuration.end()) max_indexed = std::strtoll(it->second.c_str(), nullptr, 10);
   for (const Field& f : schema.fields) {
     if (partition_set.count(f.name)) continue;
     ASSIGN_OR_RETURN(std::string t, DuckDbType(f.type));
@@ -301,9 +423,8 @@ Result<WritePlan> PlanWrite(engine::Connection* conn, const std::string& query, 
       if (!f.nullable) return Status::InvalidArgument("non-nullable column " + f.name + " missing from the rows to write");
       plan.select += "CAST(NULL AS " + t + ") AS " + engine::QuoteIdentifier(f.name);
     }
-    CollectLeaves({f.name}, f.type, &plan.leaves);
   }
-  if (max_indexed >= 0 && static_cast<int64_t>(plan.leaves.size()) > max_indexed) plan.leaves.resize(max_indexed);
+  plan.leaves = StatsLeaves(md);
   if (plan.select.empty()) return Status::InvalidArgument("table " + table_path + " has only partition columns");
   return plan;
 }
@@ -369,6 +490,12 @@ Protocol NewTableProtocol(const std::map<std::string, std::string>& configuratio
   p.reader_features = std::vector<std::string>{"deletionVectors"};
   p.writer_features = std::vector<std::string>{"deletionVectors"};
   return p;
+}
+
+Result<std::string> ReadBackStats(engine::Connection* conn, const std::string& file, const Metadata& metadata) {
+  RETURN_IF_ERROR(conn->Execute("SET TimeZone='UTC'"));
+  ASSIGN_OR_RETURN(std::vector<FileStats> stats, ComputeFileStats(conn, {file}, StatsLeaves(metadata), metadata.schema));
+  return stats[0].json;
 }
 
 std::optional<int64_t> StatsNumRecords(const std::string& stats) {
@@ -541,19 +668,21 @@ Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
     std::string abs = JoinPath(table_->path(), rel);
     if (!dir.empty()) RETURN_IF_ERROR(table_->fs()->CreateDirs(DirName(abs)));
     int64_t t0 = table_->clock()->MonotonicMicros();
-    auto rows = conn->WriteParquet("SELECT " + select + " FROM " + source + (where.empty() ? "" : " WHERE " + where), abs);
+    auto files = conn->WriteParquetFiles("SELECT " + select + " FROM " + source + (where.empty() ? "" : " WHERE " + where),
+                                         abs);
     int64_t t1 = table_->clock()->MonotonicMicros();
-    if (!rows.ok()) {
+    if (!files.ok()) {
       cleanup(abs);
-      return rows.status();
+      return files.status();
     }
-    if (*rows == 0) {  // an empty result adds no file
+    const int64_t rows = files->size() == 1 ? (*files)[0].rows : 0;
+    if (rows == 0) {  // an empty result adds no file
       table_->fs()->DeleteFile(abs).IgnoreError();
       continue;
     }
-    // Stats from the file just written: exactly what readers will see.
-    auto stats = ComputeFileStats(conn, {abs}, leaves, schema);
-    Status checked = stats.ok() ? CheckFileStats(*stats, *rows, table_->path()) : stats.status();
+    // Stats as the writer recorded them (exactly what a re-read would give).
+    auto stats = FileStatsFromWriter(conn, *files, {abs}, leaves, schema);
+    Status checked = stats.ok() ? CheckFileStats(*stats, rows, table_->path()) : stats.status();
     if (!checked.ok()) {
       cleanup(abs);
       return checked;
@@ -561,7 +690,7 @@ Result<std::vector<AddFile>> Transaction::WriteFilesImpl(
     add.stats = std::move((*stats)[0].json);
     int64_t t2 = table_->clock()->MonotonicMicros();
     RETURN_IF_ERROR(internal::SyncExternalFile(table_->fs(), abs));
-    spdlog::debug("delta: wrote {} rows to {}: parquet {:.0f} ms, stats {:.0f} ms, sync {:.0f} ms", *rows, rel,
+    spdlog::debug("delta: wrote {} rows to {}: parquet {:.0f} ms, stats {:.0f} ms, sync {:.0f} ms", rows, rel,
                   (t1 - t0) / 1000.0, (t2 - t1) / 1000.0, (table_->clock()->MonotonicMicros() - t2) / 1000.0);
     ASSIGN_OR_RETURN(FileInfo info, table_->fs()->Stat(abs));
     add.path = UriEncodePath(rel);
@@ -615,11 +744,20 @@ Result<std::vector<AddFile>> Transaction::WriteFileGroups(
     return s;
   };
   const int64_t t0 = table_->clock()->MonotonicMicros();
-  auto rows = conn->WriteParquet("SELECT " + plan.select + ", CAST(" + group_expr + " AS INTEGER) AS " + kGroupColumn +
-                                     " FROM (" + query + ")",
-                                 staging, 122880, kGroupColumn);
-  if (!rows.ok()) return fail(rows.status());
+  auto copied = conn->WriteParquetFiles("SELECT " + plan.select + ", CAST(" + group_expr + " AS INTEGER) AS " +
+                                            kGroupColumn + " FROM (" + query + ")",
+                                        staging, 122880, kGroupColumn);
+  if (!copied.ok()) return fail(copied.status());
   const int64_t t1 = table_->clock()->MonotonicMicros();
+  // The writer's record of each file, by "<group dir>/<file name>".
+  std::map<std::string, const engine::WrittenParquetFile*> by_name;
+  int64_t rows = 0;
+  for (const auto& w : *copied) {
+    const std::string dir = DirName(w.path);
+    by_name[BaseName(dir) + "/" + BaseName(w.path)] = &w;
+    rows += w.rows;
+  }
+  std::vector<engine::WrittenParquetFile> records;  // in the order of `moved`
   std::vector<AddFile> written;
   auto entries = fs->ListDir(staging);
   if (!entries.ok()) return fail(entries.status());
@@ -633,6 +771,9 @@ Result<std::vector<AddFile>> Transaction::WriteFileGroups(
     auto files = fs->ListDir(JoinPath(staging, e.name));
     if (!files.ok()) return fail(files.status());
     for (const auto& f : *files) {
+      auto record = by_name.find(e.name + "/" + f.name);
+      if (record == by_name.end()) return fail(Status::Internal("the writer did not report " + e.name + "/" + f.name));
+      records.push_back(*record->second);
       std::string rel = dirs[group] + "part-00000-" + internal::NewUuid() + ".c000.zstd.parquet";
       std::string abs = JoinPath(table_->path(), rel);
       Status s = dirs[group].empty() ? Status::OK() : fs->CreateDirs(DirName(abs));
@@ -648,14 +789,14 @@ Result<std::vector<AddFile>> Transaction::WriteFileGroups(
     }
   }
   fs->DeleteTree(staging).IgnoreError();
-  // Stats from the files just written, in one pass over all of them.
+  // Stats as the writer recorded them (exactly what a re-read would give).
   if (!moved.empty()) {
-    auto stats = ComputeFileStats(conn, moved, plan.leaves, schema);
-    Status checked = stats.ok() ? CheckFileStats(*stats, *rows, table_->path()) : stats.status();
+    auto stats = FileStatsFromWriter(conn, records, moved, plan.leaves, schema);
+    Status checked = stats.ok() ? CheckFileStats(*stats, rows, table_->path()) : stats.status();
     if (!checked.ok()) return fail(checked);
     for (size_t i = 0; i < written.size(); i++) written[i].stats = std::move((*stats)[i].json);
-  } else if (*rows != 0) {
-    return fail(Status::Internal("wrote " + std::to_string(*rows) + " rows but found no file"));
+  } else if (rows != 0) {
+    return fail(Status::Internal("wrote " + std::to_string(rows) + " rows but found no file"));
   }
   const int64_t t2 = table_->clock()->MonotonicMicros();
   std::set<std::string> sync_dirs;
@@ -670,7 +811,7 @@ Result<std::vector<AddFile>> Transaction::WriteFileGroups(
     if (Status s = fs->SyncDir(d); !s.ok()) return fail(s);
   }
   spdlog::debug("delta: wrote {} rows in {} files of {} groups: parquet {:.0f} ms, stats {:.0f} ms, sync {:.0f} ms",
-                *rows, written.size(), groups.size(), (t1 - t0) / 1000.0, (t2 - t1) / 1000.0,
+                rows, written.size(), groups.size(), (t1 - t0) / 1000.0, (t2 - t1) / 1000.0,
                 (table_->clock()->MonotonicMicros() - t2) / 1000.0);
   for (const auto& a : written) adds_.push_back(a);
   return written;

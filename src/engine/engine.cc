@@ -570,13 +570,88 @@ Result<std::unique_ptr<Appender>> Connection::CreateAppender(const std::string& 
   return std::unique_ptr<Appender>(new Appender(std::move(impl)));
 }
 
+namespace {
+
+std::string ParquetCopySql(const std::string& query, const std::string& path, int64_t row_group_size,
+                           const std::string& partition_column, bool return_stats) {
+  return "COPY (" + query + ") TO " + QuoteLiteral(path) + " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE " +
+         std::to_string(row_group_size) +
+         (partition_column.empty() ? "" : ", PARTITION_BY (" + QuoteIdentifier(partition_column) + ")") +
+         (return_stats ? ", RETURN_STATS)" : ")");
+}
+
+}  // namespace
+
 Result<int64_t> Connection::WriteParquet(const std::string& query, const std::string& path, int64_t row_group_size,
                                          const std::string& partition_column) {
-  std::string sql = "COPY (" + query + ") TO " + QuoteLiteral(path) +
-                    " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE " + std::to_string(row_group_size) +
-                    (partition_column.empty() ? "" : ", PARTITION_BY (" + QuoteIdentifier(partition_column) + ")") + ")";
-  ASSIGN_OR_RETURN(QueryResult r, Query(sql));
+  ASSIGN_OR_RETURN(QueryResult r, Query(ParquetCopySql(query, path, row_group_size, partition_column, false)));
   return r.row_count() > 0 ? r.GetInt64(0, 0) : 0;
+}
+
+namespace {
+
+std::string StringAt(duckdb_vector vector, idx_t row) {
+  auto* data = static_cast<duckdb_string_t*>(duckdb_vector_get_data(vector));
+  return std::string(duckdb_string_t_data(&data[row]), duckdb_string_t_length(data[row]));
+}
+
+bool ValidAt(duckdb_vector vector, idx_t row) {
+  uint64_t* validity = duckdb_vector_get_validity(vector);
+  return validity == nullptr || duckdb_validity_row_is_valid(validity, row);
+}
+
+}  // namespace
+
+Result<std::vector<WrittenParquetFile>> Connection::WriteParquetFiles(const std::string& query, const std::string& path,
+                                                                      int64_t row_group_size,
+                                                                      const std::string& partition_column) {
+  duckdb_result result;
+  RETURN_IF_ERROR(impl_->Run(ParquetCopySql(query, path, row_group_size, partition_column, true), &result));
+  // filename, count, file_size_bytes, footer_size_bytes,
+  // column_statistics MAP(VARCHAR, MAP(VARCHAR, VARCHAR)), partition_keys.
+  std::vector<WrittenParquetFile> files;
+  Status status;
+  if (duckdb_column_count(&result) < 5) status = Status::Internal("COPY … RETURN_STATS: unexpected result");
+  while (status.ok()) {
+    duckdb_data_chunk chunk = duckdb_fetch_chunk(result);
+    if (chunk == nullptr) break;
+    const idx_t n = duckdb_data_chunk_get_size(chunk);
+    duckdb_vector names = duckdb_data_chunk_get_vector(chunk, 0);
+    auto* counts = static_cast<uint64_t*>(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1)));
+    auto* sizes = static_cast<uint64_t*>(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 2)));
+    // A MAP is a LIST of STRUCT(key, value).
+    duckdb_vector columns = duckdb_data_chunk_get_vector(chunk, 4);
+    auto* column_entries = static_cast<duckdb_list_entry*>(duckdb_vector_get_data(columns));
+    duckdb_vector column_kv = duckdb_list_vector_get_child(columns);
+    duckdb_vector column_names = duckdb_struct_vector_get_child(column_kv, 0);
+    duckdb_vector column_maps = duckdb_struct_vector_get_child(column_kv, 1);
+    auto* stat_entries = static_cast<duckdb_list_entry*>(duckdb_vector_get_data(column_maps));
+    duckdb_vector stat_kv = duckdb_list_vector_get_child(column_maps);
+    duckdb_vector stat_names = duckdb_struct_vector_get_child(stat_kv, 0);
+    duckdb_vector stat_values = duckdb_struct_vector_get_child(stat_kv, 1);
+    for (idx_t row = 0; row < n; row++) {
+      WrittenParquetFile file;
+      file.path = StringAt(names, row);
+      file.rows = static_cast<int64_t>(counts[row]);
+      file.size_bytes = static_cast<int64_t>(sizes[row]);
+      if (ValidAt(columns, row)) {
+        const duckdb_list_entry& cols = column_entries[row];
+        for (idx_t c = cols.offset; c < cols.offset + cols.length; c++) {
+          auto& stats = file.column_stats[StringAt(column_names, c)];
+          if (!ValidAt(column_maps, c)) continue;
+          const duckdb_list_entry& kv = stat_entries[c];
+          for (idx_t k = kv.offset; k < kv.offset + kv.length; k++) {
+            if (ValidAt(stat_values, k)) stats[StringAt(stat_names, k)] = StringAt(stat_values, k);
+          }
+        }
+      }
+      files.push_back(std::move(file));
+    }
+    duckdb_destroy_data_chunk(&chunk);
+  }
+  duckdb_destroy_result(&result);
+  RETURN_IF_ERROR(status);
+  return files;
 }
 
 // ---- Database ----

@@ -115,6 +115,19 @@ class Appender {
   std::unique_ptr<Impl> impl_;
 };
 
+// A Parquet file written by Connection::WriteParquetFiles.
+struct WrittenParquetFile {
+  std::string path;
+  int64_t rows = 0;
+  int64_t size_bytes = 0;
+  // Per leaf column, keyed by its double-quoted path ("\"a\"", nested
+  // "\"s\".\"f\""), the writer's statistics as DuckDB renders them: "min"
+  // and "max" (absent when the writer kept none; strings longer than 256 bytes
+  // are cut, a cut max raised to stay an upper bound), "null_count",
+  // "has_nan" (floating point), "column_size_bytes".
+  std::map<std::string, std::map<std::string, std::string>> column_stats;
+};
+
 class Connection {
  public:
   ~Connection();
@@ -132,6 +145,11 @@ class Connection {
   // column gets the files of its rows (without the column) in path/<column>=v/.
   Result<int64_t> WriteParquet(const std::string& query, const std::string& path, int64_t row_group_size = 122880,
                                const std::string& partition_column = "");
+  // WriteParquet, and for each file written, what the Parquet writer recorded
+  // while writing it (COPY … RETURN_STATS): no second read of the files.
+  Result<std::vector<WrittenParquetFile>> WriteParquetFiles(const std::string& query, const std::string& path,
+                                                            int64_t row_group_size = 122880,
+                                                            const std::string& partition_column = "");
 
  private:
   friend class Database;
