@@ -653,6 +653,21 @@ std::string Eraser::AnonymizedColumn(const delta::Field& f) const {
   return Scrub(c) + as;
 }
 
+// How long a file without a footer may be some writer's work in progress.
+constexpr int64_t kUnfinishedWriteGraceMs = 10 * 60 * 1000;
+
+// Whether `path` ends (and starts) as a Parquet file does; a write killed
+// mid-way leaves a file that does not.
+bool HasParquetFooter(FileSystem* fs, const std::string& path) {
+  auto file = fs->NewRandomAccessFile(path);
+  if (!file.ok()) return false;
+  auto size = (*file)->Size();
+  if (!size.ok() || *size < 12) return false;
+  std::string head, tail;
+  if (!(*file)->Read(0, 4, &head).ok() || !(*file)->Read(*size - 4, 4, &tail).ok()) return false;
+  return head == "PAR1" && tail == "PAR1";
+}
+
 Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
   const int64_t t0 = ctx_.clock->MonotonicMicros();
   ASSIGN_OR_RETURN(delta::Snapshot snap, t->table->LoadSnapshot());
@@ -694,7 +709,31 @@ Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
       return then.status();
     }
   }
-  if (files.empty()) return files;
+  // A file a killed write left behind has no Parquet footer: no version
+  // names it and no reader can open it, but its pages may hold the person's
+  // bytes. Past a grace period its writer is gone and it is deleted with the
+  // files that hold their rows; a fresher one may still be being written
+  // (vacuum removes it later) and is noted.
+  std::vector<std::string> torn;
+  int64_t unfinished = 0;
+  const int64_t now_ms = ctx_.clock->NowMicros() / 1000;
+  std::erase_if(files, [&](const std::string& f) {
+    if (HasParquetFooter(ctx_.fs, f)) return false;
+    auto info = ctx_.fs->Stat(f);
+    if (!info.ok()) return true;  // gone since the listing
+    if (now_ms - info->mtime_ms >= kUnfinishedWriteGraceMs) {
+      torn.push_back(f);
+    } else {
+      unfinished++;
+    }
+    return true;
+  });
+  if (unfinished > 0) {
+    journal_.notes.push_back(t->name + ": " + std::to_string(unfinished) +
+                             " file(s) without a Parquet footer written in the last minutes were left to their writer "
+                             "(vacuum removes them if it never commits them)");
+  }
+  if (files.empty()) return torn;
   journal_.tables[t->name].files_read += static_cast<int64_t>(files.size());
   std::sort(files.begin(), files.end());
   ASSIGN_OR_RETURN(auto hits, conn_->Query("SELECT DISTINCT filename FROM read_parquet(" + [&] {
@@ -702,7 +741,7 @@ Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
     for (size_t i = 0; i < files.size(); i++) list += (i ? "," : "") + engine::QuoteLiteral(files[i]);
     return list + "]";
   }() + ", filename = true, union_by_name = true, hive_partitioning = false) WHERE " + pred));
-  std::set<std::string> holding;
+  std::set<std::string> holding(torn.begin(), torn.end());
   for (size_t i = 0; i < hits.row_count(); i++) holding.insert(hits.GetString(i, 0));
   std::vector<delta::AddFile> live;
   for (const auto& f : snap.files) {

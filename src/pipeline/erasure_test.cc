@@ -363,6 +363,40 @@ TEST_P(ErasureTest, AnonymizeKeepsTheRowsAndUnlinksThemFromThePerson) {
             1);
 }
 
+TEST_P(ErasureTest, PurgeDeletesTheFilesAKilledWriteLeft) {
+  BuildPersonLake(options_, log_.get());
+  // A write killed mid-way leaves a data file without a footer that no
+  // version names: one from an hour ago (its writer is gone) and one from now
+  // (perhaps still being written).
+  std::string whole, partition;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir_.Sub("silver/events"))) {
+    if (e.path().extension() == ".parquet") {
+      ASSERT_OK_AND_ASSIGN(whole, FileSystem::Default()->ReadFile(e.path().string()));
+      partition = e.path().parent_path().string();
+      break;
+    }
+  }
+  ASSERT_GT(whole.size(), 100u);
+  const std::string old_torn = partition + "/part-00000-killed-an-hour-ago.c000.zstd.parquet";
+  const std::string fresh_torn = partition + "/part-00000-being-written.c000.zstd.parquet";
+  ASSERT_OK(FileSystem::Default()->WriteFile(old_torn, whole.substr(0, whole.size() / 2)));
+  ASSERT_OK(FileSystem::Default()->WriteFile(fresh_torn, whole.substr(0, whole.size() / 2)));
+  std::filesystem::last_write_time(old_torn, std::filesystem::file_time_type::clock::now() - std::chrono::hours(1));
+
+  privacy::PrivacyRequest request;
+  request.subject.user_ids = {kPersonUser};
+  ASSERT_OK_AND_ASSIGN(std::string key, LoadPiiKey(SilverOptions::FromConfig(options_.config)));
+  ASSERT_OK(SubmitPrivacyRequest(dir_.path(), key, &request));
+  DrainAndExpectNoTrace(request.id, PersonalTables(dir_.path()), PersonIds());
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM system.erasures WHERE request_id = '" + request.id + "' AND status = 'completed'"),
+      1);
+  EXPECT_FALSE(std::filesystem::exists(old_torn));
+  EXPECT_TRUE(std::filesystem::exists(fresh_torn));
+  ASSERT_OK_AND_ASSIGN(std::string receipt, ReadReceipt(dir_.path(), request.id));
+  EXPECT_NE(receipt.find("silver.events: 1 file(s) without a Parquet footer"), std::string::npos) << receipt;
+}
+
 class PrivacyOpsTest : public ErasureTest {};
 
 TEST_P(PrivacyOpsTest, SuppressionDropsNewEventsUntilLifted) {
