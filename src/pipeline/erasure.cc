@@ -135,10 +135,14 @@ struct Journal {
   // the version it read and the live files holding the person's rows then
   // (add paths as in the log). The delete reads only those while the table is
   // still at that version; the purge knows every other file live then
-  // without a deletion vector holds none of the person's rows.
+  // without a deletion vector holds none of the person's rows. `rows`: the
+  // positions of their rows in each of those files (the delete marks them
+  // without reading anything while the version holds; absent in journals
+  // written before they were kept).
   struct TableHits {
     int64_t version = -1;
     std::vector<std::string> files;
+    std::optional<std::map<std::string, std::vector<int64_t>>> rows;
   };
   std::map<std::string, TableHits> hits;
 
@@ -186,7 +190,23 @@ struct Journal {
       first = false;
       AppendJsonString(name, &out);
       out += ":{\"version\":" + std::to_string(h.version) + ",";
-      arr("files", h.files, true);
+      arr("files", h.files);
+      out += "\"rows\":";
+      if (!h.rows) {
+        out += "null";
+      } else {
+        out += "{";
+        bool first_file = true;
+        for (const auto& [file, positions] : *h.rows) {
+          if (!first_file) out += ",";
+          first_file = false;
+          AppendJsonString(file, &out);
+          out += ":[";
+          for (size_t i = 0; i < positions.size(); i++) out += (i ? "," : "") + std::to_string(positions[i]);
+          out += "]";
+        }
+        out += "}";
+      }
       out += "}";
     }
     return out + "}}";
@@ -248,6 +268,18 @@ struct Journal {
         TableHits th;
         if (!h["version"].get(n)) th.version = n;
         strings(h["files"].value_unsafe(), &th.files);
+        simdjson::dom::object rows;
+        if (!h["rows"].get(rows)) {
+          th.rows.emplace();
+          for (auto [file, positions] : rows) {
+            auto& to = (*th.rows)[std::string(file)];
+            simdjson::dom::array a;
+            if (positions.get(a)) continue;
+            for (auto p : a) {
+              if (!p.get(n)) to.push_back(n);
+            }
+          }
+        }
         j.hits[std::string(name)] = std::move(th);
       }
     }
@@ -456,8 +488,8 @@ Status Eraser::Resolve() {
     if (!src.payload && has("event_id")) event = "event_id";
     if (has("session_id")) session = "session_id";
     if (user == "NULL" && event == "NULL") continue;  // nothing that identifies anyone
-    src.select = "SELECT DISTINCT " + user + ", " + anon + ", " + email + ", " + event + ", " + session +
-                 ", _delta_file FROM " + src.view + " WHERE ";
+    src.select = "SELECT " + user + ", " + anon + ", " + email + ", " + event + ", " + session +
+                 ", _delta_file, _delta_row FROM " + src.view + " WHERE ";
     RETURN_IF_ERROR(conn_->Execute("CREATE OR REPLACE TEMP VIEW " + src.view + " AS " + scan));
     sources.push_back(std::move(src));
   }
@@ -473,7 +505,8 @@ Status Eraser::Resolve() {
     AddAll(&s.session_ids, sessions);
   };
   refresh();
-  std::map<std::string, std::set<std::string>> files;  // per table, from its latest scan
+  // Per table, from its latest scan: the files and row positions of their rows.
+  std::map<std::string, std::map<std::string, std::vector<int64_t>>> rows;
   // Scans the tables of one kind with the subject as it stands; true when
   // anything new turned up.
   auto scan = [&](bool payload) -> Result<bool> {
@@ -483,7 +516,7 @@ Status Eraser::Resolve() {
       const std::string pred = PersonPredicate(src.schema, s);
       if (pred == "false") continue;
       ASSIGN_OR_RETURN(auto r, conn_->Query(src.select + pred));
-      std::set<std::string>& found = files[src.name];
+      auto& found = rows[src.name];
       found.clear();
       for (size_t i = 0; i < r.row_count(); i++) {
         size_t col = 0;
@@ -493,7 +526,7 @@ Status Eraser::Resolve() {
           }
           col++;
         }
-        found.insert(r.GetString(i, 5));
+        found[r.GetString(i, 5)].push_back(r.GetInt64(i, 6));
       }
     }
     ASSIGN_OR_RETURN(auto links, ctx_.state->LinkedIdentities(s.anonymous_ids, s.user_ids));
@@ -522,10 +555,24 @@ Status Eraser::Resolve() {
   for (const auto& src : sources) {
     Journal::TableHits& h = journal_.hits[src.name];
     h.version = src.version;
-    h.files.assign(files[src.name].begin(), files[src.name].end());
+    h.rows = std::move(rows[src.name]);
+    h.files.clear();
+    for (auto& [file, positions] : *h.rows) {
+      h.files.push_back(file);
+      std::sort(positions.begin(), positions.end());
+    }
   }
   for (const auto& src : sources) RETURN_IF_ERROR(conn_->Execute("DROP VIEW IF EXISTS " + src.view));
   return Status::OK();
+}
+
+// Past this many, the delete finds the rows again rather than list them in a statement.
+constexpr int64_t kMaxKnownRows = 200'000;
+
+int64_t KnownRows(const std::map<std::string, std::vector<int64_t>>& rows) {
+  int64_t n = 0;
+  for (const auto& [file, positions] : rows) n += static_cast<int64_t>(positions.size());
+  return n;
 }
 
 Result<int64_t> Eraser::ChangeRows(LakeTable* t, bool anonymize) {
@@ -540,12 +587,27 @@ Result<int64_t> Eraser::ChangeRows(LakeTable* t, bool anonymize) {
     // at the version it read, only those are read (else all of them).
     delta::Snapshot scanned = snap;
     auto hits = journal_.hits.find(t->name);
-    if (hits != journal_.hits.end() && hits->second.version == snap.version) {
+    const bool unchanged = hits != journal_.hits.end() && hits->second.version == snap.version;
+    if (unchanged) {
       const std::set<std::string> holding(hits->second.files.begin(), hits->second.files.end());
       std::erase_if(scanned.files, [&](const delta::AddFile& f) { return !holding.count(f.path); });
       if (scanned.files.empty()) return 0;
     }
     ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(t->table->path(), scanned, options));
+    // A delete at that version needs no read at all: the rows are known.
+    std::string rows_query = "SELECT _delta_file, _delta_row FROM (" + scan + ") WHERE " + pred;
+    if (unchanged && !anonymize && hits->second.rows && KnownRows(*hits->second.rows) <= kMaxKnownRows) {
+      rows_query = "SELECT * FROM (VALUES ";
+      bool first = true;
+      for (const auto& [file, positions] : *hits->second.rows) {
+        for (int64_t p : positions) {
+          rows_query += std::string(first ? "" : ", ") + "(" + engine::QuoteLiteral(file) + ", " + std::to_string(p) +
+                        "::BIGINT)";
+          first = false;
+        }
+      }
+      rows_query += ") AS t(_delta_file, _delta_row)";
+    }
     if (anonymize) {
       // The anonymized copies first (read from the snapshot), then the
       // originals marked deleted, in the same commit.
@@ -557,8 +619,7 @@ Result<int64_t> Eraser::ChangeRows(LakeTable* t, bool anonymize) {
                        txn->WriteFiles(conn_.get(), "SELECT " + projection + " FROM (" + scan + ") WHERE " + pred));
       (void)written;
     }
-    ASSIGN_OR_RETURN(int64_t n, txn->DeleteRows(conn_.get(), "SELECT _delta_file, _delta_row FROM (" + scan +
-                                                                 ") WHERE " + pred));
+    ASSIGN_OR_RETURN(int64_t n, txn->DeleteRows(conn_.get(), rows_query));
     if (n == 0) return 0;
     // The commit names the request, never the identifiers.
     txn->SetOperation(anonymize ? "UPDATE" : "DELETE",
@@ -668,6 +729,25 @@ bool HasParquetFooter(FileSystem* fs, const std::string& path) {
   return head == "PAR1" && tail == "PAR1";
 }
 
+// The data files commits `versions` of `table` added (paths as the purge
+// lists them); a commit whose previous version is gone from the log adds none.
+Result<std::set<std::string>> FilesWrittenBy(delta::Table* table, const std::vector<int64_t>& versions) {
+  std::set<std::string> out;
+  for (int64_t v : versions) {
+    auto after = table->LoadSnapshot(v);
+    auto before = table->LoadSnapshot(v - 1);
+    if (after.status().IsNotFound() || before.status().IsNotFound()) continue;
+    RETURN_IF_ERROR(after.status());
+    RETURN_IF_ERROR(before.status());
+    std::set<std::string> had;
+    for (const auto& f : before->files) had.insert(f.path);
+    for (const auto& f : after->files) {
+      if (!had.count(f.path)) out.insert(delta::DataFilePath(table->path(), f.path));
+    }
+  }
+  return out;
+}
+
 Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
   const int64_t t0 = ctx_.clock->MonotonicMicros();
   ASSIGN_OR_RETURN(delta::Snapshot snap, t->table->LoadSnapshot());
@@ -694,7 +774,10 @@ Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
   // The files live at the version resolution read, with no deletion vector
   // and none of the person's rows then, hold none physically: only the
   // others (the files holding their rows, files with deleted rows, older
-  // versions' files, files written since) are read.
+  // versions' files, files written since) are read. The files live then
+  // that resolution found holding their rows hold them still (files never
+  // change): they are not read either.
+  std::set<std::string> known_holding;
   auto known = journal_.hits.find(t->name);
   if (known != journal_.hits.end() && known->second.version >= 0) {
     auto then = t->table->LoadSnapshot(known->second.version);
@@ -702,12 +785,24 @@ Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
       const std::set<std::string> hit(known->second.files.begin(), known->second.files.end());
       std::set<std::string> clean;
       for (const auto& f : then->files) {
-        if (!f.deletion_vector && !hit.count(f.path)) clean.insert(delta::DataFilePath(t->table->path(), f.path));
+        const std::string path = delta::DataFilePath(t->table->path(), f.path);
+        if (hit.count(f.path)) {
+          known_holding.insert(path);
+        } else if (!f.deletion_vector) {
+          clean.insert(path);
+        }
       }
-      std::erase_if(files, [&](const std::string& f) { return clean.count(f) > 0; });
+      std::erase_if(files, [&](const std::string& f) { return clean.count(f) > 0 || known_holding.count(f) > 0; });
     } else if (!then.status().IsNotFound()) {
       return then.status();
     }
+  }
+  // So are the files this request's own commits wrote to a Bronze, Silver
+  // or restricted table: the rows it kept (`NOT <person>`) or their
+  // anonymized copies.
+  if (!t->gold) {
+    ASSIGN_OR_RETURN(auto own, FilesWrittenBy(t->table.get(), journal_.tables[t->name].versions_written));
+    std::erase_if(files, [&](const std::string& f) { return own.count(f) > 0; });
   }
   // A file a killed write left behind has no Parquet footer: no version
   // names it and no reader can open it, but its pages may hold the person's
@@ -733,16 +828,23 @@ Result<std::vector<std::string>> Eraser::RewriteFiles(LakeTable* t) {
                              " file(s) without a Parquet footer written in the last minutes were left to their writer "
                              "(vacuum removes them if it never commits them)");
   }
-  if (files.empty()) return torn;
-  journal_.tables[t->name].files_read += static_cast<int64_t>(files.size());
-  std::sort(files.begin(), files.end());
-  ASSIGN_OR_RETURN(auto hits, conn_->Query("SELECT DISTINCT filename FROM read_parquet(" + [&] {
-    std::string list = "[";
-    for (size_t i = 0; i < files.size(); i++) list += (i ? "," : "") + engine::QuoteLiteral(files[i]);
-    return list + "]";
-  }() + ", filename = true, union_by_name = true, hive_partitioning = false) WHERE " + pred));
   std::set<std::string> holding(torn.begin(), torn.end());
-  for (size_t i = 0; i < hits.row_count(); i++) holding.insert(hits.GetString(i, 0));
+  holding.insert(known_holding.begin(), known_holding.end());
+  if (!files.empty()) {
+    journal_.tables[t->name].files_read += static_cast<int64_t>(files.size());
+    std::sort(files.begin(), files.end());
+    ASSIGN_OR_RETURN(auto hits,
+                     conn_->Query("SELECT DISTINCT filename FROM read_parquet(" +
+                                  [&] {
+                                    std::string list = "[";
+                                    for (size_t i = 0; i < files.size(); i++)
+                                      list += (i ? "," : "") + engine::QuoteLiteral(files[i]);
+                                    return list + "]";
+                                  }() +
+                                  ", filename = true, union_by_name = true, hive_partitioning = false) WHERE " + pred));
+    for (size_t i = 0; i < hits.row_count(); i++) holding.insert(hits.GetString(i, 0));
+  }
+  if (holding.empty()) return std::vector<std::string>{};
   std::vector<delta::AddFile> live;
   for (const auto& f : snap.files) {
     if (holding.count(delta::DataFilePath(t->table->path(), f.path))) live.push_back(f);
