@@ -61,6 +61,10 @@ std::string InList(const std::vector<std::string>& values) {
 
 void AddAll(std::vector<std::string>* to, const std::set<std::string>& from) { to->assign(from.begin(), from.end()); }
 
+// Up to this many event ids, a payload is tested for each as a substring
+// before its JSON is parsed.
+constexpr size_t kMaxEventIdSubstringTests = 16;
+
 // The SQL condition (never NULL) that a row of a table with this schema
 // belongs to the person: every identifying column the table has.
 std::string PersonPredicate(const delta::Schema& schema, const ResolvedSubject& s) {
@@ -78,21 +82,9 @@ std::string PersonPredicate(const delta::Schema& schema, const ResolvedSubject& 
     // bronze.events / silver.quarantine: the raw event (Segment, native, Snowplow).
     // A substring test first: parsing every payload's JSON for a dozen paths
     // costs far more than finding that none of the identifiers occurs in it.
-    std::vector<std::string> json_parts;
-    auto add_json = [&](const std::string& path, const std::vector<std::string>& values, bool lower) {
-      if (values.empty()) return;
-      const std::string e = "json_extract_string(payload, '" + path + "')";
-      json_parts.push_back((lower ? "lower(" + e + ")" : e) + " IN " + InList(values));
-    };
-    for (const char* p : {"$.userId", "$.user_id", "$.uid"}) add_json(p, s.user_ids, false);
-    for (const char* p : {"$.anonymousId", "$.anonymous_id", "$.duid"}) add_json(p, s.anonymous_ids, false);
-    for (const char* p : {"$.traits.email", "$.context.traits.email", "$.properties.email"}) add_json(p, s.emails, true);
-    for (const char* p : {"$.messageId", "$.event_id", "$.eid"}) add_json(p, s.event_ids, false);
-    std::vector<std::string> contains;
-    for (const auto* values : {&s.user_ids, &s.anonymous_ids, &s.event_ids}) {
-      for (const auto& v : *values) contains.push_back("contains(payload, " + engine::QuoteLiteral(v) + ")");
-    }
-    for (const auto& e : s.emails) contains.push_back("payload ILIKE " + engine::QuoteLiteral("%" + e + "%"));
+    // But each substring test reads the whole payload: past a few event ids
+    // (a person with hundreds of events), testing the event-id paths of every
+    // payload costs less than that many tests.
     // An identifier JSON may spell differently (escaped quotes, backslashes,
     // non-ASCII as \\u escapes) cannot be found by substring: no pre-test then.
     bool plain = true;
@@ -101,6 +93,29 @@ std::string PersonPredicate(const delta::Schema& schema, const ResolvedSubject& 
         for (unsigned char c : v) plain = plain && c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
       }
     }
+    const bool events_apart = plain && s.event_ids.size() > kMaxEventIdSubstringTests;
+    std::vector<std::string> json_parts, event_parts;
+    auto add_json = [&](std::vector<std::string>* to, const std::string& path, const std::vector<std::string>& values,
+                        bool lower) {
+      if (values.empty()) return;
+      const std::string e = "json_extract_string(payload, '" + path + "')";
+      to->push_back((lower ? "lower(" + e + ")" : e) + " IN " + InList(values));
+    };
+    for (const char* p : {"$.userId", "$.user_id", "$.uid"}) add_json(&json_parts, p, s.user_ids, false);
+    for (const char* p : {"$.anonymousId", "$.anonymous_id", "$.duid"})
+      add_json(&json_parts, p, s.anonymous_ids, false);
+    for (const char* p : {"$.traits.email", "$.context.traits.email", "$.properties.email"}) {
+      add_json(&json_parts, p, s.emails, true);
+    }
+    for (const char* p : {"$.messageId", "$.event_id", "$.eid"}) {
+      add_json(events_apart ? &event_parts : &json_parts, p, s.event_ids, false);
+    }
+    std::vector<std::string> contains;
+    for (const auto* values : {&s.user_ids, &s.anonymous_ids, &s.event_ids}) {
+      if (values == &s.event_ids && events_apart) continue;
+      for (const auto& v : *values) contains.push_back("contains(payload, " + engine::QuoteLiteral(v) + ")");
+    }
+    for (const auto& e : s.emails) contains.push_back("payload ILIKE " + engine::QuoteLiteral("%" + e + "%"));
     if (!plain) contains = {"true"};
     if (!json_parts.empty()) {
       std::string pre, json;
@@ -108,6 +123,7 @@ std::string PersonPredicate(const delta::Schema& schema, const ResolvedSubject& 
       for (size_t i = 0; i < json_parts.size(); i++) json += (i ? " OR " : "") + json_parts[i];
       parts.push_back("((" + pre + ") AND (" + json + "))");
     }
+    for (const auto& e : event_parts) parts.push_back(e);
   }
   if (has("value") && has("field")) add("lower(value)", s.emails);  // restricted.pii
   if (parts.empty()) return "false";

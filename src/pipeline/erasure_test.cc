@@ -370,6 +370,39 @@ TEST_P(ErasureTest, AnonymizeKeepsTheRowsAndUnlinksThemFromThePerson) {
             1);
 }
 
+TEST_P(ErasureTest, ForgetFindsRawEventsByTheirEventIdsAlone) {
+  BuildPersonLake(options_, log_.get());
+  // The person with more events than a payload is tested for as substrings,
+  // and a raw event that names one of them only by its event id (sent again
+  // without identifiers: Bronze keeps it).
+  std::vector<std::string> many;
+  for (int i = 0; i < 24; i++) {
+    const std::string minute = (i < 10 ? "0" : "") + std::to_string(i);
+    many.push_back(R"({"type":"track","event":"Clicked","userId":"person-zqx","messageId":"zqx-many-)" +
+                   std::to_string(i) + R"(","timestamp":"2024-05-03T08:)" + minute + R"(:00Z"})");
+  }
+  AppendSegment(log_.get(), many, kDay1Us + 2 * kDayUs);
+  AppendSegment(log_.get(),
+                {R"({"type":"track","event":"Clicked","messageId":"zqx-many-3","timestamp":"2024-05-03T09:00:00Z"})"},
+                kDay1Us + 2 * kDayUs + 60'000'000);
+  {
+    ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+    ASSERT_OK(runner->Drain());
+  }
+  const std::vector<std::string> ids = PersonIds();
+  ASSERT_GT(ids.size(), 30u);
+  EXPECT_EQ(Count("SELECT count(*) FROM bronze.events WHERE json_extract_string(payload, '$.messageId') = 'zqx-many-3' "
+                  "AND json_extract_string(payload, '$.userId') IS NULL"),
+            1);
+
+  privacy::PrivacyRequest request;
+  request.subject.user_ids = {kPersonUser};
+  ASSERT_OK_AND_ASSIGN(std::string key, LoadPiiKey(SilverOptions::FromConfig(options_.config)));
+  ASSERT_OK(SubmitPrivacyRequest(dir_.path(), key, &request));
+  DrainAndExpectNoTrace(request.id, PersonalTables(dir_.path()), ids);
+  EXPECT_EQ(Count("SELECT count(*) FROM bronze.events WHERE payload LIKE '%zqx-many-%'"), 0);
+}
+
 TEST_P(ErasureTest, PurgeDeletesTheFilesAKilledWriteLeft) {
   BuildPersonLake(options_, log_.get());
   // A write killed mid-way leaves a data file without a footer that no
