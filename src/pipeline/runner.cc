@@ -431,6 +431,7 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
   ASSIGN_OR_RETURN(int64_t version, CommitUnlessDone(txn.get(), result.batch_id));
   if (version >= 0) result.versions["bronze.events"] = version;
 
+  gold::SilverChange silver_change;
   {
     // silver.events: identities and sessions of the affected users are
     // recomputed from their recent rows (silver_sessions.h); the new rows are
@@ -484,6 +485,23 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
       stxn->SetCommitInfoField("clicklake", batch_info);
       ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(stxn.get(), result.batch_id));
       if (v >= 0) result.versions["silver.events"] = v;
+      // What the commit changed, for the Gold refresh below (it need not read
+      // it back from the files), unless that refresh will be deferred.
+      const bool gold_due = options_.gold && !(result.backlog && clock_->MonotonicMicros() - gold_attempted_us_ <
+                                                                     options_.gold_catch_up_interval_us);
+      if (v >= 0 && gold_due) {
+        silver_change.from_version = stxn->read_snapshot().version;
+        silver_change.to_version = v;
+        silver_change.removed_table = "gold_change_removed";
+        silver_change.added_table = "gold_change_added";
+        Status made = MaterializeSilverChange(conn.get(), gold::kGoldSilverColumns, silver_change.removed_table,
+                                              silver_change.added_table);
+        if (!made.ok()) {  // Gold then diffs the files, as it would without it
+          spdlog::warn("processor: batch {}: the Silver change for Gold not kept: {}", result.batch_id,
+                       made.ToString());
+          silver_change = gold::SilverChange{};
+        }
+      }
     }
   }
   // Gold: brought to silver.events' latest version, same txn (gold/gold.h).
@@ -504,7 +522,8 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
       if (!stage.ok()) return stage.status();  // bad [gold] configuration
       gold_ = std::move(stage).value();
     }
-    auto refreshed = gold_->Refresh(options_.app_id, result.batch_id);
+    auto refreshed =
+        gold_->Refresh(options_.app_id, result.batch_id, silver_change.to_version >= 0 ? &silver_change : nullptr);
     if (refreshed.ok()) {
       result.gold = std::make_shared<const gold::GoldRefreshResult>(std::move(refreshed).value());
     } else {
@@ -514,6 +533,10 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
                     refreshed.status().ToString());
     }
     result.gold_us = clock_->MonotonicMicros() - tg;
+  }
+  if (silver_change.to_version >= 0) {
+    (void)conn->Execute("DROP TABLE IF EXISTS " + silver_change.removed_table + "; DROP TABLE IF EXISTS " +
+                        silver_change.added_table);
   }
   {
     ASSIGN_OR_RETURN(auto table, delta::Table::OpenOrCreate(JoinPath(options_.lake_dir, kQuarantineTable),

@@ -122,4 +122,13 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
                                              const delta::Snapshot& snapshot, int64_t session_timeout_us,
                                              DedupStore* state = nullptr);
 
+// After MergeIdentityAndSessions on `conn`: what the merge changes in
+// silver.events, as tables of the database (visible to its other
+// connections), `columns` (a SELECT list over silver.events rows) of
+//   removed_table  the old versions of the existing rows it changes;
+//   added_table    every row of `silver_out` (new rows, changed rows' new versions).
+// Gold takes them instead of diffing the commit's files (gold::SilverChange).
+Status MaterializeSilverChange(engine::Connection* conn, const std::string& columns, const std::string& removed_table,
+                               const std::string& added_table);
+
 }  // namespace clicklake::pipeline

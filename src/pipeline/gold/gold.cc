@@ -25,13 +25,7 @@ constexpr const char* kCommitInfoKey = "clicklake_gold";
 // vacuum and other commits carry none).
 constexpr int kMaxCommitsToWalk = 200;
 
-// The silver.events columns Gold reads. The incremental diff compares rows on
-// exactly these, so a change in any of them reaches every model that reads it.
-const char* kSilverColumns =
-    "event_id, event_type, event_name, CAST(event_ts AS TIMESTAMP) AS event_ts, event_date, user_key, session_id, "
-    "session_event_index, page_path, referrer_host, utm_source, utm_medium, utm_campaign, campaign_id, platform, "
-    "device_type, device_family, browser_family, os_family, geo_country, revenue, currency, properties, source, "
-    "log_partition, log_offset";
+const char* kSilverColumns = kGoldSilverColumns;
 
 delta::Field Str(const char* name) { return delta::Field{name, "string", true}; }
 delta::Field Long(const char* name) { return delta::Field{name, "long", true}; }
@@ -299,6 +293,8 @@ std::string EntryKey(const delta::AddFile& f) {
   return f.path + "\n" + (f.deletion_vector ? f.deletion_vector->UniqueId() : std::string());
 }
 
+Status CancelUnchangedRows(engine::Connection* c);
+
 // Creates the temp tables changed_old (old versions of the rows that differ
 // between the two snapshots of silver.events, on the Gold columns),
 // changed_new (their new versions) and changed (both). Reads only what
@@ -353,6 +349,14 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
   RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_removed_rows AS " + removed));
   RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_added_rows AS SELECT " +
                              std::string(kSilverColumns) + " FROM (" + added_scan + ")"));
+  return CancelUnchangedRows(c);
+}
+
+// changed_old / changed_new / changed from silver_removed_rows (old versions)
+// and silver_added_rows (new versions): a row on both sides with the same
+// Gold columns did not change for Gold (a compaction moved it, or only a
+// column Gold does not read changed).
+Status CancelUnchangedRows(engine::Connection* c) {
   // Each side holds live rows of one snapshot, unique by (event_id,
   // log_partition, log_offset): a row cancels against the other side's row
   // with that key when every Gold column is equal. (The same as EXCEPT ALL
@@ -442,6 +446,34 @@ Result<int> TakeInCompactions(delta::Table* silver, const delta::Snapshot& new_s
   std::sort(old_snap->files.begin(), old_snap->files.end(),
             [](const delta::AddFile& a, const delta::AddFile& b) { return a.path < b.path; });
   return taken;
+}
+
+// Whether `change` is the whole difference between silver.events at `base`
+// and at `latest` on the Gold columns: it ends at `latest`, and every other
+// commit after `base` is a compaction (OPTIMIZE: rows moved, none changed) or
+// a schema evolution (ADD COLUMNS: new prop_ columns). Returns how many
+// compactions it passes over, or nothing when it does not apply.
+Result<std::optional<int>> CompactionsBeforeChange(const std::string& silver_path, int64_t base, int64_t latest,
+                                                   const SilverChange& change, FileSystem* fs) {
+  if (change.to_version != latest || change.from_version < base || change.from_version >= change.to_version ||
+      change.removed_table.empty() || change.added_table.empty())
+    return std::optional<int>();
+  int compactions = 0;
+  for (int64_t v = base + 1; v < change.to_version; v++) {
+    auto info = delta::ReadCommitInfo(silver_path, v, fs);
+    if (!info.ok())
+      return info.status().IsNotFound() ? Result<std::optional<int>>(std::optional<int>()) : info.status();
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    std::string_view operation;
+    if (parser.parse(*info).get(doc) || doc["operation"].get(operation)) return std::optional<int>();
+    if (operation == "OPTIMIZE") {
+      compactions++;
+    } else if (operation != "ADD COLUMNS") {  // new prop_ columns: no Gold column, no row changes
+      return std::optional<int>();
+    }
+  }
+  return std::optional<int>(compactions);
 }
 
 // What DeleteMatchingRows staged.
@@ -566,6 +598,7 @@ struct GoldStage::Plan {
   int64_t batch_id = -1;
   std::optional<std::pair<std::string, std::string>> range;  // rebuild only
   bool full = false;                                         // rebuild without range
+  const SilverChange* change = nullptr;                      // refresh only: the batch's own change
 };
 
 GoldStage::GoldStage(GoldOptions options, std::string lake_dir, engine::Database* db, FileSystem* fs, Clock* clock)
@@ -583,11 +616,12 @@ Result<std::unique_ptr<GoldStage>> GoldStage::Open(const Config& config, const s
   return stage;
 }
 
-Result<GoldRefreshResult> GoldStage::Refresh(const std::string& app_id, int64_t batch_id) {
+Result<GoldRefreshResult> GoldStage::Refresh(const std::string& app_id, int64_t batch_id, const SilverChange* change) {
   Plan plan;
   plan.mode = "refresh";
   plan.app_id = app_id;
   plan.batch_id = batch_id;
+  plan.change = change;
   return Run(&plan);
 }
 
@@ -1025,8 +1059,25 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
   } else {
     // ---- incremental: the rows that differ between the base version and now ----
     const int64_t t_diff = clock_->MonotonicMicros();
-    ASSIGN_OR_RETURN(result.compactions_skipped, TakeInCompactions(silver->get(), new_snap, &*old_snap, fs_));
-    RETURN_IF_ERROR(SilverDiff(c, silver_path, *old_snap, new_snap, fs_));
+    std::optional<int> from_batch;
+    if (plan->change) {
+      ASSIGN_OR_RETURN(from_batch,
+                       CompactionsBeforeChange(silver_path, old_snap->version, new_snap.version, *plan->change, fs_));
+    }
+    if (from_batch) {
+      // The batch that made the latest version handed over what it changed.
+      result.diff_from_batch = true;
+      result.compactions_skipped = *from_batch;
+      RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_removed_rows AS SELECT * FROM " +
+                                 plan->change->removed_table +
+                                 ";"
+                                 "CREATE OR REPLACE TEMP TABLE silver_added_rows AS SELECT * FROM " +
+                                 plan->change->added_table));
+      RETURN_IF_ERROR(CancelUnchangedRows(c));
+    } else {
+      ASSIGN_OR_RETURN(result.compactions_skipped, TakeInCompactions(silver->get(), new_snap, &*old_snap, fs_));
+      RETURN_IF_ERROR(SilverDiff(c, silver_path, *old_snap, new_snap, fs_));
+    }
     diff_us = clock_->MonotonicMicros() - t_diff;
     ASSIGN_OR_RETURN(
         auto n, c->Query("SELECT (SELECT count(*) FROM changed), (SELECT epoch_us(max(event_ts)) FROM changed_new)"));
@@ -1568,11 +1619,12 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
   }
   result.total_us = clock_->MonotonicMicros() - t_start;
   if (incremental) {
-    spdlog::info("gold: refreshed from silver.events v{} to v{} in {:.0f} ms (diff {:.0f} ms): {} Silver rows changed; "
-                 "sessions {} folded, {} new, {} recomputed; {} compaction(s) not re-read",
-                 result.base_version, result.silver_version, result.total_us / 1000.0, diff_us / 1000.0,
-                 result.changed_rows, result.sessions_folded, result.sessions_new, result.sessions_recomputed,
-                 result.compactions_skipped);
+    spdlog::info(
+        "gold: refreshed from silver.events v{} to v{} in {:.0f} ms (diff {:.0f} ms, {}): {} Silver rows "
+        "changed; sessions {} folded, {} new, {} recomputed; {} compaction(s) not re-read",
+        result.base_version, result.silver_version, result.total_us / 1000.0, diff_us / 1000.0,
+        result.diff_from_batch ? "the batch's change" : "read from the files", result.changed_rows,
+        result.sessions_folded, result.sessions_new, result.sessions_recomputed, result.compactions_skipped);
   }
   return result;
 }

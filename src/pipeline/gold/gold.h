@@ -94,6 +94,29 @@ struct GoldTableRefresh {
   int64_t us = 0;                      // time spent on this table
 };
 
+// The silver.events columns Gold reads (a SELECT list over silver.events rows,
+// event_ts as a naive UTC TIMESTAMP). The incremental diff compares rows on
+// exactly these, so a change in any of them reaches every model that reads it.
+inline constexpr const char* kGoldSilverColumns =
+    "event_id, event_type, event_name, CAST(event_ts AS TIMESTAMP) AS event_ts, event_date, user_key, session_id, "
+    "session_event_index, page_path, referrer_host, utm_source, utm_medium, utm_campaign, campaign_id, platform, "
+    "device_type, device_family, browser_family, os_family, geo_country, revenue, currency, properties, source, "
+    "log_partition, log_offset";
+
+// What one silver.events commit of the processor changed, handed to the
+// refresh that follows it so that it need not diff the two snapshots' files:
+// tables of the shared database holding kGoldSilverColumns of the rows the
+// commit deleted (their old versions) and of every row it added. A refresh
+// takes them when it brings Gold from a base from which only compactions
+// (OPTIMIZE: no row changes) and schema evolutions (ADD COLUMNS) lead to
+// `from_version`, to exactly `to_version`; otherwise it diffs as usual.
+struct SilverChange {
+  int64_t from_version = -1;  // the commit's read snapshot
+  int64_t to_version = -1;    // the commit
+  std::string removed_table;
+  std::string added_table;
+};
+
 struct GoldRefreshResult {
   int64_t silver_version = -1;     // the silver.events version Gold now covers
   int64_t base_version = -1;       // the version it covered before (-1: none, full compute)
@@ -108,6 +131,8 @@ struct GoldRefreshResult {
   // silver.events compactions since the base whose moved rows the diff did
   // not read (their files stood in for the files they folded).
   int64_t compactions_skipped = 0;
+  // The diff was the batch's own change (SilverChange), not read from files.
+  bool diff_from_batch = false;
   std::map<std::string, GoldTableRefresh> tables;  // by table name ("gold/fact_events")
   int64_t total_us = 0;
 };
@@ -123,7 +148,9 @@ class GoldStage {
   // Incremental: brings every Gold table to silver.events' latest version.
   // With a non-empty app_id each commit carries txn(app_id, batch_id) and a
   // table that already holds batch_id skips its commit. No silver table: no-op.
-  Result<GoldRefreshResult> Refresh(const std::string& app_id, int64_t batch_id);
+  // `change`, when given, describes the silver.events commit just made (see
+  // SilverChange; ignored when it does not lead from Gold's base to the latest).
+  Result<GoldRefreshResult> Refresh(const std::string& app_id, int64_t batch_id, const SilverChange* change = nullptr);
 
   // Full recompute from silver's latest version: every partition, or with
   // date_range = {from, to} (YYYY-MM-DD, inclusive) only the partitions in it;
