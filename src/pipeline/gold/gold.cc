@@ -1068,12 +1068,13 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
       // The batch that made the latest version handed over what it changed.
       result.diff_from_batch = true;
       result.compactions_skipped = *from_batch;
-      RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_removed_rows AS SELECT * FROM " +
-                                 plan->change->removed_table +
-                                 ";"
-                                 "CREATE OR REPLACE TEMP TABLE silver_added_rows AS SELECT * FROM " +
-                                 plan->change->added_table));
-      RETURN_IF_ERROR(CancelUnchangedRows(c));
+      // Every row the batch deleted changed a Gold column (its user_key,
+      // session_id or session_event_index: silver_sessions.h), so no row cancels.
+      RETURN_IF_ERROR(
+          c->Execute("CREATE OR REPLACE TEMP TABLE changed_old AS SELECT * FROM " + plan->change->removed_table + ";" +
+                     "CREATE OR REPLACE TEMP TABLE changed_new AS SELECT * FROM " + plan->change->added_table + ";" +
+                     "CREATE OR REPLACE TEMP VIEW changed AS "
+                     "SELECT * FROM changed_old UNION ALL SELECT * FROM changed_new"));
     } else {
       ASSIGN_OR_RETURN(result.compactions_skipped, TakeInCompactions(silver->get(), new_snap, &*old_snap, fs_));
       RETURN_IF_ERROR(SilverDiff(c, silver_path, *old_snap, new_snap, fs_));

@@ -106,7 +106,8 @@ inline constexpr const char* kGoldSilverColumns =
 // What one silver.events commit of the processor changed, handed to the
 // refresh that follows it so that it need not diff the two snapshots' files:
 // tables of the shared database holding kGoldSilverColumns of the rows the
-// commit deleted (their old versions) and of every row it added. A refresh
+// commit deleted (their old versions, each different from its new version on
+// one of these columns) and of every row it added. A refresh
 // takes them when it brings Gold from a base from which only compactions
 // (OPTIMIZE: no row changes) and schema evolutions (ADD COLUMNS) lead to
 // `from_version`, to exactly `to_version`; otherwise it diffs as usual.
