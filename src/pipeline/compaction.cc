@@ -23,6 +23,15 @@ Result<CompactionResult> CompactSilverEvents(delta::Table* table, engine::Connec
     std::vector<delta::AddFile> files;
     bool has_deletes = false;
     int64_t bytes = 0;
+    int64_t live_rows = 0;
+    int64_t largest = 0;  // live rows of its largest file
+
+    bool Due() const {
+      if (has_deletes) return true;
+      if (files.size() < 2) return false;
+      return files.size() >= kSilverMaxSmallFiles ||
+             static_cast<double>(live_rows - largest) >= kSilverFoldRatio * static_cast<double>(largest);
+    }
   };
   std::map<std::pair<std::string, int64_t>, Slice> slices;
   simdjson::dom::parser parser;
@@ -42,10 +51,12 @@ Result<CompactionResult> CompactSilverEvents(delta::Table* table, engine::Connec
     s.files.push_back(f);
     s.has_deletes = s.has_deletes || many_deleted;
     s.bytes += f.size;
+    s.live_rows += n - deleted;
+    s.largest = std::max(s.largest, n - deleted);
   }
   std::vector<const Slice*> order;
   for (const auto& [key, s] : slices)
-    if (s.files.size() >= 2 || s.has_deletes) order.push_back(&s);
+    if (s.Due()) order.push_back(&s);
   std::stable_sort(order.begin(), order.end(),
                    [](const Slice* a, const Slice* b) { return a->files.size() > b->files.size(); });
   std::vector<delta::AddFile> chosen;

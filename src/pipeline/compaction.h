@@ -39,9 +39,10 @@ struct CompactionResult {
 
 // Compacts silver.events: per 4-hour slice, the files with fewer than
 // kSilverSmallFileRows live rows or more than kSilverMaxDeletedFraction of
-// their rows deleted, when the slice has two or more of them or one with
-// deleted rows; slices with the most such files first, until
-// `max_input_bytes` of input.
+// their rows deleted, when one of them has that many deleted rows, or when
+// there are kSilverMaxSmallFiles of them, or two or more whose live rows
+// outside the largest reach kSilverFoldRatio of its (silver_sessions.h);
+// slices with the most such files first, until `max_input_bytes` of input.
 Result<CompactionResult> CompactSilverEvents(delta::Table* table, engine::Connection* conn, int64_t max_input_bytes);
 
 }  // namespace clicklake::pipeline

@@ -711,6 +711,55 @@ TEST_F(PipelineTest, SessionChangeMarksOnlyTheChangedRowsDeleted) {
   EXPECT_EQ(again.version, compacted.version);
 }
 
+// A slice that gains a few rows per batch (late events into an earlier slice)
+// is not rewritten after every batch: its small files are folded once the
+// rows outside the largest reach half of it, or once there are 16 of them.
+TEST_F(PipelineTest, CompactionWaitsUntilASliceHasGainedEnough) {
+  auto page = [](const std::string& user, int minute) {
+    return R"({"type":"page","userId":")" + user + R"(","messageId":")" + user + "-" + std::to_string(minute) +
+           R"(","timestamp":"2024-05-01T10:)" + (minute < 10 ? "0" : "") + std::to_string(minute) + R"(:00Z"})";
+  };
+  std::vector<std::string> first;
+  for (int i = 0; i < 40; i++) first.push_back(page("u" + std::to_string(i), i % 60));
+  AppendPayloads(first, 1714730400000000LL);
+  ASSERT_OK_AND_ASSIGN(auto runner, MicroBatchRunner::Create(options_, log_.get()));
+  ASSERT_OK(runner->Drain());
+  ASSERT_OK_AND_ASSIGN(auto db, engine::Database::Open());
+  ASSERT_OK_AND_ASSIGN(auto table, delta::Table::Open(JoinPath(dir_.path(), kSilverEventsTable), db.get()));
+  auto files = [&]() {
+    auto snap = table->LoadSnapshot();
+    EXPECT_TRUE(snap.ok());
+    return snap.ok() ? snap->files.size() : 0;
+  };
+  ASSERT_EQ(files(), 1u);
+  // One new user's event per batch, in the same slice: no existing row changes.
+  for (int b = 1; b < 15; b++) {
+    SCOPED_TRACE("batch " + std::to_string(b));
+    AppendPayloads({page("late" + std::to_string(b), 30)}, 1714730400000000LL);
+    ASSERT_OK(runner->Drain());
+    ASSERT_OK(runner->Compact(INT64_MAX));
+    // 40 rows in the largest file; the others add up to b < 20: not yet.
+    ASSERT_EQ(files(), static_cast<size_t>(b + 1));
+  }
+  // The 16th small file: folded into one.
+  AppendPayloads({page("late15", 30)}, 1714730400000000LL);
+  ASSERT_OK(runner->Drain());
+  ASSERT_EQ(files(), 16u);
+  ASSERT_OK(runner->Compact(INT64_MAX));
+  EXPECT_EQ(files(), 1u);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events"), 55);
+
+  // Rows outside the largest file reaching half of it (28 of 55): folded at once.
+  std::vector<std::string> half;
+  for (int i = 0; i < 28; i++) half.push_back(page("h" + std::to_string(i), 45));
+  AppendPayloads(half, 1714730400000000LL);
+  ASSERT_OK(runner->Drain());
+  ASSERT_EQ(files(), 2u);
+  ASSERT_OK(runner->Compact(INT64_MAX));
+  EXPECT_EQ(files(), 1u);
+  EXPECT_EQ(Count("SELECT count(*) FROM silver.events"), 83);
+}
+
 // A processor busy every trigger (no idle time before the next one) still
 // compacts silver.events after its batches, bounded: small files do not pile up.
 TEST_F(PipelineTest, BusyProcessorCompactsSilverAfterItsBatches) {

@@ -61,6 +61,15 @@ inline constexpr int64_t kSilverFileBucketUs = 4LL * 3600 * 1000000;
 // deleted, into new files of the slice.
 inline constexpr int64_t kSilverSmallFileRows = 50000;
 inline constexpr double kSilverMaxDeletedFraction = 0.1;
+// A slice's small files (none of them with many deleted rows) are folded once
+// the live rows outside the largest of them reach kSilverFoldRatio of its
+// own, or once there are kSilverMaxSmallFiles of them. A slice that gains a
+// few late rows every batch is then rewritten every few batches rather than
+// after each one, and a row is rewritten a logarithmic number of times as its
+// slice fills (measured at 10K events/s: every batch rewrote 15 slices' small
+// files, 45K-373K rows, 0.4-5 s between batches).
+inline constexpr double kSilverFoldRatio = 0.5;
+inline constexpr size_t kSilverMaxSmallFiles = 16;
 // A slice with more rows than this is written as several files, each a range
 // of event_ts, so that a change near the end of a busy slice (a session
 // continued, a late event) rewrites one of them rather than the whole slice.
