@@ -81,7 +81,7 @@ printf '  best ratio any design writing them could reach: %.2fx\n' "$(echo "$sql
 printf '  silver rows written by the processor, rewrites included: %s (%.1fx the table); the floor at that\n' \
   "$silver_written" "$(echo "$silver_written / $floor_srows" | bc -l)"
 rewrite_floor=$(echo "$floor_bronze + $floor_silver * $silver_written / $floor_srows" | bc -l)
-printf '  volume: %.2f s, so %.2fx at best with these rewrites (copy-on-write files, no deletion vectors)\n' \
+printf '  volume: %.2f s, so %.2fx at best with these rewrites (changed rows written again)\n' \
   "$rewrite_floor" "$(echo "$sql_secs / $rewrite_floor" | bc -l)"
 lz4_secs=$(echo "$lz4_bronze + $lz4_silver" | bc -l)
 printf '  with LZ4 instead of zstd: %.2f s (bronze %.2f s, silver %.2f s): %.2fx at best\n' \
