@@ -393,16 +393,14 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
   RETURN_IF_ERROR(conn->Execute(
       "CREATE OR REPLACE TABLE cand AS SELECT p.*, ch.c FROM (" + recent_scan +
       ") p JOIN change_at ch ON p.user_key = ch.user_key "
-      "WHERE ch.c IS NOT NULL AND epoch_us(p.event_ts) >= epoch_us(ch.c) - " +
-      timeout + slow_only +
+      "WHERE ch.c IS NOT NULL AND epoch_us(p.event_ts) >= epoch_us(ch.c) - " + timeout + slow_only +
       " AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.event_id = p.event_id AND m.log_partition = p.log_partition "
       "  AND m.log_offset = p.log_offset);"
       // The seed: each key's last non-late activity row before c_k.
       "CREATE OR REPLACE TABLE seeds AS SELECT user_key, event_ts, event_id, session_id, session_event_index FROM ("
       "  SELECT *, row_number() OVER (PARTITION BY user_key ORDER BY event_ts DESC, event_id DESC) AS rn "
-      "  FROM cand WHERE event_ts < c AND NOT is_late AND event_type IN " +
-      activity + ") WHERE rn = 1" + state_seeds +
-      ";"
+      "  FROM cand WHERE event_ts < c AND NOT is_late AND event_type IN " + activity + ") WHERE rn = 1" +
+      state_seeds + ";"
       // 5. The non-late rows to recompute, and the seeds.
       "CREATE OR REPLACE TABLE r AS "
       "SELECT event_id, log_partition, log_offset, user_key, event_type, event_ts, NULL::VARCHAR AS seed_sid, "
@@ -416,20 +414,15 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "CREATE OR REPLACE TABLE r_sess AS "
       "WITH a AS (SELECT *, epoch_us(event_ts) AS ts, "
       "    epoch_us(event_ts) - lag(epoch_us(event_ts)) OVER (PARTITION BY user_key ORDER BY event_ts, event_id) "
-      "      AS gap FROM r WHERE event_type IN " +
-      activity +
-      "), "
-      "b AS (SELECT *, sum(CASE WHEN gap IS NULL OR gap > " +
-      timeout +
-      " THEN 1 ELSE 0 END) OVER ("
+      "      AS gap FROM r WHERE event_type IN " + activity + "), "
+      "b AS (SELECT *, sum(CASE WHEN gap IS NULL OR gap > " + timeout + " THEN 1 ELSE 0 END) OVER ("
       "    PARTITION BY user_key ORDER BY event_ts, event_id ROWS UNBOUNDED PRECEDING) AS sn FROM a), "
       "c AS (SELECT *, min(ts) OVER (PARTITION BY user_key, sn) AS s_start, "
       "    max(ts) OVER (PARTITION BY user_key, sn) AS s_end, "
       "    max(seed_sid) OVER (PARTITION BY user_key, sn) AS g_sid, "
       "    max(seed_idx) OVER (PARTITION BY user_key, sn) AS g_idx, "
       "    row_number() OVER (PARTITION BY user_key, sn ORDER BY event_ts, event_id) AS rnk FROM b) "
-      "SELECT event_id, log_partition, log_offset, user_key, event_ts, s_start, s_end, seed_sid IS NOT NULL AS "
-      "is_seed, "
+      "SELECT event_id, log_partition, log_offset, user_key, event_ts, s_start, s_end, seed_sid IS NOT NULL AS is_seed, "
       "  CASE WHEN g_sid IS NOT NULL THEN g_idx + rnk - 1 ELSE rnk END AS idx, "
       "  COALESCE(g_sid, left(sha256(user_key || '|' || s_start::VARCHAR), 32)) AS session_id FROM c;"
       "CREATE OR REPLACE TABLE r_spans AS SELECT DISTINCT user_key, session_id, s_start, s_end FROM r_sess;"
@@ -438,17 +431,12 @@ Result<SilverMerge> MergeIdentityAndSessions(engine::Connection* conn, const std
       "  FROM r_sess WHERE NOT is_seed "
       "UNION ALL SELECT r.event_id, r.log_partition, r.log_offset, r.user_key, sp.session_id, NULL::BIGINT "
       "  FROM r LEFT JOIN r_spans sp ON sp.user_key = r.user_key AND epoch_us(r.event_ts) >= sp.s_start "
-      "  AND epoch_us(r.event_ts) <= sp.s_end + " +
-      timeout + " WHERE r.event_type NOT IN " + activity +
+      "  AND epoch_us(r.event_ts) <= sp.s_end + " + timeout + " WHERE r.event_type NOT IN " + activity +
       "  AND r.seed_sid IS NULL "
       // Late rows: a session of their own (activity) or none.
       "UNION ALL SELECT event_id, log_partition, log_offset, user_key, "
-      "  CASE WHEN event_type IN " +
-      activity +
-      " THEN left(sha256(user_key || '|' || epoch_us(event_ts)::VARCHAR), 32) END, "
-      "  CASE WHEN event_type IN " +
-      activity +
-      " THEN 1 END::BIGINT FROM ("
+      "  CASE WHEN event_type IN " + activity + " THEN left(sha256(user_key || '|' || epoch_us(event_ts)::VARCHAR), 32) END, "
+      "  CASE WHEN event_type IN " + activity + " THEN 1 END::BIGINT FROM ("
       "  SELECT event_id, log_partition, log_offset, user_key, event_type, event_ts FROM nb "
       "    WHERE COALESCE(is_late, false) "
       "  UNION ALL SELECT event_id, log_partition, log_offset, new_key, event_type, event_ts FROM moved "
@@ -548,10 +536,9 @@ Status MaterializeSilverChange(engine::Connection* conn, const std::string& colu
           : "SELECT s.* REPLACE (ch.old_user_key AS user_key, ch.old_session_id AS session_id, "
             "ch.old_session_event_index AS session_event_index) FROM silver_changed s JOIN changes ch "
             "ON s.event_id = ch.event_id AND s.log_partition = ch.log_partition AND s.log_offset = ch.log_offset";
-  return conn->Execute("CREATE OR REPLACE TABLE " + removed_table + " AS SELECT " + columns + " FROM (" + old_versions +
-                       ");"
-                       "CREATE OR REPLACE TABLE " +
-                       added_table + " AS SELECT " + columns + " FROM silver_out");
+  RETURN_IF_ERROR(conn->Execute("CREATE OR REPLACE TABLE " + removed_table + " AS SELECT " + columns + " FROM (" +
+                                old_versions + ")"));
+  return conn->Execute("CREATE OR REPLACE TABLE " + added_table + " AS SELECT " + columns + " FROM silver_out");
 }
 
 Result<std::vector<delta::AddFile>> WriteSilverOut(delta::Transaction* txn, engine::Connection* conn,

@@ -293,8 +293,6 @@ std::string EntryKey(const delta::AddFile& f) {
   return f.path + "\n" + (f.deletion_vector ? f.deletion_vector->UniqueId() : std::string());
 }
 
-Status CancelUnchangedRows(engine::Connection* c);
-
 // Creates the temp tables changed_old (old versions of the rows that differ
 // between the two snapshots of silver.events, on the Gold columns),
 // changed_new (their new versions) and changed (both). Reads only what
@@ -349,14 +347,6 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
   RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_removed_rows AS " + removed));
   RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_added_rows AS SELECT " +
                              std::string(kSilverColumns) + " FROM (" + added_scan + ")"));
-  return CancelUnchangedRows(c);
-}
-
-// changed_old / changed_new / changed from silver_removed_rows (old versions)
-// and silver_added_rows (new versions): a row on both sides with the same
-// Gold columns did not change for Gold (a compaction moved it, or only a
-// column Gold does not read changed).
-Status CancelUnchangedRows(engine::Connection* c) {
   // Each side holds live rows of one snapshot, unique by (event_id,
   // log_partition, log_offset): a row cancels against the other side's row
   // with that key when every Gold column is equal. (The same as EXCEPT ALL
