@@ -431,6 +431,11 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
   ASSIGN_OR_RETURN(int64_t version, CommitUnlessDone(txn.get(), result.batch_id));
   if (version >= 0) result.versions["bronze.events"] = version;
 
+  // While a backlog is drained Gold's refreshes are spaced out: each would be
+  // superseded by the next batch's, and each recomputes the dates the batch
+  // touched, which in a backlog are the same dates again and again.
+  result.gold_deferred = options_.gold && result.backlog &&
+                         clock_->MonotonicMicros() - gold_attempted_us_ < options_.gold_catch_up_interval_us;
   gold::SilverChange silver_change;
   {
     // silver.events: identities and sessions of the affected users are
@@ -486,10 +491,8 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
       ASSIGN_OR_RETURN(int64_t v, CommitUnlessDone(stxn.get(), result.batch_id));
       if (v >= 0) result.versions["silver.events"] = v;
       // What the commit changed, for the Gold refresh below (it need not read
-      // it back from the files), unless that refresh will be deferred.
-      const bool gold_due = options_.gold && !(result.backlog && clock_->MonotonicMicros() - gold_attempted_us_ <
-                                                                     options_.gold_catch_up_interval_us);
-      if (v >= 0 && gold_due) {
+      // it back from the files), unless that refresh is deferred.
+      if (v >= 0 && options_.gold && !result.gold_deferred) {
         silver_change.from_version = stxn->read_snapshot().version;
         silver_change.to_version = v;
         silver_change.removed_table = "gold_change_removed";
@@ -505,11 +508,7 @@ Result<BatchResult> MicroBatchRunner::RunBatch() {
     }
   }
   // Gold: brought to silver.events' latest version, same txn (gold/gold.h).
-  // While a backlog is drained its refreshes are spaced out: each would be
-  // superseded by the next batch's, and each recomputes the dates the batch
-  // touched, which in a backlog are the same dates again and again.
   const int64_t tg = clock_->MonotonicMicros();
-  result.gold_deferred = options_.gold && result.backlog && tg - gold_attempted_us_ < options_.gold_catch_up_interval_us;
   if (result.gold_deferred) {
     gold_deferred_->Increment();
     spdlog::info("processor: batch {}: Gold refresh deferred while the backlog drains (at most every {} s, and after "

@@ -25,8 +25,6 @@ constexpr const char* kCommitInfoKey = "clicklake_gold";
 // vacuum and other commits carry none).
 constexpr int kMaxCommitsToWalk = 200;
 
-const char* kSilverColumns = kGoldSilverColumns;
-
 delta::Field Str(const char* name) { return delta::Field{name, "string", true}; }
 delta::Field Long(const char* name) { return delta::Field{name, "long", true}; }
 delta::Field Dbl(const char* name) { return delta::Field{name, "double", true}; }
@@ -335,24 +333,24 @@ Status SilverDiff(engine::Connection* c, const std::string& silver_path, const d
     // in-clause rewrite); list_contains would search the list for every row.
     std::string list;
     for (size_t i = 0; i < newly.size(); i++) list += (i ? "," : "") + std::to_string(newly[i]);
-    removed_parts.push_back("SELECT " + std::string(kSilverColumns) + " FROM (" + scan + ") WHERE _delta_row IN (" +
+    removed_parts.push_back("SELECT " + std::string(kGoldSilverColumns) + " FROM (" + scan + ") WHERE _delta_row IN (" +
                             list + ")");
   }
   for (const auto& f : new_snap.files)
     if (!old_paths.count(f.path)) added.files.push_back(f);
   ASSIGN_OR_RETURN(std::string gone_scan, delta::ScanSql(silver_path, gone));
-  std::string removed = "SELECT " + std::string(kSilverColumns) + " FROM (" + gone_scan + ")";
+  std::string removed = "SELECT " + std::string(kGoldSilverColumns) + " FROM (" + gone_scan + ")";
   for (const auto& part : removed_parts) removed += " UNION ALL " + part;
   ASSIGN_OR_RETURN(std::string added_scan, delta::ScanSql(silver_path, added));
   RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_removed_rows AS " + removed));
   RETURN_IF_ERROR(c->Execute("CREATE OR REPLACE TEMP TABLE silver_added_rows AS SELECT " +
-                             std::string(kSilverColumns) + " FROM (" + added_scan + ")"));
+                             std::string(kGoldSilverColumns) + " FROM (" + added_scan + ")"));
   // Each side holds live rows of one snapshot, unique by (event_id,
   // log_partition, log_offset): a row cancels against the other side's row
   // with that key when every Gold column is equal. (The same as EXCEPT ALL
   // both ways, as a hash join on the key instead of numbering equal rows.)
   std::string same = "r.event_id = a.event_id AND r.log_partition = a.log_partition AND r.log_offset = a.log_offset";
-  std::istringstream columns(kSilverColumns);
+  std::istringstream columns(kGoldSilverColumns);
   for (std::string item; std::getline(columns, item, ',');) {
     std::string col = item.substr(item.find_last_of(' ') + 1);  // the output name ("... AS event_ts" → event_ts)
     if (col != "event_id" && col != "log_partition" && col != "log_offset")
@@ -753,7 +751,7 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
     delta::Snapshot sub = snap;
     sub.files = files;
     ASSIGN_OR_RETURN(std::string scan, delta::ScanSql(silver_path, sub));
-    return c->Execute("CREATE OR REPLACE TEMP VIEW " + name + " AS SELECT " + kSilverColumns + " FROM (" + scan +
+    return c->Execute("CREATE OR REPLACE TEMP VIEW " + name + " AS SELECT " + kGoldSilverColumns + " FROM (" + scan +
                       ")");
   };
   // Scans of silver.events (the Gold columns) over a subset of its files.
@@ -1059,10 +1057,11 @@ Result<GoldRefreshResult> GoldStage::Run(Plan* plan) {
       result.diff_from_batch = true;
       result.compactions_skipped = *from_batch;
       // Every row the batch deleted changed a Gold column (its user_key,
-      // session_id or session_event_index: silver_sessions.h), so no row cancels.
+      // session_id or session_event_index: silver_sessions.h), so no row
+      // cancels: its tables are read as they are (they outlive the refresh).
       RETURN_IF_ERROR(
-          c->Execute("CREATE OR REPLACE TEMP TABLE changed_old AS SELECT * FROM " + plan->change->removed_table + ";" +
-                     "CREATE OR REPLACE TEMP TABLE changed_new AS SELECT * FROM " + plan->change->added_table + ";" +
+          c->Execute("CREATE OR REPLACE TEMP VIEW changed_old AS SELECT * FROM " + plan->change->removed_table + ";" +
+                     "CREATE OR REPLACE TEMP VIEW changed_new AS SELECT * FROM " + plan->change->added_table + ";" +
                      "CREATE OR REPLACE TEMP VIEW changed AS "
                      "SELECT * FROM changed_old UNION ALL SELECT * FROM changed_new"));
     } else {
